@@ -1,0 +1,37 @@
+"""``nstr serve``: run the fitting server (HTTP job queue) for the Blender add-on and ``nstr submit``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "run the fitting server (job queue over HTTP) for Blender and 'nstr submit'"
+DESCRIPTION = HELP + """.
+
+It binds to 127.0.0.1 by default. Binding to another address needs a token: give one with
+--token (or the NSTR_TOKEN environment variable) or one is generated and printed. Jobs,
+their logs and results are kept in --jobs-dir and survive restarts."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from nstr.server.main import DEFAULT_MAX_BODY_MB, DEFAULT_PORT
+
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any free port)")
+    p.add_argument("--token", help="clients must send this token (default: $NSTR_TOKEN; generated off loopback)")
+    p.add_argument("--jobs-dir", type=Path, help="where jobs, logs and results live (default: ~/.local/share/nstr/jobs)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where jobs run: auto is CUDA when present, else the CPU (default: auto)")
+    p.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB,
+                   help=f"largest accepted request body in MiB (default: {DEFAULT_MAX_BODY_MB})")
+    p.add_argument("--url-file", type=Path, help=argparse.SUPPRESS)  # the launcher waits on this file
+
+
+def run(args: argparse.Namespace) -> int:
+    from nstr.errors import ConfigError
+    from nstr.server.main import serve
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port number", "Use 1-65535, or 0 for any free port")
+    return serve(host=args.host, port=args.port, token=args.token, jobs_dir=args.jobs_dir, device=args.device,
+                 max_body_mb=args.max_body_mb, url_file=args.url_file)

@@ -1,0 +1,259 @@
+"""Declarative configs: small dataclasses, named presets, validated overrides.
+
+A run is described by three blocks, as in instant-ngp's JSON configs:
+
+* ``field``: the model (which one, its size, its encoding),
+* ``train``: the optimisation (steps, batch, learning rate, PDE weight),
+* ``task``: what the task itself needs (sample counts, resolution, ...).
+
+Presets are plain nested dicts of overrides on the dataclass defaults, kept next
+to the task that owns them. Users and the server override single keys, either
+nested (``{"field": {"n_freqs": 32}}``) or dotted (``{"field.n_freqs": 32}``),
+and a few short aliases (``steps``, ``K``, ``params``...). Unknown keys and
+wrong types are :class:`~nstr.errors.ConfigError`, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from nstr.errors import ConfigError
+
+MODELS = ("nstr", "siren", "ffn", "hashgrid")
+PRESET_NAMES = ("quick", "default", "high")
+
+
+@dataclass
+class FieldConfig:
+    """The neural field. One dataclass for every model so that ``--model``
+    swaps the architecture while the rest of the config stays put."""
+
+    model: str = "nstr"  # nstr | siren | ffn | hashgrid
+    params: int | None = None  # parameter budget; resizes the model to it (within 5%)
+    # --- NSTR: K global frequencies w_i and phases b_i
+    n_freqs: int = 64  # K
+    min_freq: float = 0.5  # smallest |w_i| / 2pi, cycles per unit of x in [-1, 1]
+    max_freq: float | None = None  # band limit; None: the task sets it from the signal's resolution
+    learn_freqs: bool = True  # learnable (with freq_lr_scale x lr) or frozen
+    freq_lr_scale: float = 0.05
+    spectrum: str = "grid"  # S(x) parameterisation: grid | mlp
+    phase_mod: bool = False  # sin(w.x + b + P(x)): the review's objection 1
+    literal_scalar: bool = False  # ablation: g acts on the scalar sum_i h_i (the paper's literal form)
+    # --- multiresolution grid: NSTR's S(x) (spectrum=grid) and the hashgrid baseline
+    grid_levels: int = 8
+    grid_features: int = 2
+    grid_base_res: int = 8
+    grid_max_res: int | None = None  # None: the task sets it from the signal's resolution
+    grid_table_size: int = 2**14  # entries per level; levels denser than this are hashed
+    # --- MLPs: the decoder g_phi (nstr, hashgrid) or the whole network (siren, ffn)
+    width: int = 64
+    depth: int = 2  # hidden layers
+    activation: str = "relu"  # relu | silu | softplus (decoders; siren always uses sine)
+    # --- NSTR: S(x) as an MLP (spectrum=mlp) and the transport network F_theta
+    spectrum_width: int = 64
+    spectrum_depth: int = 2
+    transport_width: int = 32
+    transport_depth: int = 1
+    # --- SIREN
+    omega0: float = 30.0
+    # --- Fourier-feature MLP
+    ffn_features: int = 256
+    ffn_sigma: float = 10.0
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation. Task losses are the task's; the PDE term is the method's."""
+
+    steps: int = 2000
+    batch_size: int = 65536
+    lr: float | None = None  # None: the model's own default
+    lr_final_ratio: float = 0.1  # cosine decay to lr * this
+    lambda_pde: float = 0.1  # weight of the (relative) transport PDE loss; 0 ablates it
+    pde_fraction: float = 0.25  # share of each batch on which the Jacobian is computed
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # mixed precision on CUDA (never on the CPU)
+    log_every: int = 10
+    eval_every: int = 0  # 0: only at the end
+    checkpoint_every: int = 0  # 0: only at the end (when a checkpoint path is given)
+
+
+@dataclass
+class RunConfig:
+    """A whole run: field + train + the task's own options."""
+
+    field: FieldConfig
+    train: TrainConfig
+    task: Any  # the task's own options dataclass
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": dataclasses.asdict(self.field), "train": dataclasses.asdict(self.train),
+                "task": dataclasses.asdict(self.task)}
+
+
+# Short names accepted on the command line and by the server.
+ALIASES: dict[str, str] = {
+    "model": "field.model",
+    "params": "field.params",
+    "K": "field.n_freqs",
+    "k": "field.n_freqs",
+    "n_freqs": "field.n_freqs",
+    "spectrum": "field.spectrum",
+    "phase_mod": "field.phase_mod",
+    "steps": "train.steps",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "lambda_pde": "train.lambda_pde",
+    "seed": "train.seed",
+    "device": "train.device",
+}
+
+
+@dataclass
+class EmptyOptions:
+    """For tasks with no options of their own."""
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; allow int->float and str forms from flags."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for a in inner:
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:  # try the next member
+                errors.append(e)
+        raise errors[0]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where} must be true or false, not {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be an integer, not {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(float(value)) if float(value).is_integer() else int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where} must be an integer, not {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, not {value!r}")
+        if isinstance(value, (int, float)):
+            out = float(value)
+        elif isinstance(value, str):
+            try:
+                out = float(value)
+            except ValueError:
+                raise ConfigError(f"{where} must be a number, not {value!r}") from None
+        else:
+            raise ConfigError(f"{where} must be a number, not {value!r}")
+        if out != out or out in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where} must be a finite number, not {value!r}")
+        return out
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where} must be a string, not {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, not {value!r}")
+        item = args[0] if args else Any
+        return type(value)(_coerce(v, item, where) for v in value) if item is not Any else value
+    return value
+
+
+def apply_overrides(obj: Any, overrides: Mapping[str, Any], where: str) -> Any:
+    """Return a copy of dataclass ``obj`` with ``overrides`` applied and type-checked."""
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in fields(obj)}
+    out = copy.deepcopy(obj)
+    for key, value in overrides.items():
+        if key not in names:
+            valid = ", ".join(sorted(names))
+            raise ConfigError(f"unknown config key '{where}.{key}'", f"Valid keys in '{where}': {valid}")
+        setattr(out, key, _coerce(value, hints[key], f"{where}.{key}"))
+    return out
+
+
+def _split(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Turn nested, dotted and aliased keys into {'field': {...}, 'train': {...}, 'task': {...}}."""
+    blocks: dict[str, dict[str, Any]] = {"field": {}, "train": {}, "task": {}}
+    for key, value in overrides.items():
+        if key in blocks and isinstance(value, Mapping):
+            blocks[key].update(value)
+            continue
+        dotted = ALIASES.get(key, key)
+        if "." not in dotted:
+            raise ConfigError(f"unknown config key '{key}'",
+                              "Use 'field.KEY', 'train.KEY' or 'task.KEY', or one of: " + ", ".join(sorted(ALIASES)))
+        block, _, name = dotted.partition(".")
+        if block not in blocks:
+            raise ConfigError(f"unknown config block '{block}' in '{key}'", "Blocks are field, train and task")
+        blocks[block][name] = value
+    return blocks
+
+
+def build_config(task_options: type, presets: Mapping[str, Mapping[str, Any]], preset: str = "default",
+                 overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """Resolve defaults <- preset <- overrides into a validated :class:`RunConfig`."""
+    if preset not in presets:
+        raise ConfigError(f"unknown preset '{preset}'", "Choose one of: " + ", ".join(presets))
+    base = _split(presets[preset])
+    user = _split(overrides or {})
+    cfg = RunConfig(field=FieldConfig(), train=TrainConfig(), task=task_options())
+    for block in ("field", "train", "task"):
+        merged = {**base[block], **{k: v for k, v in user[block].items() if v is not None}}
+        setattr(cfg, block, apply_overrides(getattr(cfg, block), merged, block))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    """Range checks that would otherwise fail deep inside torch."""
+    f, t = cfg.field, cfg.train
+    if f.model not in MODELS:
+        raise ConfigError(f"unknown model '{f.model}'", "Choose one of: " + ", ".join(MODELS))
+    if f.spectrum not in ("grid", "mlp"):
+        raise ConfigError(f"unknown spectrum field '{f.spectrum}'", "Choose grid or mlp")
+    if f.activation not in ("relu", "silu", "softplus"):
+        raise ConfigError(f"unknown activation '{f.activation}'", "Choose relu, silu or softplus")
+    if t.device not in ("auto", "cpu", "cuda") and not t.device.startswith("cuda:"):
+        raise ConfigError(f"unknown device '{t.device}'", "Choose auto, cpu or cuda")
+    positive = {"field.n_freqs": f.n_freqs, "field.width": f.width, "field.grid_levels": f.grid_levels,
+                "field.grid_features": f.grid_features, "field.grid_table_size": f.grid_table_size,
+                "train.steps": t.steps, "train.batch_size": t.batch_size}
+    for name, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1, not {value}")
+    if f.params is not None and f.params < 100:
+        raise ConfigError(f"field.params must be at least 100, not {f.params}")
+    if f.depth < 0 or f.transport_depth < 0 or f.spectrum_depth < 0:
+        raise ConfigError("MLP depths must be 0 or more")
+    if t.lambda_pde < 0:
+        raise ConfigError(f"train.lambda_pde must be 0 or more, not {t.lambda_pde}")
+    if not 0 < t.pde_fraction <= 1:
+        raise ConfigError(f"train.pde_fraction must be in (0, 1], not {t.pde_fraction}")
+    if t.lr is not None and t.lr <= 0:
+        raise ConfigError(f"train.lr must be positive, not {t.lr}")
+
+
+__all__ = ["FieldConfig", "TrainConfig", "RunConfig", "EmptyOptions", "build_config", "apply_overrides",
+           "ALIASES", "MODELS", "PRESET_NAMES", "field"]

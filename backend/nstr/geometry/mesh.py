@@ -1,0 +1,213 @@
+"""Triangle-mesh input: files through trimesh, raw arrays from Blender, and validation.
+
+Everything that can go wrong with a user's mesh is caught here and turned into an
+:class:`~nstr.errors.InputError` with one line naming the problem and the fix, so later
+stages can assume finite float64 vertices, int64 faces in range, and some volume.
+Meshes that are merely imperfect (open edges, several parts, flipped normals) are
+accepted and described in a :class:`MeshReport` instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nstr.errors import InputError
+
+SUPPORTED_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
+HUGE_FACE_COUNT = 5_000_000  # beyond this we warn: ground truth and metrics get slow
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """A validated triangle mesh: vertices (V, 3) float64, faces (F, 3) int64."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+
+    def content_hash(self) -> str:
+        """Stable key for caches: the same geometry gives the same key, whatever file it came from."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.vertices, dtype="<f8").tobytes())
+        h.update(np.ascontiguousarray(self.faces, dtype="<i8").tobytes())
+        return h.hexdigest()[:24]
+
+
+@dataclass
+class MeshReport:
+    """What was found in the input: shown to the user instead of failing on imperfect meshes."""
+
+    source: str
+    n_vertices: int
+    n_faces: int
+    n_parts: int  # geometries in the file/scene that were concatenated
+    n_components: int  # face-connected components
+    open_edges: int  # edges used by exactly one face
+    nonmanifold_edges: int  # edges used by three or more faces
+    watertight: bool
+    winding_consistent: bool
+    degenerate_faces_removed: int
+    unreferenced_vertices: int
+    bounds: list[list[float]]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        closed = "watertight" if self.watertight else f"not watertight ({self.open_edges} open edges)"
+        return (f"{self.n_vertices} vertices, {self.n_faces} faces, {self.n_components} component(s), {closed}"
+                + (f", {self.degenerate_faces_removed} degenerate faces removed" if self.degenerate_faces_removed else ""))
+
+
+def load_mesh(path: str | Path) -> tuple[Mesh, MeshReport]:
+    """Read OBJ / PLY / STL / OFF / GLB / glTF; scenes with several parts are concatenated in world space."""
+    import trimesh
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"mesh file '{path}' does not exist", "Check the path")
+    if path.is_dir():
+        raise InputError(f"'{path}' is a folder, not a mesh file", "Give the path of an OBJ, PLY, STL, OFF or GLB file")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(f"'{path.name}' has an unsupported mesh format '{suffix or '(none)'}'",
+                         "Use one of: " + ", ".join(s[1:].upper() for s in SUPPORTED_SUFFIXES))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = trimesh.load(str(path), process=False, force=None)
+    except Exception as err:  # trimesh raises many types for broken files
+        raise InputError(f"could not read '{path.name}' as {suffix[1:].upper()} ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:120] if str(err) else 'no details'})",
+                         "Check that the file is a valid mesh; re-export it from your modeller") from None
+    vertices, faces, n_parts = _arrays_from_trimesh(loaded, path.name)
+    return validate_mesh(vertices, faces, source=str(path), n_parts=n_parts)
+
+
+def _arrays_from_trimesh(loaded: Any, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Flatten a trimesh object (mesh, scene, point cloud...) into vertex and face arrays."""
+    import trimesh
+
+    if isinstance(loaded, trimesh.Scene):
+        meshes = []
+        for node in loaded.graph.nodes_geometry:
+            transform, geom_name = loaded.graph[node]
+            geom = loaded.geometry[geom_name]
+            if isinstance(geom, trimesh.Trimesh) and len(geom.faces):
+                meshes.append((np.asarray(geom.vertices, float) @ transform[:3, :3].T + transform[:3, 3],
+                               np.asarray(geom.faces)))
+        if not meshes:
+            kinds = sorted({type(g).__name__ for g in loaded.geometry.values()}) or ["nothing"]
+            raise InputError(f"'{name}' contains no triangle faces (found: {', '.join(kinds)})",
+                             "Export a mesh with faces, not a point cloud or curves")
+        offsets = np.cumsum([0] + [len(v) for v, _ in meshes[:-1]])
+        vertices = np.concatenate([v for v, _ in meshes])
+        faces = np.concatenate([f + o for (_, f), o in zip(meshes, offsets)])
+        return vertices, faces, len(meshes)
+    if isinstance(loaded, trimesh.Trimesh):
+        return np.asarray(loaded.vertices), np.asarray(loaded.faces), 1
+    if isinstance(loaded, trimesh.PointCloud):
+        raise InputError(f"'{name}' is a point cloud with no faces",
+                         "Give a triangle mesh; reconstruct a surface from the points first")
+    raise InputError(f"'{name}' contains no triangle faces (found {type(loaded).__name__})",
+                     "Export a mesh with faces, not curves or a point cloud")
+
+
+def mesh_from_arrays(vertices: Any, faces: Any, source: str = "arrays") -> tuple[Mesh, MeshReport]:
+    """Raw arrays, as Blender sends them: vertices (V, 3) float, faces (F, 3) int (triangulated)."""
+    return validate_mesh(vertices, faces, source=source)
+
+
+def validate_mesh(vertices: Any, faces: Any, source: str = "arrays", n_parts: int = 1) -> tuple[Mesh, MeshReport]:
+    """Check everything later stages rely on; describe what is imperfect but usable."""
+    v = np.asarray(vertices)
+    f = np.asarray(faces)
+    if v.size == 0:
+        raise InputError(f"the mesh from {source} is empty (no vertices)", "Give a mesh with vertices and faces")
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise InputError(f"vertices must have shape (V, 3), not {tuple(v.shape)}", "Send one x, y, z row per vertex")
+    if not np.issubdtype(v.dtype, np.number) or np.issubdtype(v.dtype, np.complexfloating):
+        raise InputError(f"vertices must be numbers, not {v.dtype}", "Send float32 or float64 vertices")
+    if f.size == 0:
+        raise InputError(f"the mesh from {source} is a point cloud with no faces ({len(v)} vertices)",
+                         "Give a triangle mesh; reconstruct a surface from the points first")
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise InputError(f"faces must have shape (F, 3) triangles, not {tuple(f.shape)}",
+                         "Triangulate the mesh first (Blender: Triangulate modifier)")
+    if not np.issubdtype(f.dtype, np.integer):
+        if np.issubdtype(f.dtype, np.floating) and np.all(np.isfinite(f)) and np.all(f == np.round(f)):
+            f = f.astype(np.int64)
+        else:
+            raise InputError(f"face indices must be integers, not {f.dtype}", "Send int32 or int64 faces")
+    v = v.astype(np.float64)
+    f = f.astype(np.int64)
+    bad = ~np.isfinite(v).all(axis=1)
+    if bad.any():
+        raise InputError(f"{int(bad.sum())} vertices have NaN or infinite coordinates (first: vertex {int(np.argmax(bad))})",
+                         "Fix or delete those vertices (Blender: Mesh > Clean Up)")
+    if f.min() < 0 or f.max() >= len(v):
+        worst = int(f.min()) if f.min() < 0 else int(f.max())
+        raise InputError(f"face index {worst} is out of range for {len(v)} vertices",
+                         "Face indices must be between 0 and V-1 (0-based)")
+    extent = np.ptp(v[np.unique(f)], axis=0)
+    size = float(extent.max())
+    if size <= 0:
+        raise InputError("the mesh is degenerate: all its faces collapse to one point",
+                         "Give a mesh with some size")
+    # zero-area faces carry no surface; drop them but say so
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    area2 = np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    keep = area2 > 1e-14 * size * size
+    n_degenerate = int((~keep).sum())
+    if not keep.any():
+        raise InputError(f"the mesh is degenerate: all {len(f)} faces have zero area",
+                         "Give a mesh whose faces enclose some area")
+    f = f[keep]
+    used = np.unique(f)
+    extent = np.ptp(v[used], axis=0)
+    if extent.min() <= 1e-6 * extent.max():
+        axis = "xyz"[int(np.argmin(extent))]
+        raise InputError(f"the mesh has zero volume: it is flat along {axis}",
+                         "An SDF needs a solid; give the surface thickness (Blender: Solidify modifier)")
+    report = describe(v, f, source=source, n_parts=n_parts, n_degenerate=n_degenerate)
+    return Mesh(vertices=v, faces=f), report
+
+
+def describe(v: np.ndarray, f: np.ndarray, *, source: str, n_parts: int, n_degenerate: int) -> MeshReport:
+    """Topology facts (open edges, components, orientation) computed with plain numpy/scipy."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    undirected = np.sort(edges, axis=1)
+    key = undirected[:, 0] * len(v) + undirected[:, 1]
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    open_edges = int((counts == 1).sum())
+    nonmanifold = int((counts > 2).sum())
+    # consistent winding: every interior manifold edge is traversed once in each direction
+    directed = edges[:, 0] * len(v) + edges[:, 1]
+    _, dcounts = np.unique(directed, return_counts=True)
+    winding_consistent = bool(dcounts.max() == 1) and nonmanifold == 0
+    # components: connected pieces of the edge graph, counted over the vertices faces use
+    n_f = len(f)
+    used = np.unique(f)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(len(v), len(v)))
+    _, labels = connected_components(graph, directed=False)
+    n_comp = len(np.unique(labels[used]))
+    notes = []
+    if n_f > HUGE_FACE_COUNT:
+        notes.append(f"huge mesh ({n_f} faces): ground truth and metrics will be slow; sample counts are unchanged")
+    if open_edges:
+        notes.append(f"not watertight: {open_edges} open edges; inside/outside comes from the winding number")
+    return MeshReport(source=source, n_vertices=len(v), n_faces=n_f, n_parts=n_parts, n_components=int(n_comp),
+                      open_edges=open_edges, nonmanifold_edges=nonmanifold,
+                      watertight=open_edges == 0 and nonmanifold == 0, winding_consistent=winding_consistent,
+                      degenerate_faces_removed=n_degenerate, unreferenced_vertices=int(len(v) - len(used)),
+                      bounds=[v[used].min(0).tolist(), v[used].max(0).tolist()], warnings=notes)

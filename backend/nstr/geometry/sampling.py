@@ -1,0 +1,120 @@
+"""Training samples for an SDF fit: on the surface, near it at several noise scales, and
+uniform in the box, with ground-truth signed distances and surface normals.
+
+The mix follows instant-ngp / torch-ngp (half on or near the surface, some uniform), with
+near-surface noise at two or more scales so the fit sees both the fine shell that decides
+where the surface is and the wider band that shapes the distance field. Samples are cached
+per mesh content + sampling settings, so re-fitting the same mesh skips ground truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nstr.geometry.ground_truth import MeshSDF
+from nstr.geometry.mesh import Mesh
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """How many samples of each kind, in unit-box coordinates."""
+
+    n_samples: int = 500_000
+    surface_fraction: float = 0.25
+    near_fraction: float = 0.5  # split evenly over near_scales
+    near_scales: tuple[float, ...] = (0.005, 0.03)  # std of the Gaussian offsets, unit box ([-1, 1]^3)
+    band: float = 0.1  # distances are exact below this; the loss truncates here
+    seed: int = 0
+
+
+@dataclass
+class SampleSet:
+    """points (N, 3) float32 in the unit box, sdf (N,) float32, normals (N, 3) float32 (outward;
+    zero except for surface samples), and where each kind starts."""
+
+    points: np.ndarray
+    sdf: np.ndarray
+    normals: np.ndarray
+    n_surface: int
+    seconds: float = 0.0
+    from_cache: bool = False
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("NSTR_CACHE") or Path.home() / ".cache" / "nstr")
+
+
+def sample_sdf(mesh_unit: Mesh, spec: SamplingSpec, gt: MeshSDF | None = None,
+               cache_dir: Path | None = None) -> SampleSet:
+    """Samples for a mesh already in the unit box; from the cache when the same mesh was sampled before."""
+    start = time.perf_counter()
+    path = None
+    if cache_dir is not None:
+        key = hashlib.sha256((mesh_unit.content_hash() + json.dumps(asdict(spec), sort_keys=True)
+                              + f"v{CACHE_VERSION}").encode()).hexdigest()[:32]
+        path = Path(cache_dir) / "sdf_samples" / f"{key}.npz"
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    out = SampleSet(points=z["points"], sdf=z["sdf"], normals=z["normals"],
+                                    n_surface=int(z["n_surface"]), from_cache=True)
+                out.seconds = time.perf_counter() - start
+                return out
+            except Exception:  # a torn or foreign file: resample and overwrite
+                pass
+    out = _sample(mesh_unit, spec, gt or MeshSDF(mesh_unit.vertices, mesh_unit.faces))
+    out.seconds = time.perf_counter() - start
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, points=out.points, sdf=out.sdf, normals=out.normals, n_surface=out.n_surface)
+        os.replace(tmp, path)  # atomic: concurrent fits never read half a file
+    return out
+
+
+def surface_points(mesh: Mesh, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Area-weighted uniform points on the triangles and their (unoriented) face normals."""
+    tri = mesh.vertices[mesh.faces]
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = np.linalg.norm(cross, axis=1)
+    face = rng.choice(len(area), size=n, p=area / area.sum())
+    r1, r2 = rng.random(n), rng.random(n)
+    s = np.sqrt(r1)
+    bary = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
+    pts = np.einsum("nk,nkd->nd", bary, tri[face])
+    return pts, cross[face] / area[face, None]
+
+
+def _sample(mesh: Mesh, spec: SamplingSpec, gt: MeshSDF) -> SampleSet:
+    rng = np.random.default_rng(spec.seed)
+    n_surf = int(spec.n_samples * spec.surface_fraction)
+    n_near = int(spec.n_samples * spec.near_fraction)
+    n_unif = spec.n_samples - n_surf - n_near
+    surf, normals = surface_points(mesh, n_surf + n_near, rng)
+    # orient each surface normal outward by probing the winding number just outside it
+    eps = 1e-3
+    flip = gt.inside(surf[:n_surf] + eps * normals[:n_surf])
+    normals = normals[:n_surf] * np.where(flip, -1.0, 1.0)[:, None]
+    near_parts = []
+    for i, scale in enumerate(spec.near_scales):
+        lo = n_surf + i * n_near // len(spec.near_scales)
+        hi = n_surf + (i + 1) * n_near // len(spec.near_scales)
+        near_parts.append(surf[lo:hi] + rng.normal(0.0, scale, size=(hi - lo, 3)))
+    near = np.clip(np.concatenate(near_parts), -1.0, 1.0)
+    unif = rng.uniform(-1.0, 1.0, size=(n_unif, 3))
+    off = np.concatenate([near, unif])
+    sdf_off = gt.signed_distance(off, band=spec.band)
+    points = np.concatenate([surf[:n_surf], off]).astype(np.float32)
+    sdf = np.concatenate([np.zeros(n_surf), sdf_off]).astype(np.float32)
+    all_normals = np.zeros_like(points)
+    all_normals[:n_surf] = normals
+    return SampleSet(points=points, sdf=sdf, normals=all_normals, n_surface=n_surf)

@@ -1,0 +1,138 @@
+"""Render a NeRF dataset (``transforms_{train,test}.json`` + RGBA PNGs) of objects in the open scene.
+
+Plain bpy, no UI: the operator calls :func:`render_nerf_dataset`. Works in Blender 3.4 and in the
+bpy 5.0 module. The scene is left as it was found: the temporary camera is removed and every
+render setting and visibility flag touched here is restored, even when a render fails.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+import bpy
+from mathutils import Matrix, Vector
+
+from ..core import nerf_views
+
+# Object types that show up in renders; the ones not asked for are hidden while rendering.
+_RENDERABLE = {"MESH", "CURVE", "CURVES", "SURFACE", "META", "FONT", "VOLUME", "POINTCLOUD", "GPENCIL",
+               "GREASEPENCIL"}
+
+
+def _engine_id(engine: str) -> str:
+    """Blender's engine id for 'CYCLES', 'BLENDER_WORKBENCH' or any spelling of EEVEE (3.x/4.x/5.x)."""
+    name = engine.upper()
+    if name in ("CYCLES", "BLENDER_WORKBENCH", "WORKBENCH"):
+        return "BLENDER_WORKBENCH" if "WORKBENCH" in name else "CYCLES"
+    if "EEVEE" in name:
+        items = bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items.keys()
+        for candidate in ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"):
+            if candidate in items:
+                return candidate
+        return "BLENDER_EEVEE"
+    raise ValueError(f"unknown render engine '{engine}': use CYCLES, BLENDER_WORKBENCH or EEVEE")
+
+
+def _world_corners(objects: Iterable[Any]) -> list[tuple[float, float, float]]:
+    corners = []
+    for obj in objects:
+        for c in obj.bound_box:
+            w = obj.matrix_world @ Vector(c)
+            corners.append((w.x, w.y, w.z))
+    return corners
+
+
+class _Saved:
+    """Remember attributes of Blender data blocks and put them back."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[Any, str, Any]] = []
+
+    def set(self, owner: Any, attr: str, value: Any) -> None:
+        self._items.append((owner, attr, getattr(owner, attr)))
+        setattr(owner, attr, value)
+
+    def restore(self) -> None:
+        for owner, attr, value in reversed(self._items):
+            try:
+                setattr(owner, attr, value)
+            except (ReferenceError, AttributeError, TypeError):  # the data block went away
+                pass
+
+
+def render_nerf_dataset(context: Any, objects: Iterable[Any], out_dir: str, n_train: int, n_test: int,
+                        resolution: int, engine: str = "CYCLES", hemisphere: bool = True,
+                        samples: int = 32) -> str:
+    """Render ``n_train`` + ``n_test`` views of ``objects`` on a (hemi)sphere; returns ``out_dir``.
+
+    Writes ``train/r_*.png``, ``test/r_*.png`` (RGBA, transparent film) and ``transforms_train.json``,
+    ``transforms_test.json`` with ``camera_angle_x`` and the objects' world ``aabb``.
+    """
+    objects = [o for o in objects if o.type in _RENDERABLE]
+    if not objects:
+        raise ValueError("no renderable objects to render: select mesh objects")
+    if n_train < 1 or n_test < 0 or resolution < 8:
+        raise ValueError("need at least 1 training view, 0 or more test views and a resolution of 8 or more")
+    scene = context.scene
+    center, radius, box = nerf_views.bounding_sphere(_world_corners(objects))
+    angle = nerf_views.DEFAULT_CAMERA_ANGLE_X
+    os.makedirs(out_dir, exist_ok=True)
+
+    saved = _Saved()
+    cam_data = bpy.data.cameras.new("NSTR NeRF camera")
+    cam_obj = bpy.data.objects.new("NSTR NeRF camera", cam_data)
+    scene.collection.objects.link(cam_obj)
+    try:
+        cam_data.sensor_fit = "HORIZONTAL"
+        cam_data.angle = angle
+        cam_data.clip_start = max(1e-4, 0.01 * radius)
+        cam_data.clip_end = 100.0 * radius + nerf_views.framing_distance(radius, angle)
+        r = scene.render
+        saved.set(scene, "camera", cam_obj)
+        saved.set(r, "engine", _engine_id(engine))
+        saved.set(r, "resolution_x", resolution)
+        saved.set(r, "resolution_y", resolution)
+        saved.set(r, "resolution_percentage", 100)
+        saved.set(r, "pixel_aspect_x", 1.0)
+        saved.set(r, "pixel_aspect_y", 1.0)
+        saved.set(r, "film_transparent", True)
+        saved.set(r, "use_border", False)
+        saved.set(r, "filepath", r.filepath)
+        saved.set(r.image_settings, "file_format", "PNG")
+        saved.set(r.image_settings, "color_mode", "RGBA")
+        saved.set(r.image_settings, "color_depth", "8")
+        saved.set(scene.view_settings, "view_transform", "Standard")  # plain sRGB, as NeRF datasets are
+        saved.set(scene.view_settings, "look", "None")
+        if r.engine == "CYCLES":
+            saved.set(scene.cycles, "samples", samples)
+            saved.set(scene.cycles, "use_denoising", False)  # Debian's Cycles has no OpenImageDenoise
+            saved.set(scene.cycles, "device", "CPU")
+            if hasattr(scene.cycles, "use_adaptive_sampling"):
+                saved.set(scene.cycles, "use_adaptive_sampling", False)
+        wanted = {o.name for o in objects}
+        for obj in scene.objects:
+            if obj.type in _RENDERABLE and obj.name not in wanted:
+                saved.set(obj, "hide_render", True)
+            elif obj.name in wanted:
+                saved.set(obj, "hide_render", False)
+
+        for split, n, offset in (("train", n_train, 0.0), ("test", n_test, 0.5)):
+            if n == 0:
+                continue
+            os.makedirs(os.path.join(out_dir, split), exist_ok=True)
+            frames = []
+            poses = nerf_views.orbit_poses(center, radius, n, hemisphere, offset, angle)
+            for i, pose in enumerate(poses):
+                cam_obj.matrix_world = Matrix(pose)
+                rel = f"{split}/r_{i:03d}.png"
+                r.filepath = os.path.join(out_dir, rel)
+                bpy.ops.render.render(write_still=True)
+                frames.append(("./" + rel, pose))
+            doc = nerf_views.transforms_dict(frames, angle, aabb=box)
+            nerf_views.write_transforms(os.path.join(out_dir, f"transforms_{split}.json"), doc)
+    finally:
+        saved.restore()
+        bpy.data.objects.remove(cam_obj, do_unlink=True)
+        bpy.data.cameras.remove(cam_data)
+    return out_dir

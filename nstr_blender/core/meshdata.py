@@ -1,0 +1,226 @@
+"""Mesh <-> arrays conversion, without bpy.
+
+Two directions, both defined by the result-array contract in
+backend/docs/architecture.md:
+
+* outgoing: flat buffers read from a Blender mesh (``foreach_get``) become the
+  ``vertices`` (V, 3) float32 / ``faces`` (F, 3) int32 arrays of an ``sdf`` job,
+  in world space;
+* incoming: a result dict becomes a :class:`MeshResult`: validated geometry, raw
+  attributes (FLOAT / FLOAT_VECTOR) and display colours converted from sRGB to
+  linear (Blender stores FLOAT_COLOR attributes in scene-linear space).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import ResultError, SelectionError
+
+
+@dataclass(frozen=True)
+class DisplayAttribute:
+    """One thing an artist can show on the result: its raw values and its colours."""
+
+    name: str          # the enum identifier, and the raw attribute's name on the mesh
+    label: str         # what the panel shows
+    raw_key: str | None
+    color_key: str
+    description: str
+
+
+# In the order the panel lists them. Every key is optional in a result.
+DISPLAY_ATTRIBUTES: tuple[DisplayAttribute, ...] = (
+    DisplayAttribute("local_frequency", "Local frequency", "local_frequency", "color_local_frequency",
+                     "Spectral centroid: how fine the detail is here (cycles per unit)"),
+    DisplayAttribute("bandwidth", "Bandwidth", "bandwidth", "color_bandwidth",
+                     "Spread of frequencies present here (cycles per unit)"),
+    DisplayAttribute("drift", "Frequency drift", "drift", "color_drift",
+                     "Where detail gets finer: hue = direction, brightness = magnitude"),
+    DisplayAttribute("transport_residual", "Transport residual", "transport_residual",
+                     "color_transport_residual", "Where the transport model does not explain the spectrum"),
+    DisplayAttribute("albedo", "Albedo", None, "color_albedo", "Baked radiance colour (NeRF)"),
+)
+DISPLAY_BY_NAME = {a.name: a for a in DISPLAY_ATTRIBUTES}
+
+# Raw per-vertex arrays and their Blender attribute type.
+RAW_KEYS: dict[str, str] = {
+    "local_frequency": "FLOAT",
+    "bandwidth": "FLOAT",
+    "drift": "FLOAT_VECTOR",
+    "drift_magnitude": "FLOAT",
+    "transport_residual": "FLOAT",
+}
+COLOR_KEYS: tuple[str, ...] = tuple(a.color_key for a in DISPLAY_ATTRIBUTES)
+
+
+@dataclass
+class MeshResult:
+    """A fitted mesh ready to become Blender data: flat, typed, validated."""
+
+    vertices: np.ndarray                      # (V, 3) float32
+    faces: np.ndarray                         # (F, 3) int32
+    raw: dict[str, np.ndarray] = field(default_factory=dict)     # name -> (V,) or (V, 3) float32
+    colors: dict[str, np.ndarray] = field(default_factory=dict)  # color key -> (V, 4) float32, LINEAR
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def available(self) -> list[str]:
+        """Display attributes this result can show (names from DISPLAY_ATTRIBUTES)."""
+        return [a.name for a in DISPLAY_ATTRIBUTES if a.color_key in self.colors]
+
+    def value_range(self, name: str) -> tuple[float, float] | None:
+        """The colour scale's [lo, hi] for a legend: from the backend's meta, else the data."""
+        attr = DISPLAY_BY_NAME[name]
+        ranges = self.meta.get("ranges", {}) if isinstance(self.meta, dict) else {}
+        for key in (attr.name, attr.raw_key, attr.color_key, "drift_magnitude" if name == "drift" else None):
+            if key and key in ranges:
+                lo, hi = ranges[key]
+                return float(lo), float(hi)
+        values = self.raw.get("drift_magnitude" if name == "drift" else (attr.raw_key or ""))
+        if values is None or values.size == 0:
+            return None
+        return float(np.min(values)), float(np.max(values))
+
+
+def srgb_to_linear(rgba: np.ndarray) -> np.ndarray:
+    """sRGB-encoded RGBA in [0, 1] -> linear RGBA (alpha unchanged), the IEC 61966-2-1 curve."""
+    out = np.array(rgba, dtype=np.float32, copy=True)
+    c = np.clip(out[..., :3], 0.0, 1.0)
+    out[..., :3] = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return out
+
+
+def linear_to_srgb(rgba: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`srgb_to_linear` (for checks and legends)."""
+    out = np.array(rgba, dtype=np.float32, copy=True)
+    c = np.clip(out[..., :3], 0.0, 1.0)
+    out[..., :3] = np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1.0 / 2.4) - 0.055)
+    return out
+
+
+def decode_meta(raw: Any) -> dict[str, Any]:
+    """``meta_json`` (uint8 bytes of UTF-8 JSON) -> dict; a broken blob becomes {} rather than a crash."""
+    if raw is None:
+        return {}
+    try:
+        data = bytes(np.asarray(raw, dtype=np.uint8).tobytes())
+        meta = json.loads(data.decode("utf-8"))
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def parse_result(arrays: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> MeshResult:
+    """Validate a result dict and convert it to the add-on's types (colours to linear)."""
+    if "vertices" not in arrays or "faces" not in arrays:
+        missing = [k for k in ("vertices", "faces") if k not in arrays]
+        raise ResultError(f"the backend's result has no {' or '.join(missing)}",
+                          "Update the backend to the add-on's version and fit again")
+    verts = np.ascontiguousarray(np.asarray(arrays["vertices"], dtype=np.float32))
+    faces = np.ascontiguousarray(np.asarray(arrays["faces"]).astype(np.int32, copy=False))
+    if verts.ndim != 2 or verts.shape[1] != 3:
+        raise ResultError(f"result vertices have shape {verts.shape}, expected (V, 3)",
+                          "Update the backend to the add-on's version")
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ResultError(f"result faces have shape {faces.shape}, expected (F, 3)",
+                          "Update the backend to the add-on's version")
+    n = len(verts)
+    if n == 0 or len(faces) == 0:
+        raise ResultError("the fit produced an empty surface",
+                          "Use more steps or a higher resolution, or check that the object is a closed shape")
+    if faces.min() < 0 or faces.max() >= n:
+        raise ResultError("result faces index vertices that do not exist", "Fit again; report it if it repeats")
+    if not np.isfinite(verts).all():
+        raise ResultError("result vertices contain NaN or infinity", "Fit again with a smaller learning rate")
+
+    raw: dict[str, np.ndarray] = {}
+    for key, kind in RAW_KEYS.items():
+        if key not in arrays:
+            continue
+        value = np.ascontiguousarray(np.asarray(arrays[key], dtype=np.float32))
+        want = (n, 3) if kind == "FLOAT_VECTOR" else (n,)
+        if value.shape != want:
+            raise ResultError(f"result attribute '{key}' has shape {value.shape}, expected {want}",
+                              "Update the backend to the add-on's version")
+        raw[key] = value
+    colors: dict[str, np.ndarray] = {}
+    for key in COLOR_KEYS:
+        if key not in arrays:
+            continue
+        value = np.asarray(arrays[key], dtype=np.float32)
+        if value.shape != (n, 4):
+            raise ResultError(f"result colour '{key}' has shape {value.shape}, expected ({n}, 4)",
+                              "Update the backend to the add-on's version")
+        colors[key] = np.ascontiguousarray(srgb_to_linear(value))
+    if meta is None:
+        meta = decode_meta(arrays.get("meta_json"))
+    return MeshResult(verts, faces, raw, colors, dict(meta))
+
+
+def mesh_arrays(co_flat: np.ndarray, tri_flat: np.ndarray, matrix_world: Any, name: str) -> dict[str, np.ndarray]:
+    """Flat buffers of an evaluated mesh -> the ``sdf`` job's inputs, in world space.
+
+    ``co_flat``: 3V floats (``vertices.foreach_get('co')``); ``tri_flat``: 3T ints
+    (``loop_triangles.foreach_get('vertices')``); ``matrix_world``: 4x4 (rows).
+    """
+    co = np.asarray(co_flat, dtype=np.float64).reshape(-1, 3)
+    tris = np.asarray(tri_flat, dtype=np.int64).reshape(-1, 3)
+    if len(co) == 0 or len(tris) == 0:
+        raise SelectionError(f"'{name}' has no faces after modifiers",
+                             "Select a mesh object with faces (points and edges cannot be fitted)")
+    m = np.asarray(matrix_world, dtype=np.float64).reshape(4, 4)
+    world = co @ m[:3, :3].T + m[:3, 3]
+    if not np.isfinite(world).all():
+        raise SelectionError(f"'{name}' has vertices at infinity", "Apply or fix its transforms")
+    extent = world.max(axis=0) - world.min(axis=0)
+    if float(extent.max()) <= 0.0:
+        raise SelectionError(f"'{name}' is flat to a point", "Select a mesh with some size")
+    return {"vertices": world.astype(np.float32), "faces": tris.astype(np.int32)}
+
+
+def corner_arrays(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Triangles -> (corner vertex indices (3F,), polygon loop starts (F,)) for Blender's mesh buffers."""
+    faces = np.asarray(faces, dtype=np.int32)
+    corners = np.ascontiguousarray(faces.reshape(-1))
+    loop_start = np.arange(0, 3 * len(faces), 3, dtype=np.int32)
+    return corners, loop_start
+
+
+def format_value(value: float) -> str:
+    """Short legend number: 3 significant digits, no scientific notation for everyday sizes."""
+    a = abs(value)
+    if a != 0 and (a < 1e-3 or a >= 1e5):
+        return f"{value:.2e}"
+    return f"{value:.3g}"
+
+
+def legend_lines(result_meta: Mapping[str, Any], name: str) -> list[str]:
+    """What the panel's legend says for one attribute: its range, units and colour map."""
+    attr = DISPLAY_BY_NAME.get(name)
+    if attr is None:
+        return []
+    ranges = result_meta.get("ranges", {}) if isinstance(result_meta, Mapping) else {}
+    cmaps = result_meta.get("colormaps", {}) if isinstance(result_meta, Mapping) else {}
+    units = result_meta.get("units", {}) if isinstance(result_meta, Mapping) else {}
+    rng = None
+    for key in (attr.name, attr.raw_key, attr.color_key, "drift_magnitude" if name == "drift" else None):
+        if key and key in ranges:
+            rng = ranges[key]
+            break
+    lines = []
+    if rng is not None and len(rng) == 2:
+        unit = units.get(attr.name, "") if isinstance(units, Mapping) else (units if isinstance(units, str) else "")
+        lines.append(f"{format_value(float(rng[0]))} to {format_value(float(rng[1]))} {unit}".rstrip())
+    cmap = None
+    for key in (attr.name, attr.raw_key, attr.color_key):
+        if key and key in cmaps:
+            cmap = cmaps[key]
+            break
+    if cmap:
+        lines.append(f"colour map: {cmap}")
+    return lines

@@ -1,0 +1,156 @@
+"""Task and backend settings as plain data, and the job config they turn into.
+
+The panel's properties, the headless script's flags and the tests all go through
+these dataclasses, so "preset + overrides -> job config" is written once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .errors import AddonError
+
+PRESETS: tuple[str, ...] = ("quick", "default", "high")
+TASKS: tuple[str, ...] = ("sdf", "nerf")
+MC_BACKENDS: tuple[str, ...] = ("preset", "skimage", "pymcubes")
+
+# Advanced panel settings -> the backend's override keys (aliases and dotted keys of nstr.config).
+OVERRIDE_KEYS: dict[str, str] = {
+    "n_freqs": "K",
+    "steps": "steps",
+    "resolution": "task.resolution",
+    "mc_backend": "task.mc_backend",
+}
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]          # .../nstr_blender
+BUILD_INFO = PACKAGE_DIR / "_build_info.json"               # written by scripts/build_extension.py
+
+
+@dataclass
+class TaskSettings:
+    """What to fit and how hard. 0 / 'preset' means: keep the preset's value."""
+
+    task: str = "sdf"
+    preset: str = "quick"
+    n_freqs: int = 0
+    steps: int = 0
+    resolution: int = 0
+    mc_backend: str = "preset"
+    extra: dict[str, Any] = field(default_factory=dict)   # any further override, e.g. from tests
+
+    def job_config(self) -> dict[str, Any]:
+        """The ``config`` of an ``sdf`` / ``nerf`` job: {"preset": ..., overrides...}."""
+        if self.task not in TASKS:
+            raise AddonError(f"unknown task '{self.task}'", f"Choose one of: {', '.join(TASKS)}")
+        if self.preset not in PRESETS:
+            raise AddonError(f"unknown preset '{self.preset}'", f"Choose one of: {', '.join(PRESETS)}")
+        if self.mc_backend not in MC_BACKENDS:
+            raise AddonError(f"unknown marching-cubes backend '{self.mc_backend}'",
+                             f"Choose one of: {', '.join(MC_BACKENDS)}")
+        config: dict[str, Any] = {"preset": self.preset}
+        for name, key in OVERRIDE_KEYS.items():
+            value = getattr(self, name)
+            if value in (0, "preset", None):
+                continue
+            if isinstance(value, int) and value < 0:
+                raise AddonError(f"{name} must be 0 (preset) or more, not {value}", "Fix it in the panel")
+            config[key] = value
+        config.update(self.extra)
+        return config
+
+
+@dataclass
+class BackendSettings:
+    """Where the fitting runs: a local process we launch, or a server at a URL."""
+
+    mode: str = "local"              # local | url
+    python: str = ""                 # local: the Python that has torch and the nstr package
+    url: str = "http://127.0.0.1:8765"
+    token: str = ""
+    log_dir: str = ""
+    device: str = "auto"             # auto | cpu | cuda (local only)
+
+    def resolved_python(self) -> str:
+        """The Python to launch: the preference, else this project's own environment."""
+        return self.python.strip() or default_python() or ""
+
+    def resolved_log_dir(self) -> Path:
+        return Path(self.log_dir).expanduser() if self.log_dir.strip() else default_log_dir()
+
+    def check(self) -> None:
+        """Cheap checks before anything is launched or contacted, with the fix."""
+        if self.mode == "url":
+            parsed = urlparse(self.url.strip())
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise AddonError(f"backend URL '{self.url}' is not an http(s) address",
+                                 "Set it in the add-on preferences, e.g. http://127.0.0.1:8765")
+            return
+        if self.mode != "local":
+            raise AddonError(f"unknown backend mode '{self.mode}'", "Choose 'local' or 'url' in the preferences")
+        python = self.resolved_python()
+        if not python:
+            raise AddonError("no Python for the backend is set",
+                             "Set 'Backend Python' in the add-on preferences to a Python with torch and nstr "
+                             "(e.g. <repo>/.venv/bin/python)")
+        path = Path(python).expanduser()
+        if not (path.is_file() or shutil.which(python)):
+            raise AddonError(f"backend Python '{python}' does not exist",
+                             "Set 'Backend Python' in the add-on preferences (run scripts/setup.sh to make .venv)")
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """'train.batch_size=4096 field.width=32' (spaces or commas) -> {key: value}; numbers and
+    true/false become JSON values, anything else stays a string (the backend validates)."""
+    out: dict[str, Any] = {}
+    for item in text.replace(",", " ").split():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise AddonError(f"override '{item}' is not KEY=VALUE", "Write e.g. train.batch_size=4096")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def repo_root() -> Path | None:
+    """The checkout this add-on came from: its own parent when run from the repo, or the
+    one recorded at build time for an installed zip."""
+    here = PACKAGE_DIR.parent
+    if (here / "backend" / "nstr").is_dir():
+        return here
+    try:
+        recorded = json.loads(BUILD_INFO.read_text()).get("repo")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded and (Path(recorded) / "backend" / "nstr").is_dir():
+        return Path(recorded)
+    return None
+
+
+def default_python() -> str | None:
+    """$NSTR_PYTHON, else <repo>/.venv/bin/python when it exists."""
+    env = os.environ.get("NSTR_PYTHON", "").strip()
+    if env:
+        return env
+    root = repo_root()
+    if root is not None:
+        for rel in (".venv/bin/python", ".venv/Scripts/python.exe"):
+            if (root / rel).is_file():
+                return str(root / rel)
+    return None
+
+
+def default_log_dir() -> Path:
+    """Logs of the launched backend: $NSTR_LOG_DIR, else a folder in the user's temp space."""
+    env = os.environ.get("NSTR_LOG_DIR", "").strip()
+    if env:
+        return Path(env)
+    import tempfile
+    return Path(tempfile.gettempdir()) / "nstr_blender_logs"

@@ -1,0 +1,275 @@
+"""The add-on in Blender 5.0 (the bpy 5.0.1 module), installed from its extension zip, against
+a real backend process over a real socket.
+
+Each scenario runs in its own Python process (bpy state leaks between scenarios):
+the script builds and installs the zip with ``extensions.package_install_files``
+(BLENDER_USER_RESOURCES in a temp folder), enables it and drives the operators.
+Timers do not fire on their own in module mode, so the scripts call the function
+the timer calls (``poll_timer``) from their own loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_PY = REPO / ".venv" / "bin" / "python"
+
+pytest.importorskip("bpy")
+
+# A fit that takes seconds on this 2-core CPU (quality is not the point here).
+TINY = {"preset": "quick", "steps": 40, "n_freqs": 8, "resolution": 32,
+        "overrides": "train.batch_size=2048"}
+
+PRELUDE = r'''
+import json, os, sys, time
+sys.path.insert(0, os.environ["NSTR_REPO"] + "/scripts")
+import bpy, numpy as np
+import build_extension
+zip_path = build_extension.build(__import__("pathlib").Path(os.environ["NSTR_TMP"]) / "dist")
+bpy.ops.wm.read_factory_settings(use_empty=True)
+assert bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
+                                                enable_on_install=True) == {"FINISHED"}
+ADDON = "bl_ext.user_default.nstr_blender"
+from importlib import import_module
+runtime = import_module(ADDON + ".blender.runtime")
+RUNTIME, poll = runtime.RUNTIME, runtime.poll_timer
+prefs = bpy.context.preferences.addons[ADDON].preferences
+prefs.device = "cpu"
+OUT = {"remote_source": import_module(ADDON + ".remote").SOURCE}
+
+def suzanne(name="Suzanne", location=(1.0, 2.0, 0.5), scale=0.5, subsurf=True):
+    bpy.ops.mesh.primitive_monkey_add(size=2.0, location=location)
+    obj = bpy.context.active_object
+    obj.name = name
+    obj.scale = (scale, scale, scale)
+    if subsurf:
+        obj.modifiers.new("Subdivision", "SUBSURF").levels = 1
+    return obj
+
+def configure(props, tiny):
+    for key, value in tiny.items():
+        setattr(props, key, value)
+
+def drive(until, timeout=240.0):
+    """Call the timer's function like Blender would, until until() or timeout."""
+    t0 = time.monotonic()
+    while not until():
+        if time.monotonic() - t0 > timeout:
+            raise SystemExit(f"timeout; message={RUNTIME.message!r} jobs={[r.progress_text() for r in RUNTIME.tracker]}")
+        poll()
+        time.sleep(0.2)
+    return time.monotonic() - t0
+
+def finish():
+    RUNTIME.stop_backend()
+    print("RESULT " + json.dumps(OUT, default=str))
+'''
+
+
+def run_scenario(body: str, tmp_path: Path, timeout: float = 420.0) -> dict:
+    script = tmp_path / "scenario.py"
+    script.write_text(PRELUDE + f"\nTINY = {TINY!r}\n" + textwrap.dedent(body) + "\nfinish()\n")
+    env = dict(os.environ, NSTR_REPO=str(REPO), NSTR_TMP=str(tmp_path),
+               BLENDER_USER_RESOURCES=str(tmp_path / "blender"), XDG_DATA_HOME=str(tmp_path / "data"),
+               NSTR_LOG_DIR=str(tmp_path / "logs"), OMP_NUM_THREADS="2")
+    env.pop("NSTR_PYTHON", None)
+    proc = subprocess.run([str(VENV_PY), str(script)], capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=tmp_path)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"scenario failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_extension_zip_installs_enables_and_finds_the_project_python(tmp_path):
+    out = run_scenario('''
+        OUT["operators"] = [hasattr(bpy.ops.nstr, n) for n in ("fit", "cancel", "release_gpu", "backend_start")]
+        OUT["panel"] = hasattr(bpy.types, "NSTR_PT_fit")
+        settings = import_module(ADDON + ".blender.preferences").backend_settings(bpy.context)
+        OUT["python"] = settings.resolved_python()
+        OUT["validator"] = build_extension.validate(zip_path)
+    ''', tmp_path)
+    assert out["operators"] == [True] * 4 and out["panel"]
+    assert out["remote_source"] == "vendored"          # the installed add-on uses its own copy of the client
+    assert out["python"] == str(REPO / ".venv" / "bin" / "python")
+    assert "Success" in out["validator"]
+
+
+def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tmp_path):
+    out = run_scenario('''
+        src = suzanne()
+        cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+        bpy.context.scene.collection.objects.link(cam)
+        for o in bpy.context.view_layer.objects:
+            o.select_set(True)                               # a non-mesh in the selection is skipped
+        bpy.context.view_layer.objects.active = src
+        before = np.empty(len(src.data.vertices) * 3, np.float32)
+        src.data.vertices.foreach_get("co", before)
+        deps = bpy.context.evaluated_depsgraph_get()
+        ev = src.evaluated_get(deps)
+        world = np.array([ev.matrix_world @ v.co for v in ev.data.vertices])
+        OUT["eval_bbox"] = [world.min(0).tolist(), world.max(0).tolist()]
+        configure(bpy.context.scene.nstr, TINY)
+        OUT["fit_op"] = list(bpy.ops.nstr.fit())
+        rec = RUNTIME.tracker.records[0]
+        OUT["sent_faces"] = int(len(rec.arrays["faces"]))
+        OUT["eval_tris"] = sum(len(p.vertices) - 2 for p in ev.data.polygons)
+        OUT["jobs"] = len(RUNTIME.tracker.records)
+        seen = []
+        def done():
+            seen.append(rec.progress_text())
+            return rec.state in ("collected", "failed", "error", "cancelled")
+        OUT["seconds"] = drive(done)
+        OUT["progress_seen"] = sorted(set(t.split()[0] for t in seen))
+        OUT["state"], OUT["message"] = rec.state, rec.message
+        res = bpy.data.objects.get("Suzanne_NSTR")
+        OUT["result"] = res is not None
+        if res is not None:
+            me = res.data
+            OUT["collection"] = [c.name for c in res.users_collection]
+            OUT["attributes"] = {a.name: [a.data_type, a.domain] for a in me.attributes if not a.name.startswith(".")}
+            v = np.empty(len(me.vertices) * 3, np.float32)
+            me.vertices.foreach_get("co", v)
+            OUT["result_bbox"] = [v.reshape(-1, 3).min(0).tolist(), v.reshape(-1, 3).max(0).tolist()]
+            mat = res.active_material
+            OUT["material_node"] = mat.node_tree.nodes["NSTR Attribute"].layer_name if mat else None
+            OUT["active_color"] = me.color_attributes.active_color.name if me.color_attributes.active_color else None
+            OUT["meta_ranges"] = json.loads(res["nstr_meta"]).get("ranges", {})
+            cols = me.color_attributes.get("color_local_frequency")
+            if cols is not None:
+                c = np.empty(len(me.vertices) * 4, np.float32)
+                cols.data.foreach_get("color", c)
+                OUT["color_range"] = [float(c.min()), float(c.max())]
+            res.nstr_display = "transport_residual"
+            OUT["switched_node"] = mat.node_tree.nodes["NSTR Attribute"].layer_name if mat else None
+        after = np.empty(len(src.data.vertices) * 3, np.float32)
+        src.data.vertices.foreach_get("co", after)
+        OUT["original_same"] = bool(np.array_equal(before, after)) and len(src.modifiers) == 1 \
+            and tuple(src.location) == (1.0, 2.0, 0.5) and src.name == "Suzanne"
+        OUT["original_collections"] = [c.name for c in src.users_collection]
+    ''', tmp_path)
+    assert out["fit_op"] == ["FINISHED"] and out["jobs"] == 1       # the camera was skipped
+    assert out["sent_faces"] == out["eval_tris"] > 968              # modifiers applied (Suzanne has 968 tris)
+    assert out["state"] == "collected", out["message"]
+    assert out["result"] and out["collection"] == ["NSTR"]
+    attrs = out["attributes"]
+    assert attrs["local_frequency"] == ["FLOAT", "POINT"]
+    assert attrs["drift"] == ["FLOAT_VECTOR", "POINT"]
+    for key in ("color_local_frequency", "color_bandwidth", "color_drift", "color_transport_residual"):
+        assert attrs[key] == ["FLOAT_COLOR", "POINT"]
+    assert out["material_node"] == out["active_color"] == "color_local_frequency"
+    assert out["switched_node"] == "color_transport_residual"
+    assert 0.0 <= out["color_range"][0] < out["color_range"][1] <= 1.0
+    assert "local_frequency" in out["meta_ranges"]
+    # the result is where the evaluated original is in world space (not in normalised coordinates)
+    (elo, ehi), (rlo, rhi) = out["eval_bbox"], out["result_bbox"]
+    size = max(h - lo for h, lo in zip(ehi, elo))
+    for i in range(3):
+        assert abs((rlo[i] + rhi[i]) / 2 - (elo[i] + ehi[i]) / 2) < 0.25 * size
+        assert 0.5 * (ehi[i] - elo[i]) < rhi[i] - rlo[i] < 1.5 * (ehi[i] - elo[i]) + 0.1 * size
+    assert out["original_same"] and "NSTR" not in out["original_collections"]
+    assert "fitting" in out["progress_seen"]
+
+
+def test_cancel_mid_job_and_a_job_finished_while_blender_was_busy(tmp_path):
+    out = run_scenario('''
+        src = suzanne(subsurf=False)
+        props = bpy.context.scene.nstr
+        configure(props, dict(TINY, steps=100000))
+        bpy.ops.nstr.fit()
+        rec = RUNTIME.tracker.records[0]
+        drive(lambda: rec.state == "running" and rec.step > 0)
+        OUT["running_text"] = rec.progress_text()
+        OUT["cancel_op"] = list(bpy.ops.nstr.cancel(index=0))
+        OUT["cancel_s"] = drive(lambda: rec.state in ("cancelled", "failed", "collected", "error"), timeout=60)
+        OUT["cancel_state"], OUT["cancel_message"] = rec.state, rec.message
+        OUT["no_result"] = "Suzanne_NSTR" not in bpy.data.objects
+        # Blender busy: no timer runs while the backend finishes a second job.
+        configure(props, TINY)
+        bpy.ops.nstr.fit()
+        rec2 = RUNTIME.tracker.records[1]
+        client = RUNTIME.session.client
+        t0 = time.monotonic()
+        while client.status(rec2.job_id)["state"] not in ("done", "failed") and time.monotonic() - t0 < 240:
+            time.sleep(0.5)
+        OUT["backend_state_while_busy"] = client.status(rec2.job_id)["state"]
+        OUT["state_before_poll"] = rec2.state
+        poll()
+        OUT["state_after_one_poll"] = rec2.state
+        OUT["collected_object"] = rec2.result_name
+    ''', tmp_path)
+    assert out["running_text"].split()[0] in ("sampling", "fitting", "running")
+    assert out["cancel_op"] == ["FINISHED"] and out["cancel_state"] == "cancelled" and out["no_result"]
+    assert out["cancel_s"] < 30
+    assert out["backend_state_while_busy"] == "done" and out["state_before_poll"] == "queued"
+    assert out["state_after_one_poll"] == "collected" and out["collected_object"] == "Suzanne_NSTR"
+
+
+def test_clear_errors_for_bad_selections_and_unreachable_or_broken_backends(tmp_path):
+    out = run_scenario('''
+        import socket
+        def op_error(fn):
+            try:
+                fn()
+            except RuntimeError as err:
+                return str(err).strip().splitlines()[-1]
+            return None
+        OUT["empty"] = op_error(lambda: bpy.ops.nstr.fit())
+        cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+        bpy.context.scene.collection.objects.link(cam)
+        cam.select_set(True)
+        OUT["non_mesh"] = op_error(lambda: bpy.ops.nstr.fit())
+        cam.select_set(False)
+        src = suzanne(subsurf=False)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+        prefs.backend_mode = "url"
+        prefs.url = f"http://127.0.0.1:{port}"
+        OUT["port"] = port
+        OUT["unreachable"] = op_error(lambda: bpy.ops.nstr.fit())
+        OUT["panel_message"] = RUNTIME.message
+        OUT["jobs_after_unreachable"] = len(RUNTIME.tracker.records)
+        prefs.backend_mode = "local"
+        prefs.python = "/usr/bin/python3"                   # a real Python without torch
+        configure(bpy.context.scene.nstr, TINY)
+        OUT["no_torch_op"] = list(bpy.ops.nstr.fit())       # starts in the background; the timer reports
+        drive(lambda: not RUNTIME.is_starting and RUNTIME.starting is None, timeout=120)
+        OUT["no_torch"] = RUNTIME.message
+        OUT["job_message"] = RUNTIME.tracker.records[-1].message
+    ''', tmp_path)
+    assert out["empty"] == "Error: nothing is selected. Select one or more mesh objects, then press Fit NSTR"
+    assert out["non_mesh"].startswith("Error: no mesh in the selection: 'Cam' (camera)")
+    assert out["unreachable"] == (f"Error: Backend not reachable at http://127.0.0.1:{out['port']}. Press Start in "
+                                  "the NSTR panel, or check the URL and that the server runs")
+    assert out["panel_message"].startswith("Backend not reachable") and out["jobs_after_unreachable"] == 0
+    assert out["no_torch_op"] == ["FINISHED"]
+    assert "'/usr/bin/python3' has no torch" in out["no_torch"] and "Install it" in out["no_torch"]
+    assert "has no torch" in out["job_message"]
+
+
+def test_a_backend_process_that_dies_is_restarted_and_the_job_finishes(tmp_path):
+    out = run_scenario('''
+        import signal
+        src = suzanne(subsurf=False)
+        configure(bpy.context.scene.nstr, TINY)
+        bpy.ops.nstr.fit()
+        rec = RUNTIME.tracker.records[0]
+        drive(lambda: rec.state in ("queued", "running"))
+        first_pid = RUNTIME.session.local.process.pid
+        os.kill(first_pid, signal.SIGKILL)
+        RUNTIME.session.local.process.wait()
+        drive(lambda: rec.state in ("collected", "failed", "error"))
+        OUT["state"], OUT["message"] = rec.state, rec.message
+        OUT["restarts"] = RUNTIME.session.restarts
+        OUT["resubmits"] = rec.resubmits
+        OUT["new_pid"] = RUNTIME.session.local.process.pid != first_pid
+    ''', tmp_path)
+    assert out["state"] == "collected", out["message"]
+    assert out["restarts"] == 1 and out["resubmits"] == 1 and out["new_pid"]

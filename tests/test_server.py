@@ -1,0 +1,369 @@
+"""The fitting server as a user meets it: a real ``python -m nstr serve`` process on an ephemeral
+loopback port with a temporary jobs folder, real (tiny) SDF jobs on an icosphere, real HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nstr.remote import wire
+from nstr.remote.client import AuthError, BackendClient, BackendError
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+# A real SDF job small enough for 2 shared CPU cores: a few steps, a coarse marching-cubes grid.
+TINY: dict[str, Any] = {"preset": "quick", "steps": 4, "batch_size": 512, "task.resolution": 24,
+                        "field.n_freqs": 8, "field.grid_levels": 2, "field.width": 16, "field.depth": 1}
+# The same job made long enough to be caught while it is running.
+LONG: dict[str, Any] = {**TINY, "steps": 20000}
+
+
+def icosphere(subdivisions: int = 1, radius: float = 0.8) -> dict[str, np.ndarray]:
+    import trimesh
+
+    m = trimesh.creation.icosphere(subdivisions=subdivisions, radius=radius)
+    return {"vertices": np.asarray(m.vertices, np.float32), "faces": np.asarray(m.faces, np.int32)}
+
+
+class ServerProcess:
+    """``python -m nstr serve`` in a child process; its output goes to a log file."""
+
+    def __init__(self, jobs_dir: Path, *args: str, host: str = "127.0.0.1") -> None:
+        self.jobs_dir = Path(jobs_dir)
+        self.args = list(args)
+        self.host = host
+        self.log_path = self.jobs_dir.parent / f"server-{self.jobs_dir.name}.log"
+        self.url_file = self.jobs_dir.parent / f"server-{self.jobs_dir.name}.url"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 90.0) -> "ServerProcess":
+        self.url_file.unlink(missing_ok=True)
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        env.pop("NSTR_TOKEN", None)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([PYTHON, "-m", "nstr", "serve", "--host", self.host, "--port", "0",
+                                          "--device", "cpu", "--jobs-dir", str(self.jobs_dir),
+                                          "--url-file", str(self.url_file), *self.args],
+                                         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"server exited at start:\n{self.log()}"
+            if self.url_file.is_file() and self.url_file.read_text().strip():
+                self.url = self.url_file.read_text().strip().replace("0.0.0.0", "127.0.0.1")
+                return self
+            time.sleep(0.1)
+        raise AssertionError(f"server did not start within {timeout} s:\n{self.log()}")
+
+    def client(self, token: str | None = None, timeout: float = 30.0) -> BackendClient:
+        return BackendClient(self.url, token=token, timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_state(client: BackendClient, job_id: str, states: tuple[str, ...], timeout: float = 120.0,
+               phase: str | None = None) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = client.status(job_id)
+        if st["state"] in states and (phase is None or st["phase"] == phase):
+            return st
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} not in {states} (phase {phase}) after {timeout} s: {client.status(job_id)}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    srv = ServerProcess(tmp_path_factory.mktemp("srv") / "jobs").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> BackendClient:
+    return server.client()
+
+
+def test_health_and_published_schema_describe_the_server(server: ServerProcess, client: BackendClient) -> None:
+    h = client.health()
+    assert h["api"] == "v1" and h["version"] and h["device"] == "cpu" and h["device_name"] == "cpu"
+    assert h["gpu_memory_free"] is None and "sdf" in h["tasks"] and h["auth"] is False
+    spec = client.openapi()
+    assert spec["openapi"].startswith("3.")
+    from nstr.server.app import ROUTES
+
+    described = {(m, p) for p, ops in spec["paths"].items() for m in ops}
+    served = {(m.lower(), pat.pattern.strip("^$").replace(r"\.", ".").replace("([^/]+)", "{job_id}"))
+              for m, pat, _ in ROUTES}
+    assert described == served
+
+
+def test_submit_poll_and_fetch_a_real_sdf_result(client: BackendClient) -> None:
+    mesh = icosphere()
+    job = client.submit("sdf", TINY, mesh)
+    seen_phases = set()
+    deadline = time.monotonic() + 120
+    while True:
+        st = client.status(job)
+        seen_phases.add(st["phase"])
+        if st["state"] in ("done", "failed", "cancelled") or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert st["state"] == "done", st
+    assert st["progress"] == 1.0 and st["queue_position"] is None and st["error"] is None
+    assert st["finished"] >= st["started"] >= st["created"]
+    assert {"fitting", "extracting", "attributes"} & seen_phases
+    meta, arrays = client.result(job)
+    v, f = arrays["vertices"].to_numpy(), arrays["faces"].to_numpy()
+    assert v.dtype == np.float32 and v.shape[1] == 3 and len(v) > 10
+    assert f.dtype == np.int32 and f.shape[1] == 3 and f.max() < len(v)
+    # the SDF issue's attributes travel with the mesh, one value per vertex
+    for name in ("local_frequency", "bandwidth", "transport_residual"):
+        assert arrays[name].shape == (len(v),), name
+    assert arrays["color_local_frequency"].shape == (len(v), 4)
+    assert "ranges" in meta
+    # in the input's coordinates: an icosphere of radius 0.8 comes back near radius 0.8
+    radius = np.linalg.norm(v, axis=1)
+    assert 0.5 < np.median(radius) < 1.1
+    assert "fitting" in client.log(job)
+
+
+def test_cancel_a_queued_job_and_a_running_job(client: BackendClient) -> None:
+    mesh = icosphere()
+    running = client.submit("sdf", LONG, mesh)
+    queued = client.submit("sdf", TINY, mesh)
+    st = client.status(queued)
+    assert st["state"] == "queued" and st["queue_position"] >= 1
+    cancelled = client.cancel(queued)
+    assert cancelled["state"] == "cancelled" and cancelled["queue_position"] is None
+    wait_state(client, running, ("running",), phase="fitting")
+    t0 = time.monotonic()
+    client.cancel(running)
+    st = wait_state(client, running, ("cancelled", "done", "failed"), timeout=60)
+    assert st["state"] == "cancelled", st
+    assert time.monotonic() - t0 < 30
+    assert st["step"] < st["total"]
+    with pytest.raises(BackendError) as err:
+        client.result(running)
+    assert err.value.status == 409 and "cancelled" in str(err.value)
+    # the queue keeps going after both cancellations
+    after = client.submit("sdf", TINY, mesh)
+    assert wait_state(client, after, ("done", "failed", "cancelled"))["state"] == "done"
+    # the queued job never started
+    assert client.status(queued)["started"] is None
+
+
+def _raw(url: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request(method, path, body=body, headers=headers or {})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    try:
+        return resp.status, json.loads(data)
+    except json.JSONDecodeError:
+        return resp.status, {"raw": data[:200]}
+
+
+def _wire(meta: dict, arrays: dict) -> tuple[bytes, dict[str, str]]:
+    return wire.encode(meta, arrays), {"Content-Type": wire.CONTENT_TYPE}
+
+
+def test_bad_inputs_get_a_4xx_with_a_message_and_the_server_keeps_serving(server: ServerProcess,
+                                                                           client: BackendClient) -> None:
+    mesh = icosphere()
+    nan_mesh = {**mesh, "vertices": mesh["vertices"].copy()}
+    nan_mesh["vertices"][3, 1] = np.nan
+    cases = [
+        ("not a wire message", b"this is not a mesh", {"Content-Type": wire.CONTENT_TYPE}, 400, "magic"),
+        ("truncated", wire.encode({"task": "sdf"}, mesh)[:-64], {"Content-Type": wire.CONTENT_TYPE}, 400, "outside"),
+        ("malformed JSON", b"{task: sdf", {"Content-Type": "application/json"}, 400, "JSON"),
+        ("wrong content type", b"x", {"Content-Type": "text/plain"}, 415, "Content-Type"),
+        ("unknown task", *_wire({"task": "teapot", "config": {}}, mesh), 400, "unknown task"),
+        ("task of wrong type", *_wire({"task": 7, "config": {}}, mesh), 400, "unknown task"),
+        ("config of wrong type", *_wire({"task": "sdf", "config": [1, 2]}, mesh), 400, "config"),
+        ("unknown config key", *_wire({"task": "sdf", "config": {**TINY, "field.warp": 3}}, mesh), 400, "warp"),
+        ("wrong config value type", *_wire({"task": "sdf", "config": {**TINY, "steps": "many"}}, mesh), 400, "steps"),
+        ("unknown request field", *_wire({"task": "sdf", "config": TINY, "priority": 1}, mesh), 400, "priority"),
+        ("vertices not (V,3)", *_wire({"task": "sdf", "config": TINY},
+                                      {**mesh, "vertices": mesh["vertices"][:, :2].copy()}), 400, "vertices"),
+        ("faces index past the vertices", *_wire({"task": "sdf", "config": TINY},
+                                                 {**mesh, "faces": mesh["faces"] + 1000}), 400, "face"),
+        ("missing faces", *_wire({"task": "sdf", "config": TINY}, {"vertices": mesh["vertices"]}), 400, "faces"),
+        ("NaN mesh", *_wire({"task": "sdf", "config": TINY}, nan_mesh), 400, "NaN"),
+        ("no content length", None, {"Content-Type": wire.CONTENT_TYPE}, 411, "Content-Length"),
+    ]
+    for name, body, headers, status, needle in cases:
+        if body is None:  # http.client adds Content-Length itself; send this one by hand
+            s = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10)
+            s.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: " + wire.CONTENT_TYPE.encode()
+                      + b"\r\nConnection: close\r\n\r\n")
+            raw = b""
+            while chunk := s.recv(65536):
+                raw += chunk
+            s.close()
+            got, payload = int(raw.split()[1]), json.loads(raw.split(b"\r\n\r\n", 1)[1])
+        else:
+            got, payload = _raw(server.url, "POST", "/v1/jobs", body, headers)
+        assert got == status, (name, got, payload)
+        message = payload["error"]["message"] + " " + (payload["error"]["fix"] or "")
+        assert needle.lower() in message.lower(), (name, message)
+        assert "\n" not in message and "Traceback" not in message, (name, message)
+    assert _raw(server.url, "GET", "/v1/jobs/000001-ffffffff")[0] == 404
+    assert _raw(server.url, "GET", "/v1/jobs/..%2F..%2Fetc%2Fpasswd")[0] == 404
+    assert _raw(server.url, "DELETE", "/v1/jobs")[0] == 405
+    assert _raw(server.url, "GET", "/v2/health")[0] == 404
+    # none of these became a job, and the server still runs real work
+    ids_before = {j["id"] for j in client.jobs()}
+    job = client.submit("sdf", TINY, mesh)
+    assert job not in ids_before
+    assert wait_state(client, job, ("done", "failed", "cancelled"))["state"] == "done"
+
+
+def test_a_job_that_raises_fails_alone_and_the_next_job_runs(client: BackendClient) -> None:
+    mesh = icosphere()
+    bad = client.submit("sdf", {**TINY, "device": "cuda"}, mesh)  # this CPU server has no CUDA
+    good = client.submit("sdf", TINY, mesh)
+    st = wait_state(client, bad, ("done", "failed", "cancelled"))
+    assert st["state"] == "failed" and "CUDA" in st["error"] and st["fix"]
+    assert wait_state(client, good, ("done", "failed", "cancelled"))["state"] == "done"
+
+
+def test_cuda_out_of_memory_is_reported_as_such() -> None:
+    import torch
+
+    from nstr.server.worker import _describe_crash
+
+    error, fix = _describe_crash(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"))
+    assert error.startswith("the GPU ran out of memory") and "smaller preset" in fix
+
+
+def test_release_gpu_on_a_cpu_server_says_so(client: BackendClient) -> None:
+    out = client.release_gpu()
+    assert out["device"] == "cpu" and out["released_bytes"] == 0 and "CPU" in out["message"]
+
+
+def test_concurrent_clients_lose_no_job_and_jobs_run_in_submission_order(client: BackendClient) -> None:
+    mesh = icosphere()
+    submitted: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        try:
+            mine = BackendClient(client.url, timeout=60)
+            for _ in range(4):
+                job = mine.submit("sdf", TINY, mesh)
+                with lock:
+                    submitted.append(job)
+                mine.status(job)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(submitted) == 12 and len(set(submitted)) == 12
+    final = {job: wait_state(client, job, ("done", "failed", "cancelled"), timeout=300) for job in submitted}
+    assert all(st["state"] == "done" for st in final.values()), final
+    listed = {j["id"]: j for j in client.jobs()}
+    assert set(submitted) <= set(listed)
+    by_id = sorted(submitted)  # ids start with the submission sequence number
+    starts = [final[j]["started"] for j in by_id]
+    assert starts == sorted(starts)
+
+
+def test_token_is_required_and_checked(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "jobs", "--token", "s3cret-token", "--max-body-mb", "0.05") as srv:
+        with pytest.raises(AuthError, match="needs a token"):
+            srv.client().health()
+        with pytest.raises(AuthError, match="token is wrong"):
+            srv.client(token="s3cret-tokeN").jobs()
+        assert srv.client(token="s3cret-token").health()["auth"] is True
+        # a POST without the token is refused before its body is used, and the answer still arrives
+        with pytest.raises(AuthError):
+            srv.client().submit("sdf", TINY, icosphere())
+        # the body limit: a 2562-vertex mesh is ~90 KiB, over this server's 0.05 MiB
+        with pytest.raises(BackendError) as err:
+            srv.client(token="s3cret-token").submit("sdf", TINY, icosphere(subdivisions=4))
+        assert err.value.status == 413 and "--max-body-mb" in str(err.value)
+        assert srv.client(token="s3cret-token").jobs() == []
+
+
+def test_binding_off_loopback_generates_and_prints_a_token(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "jobs", host="0.0.0.0") as srv:
+        lines = [ln for ln in srv.log().splitlines() if ln.startswith("token: ")]
+        assert lines, srv.log()
+        token = lines[0].split()[1]
+        assert len(token) >= 24
+        with pytest.raises(AuthError):
+            srv.client().health()
+        assert srv.client(token=token).health()["auth"] is True
+
+
+def test_restart_keeps_finished_results_and_fails_the_interrupted_job(tmp_path: Path) -> None:
+    jobs_dir = tmp_path / "jobs"
+    mesh = icosphere()
+    srv = ServerProcess(jobs_dir).start()
+    try:
+        c = srv.client()
+        done = c.submit("sdf", TINY, mesh)
+        wait_state(c, done, ("done",))
+        meta_before, arrays_before = c.result(done)
+        interrupted = c.submit("sdf", {**TINY, "steps": 400}, mesh)
+        wait_state(c, interrupted, ("running",), phase="fitting")
+        queued = c.submit("sdf", TINY, mesh)
+    finally:
+        srv.stop(signal.SIGKILL)  # the server dies: no chance to clean up
+    for name in ("job.json", "config.json", "input.nstr", "log.txt", "result.nstr", "report.json"):
+        assert (jobs_dir / done / name).is_file(), name
+    with ServerProcess(jobs_dir) as srv2:
+        c = srv2.client()
+        listed = {j["id"]: j for j in c.jobs()}
+        assert listed[done]["state"] == "done"
+        meta_after, arrays_after = c.result(done)
+        assert meta_after == meta_before
+        assert np.array_equal(arrays_after["vertices"].to_numpy(), arrays_before["vertices"].to_numpy())
+        st = listed[interrupted]
+        assert st["state"] == "failed" and "interrupted" in st["error"] and "Resubmit" in st["fix"]
+        assert "interrupted" in (jobs_dir / interrupted / "error.txt").read_text()
+        # the job that was waiting is still queued after the restart and runs
+        assert wait_state(c, queued, ("done", "failed", "cancelled"))["state"] == "done"
+        again = c.resubmit(interrupted)
+        st = wait_state(c, again, ("done", "failed", "cancelled"), timeout=180)
+        assert st["state"] == "done" and st["resubmitted_from"] == interrupted
+        assert c.status(again)["config"] == listed[interrupted]["config"]

@@ -1,0 +1,103 @@
+"""The training loop: the PDE loss is learned, checkpoints resume the same curve, cancel stops cleanly."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from nstr.config import FieldConfig, TrainConfig, build_config, EmptyOptions
+from nstr.errors import Cancelled, ConfigError
+from nstr.fields import build_field
+from nstr.spectral import spectral_flow, transport_prediction_gain
+from nstr.train import Objective, run_to_end, train
+
+torch.set_num_threads(1)
+
+
+class _Image(Objective):
+    """A 32x32 texture whose frequency drifts across the image."""
+
+    def __init__(self) -> None:
+        yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
+        self.x = torch.stack([xx, yy], -1).view(-1, 2)
+        self.y = (0.5 + 0.4 * torch.sin(6 * math.pi * xx * (1 + 0.5 * (yy + 1)))).view(-1, 1)
+
+    def sample(self, step: int, gen: torch.Generator):
+        idx = torch.randint(0, self.x.shape[0], (256,), generator=gen)
+        return self.x[idx], self.y[idx]
+
+    def loss(self, field, batch, pde_fraction):
+        x, y = batch
+        pred, terms = field.training_terms(x, pde_fraction)
+        return (pred - y).pow(2).mean(), terms
+
+
+def _field(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_field(FieldConfig(n_freqs=16, grid_levels=4, grid_max_res=32, grid_table_size=256, width=32,
+                                   max_freq=8), 2, 1)
+
+
+def test_pde_loss_falls_during_training() -> None:
+    field = _field()
+    cfg = TrainConfig(steps=300, log_every=25, lambda_pde=1.0, pde_fraction=0.5)
+    history = run_to_end(train(field, _Image(), cfg, device=torch.device("cpu"))).history
+    first, last = history[0]["term_pde"], history[-1]["term_pde"]
+    assert last < 0.5 * first, (first, last)
+    flow = spectral_flow(field, torch.rand(500, 2) * 2 - 1)
+    assert flow["transport_residual"].shape == (500,) and (flow["transport_residual"] >= 0).all()
+    assert flow["drift"].shape == (500, 2)
+
+
+def test_transport_field_predicts_held_out_spectra() -> None:
+    field = _field()
+    run_to_end(train(field, _Image(), TrainConfig(steps=300, log_every=50, lambda_pde=1.0), device=torch.device("cpu")))
+    gain = transport_prediction_gain(field, torch.rand(2000, 2) * 1.6 - 0.8, step=0.02)
+    assert gain["rmse_transport"] < gain["rmse_constant"], gain
+
+
+def test_resume_from_checkpoint_continues_the_loss_curve(tmp_path: Path) -> None:
+    cfg = TrainConfig(steps=60, log_every=10, lambda_pde=0.1)
+    straight = run_to_end(train(_field(), _Image(), cfg, device=torch.device("cpu"))).history
+
+    ckpt = tmp_path / "run.ckpt"
+    calls = {"n": 0}
+
+    def stop_after_30() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 30
+
+    with pytest.raises(Cancelled):
+        run_to_end(train(_field(), _Image(), cfg, device=torch.device("cpu"), checkpoint=ckpt,
+                         should_stop=stop_after_30))
+    assert ckpt.exists()
+    resumed = run_to_end(train(_field(seed=123), _Image(), cfg, device=torch.device("cpu"), checkpoint=ckpt)).history
+    assert [row["step"] for row in resumed] == [10, 20, 30, 40, 50, 60]
+    for a, b in zip(straight, resumed):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-7), (a, b)
+
+
+def test_checkpoint_from_another_model_is_a_clear_error(tmp_path: Path) -> None:
+    ckpt = tmp_path / "run.ckpt"
+    run_to_end(train(_field(), _Image(), TrainConfig(steps=5, log_every=5), device=torch.device("cpu"),
+                     checkpoint=ckpt))
+    other = build_field(FieldConfig(model="siren", width=16), 2, 1)
+    with pytest.raises(ConfigError, match="different model"):
+        run_to_end(train(other, _Image(), TrainConfig(steps=10), device=torch.device("cpu"), checkpoint=ckpt))
+
+
+def test_config_rejects_unknown_keys_and_bad_types() -> None:
+    presets = {"default": {"train": {"steps": 10}}}
+    cfg = build_config(EmptyOptions, presets, "default", {"K": 12, "field.width": "48", "steps": 7})
+    assert (cfg.field.n_freqs, cfg.field.width, cfg.train.steps) == (12, 48, 7)
+    with pytest.raises(ConfigError, match="unknown config key 'field.nonsense'"):
+        build_config(EmptyOptions, presets, "default", {"field.nonsense": 1})
+    with pytest.raises(ConfigError, match="must be an integer"):
+        build_config(EmptyOptions, presets, "default", {"steps": "many"})
+    with pytest.raises(ConfigError, match="unknown preset"):
+        build_config(EmptyOptions, presets, "fast")
+    with pytest.raises(ConfigError, match="unknown model"):
+        build_config(EmptyOptions, presets, "default", {"model": "transformer"})
