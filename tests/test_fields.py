@@ -88,7 +88,7 @@ class _Signal1D(Objective):
                                              ("hashgrid", 1e-2, 400)])
 def test_each_model_overfits_a_tiny_signal(model: str, lr: float, steps: int) -> None:
     torch.manual_seed(0)
-    cfg = FieldConfig(model=model, params=4000, max_freq=16, grid_max_res=128, ffn_sigma=4.0, width=32)
+    cfg = FieldConfig(model=model, params=4000, max_freq=16, grid_max_res=128, ffn_sigma=8.0, width=32)
     field = build_field(cfg, 1, 1)
     final = run_to_end(train(field, _Signal1D(), TrainConfig(steps=steps, lr=lr, log_every=100, lambda_pde=0.01),
                              device=torch.device("cpu")))

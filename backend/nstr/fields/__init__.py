@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from nstr.config import FieldConfig
+from nstr.config import FieldConfig, with_model_shape
 from nstr.fields.base import Field
 from nstr.fields.budget import count_params, fit_to_budget
 from nstr.fields.ffn import FourierFeatureField
@@ -36,6 +36,7 @@ def build_field(cfg: FieldConfig, in_dim: int, out_dim: int) -> Field:
 
     The resolved config (after budget fitting) is kept as ``field.config``.
     """
+    cfg = with_model_shape(cfg)
     if cfg.params is not None:
         cfg = fit_to_budget(cfg, cfg.params, lambda c: _construct(c, in_dim, out_dim))
     field = _construct(cfg, in_dim, out_dim)
