@@ -30,8 +30,8 @@ import numpy as np
 from nstr.remote.client import BackendClient
 from nstr.remote.launcher import LocalBackend
 
-TINY = {"preset": "quick", "batch_size": 512, "task.resolution": 24, "field.n_freqs": 8,
-        "field.grid_levels": 2, "field.width": 16, "field.depth": 1}
+TINY = {"preset": "quick", "batch_size": 512, "task.resolution": 24, "task.samples": 2000,
+        "task.metric_points": 2000, "field.n_freqs": 8, "field.grid_levels": 2, "field.width": 16, "field.depth": 1}
 
 
 def load_mesh(path: str | None) -> dict[str, np.ndarray]:

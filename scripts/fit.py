@@ -28,7 +28,8 @@ import nstr_blender  # noqa: E402
 from nstr_blender.core.errors import AddonError  # noqa: E402
 from nstr_blender.core.meshdata import DISPLAY_BY_NAME, MeshResult, legend_lines  # noqa: E402
 from nstr_blender.core.mesh_files import read_mesh  # noqa: E402
-from nstr_blender.core.settings import PRESETS, BackendSettings, TaskSettings, default_python, parse_overrides  # noqa: E402
+from nstr_blender.core.settings import (PRESETS, BackendSettings, TaskSettings, default_python,  # noqa: E402
+                                        parse_overrides)
 
 
 def script_args() -> list[str]:
@@ -47,6 +48,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--input", type=Path, help="fit a mesh file (OFF, OBJ, STL, PLY) instead")
     p.add_argument("--task", choices=("sdf", "nerf"), default="sdf")
     p.add_argument("--preset", choices=PRESETS, default="quick")
+    p.add_argument("--nerf-views", type=int, default=30, help="--task nerf: training views to render")
+    p.add_argument("--nerf-size", type=int, default=100, help="--task nerf: view size in pixels")
     p.add_argument("--steps", type=int, default=0, help="training steps (0: the preset's)")
     p.add_argument("--K", dest="n_freqs", type=int, default=0, help="frequencies K (0: the preset's)")
     p.add_argument("--resolution", type=int, default=0, help="marching-cubes resolution (0: the preset's)")
@@ -187,9 +190,6 @@ def main() -> int:
 
         objects = prepare_objects(args)
         scene = bpy.context.scene
-        if args.task == "nerf":
-            raise AddonError("--task nerf is not wired into the headless script yet",
-                             "Use the add-on's Render Views & Fit NeRF, or --task sdf")
         from nstr_blender.blender.mesh_io import evaluated_arrays
         from nstr_blender.blender.operators import split_selection
 
@@ -209,9 +209,26 @@ def main() -> int:
             backend = BackendSettings(mode="local", python=args.backend_python or default_python() or "",
                                       device=args.device, log_dir=str(output.parent / "logs"))
         depsgraph = bpy.context.evaluated_depsgraph_get()
-        inputs = [(o.name, evaluated_arrays(o, depsgraph)) for o in meshes]
+        if args.task == "nerf":
+            if args.backend_url:
+                raise AddonError("NeRF jobs read the rendered views from disk",
+                                 "Use a local backend (--backend-python) for --task nerf")
+            from nstr_blender.blender.nerf_render import render_nerf_dataset
+            views = output.parent / f"{output.stem}_views"
+            t0 = time.monotonic()
+            try:
+                dataset = render_nerf_dataset(bpy.context, meshes, str(views.resolve()), args.nerf_views,
+                                              max(1, args.nerf_views // 6), args.nerf_size, "CYCLES", True)
+            except ValueError as err:
+                raise AddonError(f"cannot render the views: {err}") from None
+            print(f"fit.py: rendered {args.nerf_views} views to {dataset} in {time.monotonic() - t0:.1f} s")
+            source = meshes[0].name if len(meshes) == 1 else "NeRF"
+            inputs = [(source, {})]
+            config = {**config, "dataset_dir": str(dataset)}
+        else:
+            inputs = [(o.name, evaluated_arrays(o, depsgraph)) for o in meshes]
         print(f"fit.py: Blender {bpy.app.version_string}; fitting {', '.join(n for n, _ in inputs)} "
-              f"({sum(len(a['faces']) for _, a in inputs)} triangles), config {config}")
+              f"({sum(len(a.get('faces', ())) for _, a in inputs)} triangles), task {args.task}, config {config}")
 
         t0 = time.monotonic()
         RUNTIME.start_backend(backend, block=True, timeout=180.0)
@@ -249,7 +266,7 @@ def main() -> int:
             from nstr_blender.blender.results import result_meta
             meta = result_meta(obj) or {}
             for name in meta.get("available", []):
-                print(f"fit.py:   {obj.name} {DISPLAY_BY_NAME[name].label}: {'; '.join(legend_lines(meta, name))}")
+                print(f"fit.py:   {obj.name} {DISPLAY_BY_NAME[name].label}: {', '.join(legend_lines(meta, name))}")
 
         frame_camera(scene, made or meshes, args.size)
         setup_engine(scene, args.engine)

@@ -145,7 +145,17 @@ def inside_blender(state_dir: Path, zip_path: Path, settings: dict) -> None:
             return None
         return 0.5
 
-    bpy.app.timers.register(step, first_interval=2.0)
+    def safe_step() -> float | None:
+        try:
+            return step()
+        except Exception as err:  # noqa: BLE001 - reported to the driver, Blender keeps running
+            write("error_" + phase["name"], {"error": f"{type(err).__name__}: {err}"})
+            if phase["name"] == "shown":
+                write("undo", {"error": f"{type(err).__name__}: {err}"})
+                phase["name"] = "done"
+            return 0.5
+
+    bpy.app.timers.register(safe_step, first_interval=2.0)
 
 
 # ============================================================ the driver
@@ -210,32 +220,46 @@ def driver(argv: list[str]) -> int:
         def xdo(*cmd: str) -> None:
             subprocess.run(["xdotool", *cmd], env=env, check=True, capture_output=True)
 
-        xdo("key", "Escape")                          # a splash screen, if any
+        wh = info["window_height"]
+        xdo("mousemove", str(info["window_width"] // 2), str(wh // 2))
+        time.sleep(0.5)
+        xdo("key", "Escape")                          # the first-start splash, if any
         ux, uy, uw, uh = info["ui"]
-        # The tabs run down the sidebar's right edge; Ctrl+wheel over the sidebar switches tab.
-        mx, my = ux + uw // 2, info["window_height"] - (uy + uh // 2)
-        xdo("mousemove", str(mx), str(my))
         drawn = state / "panel_drawn"
+
+        def settle() -> None:
+            """Blender redraws on events: nudge the mouse so the last change is on screen."""
+            xdo("mousemove_relative", "--", "1", "0")
+            time.sleep(0.4)
+            xdo("mousemove_relative", "--", "-1", "0")
+            time.sleep(0.6)
+
+        # The sidebar's tabs run down its right edge; click down the strip until the NSTR
+        # panel reports that it drew. (Ctrl+wheel would also scroll values under the mouse.)
+        tab_x, top = ux + uw - 12, wh - (uy + uh)
         found = False
-        for _ in range(12):
+        for y in range(top + 15, top + min(uh, 520), 16):
             drawn.unlink(missing_ok=True)
-            time.sleep(1.0)
+            xdo("mousemove", str(tab_x), str(y))
+            xdo("click", "1")
+            settle()
             if drawn.exists():
                 found = True
                 break
-            xdo("keydown", "ctrl", "click", "5", "keyup", "ctrl")
         if not found:
             raise RuntimeError("the NSTR tab did not open")
-        xdo("mousemove", str(ux - 200), str(info["window_height"] // 2))   # no hover highlight on the panel
-        time.sleep(1.5)
+        xdo("mousemove", str(max(10, ux - 300)), str(wh // 2))   # off the panel: no hover highlight
+        settle()
+        window_id = subprocess.run(["xdotool", "search", "--name", "Blender"], env=env, capture_output=True,
+                                   text=True).stdout.split()[0]
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["import", "-window", "root", str(args.out)], env=env, check=True)
+        subprocess.run(["import", "-window", window_id, str(args.out)], env=env, check=True)
         print(f"screenshot_panel: wrote {args.out}")
         if str(args.asset):
             args.asset.parent.mkdir(parents=True, exist_ok=True)
-            left = max(0, ux - 560)
-            crop = f"{width - left}x{height}+{left}+0"
-            subprocess.run(["convert", str(args.out), "-crop", crop, "+repage", "-colors", "192", "-strip",
+            left = max(0, ux - 820)                 # the viewport around the result, the sidebar, its tabs
+            crop = f"{ux + uw + 2 - left}x{height}+{left}+0"
+            subprocess.run(["convert", str(args.out), "-crop", crop, "+repage", "-colors", "128", "-strip",
                             str(args.asset)], check=True)
             size = args.asset.stat().st_size
             print(f"screenshot_panel: wrote {args.asset} ({size / 1024:.0f} KiB)")

@@ -25,8 +25,9 @@ VENV_PY = REPO / ".venv" / "bin" / "python"
 pytest.importorskip("bpy")
 
 # A fit that takes seconds on this 2-core CPU (quality is not the point here).
-TINY = {"preset": "quick", "steps": 40, "n_freqs": 8, "resolution": 32,
-        "overrides": "train.batch_size=2048"}
+TINY = {"preset": "quick", "steps": 20, "n_freqs": 8, "resolution": 24,
+        "overrides": "train.batch_size=512 task.samples=10000 task.metrics=false field.grid_levels=4 "
+                     "field.grid_table_size=4096"}
 
 PRELUDE = r'''
 import json, os, sys, time
@@ -170,10 +171,13 @@ def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tm
     assert "local_frequency" in out["meta_ranges"]
     # the result is where the evaluated original is in world space (not in normalised coordinates)
     (elo, ehi), (rlo, rhi) = out["eval_bbox"], out["result_bbox"]
-    size = max(h - lo for h, lo in zip(ehi, elo))
+    size = max(h - lo for h, lo in zip(ehi, elo))      # ~1.4 here; the backend's unit box would be 2
     for i in range(3):
-        assert abs((rlo[i] + rhi[i]) / 2 - (elo[i] + ehi[i]) / 2) < 0.25 * size
-        assert 0.5 * (ehi[i] - elo[i]) < rhi[i] - rlo[i] < 1.5 * (ehi[i] - elo[i]) + 0.1 * size
+        centre = (elo[i] + ehi[i]) / 2
+        assert abs((rlo[i] + rhi[i]) / 2 - centre) < 0.25 * size
+        # inside the backend's padded fitting box around the object (a 20-step fit is blobby)
+        assert centre - 0.6 * size <= rlo[i] < rhi[i] <= centre + 0.6 * size
+        assert rhi[i] - rlo[i] > 0.4 * (ehi[i] - elo[i])
     assert out["original_same"] and "NSTR" not in out["original_collections"]
     assert "fitting" in out["progress_seen"]
 

@@ -14,8 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 BLENDER = shutil.which("blender")
 pytestmark = pytest.mark.skipif(BLENDER is None, reason="Debian's blender is not installed (scripts/setup.sh)")
 
-TINY = ["--preset", "quick", "--steps", "40", "--K", "8", "--resolution", "32", "--set", "train.batch_size=2048",
-        "--device", "cpu", "--size", "160"]
+TINY = ["--preset", "quick", "--steps", "20", "--K", "8", "--resolution", "24", "--device", "cpu", "--size", "160",
+        *[a for kv in ("train.batch_size=512", "task.samples=10000", "task.metrics=false", "field.grid_levels=4",
+                       "field.grid_table_size=4096") for a in ("--set", kv)]]
 
 CHECK = r'''
 import bpy, json, sys

@@ -21,7 +21,7 @@ from nstr_blender.core.mesh_files import MeshFileError, read_mesh
 from nstr_blender.core.meshdata import (corner_arrays, legend_lines, linear_to_srgb, mesh_arrays, parse_result,
                                         srgb_to_linear)
 from nstr_blender.core.session import BackendSession
-from nstr_blender.core.settings import BackendSettings, TaskSettings, default_python
+from nstr_blender.core.settings import BackendSettings, TaskSettings, default_python, parse_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def test_parse_result_converts_colours_and_keeps_raw_attributes():
     assert res.colors["color_local_frequency"][0, 0] == pytest.approx(0.21404, abs=1e-4)
     assert res.available == ["local_frequency"]
     assert res.value_range("local_frequency") == (1.0, 4.0)
-    assert legend_lines(res.meta, "local_frequency") == ["1 to 4 cycles/unit", "colour map: viridis"]
+    assert legend_lines(res.meta, "local_frequency") == ["1 to 4", "cycles/unit", "colour map: viridis"]
 
 
 def test_baseline_results_without_attributes_are_fine():
@@ -100,10 +100,21 @@ def test_corner_arrays_lay_out_triangles_for_blender():
 # ---------------------------------------------------------------- settings
 def test_task_settings_send_only_what_the_user_changed():
     assert TaskSettings(preset="default").job_config() == {"preset": "default"}
-    cfg = TaskSettings(preset="quick", n_freqs=32, steps=100, resolution=64, mc_backend="pymcubes").job_config()
-    assert cfg == {"preset": "quick", "K": 32, "steps": 100, "task.resolution": 64, "task.mc_backend": "pymcubes"}
+    cfg = TaskSettings(preset="quick", n_freqs=32, steps=100, resolution=64, mc_backend="mcubes").job_config()
+    assert cfg == {"preset": "quick", "K": 32, "steps": 100, "task.resolution": 64, "task.mc": "mcubes"}
+    nerf = TaskSettings(task="nerf", resolution=96, extra={"train.batch_size": 256}).job_config()
+    assert nerf == {"preset": "quick", "task.mesh_resolution": 96, "train.batch_size": 256}
+    with pytest.raises(AddonError, match="the nerf task has no 'mc_backend' setting"):
+        TaskSettings(task="nerf", mc_backend="mcubes").job_config()
     with pytest.raises(AddonError, match="unknown preset 'fast'. Choose one of: quick, default, high"):
         TaskSettings(preset="fast").job_config()
+
+
+def test_overrides_text_becomes_typed_values():
+    assert parse_overrides("train.batch_size=4096, field.width=32 task.mc=mcubes task.metrics=false") == {
+        "train.batch_size": 4096, "field.width": 32, "task.mc": "mcubes", "task.metrics": False}
+    with pytest.raises(AddonError, match="override 'steps' is not KEY=VALUE"):
+        parse_overrides("steps")
 
 
 def test_backend_settings_explain_what_to_fix():
@@ -128,7 +139,7 @@ def test_tracker_follows_a_job_and_picks_poll_intervals():
     rec = tracker.add("Suzanne", "sdf", {"preset": "quick"}, {"vertices": 1})
     assert rec.progress_text() == "sending" and tracker.next_interval() == POLL_ACTIVE_S
     rec.job_id, rec.state = "j1", "queued"
-    rec.apply_status({"state": "queued", "queue_position": 0})
+    rec.apply_status({"state": "queued", "queue_position": 1})
     assert rec.progress_text() == "queued (#1)" and tracker.next_interval() == POLL_QUEUED_S
     rec.apply_status({"state": "running", "phase": "fitting", "step": 45, "total": 100, "eta_s": 75.0})
     assert rec.progress_text() == "fitting 45%  ETA 1 min 15 s"
@@ -143,7 +154,7 @@ def test_tracker_follows_a_job_and_picks_poll_intervals():
 def test_failed_jobs_keep_the_backends_message():
     tracker = JobTracker()
     rec = tracker.add("Cube", "sdf", {}, {})
-    rec.apply_status({"state": "failed", "error": "mesh has no volume. Close the holes"})
+    rec.apply_status({"state": "failed", "error": "mesh has no volume", "fix": "Close the holes"})
     assert rec.progress_text() == "failed: mesh has no volume. Close the holes" and not rec.active
 
 

@@ -136,3 +136,45 @@ def render_nerf_dataset(context: Any, objects: Iterable[Any], out_dir: str, n_tr
         bpy.data.objects.remove(cam_obj, do_unlink=True)
         bpy.data.cameras.remove(cam_data)
     return out_dir
+
+
+def add_demo_object(context: Any, kind: str = "suzanne") -> Any:
+    """A textured object to render for tests, benchmarks and demos: Suzanne (smooth) or a cube, with a
+    procedural checker in two colours, lit by a sun. Returns the object."""
+    scene = context.scene
+    if kind == "suzanne":
+        bpy.ops.mesh.primitive_monkey_add(size=1.6)
+        obj = context.active_object
+        mod = obj.modifiers.new("subdiv", "SUBSURF")
+        mod.levels = mod.render_levels = 1
+        for poly in obj.data.polygons:
+            poly.use_smooth = True
+    elif kind == "cube":
+        bpy.ops.mesh.primitive_cube_add(size=1.2)
+        obj = context.active_object
+    else:
+        raise ValueError(f"unknown demo object '{kind}': use suzanne or cube")
+    mat = bpy.data.materials.new("NSTR demo checker")
+    mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    checker = nodes.new("ShaderNodeTexChecker")
+    checker.inputs["Scale"].default_value = 2.5
+    checker.inputs["Color1"].default_value = (0.85, 0.25, 0.05, 1.0)
+    checker.inputs["Color2"].default_value = (0.1, 0.35, 0.8, 1.0)
+    coords = nodes.new("ShaderNodeTexCoord")
+    links.new(coords.outputs["Object"], checker.inputs["Vector"])
+    links.new(checker.outputs["Color"], bsdf.inputs["Base Color"])
+    obj.data.materials.append(mat)
+    sun_data = bpy.data.lights.new("NSTR demo sun", "SUN")
+    sun_data.energy = 3.0
+    sun = bpy.data.objects.new("NSTR demo sun", sun_data)
+    sun.rotation_euler = (0.6, 0.2, 0.8)
+    scene.collection.objects.link(sun)
+    if scene.world is None:
+        scene.world = bpy.data.worlds.new("World")
+    scene.world.use_nodes = True
+    bg = next((n for n in scene.world.node_tree.nodes if n.type == "BACKGROUND"), None)
+    if bg is not None:
+        bg.inputs["Color"].default_value = (0.4, 0.4, 0.4, 1.0)
+    return obj

@@ -143,6 +143,8 @@ class NSTR_OT_render_nerf_views(bpy.types.Operator):
             ensure_backend(context)
         except AddonError as err:
             return _fail(self, err)
+        except ValueError as err:     # render_nerf_dataset's own one-line input errors
+            return _fail(self, AddonError(f"cannot render the views: {err}"))
         except Exception as err:  # noqa: BLE001 - rendering problems reach the user as one line
             return _fail(self, AddonError(f"rendering the views failed: {describe(err)}", "See the console"))
         source = objects[0].name if len(objects) == 1 else "NeRF"

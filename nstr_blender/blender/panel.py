@@ -24,6 +24,7 @@ class NSTR_PT_fit(bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
+        chars = _chars(context)
         props = context.scene.nstr
         self.draw_backend(context, layout.box())
         col = layout.column(align=True)
@@ -36,7 +37,8 @@ class NSTR_PT_fit(bpy.types.Panel):
             adv.prop(props, "n_freqs")
             adv.prop(props, "steps")
             adv.prop(props, "resolution")
-            adv.prop(props, "mc_backend")
+            adv.prop(props, "mc_backend", text="MC")
+            adv.label(text="Overrides (KEY=VALUE ...)")
             adv.prop(props, "overrides", text="")
         if props.task == "nerf":
             nerf = layout.box().column(align=True)
@@ -55,9 +57,9 @@ class NSTR_PT_fit(bpy.types.Panel):
         if RUNTIME.message:
             alert = layout.column()
             alert.alert = True
-            for i, line in enumerate(_wrap(RUNTIME.message, 48)):
+            for i, line in enumerate(_wrap(RUNTIME.message, chars)):
                 alert.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
-        self.draw_jobs(layout)
+        self.draw_jobs(layout, chars)
         self.draw_result(context, layout)
 
     def draw_backend(self, context, box):
@@ -70,20 +72,20 @@ class NSTR_PT_fit(bpy.types.Panel):
             h = session.health
             row.label(text=f"Connected: {h.get('device', '?')}", icon="CHECKMARK")
             name = h.get("device_name")
-            if name:
+            if name and name != h.get("device"):
                 box.label(text=str(name))
             if h.get("gpu_memory_total"):
                 box.label(text=f"GPU memory free {_gib(h.get('gpu_memory_free'))} / "
                                f"{_gib(h.get('gpu_memory_total'))} GiB")
             box.label(text=f"Queue: {h.get('queue_length', 0)}")
         else:
-            where = "local process" if settings.mode == "local" else settings.url
-            row.label(text=f"Backend: not connected ({where})", icon="UNLINKED")
+            row.label(text="Backend: not connected", icon="UNLINKED")
+            box.label(text="Local process" if settings.mode == "local" else settings.url)
         row = box.row(align=True)
         row.operator("nstr.backend_start", text="Start" if settings.mode == "local" else "Connect", icon="PLAY")
         row.operator("nstr.backend_stop", text="Stop", icon="PAUSE")
 
-    def draw_jobs(self, layout):
+    def draw_jobs(self, layout, chars):
         records = RUNTIME.tracker.records
         if not records:
             return
@@ -91,25 +93,27 @@ class NSTR_PT_fit(bpy.types.Panel):
         box.label(text="Jobs")
         for i, record in enumerate(records):
             row = box.row(align=True)
-            text = f"{record.source}: {record.progress_text()}"
-            if record.state == "running" and hasattr(row, "progress"):
-                row.progress(factor=record.progress, type="BAR", text=text)
-            else:
-                icon = {"collected": "CHECKMARK", "failed": "ERROR", "error": "ERROR",
-                        "cancelled": "X"}.get(record.state, "SORTTIME")
-                row.label(text=text, icon=icon)
+            icon = {"collected": "CHECKMARK", "failed": "ERROR", "error": "ERROR",
+                    "cancelled": "X"}.get(record.state, "SORTTIME")
+            row.label(text=record.source, icon=icon)
             if record.active:
                 op = row.operator("nstr.cancel", text="", icon="X")
                 op.index = i
+            text = record.progress_text()
+            line = box.row()
+            if record.state == "running" and hasattr(line, "progress"):      # Blender 4.0+
+                line.progress(factor=record.progress, type="BAR", text=text)
+            elif record.state not in ("failed", "error"):
+                line.label(text=text)
             if record.state in ("failed", "error") and record.message:
-                for line in _wrap(record.message, 48):
+                for line in _wrap(record.message, chars):
                     sub = box.row()
                     sub.alert = True
                     sub.label(text=line)
         row = box.row(align=True)
-        row.operator("nstr.cancel", text="Cancel All").index = -1
-        row.operator("nstr.release_gpu", icon="MEMORY")
-        row.operator("nstr.clear_finished", text="", icon="TRASH")
+        row.operator("nstr.cancel", text="Cancel All", icon="X").index = -1
+        row.operator("nstr.clear_finished", text="Clear", icon="TRASH")
+        box.operator("nstr.release_gpu", icon="MEMORY")
 
     def draw_result(self, context, layout):
         obj = context.active_object
@@ -125,8 +129,16 @@ class NSTR_PT_fit(bpy.types.Panel):
         else:
             legend = box.column(align=True)
             for line in legend_lines(meta, name):
-                legend.label(text=line)
+                for part in _wrap(line, _chars(context)):
+                    legend.label(text=part)
         box.operator("nstr.show_attribute_colors", icon="SHADING_SOLID")
+
+
+def _chars(context) -> int:
+    """About how many characters fit on one line of this sidebar (for wrapping messages)."""
+    width = context.region.width if context.region is not None else 300
+    scale = context.preferences.system.ui_scale if context.preferences else 1.0
+    return max(16, int(width / (7.0 * scale)) - 5)
 
 
 def _wrap(text: str, width: int) -> list[str]:

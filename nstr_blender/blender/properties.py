@@ -31,7 +31,8 @@ class NSTR_SceneSettings(bpy.types.PropertyGroup):
                             description="Marching-cubes grid resolution. 0: the preset's")
     mc_backend: EnumProperty(name="Marching cubes", default="preset",
                              items=[("preset", "Preset", "The preset's choice"),
-                                    ("skimage", "scikit-image", "Fast"), ("pymcubes", "PyMCubes", "Alternative")])
+                                    ("skimage", "scikit-image", "scikit-image's marching cubes"),
+                                    ("mcubes", "PyMCubes", "PyMCubes' marching cubes")])
     overrides: StringProperty(name="Overrides", default="",
                               description="More backend settings as KEY=VALUE, e.g. train.batch_size=4096 "
                                           "field.width=32")

@@ -173,7 +173,13 @@ def push_undo(message: str) -> None:
     """Make the new result one undo step (Ctrl+Z removes it; the original stays)."""
     if bpy.app.background:
         return
+    wm = bpy.context.window_manager
+    window = wm.windows[0] if wm is not None and wm.windows else None
     try:
-        bpy.ops.ed.undo_push(message=message)
-    except RuntimeError:
-        pass
+        if window is not None and hasattr(bpy.context, "temp_override"):
+            with bpy.context.temp_override(window=window):
+                bpy.ops.ed.undo_push(message=message)
+        else:
+            bpy.ops.ed.undo_push(message=message)
+    except RuntimeError as err:        # no undo here (e.g. a script context): the result stays
+        print(f"NSTR: no undo step for {message}: {err}")

@@ -69,7 +69,10 @@ class JobRecord:
         qp = status.get("queue_position")
         self.queue_position = int(qp) if qp is not None else None
         if state == "failed":
-            self.message = str(status.get("error") or status.get("message") or "the job failed")
+            self.message = str(status.get("error") or status.get("message") or "the job failed").strip()
+            fix = str(status.get("fix") or "").strip()
+            if fix and fix not in self.message:
+                self.message = f"{self.message.rstrip('.')}. {fix}"
             self.finished_at = time.time()
             self.arrays = None
         elif state == "cancelled":
@@ -98,7 +101,7 @@ class JobRecord:
         if self.state == "pending":
             return "sending"
         if self.state == "queued":
-            pos = f" (#{self.queue_position + 1})" if self.queue_position is not None else ""
+            pos = f" (#{self.queue_position})" if self.queue_position else ""   # 1: next in line
             return f"queued{pos}"
         if self.state == "running":
             text = f"{self.phase or 'running'} {round(100 * self.progress)}%"

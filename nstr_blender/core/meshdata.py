@@ -214,8 +214,10 @@ def legend_lines(result_meta: Mapping[str, Any], name: str) -> list[str]:
             break
     lines = []
     if rng is not None and len(rng) == 2:
+        lines.append(f"{format_value(float(rng[0]))} to {format_value(float(rng[1]))}")
         unit = units.get(attr.name, "") if isinstance(units, Mapping) else (units if isinstance(units, str) else "")
-        lines.append(f"{format_value(float(rng[0]))} to {format_value(float(rng[1]))} {unit}".rstrip())
+        if unit:
+            lines.append(str(unit))
     cmap = None
     for key in (attr.name, attr.raw_key, attr.color_key):
         if key and key in cmaps:

@@ -60,7 +60,7 @@ def look_at(eye: Sequence[float], target: Sequence[float], up: Sequence[float] =
     return [[right[i], cam_up[i], back[i], float(eye[i])] for i in range(3)] + [[0.0, 0.0, 0.0, 1.0]]
 
 
-def framing_distance(radius: float, camera_angle_x: float = DEFAULT_CAMERA_ANGLE_X, margin: float = 1.15) -> float:
+def framing_distance(radius: float, camera_angle_x: float = DEFAULT_CAMERA_ANGLE_X, margin: float = 1.0) -> float:
     """Camera distance at which a sphere of ``radius`` fills a square view with a small margin."""
     return margin * radius / math.sin(0.5 * camera_angle_x)
 

@@ -18,14 +18,14 @@ from .errors import AddonError
 
 PRESETS: tuple[str, ...] = ("quick", "default", "high")
 TASKS: tuple[str, ...] = ("sdf", "nerf")
-MC_BACKENDS: tuple[str, ...] = ("preset", "skimage", "pymcubes")
+MC_BACKENDS: tuple[str, ...] = ("preset", "skimage", "mcubes")
 
-# Advanced panel settings -> the backend's override keys (aliases and dotted keys of nstr.config).
-OVERRIDE_KEYS: dict[str, str] = {
-    "n_freqs": "K",
-    "steps": "steps",
-    "resolution": "task.resolution",
-    "mc_backend": "task.mc_backend",
+# Advanced panel settings -> each task's override keys (aliases and dotted keys of nstr.config;
+# the task keys are the tasks' Options fields in nstr.tasks.sdf / nstr.tasks.nerf). None: the
+# task has no such setting.
+OVERRIDE_KEYS: dict[str, dict[str, str | None]] = {
+    "sdf": {"n_freqs": "K", "steps": "steps", "resolution": "task.resolution", "mc_backend": "task.mc"},
+    "nerf": {"n_freqs": "K", "steps": "steps", "resolution": "task.mesh_resolution", "mc_backend": None},
 }
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]          # .../nstr_blender
@@ -54,10 +54,12 @@ class TaskSettings:
             raise AddonError(f"unknown marching-cubes backend '{self.mc_backend}'",
                              f"Choose one of: {', '.join(MC_BACKENDS)}")
         config: dict[str, Any] = {"preset": self.preset}
-        for name, key in OVERRIDE_KEYS.items():
+        for name, key in OVERRIDE_KEYS[self.task].items():
             value = getattr(self, name)
             if value in (0, "preset", None):
                 continue
+            if key is None:
+                raise AddonError(f"the {self.task} task has no '{name}' setting", "Set it back to 'preset'")
             if isinstance(value, int) and value < 0:
                 raise AddonError(f"{name} must be 0 (preset) or more, not {value}", "Fix it in the panel")
             config[key] = value

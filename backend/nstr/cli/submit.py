@@ -20,7 +20,7 @@ DESCRIPTION = HELP + """.
 
 Without --wait it prints the job id and returns; follow it with 'nstr jobs'. With --wait
 (implied by -o and --report) it shows progress, then writes the mesh with its spectral-flow
-attributes (-o: .npz, .ply, .obj, ... as 'nstr fit sdf') and a JSON report. Ctrl-C cancels the job."""
+attributes (-o: .ply, .glb or .npz, as 'nstr fit sdf') and a JSON report. Ctrl-C cancels the job."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,6 +53,12 @@ def job_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nstr.errors import InputError
+    from nstr.geometry.export import OUTPUT_SUFFIXES, write_mesh
+
+    if args.output is not None and args.output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise InputError(f"cannot write '{args.output.name}': unknown output format '{args.output.suffix or '(none)'}'",
+                         "Use a .ply, .glb or .npz output file")
     vertices, faces = load_mesh(args.mesh)
     client = client_from_args(args)
     t0 = time.perf_counter()
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     t_fetch = time.perf_counter() - t1
     result = {name: arr.to_numpy() for name, arr in arrays.items()}
     if args.output is not None:
-        write_result(args.output, result)
+        write_mesh(args.output, result)
     report = dict(meta.get("report") or {})
     report["remote"] = {"server": client.url, "job": job_id, "submit_s": t_submit, "fetch_s": t_fetch,
                         "queued_s": (status["started"] or 0) - status["created"],
@@ -104,23 +110,6 @@ def load_mesh(path: Path) -> tuple[Any, Any]:
 
     mesh, _report = read_mesh(path)
     return mesh.vertices.astype(np.float32), mesh.faces.astype(np.int32)
-
-
-def write_result(path: Path, arrays: dict[str, Any]) -> None:
-    """.npz keeps every array (the add-on's format); other extensions get the mesh with the
-    local-frequency colours as vertex colours."""
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".npz":
-        np.savez_compressed(path, **arrays)
-        return
-    import trimesh
-
-    colors = arrays.get("color_local_frequency", arrays.get("color_albedo"))
-    mesh = trimesh.Trimesh(arrays["vertices"], arrays["faces"], process=False,
-                           vertex_colors=None if colors is None else np.clip(colors * 255 + 0.5, 0, 255).astype(np.uint8))
-    mesh.export(str(path))
 
 
 class _Progress:

@@ -47,7 +47,7 @@ class MeshReport:
     n_vertices: int
     n_faces: int
     n_parts: int  # geometries in the file/scene that were concatenated
-    n_components: int  # face-connected components
+    n_components: int  # pieces of faces connected through shared edges
     open_edges: int  # edges used by exactly one face
     nonmanifold_edges: int  # edges used by three or more faces
     watertight: bool
@@ -56,6 +56,7 @@ class MeshReport:
     unreferenced_vertices: int
     bounds: list[list[float]]
     warnings: list[str] = field(default_factory=list)
+    merged_vertices: int = 0  # exact duplicates welded (triangle soups such as STL)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -70,11 +71,10 @@ def load_mesh(path: str | Path) -> tuple[Mesh, MeshReport]:
     """Read OBJ / PLY / STL / OFF / GLB / glTF; scenes with several parts are concatenated in world space."""
     import trimesh
 
+    from nstr.signals._paths import check_readable_file
+
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"mesh file '{path}' does not exist", "Check the path")
-    if path.is_dir():
-        raise InputError(f"'{path}' is a folder, not a mesh file", "Give the path of an OBJ, PLY, STL, OFF or GLB file")
+    check_readable_file(path, "a mesh")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise InputError(f"'{path.name}' has an unsupported mesh format '{suffix or '(none)'}'",
@@ -156,6 +156,12 @@ def validate_mesh(vertices: Any, faces: Any, source: str = "arrays", n_parts: in
         worst = int(f.min()) if f.min() < 0 else int(f.max())
         raise InputError(f"face index {worst} is out of range for {len(v)} vertices",
                          "Face indices must be between 0 and V-1 (0-based)")
+    # triangle soups (STL, some OBJ/GLB exports) repeat coincident vertices: weld exact copies so
+    # open edges, components and watertightness describe the surface, not the file layout
+    n_before = len(v)
+    welded, inverse = np.unique(v, axis=0, return_inverse=True)
+    if len(welded) < n_before:
+        v, f = welded, inverse.reshape(-1)[f]
     extent = np.ptp(v[np.unique(f)], axis=0)
     size = float(extent.max())
     if size <= 0:
@@ -177,6 +183,7 @@ def validate_mesh(vertices: Any, faces: Any, source: str = "arrays", n_parts: in
         raise InputError(f"the mesh has zero volume: it is flat along {axis}",
                          "An SDF needs a solid; give the surface thickness (Blender: Solidify modifier)")
     report = describe(v, f, source=source, n_parts=n_parts, n_degenerate=n_degenerate)
+    report.merged_vertices = n_before - len(v)
     return Mesh(vertices=v, faces=f), report
 
 
@@ -195,12 +202,15 @@ def describe(v: np.ndarray, f: np.ndarray, *, source: str, n_parts: int, n_degen
     directed = edges[:, 0] * len(v) + edges[:, 1]
     _, dcounts = np.unique(directed, return_counts=True)
     winding_consistent = bool(dcounts.max() == 1) and nonmanifold == 0
-    # components: connected pieces of the edge graph, counted over the vertices faces use
+    # components: faces joined through shared edges (pieces that only touch at a vertex, like
+    # Suzanne's eyes, stay separate); a bipartite face-edge graph keeps this linear in size
     n_f = len(f)
     used = np.unique(f)
-    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(len(v), len(v)))
+    n_e = int(inverse.max()) + 1
+    face_of_edge = np.tile(np.arange(n_f), 3)
+    graph = coo_matrix((np.ones(len(edges)), (face_of_edge, n_f + inverse.reshape(-1))), shape=(n_f + n_e, n_f + n_e))
     _, labels = connected_components(graph, directed=False)
-    n_comp = len(np.unique(labels[used]))
+    n_comp = len(np.unique(labels[:n_f]))
     notes = []
     if n_f > HUGE_FACE_COUNT:
         notes.append(f"huge mesh ({n_f} faces): ground truth and metrics will be slow; sample counts are unchanged")

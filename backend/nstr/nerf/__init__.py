@@ -1,0 +1,1 @@
+"""NeRF scenes: datasets (transforms.json), rays, occupancy grid, volume rendering, radiance field, mesh."""

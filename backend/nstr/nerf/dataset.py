@@ -1,0 +1,367 @@
+"""NeRF datasets in the ``transforms.json`` convention (NeRF synthetic scenes, instant-ngp), or as arrays.
+
+A folder holds ``transforms_train.json`` / ``_val`` / ``_test`` (or one ``transforms.json``, whose
+every 8th frame is then held out for testing). Intrinsics are ``camera_angle_x`` (square pixels,
+centred principal point) or ``fl_x``/``fl_y``/``cx``/``cy``/``w``/``h``. Each frame has ``file_path``
+(with or without ``.png``) and a camera-to-world ``transform_matrix`` in Blender's convention.
+Every problem becomes an :class:`~nstr.errors.InputError` naming the file and the field.
+
+The compact array form (the server's ``nerf`` job, no shared filesystem):
+``train_images`` uint8 (N, H, W, 3|4), ``train_poses`` float (N, 4, 4) or (N, 3, 4),
+``intrinsics`` float (4,) = fx, fy, cx, cy in pixels, optional ``test_images`` / ``test_poses``
+and ``aabb`` float (2, 3) (world box of the object).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from nstr.errors import InputError
+
+SPLITS = ("train", "val", "test")
+HOLDOUT_EVERY = 8  # single transforms.json: every 8th frame is a test view (the LLFF convention)
+
+
+@dataclass
+class Intrinsics:
+    """Pinhole camera in pixels; the principal point is measured from the image's top-left corner."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def scaled(self, width: int, height: int) -> "Intrinsics":
+        sx, sy = width / self.width, height / self.height
+        return Intrinsics(self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height)
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.fx, self.fy, self.cx, self.cy], np.float32)
+
+
+@dataclass
+class Views:
+    """One split: straight-alpha RGBA images in [0, 1] and camera-to-world poses."""
+
+    name: str
+    images: np.ndarray  # (N, H, W, 4) float32
+    poses: np.ndarray  # (N, 4, 4) float32
+    intrinsics: Intrinsics
+    files: list[str]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass
+class NerfDataset:
+    train: Views
+    test: Views | None
+    aabb: np.ndarray  # (2, 3) world box that contains the object
+    source: str  # folder or "arrays"
+    aabb_from: str  # "file" | "cameras": where the box came from
+
+    def describe(self) -> dict[str, Any]:
+        h, w = self.train.images.shape[1:3]
+        return {"source": self.source, "train_views": len(self.train),
+                "test_views": len(self.test) if self.test is not None else 0, "width": int(w), "height": int(h),
+                "aabb": self.aabb.tolist(), "aabb_from": self.aabb_from}
+
+
+# ----------------------------------------------------------------------------------------- validation
+
+
+def check_pose(matrix: Any, where: str) -> np.ndarray:
+    """A 4x4 float32 rigid camera-to-world matrix, or an InputError naming ``where``."""
+    try:
+        m = np.asarray(matrix, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{where} is not a matrix of numbers", "Give a 4x4 camera-to-world matrix") from None
+    if m.shape == (3, 4):
+        m = np.vstack([m, [0.0, 0.0, 0.0, 1.0]])
+    if m.shape != (4, 4):
+        raise InputError(f"{where} has shape {m.shape}, not 4x4", "Give a 4x4 camera-to-world matrix")
+    if not np.all(np.isfinite(m)):
+        raise InputError(f"{where} contains NaN or infinity", "Fix the camera pose")
+    if not np.allclose(m[3], [0, 0, 0, 1], atol=1e-4):
+        raise InputError(f"{where} has bottom row {m[3].round(4).tolist()}, not [0, 0, 0, 1]",
+                         "Give an affine camera-to-world matrix")
+    rot = m[:3, :3]
+    det = float(np.linalg.det(rot))
+    if abs(det) < 1e-6:
+        raise InputError(f"{where} is not invertible (its 3x3 part has determinant {det:.2g})",
+                         "Give a rigid camera-to-world matrix (rotation + translation)")
+    if not np.allclose(rot.T @ rot, np.eye(3), atol=2e-3) or det < 0:
+        scales = np.linalg.norm(rot, axis=0).round(3).tolist()
+        raise InputError(f"{where} is not rigid (axis lengths {scales}, determinant {det:.3g}): it scales, "
+                         f"shears or mirrors", "Give a rotation + translation; apply scale to the scene instead")
+    return m.astype(np.float32)
+
+
+def intrinsics_from(doc: Mapping[str, Any], width: int, height: int, where: str) -> Intrinsics:
+    """Intrinsics from ``camera_angle_x`` (+ optional ``camera_angle_y``) or ``fl_x``/``fl_y``/``cx``/``cy``/``w``/``h``."""
+
+    def number(key: str) -> float:
+        value = doc[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise InputError(f"{where}: '{key}' must be a positive number, not {value!r}", "Fix the camera intrinsics")
+        return float(value)
+
+    if "fl_x" in doc:
+        w = int(number("w")) if "w" in doc else width
+        h = int(number("h")) if "h" in doc else height
+        if (w, h) != (width, height):
+            if abs(w / h - width / height) > 1e-3:
+                raise InputError(f"{where}: w x h = {w}x{h} but the images are {width}x{height}",
+                                 "Fix 'w'/'h' or resize the images")
+        fx = number("fl_x")
+        fy = number("fl_y") if "fl_y" in doc else fx
+        cx = number("cx") if "cx" in doc else w / 2
+        cy = number("cy") if "cy" in doc else h / 2
+        return Intrinsics(fx, fy, cx, cy, w, h).scaled(width, height)
+    if "camera_angle_x" in doc:
+        angle = number("camera_angle_x")
+        if angle >= math.pi:
+            raise InputError(f"{where}: camera_angle_x = {angle} is not below pi radians",
+                             "camera_angle_x is the horizontal field of view in radians")
+        fx = 0.5 * width / math.tan(0.5 * angle)
+        fy = 0.5 * height / math.tan(0.5 * number("camera_angle_y")) if "camera_angle_y" in doc else fx
+        return Intrinsics(fx, fy, width / 2, height / 2, width, height)
+    raise InputError(f"{where} has neither 'camera_angle_x' nor 'fl_x'",
+                     "Add camera_angle_x (radians) or fl_x, fl_y, cx, cy, w, h")
+
+
+# ----------------------------------------------------------------------------------------- images
+
+
+def _resolve_image(root: Path, file_path: str, where: str) -> Path:
+    rel = file_path[2:] if file_path.startswith("./") else file_path
+    candidates = [root / rel] + [root / (rel + ext) for ext in (".png", ".PNG", ".jpg", ".jpeg")]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise InputError(f"{where}: image '{file_path}' not found in {root}", "Fix file_path or add the image")
+
+
+def _read_image(path: Path, where: str, size: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgba = im.convert("RGBA")
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise InputError(f"{where}: image {path.name} is unreadable ({type(err).__name__})",
+                         "Replace it with a valid PNG or JPEG") from None
+    if size and rgba.size != (size, size):
+        # premultiply before area-averaging so transparent pixels don't bleed their colour
+        arr = np.asarray(rgba, np.float32) / 255.0
+        arr[..., :3] *= arr[..., 3:]
+        chans = [Image.fromarray(arr[..., c]).resize((size, size), Image.BOX) for c in range(4)]
+        arr = np.stack([np.asarray(c, np.float32) for c in chans], -1)
+        arr[..., :3] /= np.maximum(arr[..., 3:], 1e-6)
+        arr[..., :3] *= arr[..., 3:] > 0
+        return np.clip(arr, 0.0, 1.0)
+    return np.asarray(rgba, np.float32) / 255.0
+
+
+def _load_split_file(path: Path, image_size: int, name: str,
+                     frames_filter: slice | None = None, keep: Any = None) -> Views:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path.name} is unreadable ({type(err).__name__})", "Check the file") from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path.name} is not valid JSON (line {err.lineno}: {err.msg})", "Fix the file") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path.name} is not a JSON object", "It must hold 'frames' and the camera intrinsics")
+    frames = doc.get("frames")
+    if not isinstance(frames, list):
+        raise InputError(f"{path.name} has no 'frames' list", "Add frames with file_path and transform_matrix")
+    indexed = list(enumerate(frames))
+    if keep is not None:
+        indexed = [(i, f) for i, f in indexed if keep(i)]
+    if not indexed:
+        raise InputError(f"split '{name}' in {path.name} is empty (no frames)", "Add frames or remove the file")
+    images, poses, files = [], [], []
+    first: tuple[str, tuple[int, int]] | None = None
+    for i, frame in indexed:
+        where = f"{path.name} frames[{i}]"
+        if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
+            raise InputError(f"{where} lacks 'file_path' or 'transform_matrix'", "Every frame needs both")
+        poses.append(check_pose(frame["transform_matrix"], f"{where}.transform_matrix"))
+        img_path = _resolve_image(path.parent, str(frame["file_path"]), where)
+        img = _read_image(img_path, where, 0)
+        shape = img.shape[:2]
+        if first is None:
+            first = (img_path.name, shape)
+        elif shape != first[1]:
+            raise InputError(f"{where}: image {img_path.name} is {shape[1]}x{shape[0]} but {first[0]} is "
+                             f"{first[1][1]}x{first[1][0]}", "Give every view the same size")
+        if image_size and shape != (image_size, image_size):
+            img = _read_image(img_path, where, image_size)
+        images.append(img)
+        files.append(str(img_path))
+    assert first is not None
+    h0, w0 = first[1]
+    intr = intrinsics_from(doc, w0, h0, path.name)
+    if image_size:
+        intr = intr.scaled(image_size, image_size)
+    return Views(name, np.stack(images).astype(np.float32), np.stack(poses), intr, files)
+
+
+def _aabb_from_file(path: Path) -> np.ndarray | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    box = doc.get("aabb") if isinstance(doc, dict) else None
+    if box is None:
+        return None
+    arr = np.asarray(box, dtype=np.float64) if isinstance(box, list) else None
+    if arr is None or arr.shape != (2, 3) or not np.all(np.isfinite(arr)) or np.any(arr[1] <= arr[0]):
+        raise InputError(f"{path.name}: 'aabb' must be [[xmin, ymin, zmin], [xmax, ymax, zmax]] with min < max",
+                         "Fix or remove the aabb key")
+    return arr.astype(np.float32)
+
+
+def aabb_from_cameras(views: Views) -> np.ndarray:
+    """The box the cameras frame: centred on the point nearest every optical axis, sized to the field of view.
+
+    For the NeRF synthetic scenes (cameras 4.03 from the origin, 40 degree view) this gives about +-1.6,
+    close to the +-1.5 box the scenes are known to fit in.
+    """
+    origins = views.poses[:, :3, 3].astype(np.float64)
+    axes = -views.poses[:, :3, 2].astype(np.float64)
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    eye = np.eye(3)
+    A = sum(eye - np.outer(a, a) for a in axes)
+    b = sum((eye - np.outer(a, a)) @ o for a, o in zip(axes, origins))
+    try:
+        center = np.linalg.solve(A, b) if np.linalg.cond(A) < 1e8 else origins.mean(0)
+    except np.linalg.LinAlgError:
+        center = origins.mean(0)
+    dist = float(np.median(np.linalg.norm(origins - center, axis=1)))
+    half_fov = math.atan(0.5 * views.intrinsics.width / views.intrinsics.fx)
+    half = 1.1 * dist * math.tan(half_fov)
+    return np.stack([center - half, center + half]).astype(np.float32)
+
+
+def load_dataset(folder: str | Path, image_size: int = 0) -> NerfDataset:
+    """Read a dataset folder. ``image_size`` > 0 resizes every view to that square size (area filter)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise InputError(f"dataset folder {root} does not exist", "Pass a folder with transforms_train.json")
+    found = {s: root / f"transforms_{s}.json" for s in SPLITS if (root / f"transforms_{s}.json").is_file()}
+    single = root / "transforms.json"
+    if not found and not single.is_file():
+        raise InputError(f"{root} has no transforms*.json",
+                         "A NeRF dataset folder holds transforms_train.json (and _test/_val) or transforms.json")
+    if "train" in found:
+        train = _load_split_file(found["train"], image_size, "train")
+        test_file = found.get("test") or found.get("val")
+        test = _load_split_file(test_file, image_size, "test") if test_file else None
+        box = _aabb_from_file(found["train"])
+    elif found:
+        raise InputError(f"{root} has {', '.join(p.name for p in found.values())} but no transforms_train.json",
+                         "Add the training split")
+    else:
+        train = _load_split_file(single, image_size, "train", keep=lambda i: i % HOLDOUT_EVERY != 0)
+        try:
+            test = _load_split_file(single, image_size, "test", keep=lambda i: i % HOLDOUT_EVERY == 0)
+        except InputError:
+            test = None
+        box = _aabb_from_file(single)
+    if test is not None and test.images.shape[1:3] != train.images.shape[1:3]:
+        raise InputError(f"test views are {test.images.shape[2]}x{test.images.shape[1]} but training views are "
+                         f"{train.images.shape[2]}x{train.images.shape[1]}", "Give every view the same size")
+    aabb_from = "file" if box is not None else "cameras"
+    return NerfDataset(train, test, box if box is not None else aabb_from_cameras(train), str(root), aabb_from)
+
+
+# ----------------------------------------------------------------------------------------- arrays
+
+
+def _views_from_arrays(name: str, images: np.ndarray, poses: np.ndarray, intr: np.ndarray) -> Views:
+    key = f"{name}_images"
+    if images.ndim != 4 or images.shape[-1] not in (3, 4) or images.shape[0] == 0:
+        raise InputError(f"'{key}' has shape {images.shape}, not (N, H, W, 3 or 4) with N >= 1",
+                         "Send the views as one uint8 array")
+    if images.dtype == np.uint8:
+        imgs = images.astype(np.float32) / 255.0
+    elif images.dtype.kind == "f":
+        imgs = np.clip(images.astype(np.float32), 0.0, 1.0)
+    else:
+        raise InputError(f"'{key}' has dtype {images.dtype}", "Send uint8 (0..255) or float (0..1) images")
+    if imgs.shape[-1] == 3:
+        imgs = np.concatenate([imgs, np.ones(imgs.shape[:3] + (1,), np.float32)], -1)
+    if poses.ndim != 3 or poses.shape[0] != images.shape[0]:
+        raise InputError(f"'{name}_poses' has shape {poses.shape} for {images.shape[0]} images",
+                         "Send one 4x4 camera-to-world matrix per image")
+    checked = np.stack([check_pose(p, f"{name}_poses[{i}]") for i, p in enumerate(poses)])
+    h, w = imgs.shape[1:3]
+    fx, fy, cx, cy = (float(v) for v in intr)
+    return Views(name, imgs, checked, Intrinsics(fx, fy, cx, cy, w, h), [])
+
+
+def dataset_from_arrays(arrays: Mapping[str, np.ndarray], image_size: int = 0) -> NerfDataset:
+    """The compact array form (see the module docstring)."""
+    for key in ("train_images", "train_poses", "intrinsics"):
+        if key not in arrays:
+            raise InputError(f"the NeRF job has no '{key}' array",
+                             "Send train_images, train_poses and intrinsics, or set dataset_dir")
+    intr = np.asarray(arrays["intrinsics"], dtype=np.float64).reshape(-1)
+    if intr.shape != (4,) or not np.all(np.isfinite(intr)) or intr[0] <= 0 or intr[1] <= 0:
+        raise InputError(f"'intrinsics' must be 4 numbers fx, fy, cx, cy with positive focal lengths, "
+                         f"not {intr.tolist()[:8]}", "Send fx, fy, cx, cy in pixels")
+    train = _views_from_arrays("train", np.asarray(arrays["train_images"]), np.asarray(arrays["train_poses"]), intr)
+    test = None
+    if "test_images" in arrays or "test_poses" in arrays:
+        if "test_images" not in arrays or "test_poses" not in arrays:
+            raise InputError("the NeRF job has only one of 'test_images' and 'test_poses'", "Send both or neither")
+        test = _views_from_arrays("test", np.asarray(arrays["test_images"]), np.asarray(arrays["test_poses"]), intr)
+        if test.images.shape[1:3] != train.images.shape[1:3]:
+            raise InputError(f"'test_images' are {test.images.shape[2]}x{test.images.shape[1]} but 'train_images' "
+                             f"are {train.images.shape[2]}x{train.images.shape[1]}", "Give every view the same size")
+    if image_size:
+        train, test = _resize_views(train, image_size), (_resize_views(test, image_size) if test else None)
+    box = None
+    if "aabb" in arrays:
+        box = np.asarray(arrays["aabb"], dtype=np.float32)
+        if box.shape != (2, 3) or not np.all(np.isfinite(box)) or np.any(box[1] <= box[0]):
+            raise InputError(f"'aabb' must be (2, 3) = min, max corners with min < max, not shape {box.shape}",
+                             "Send the object's world bounding box or leave it out")
+    return NerfDataset(train, test, box if box is not None else aabb_from_cameras(train), "arrays",
+                       "file" if box is not None else "cameras")
+
+
+def _resize_views(views: Views, size: int) -> Views:
+    import torch
+    import torch.nn.functional as F
+
+    if views.images.shape[1:3] == (size, size):
+        return views
+    t = torch.from_numpy(views.images).permute(0, 3, 1, 2)
+    premul = torch.cat([t[:, :3] * t[:, 3:], t[:, 3:]], 1)
+    small = F.interpolate(premul, size=(size, size), mode="area")
+    rgb = small[:, :3] / small[:, 3:].clamp_min(1e-6) * (small[:, 3:] > 0)
+    out = torch.cat([rgb.clamp(0, 1), small[:, 3:]], 1).permute(0, 2, 3, 1).numpy()
+    return Views(views.name, np.ascontiguousarray(out), views.poses, views.intrinsics.scaled(size, size), views.files)
+
+
+def dataset_to_arrays(ds: NerfDataset) -> dict[str, np.ndarray]:
+    """The inverse of :func:`dataset_from_arrays` (uint8 images), for submitting a folder as a job."""
+    out = {"train_images": np.round(ds.train.images * 255).astype(np.uint8), "train_poses": ds.train.poses,
+           "intrinsics": ds.train.intrinsics.as_array(), "aabb": ds.aabb.astype(np.float32)}
+    if ds.test is not None:
+        out["test_images"] = np.round(ds.test.images * 255).astype(np.uint8)
+        out["test_poses"] = ds.test.poses
+    return out

@@ -1,0 +1,330 @@
+"""Mesh -> NSTR signed distance field -> marching cubes -> mesh with spectral-flow attributes.
+
+Losses (the PDE term is added by :func:`nstr.train.train`):
+
+* clamped L1 on SDF values, |clamp(f, +-band) - clamp(sdf, +-band)| (DeepSDF): the fit spends
+  its capacity near the surface, where marching cubes looks, and the ground truth only has to
+  be exact inside the band (which makes it cheap, see ``nstr.geometry.ground_truth``);
+* optional eikonal (|grad f| - 1)^2 and normal alignment 1 - cos(grad f, n) on a share of the
+  surface samples. They need a second backward pass through the field (about 2x the step cost
+  on the CPU), so the quick preset leaves them off; default/high turn them on to regularise the
+  field between samples and sharpen normals.
+
+Timings are split into sampling, fitting, extraction and attributes (metrics apart).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from nstr.config import RunConfig, build_config
+from nstr.errors import Cancelled, ConfigError, InputError
+from nstr.geometry.mesh import Mesh, MeshReport, mesh_from_arrays
+
+TASK = "sdf"
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class SDFOptions:
+    """What the SDF task needs beyond the field and the training."""
+
+    samples: int = 500_000  # training samples drawn once (cached per mesh)
+    surface_fraction: float = 0.25
+    near_fraction: float = 0.5
+    near_scales: tuple[float, ...] = (0.005, 0.03)  # unit box ([-1, 1]^3) noise std, >= 2 scales
+    band: float = 0.1  # truncation of the SDF loss and of the exact ground truth, unit box
+    padding: float = 0.1  # the mesh fills [-(1 - padding), 1 - padding]^3
+    eikonal_weight: float = 0.0
+    normal_weight: float = 0.0
+    gradient_fraction: float = 0.125  # share of each batch (surface samples) that gets gradient losses
+    resolution: int = 256  # marching-cubes grid points per axis
+    mc: str = "skimage"  # skimage | mcubes
+    sparse_from: int = 512  # coarse-to-fine extraction from this resolution on
+    eval_chunk: int = 65536
+    attributes: bool = True  # spectral-flow attributes on the vertices (NSTR only)
+    metrics: bool = True  # chamfer_l1, normal_consistency, fscore_1pct, iou against the input
+    metric_points: int = 100_000
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # CPU-friendly: Suzanne in about two minutes on two cores.
+    "quick": {"field": {"n_freqs": 32, "max_freq": 6.0, "grid_levels": 6, "grid_base_res": 8, "grid_max_res": 96,
+                        "grid_features": 2, "grid_table_size": 2**15, "width": 64, "depth": 1,
+                        "transport_width": 16},
+              "train": {"steps": 600, "batch_size": 8192, "lr_final_ratio": 0.05, "log_every": 10},
+              "task": {"samples": 200_000, "resolution": 128, "metric_points": 50_000}},
+    "default": {"field": {"n_freqs": 64, "max_freq": 12.0, "grid_levels": 12, "grid_base_res": 8,
+                          "grid_max_res": 512, "grid_table_size": 2**18, "width": 64, "depth": 2},
+                "train": {"steps": 3000, "batch_size": 65536},
+                "task": {"samples": 1_000_000, "resolution": 256, "eikonal_weight": 0.02, "normal_weight": 0.02}},
+    "high": {"field": {"n_freqs": 128, "max_freq": 24.0, "grid_levels": 16, "grid_base_res": 16,
+                       "grid_max_res": 2048, "grid_table_size": 2**19, "width": 64, "depth": 2,
+                       "transport_width": 64},
+             "train": {"steps": 10000, "batch_size": 262144},
+             "task": {"samples": 4_000_000, "resolution": 512, "eikonal_weight": 0.02, "normal_weight": 0.02}},
+}
+
+
+def sdf_config(preset: str = "default", overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    cfg = build_config(SDFOptions, PRESETS, preset, overrides)
+    check_options(cfg.task)
+    return cfg
+
+
+def check_options(o: SDFOptions) -> None:
+    if o.mc not in ("skimage", "mcubes"):
+        raise ConfigError(f"unknown marching-cubes backend '{o.mc}'", "Choose skimage or mcubes")
+    if not 16 <= o.resolution <= 2048:
+        raise ConfigError(f"task.resolution must be between 16 and 2048, not {o.resolution}")
+    if o.samples < 1000:
+        raise ConfigError(f"task.samples must be at least 1000, not {o.samples}")
+    if not (0 <= o.surface_fraction and 0 <= o.near_fraction and o.surface_fraction + o.near_fraction <= 1):
+        raise ConfigError("task.surface_fraction + task.near_fraction must be within [0, 1]")
+    if len(o.near_scales) < 1 or min(o.near_scales) <= 0:
+        raise ConfigError("task.near_scales must be one or more positive noise scales")
+    if not 0 < o.band <= 2 or not 0 <= o.padding < 0.5:
+        raise ConfigError("task.band must be in (0, 2] and task.padding in [0, 0.5)")
+    if o.eikonal_weight < 0 or o.normal_weight < 0 or not 0 < o.gradient_fraction <= 1:
+        raise ConfigError("gradient loss weights must be >= 0 and task.gradient_fraction in (0, 1]")
+
+
+# --- the objective ---------------------------------------------------------------------------
+def _objective(samples: Any, opts: SDFOptions, device: Any, batch_size: int, holdout: tuple[np.ndarray, np.ndarray]):
+    import torch
+
+    from nstr.train import Objective
+
+    class SDFObjective(Objective):
+        """Clamped L1 on SDF values (+ eikonal and normal alignment on surface samples)."""
+
+        def __init__(self) -> None:
+            self.points = torch.as_tensor(samples.points, device=device)
+            self.sdf = torch.as_tensor(samples.sdf, device=device)
+            self.normals = torch.as_tensor(samples.normals, device=device)
+            self.n_surface = samples.n_surface
+            self.hold_x = torch.as_tensor(holdout[0], dtype=torch.float32, device=device)
+            self.hold_inside = torch.as_tensor(holdout[1], device=device)
+            self.use_grad = (opts.eikonal_weight > 0 or opts.normal_weight > 0) and self.n_surface > 0
+
+        def sample(self, step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+            n = len(self.points)
+            idx = torch.randint(0, n, (batch_size,), generator=gen, device=gen.device).to(self.points.device)
+            batch = {"x": self.points[idx], "sdf": self.sdf[idx]}
+            if self.use_grad:
+                m = max(1, int(batch_size * opts.gradient_fraction))
+                sidx = torch.randint(0, self.n_surface, (m,), generator=gen, device=gen.device).to(self.points.device)
+                batch["xs"], batch["ns"] = self.points[sidx], self.normals[sidx]
+            return batch
+
+        def loss(self, field: Any, batch: dict[str, torch.Tensor], pde_fraction: float):
+            y, terms = field.training_terms(batch["x"], pde_fraction)
+            b = opts.band
+            sdf_l1 = (y[:, 0].float().clamp(-b, b) - batch["sdf"].clamp(-b, b)).abs().mean() / b
+            total = sdf_l1
+            terms = dict(terms)
+            terms["sdf_l1"] = sdf_l1.detach()
+            if self.use_grad:
+                xs = batch["xs"].detach().requires_grad_(True)
+                ys = field(xs)[:, 0]
+                (g,) = torch.autograd.grad(ys.sum(), xs, create_graph=True)
+                g = g.float()
+                if opts.eikonal_weight > 0:
+                    eik = (g.norm(dim=-1) - 1.0).pow(2).mean()
+                    total = total + opts.eikonal_weight * eik
+                    terms["eikonal"] = eik.detach()
+                if opts.normal_weight > 0:
+                    cos = torch.nn.functional.cosine_similarity(g, batch["ns"], dim=-1)
+                    nrm = (1.0 - cos).mean()
+                    total = total + opts.normal_weight * nrm
+                    terms["normal"] = nrm.detach()
+            return total, terms
+
+        def evaluate(self, field: Any) -> dict[str, float]:
+            """Share of held-out points (uniform + near surface) on the right side of the surface."""
+            pred = torch.cat([field(self.hold_x[s:s + opts.eval_chunk])[:, 0] for s in
+                              range(0, len(self.hold_x), opts.eval_chunk)])
+            return {"sign_accuracy": float(((pred < 0) == self.hold_inside).float().mean())}
+
+    return SDFObjective()
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+@dataclass
+class SDFResult:
+    arrays: dict[str, np.ndarray]  # architecture.md's mesh-result table (vertices in input coordinates)
+    report: dict[str, Any]
+    field: Any
+
+
+def _emit(progress: ProgressFn | None, phase: str, step: int = 0, total: int = 1, loss: float | None = None,
+          eta: float | None = None, metrics: dict[str, float] | None = None) -> None:
+    if progress is not None:
+        progress({"phase": phase, "step": step, "total": total,
+                  "loss": None if loss is None or not math.isfinite(loss) else float(loss),
+                  "eta_s": None if eta is None or not math.isfinite(eta) else float(eta), "metrics": metrics or {}})
+
+
+def _check_stop(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise Cancelled("cancelled by the user")
+
+
+def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None,
+            progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
+            cache_dir: Path | None = None, checkpoint: Path | None = None,
+            on_train_progress: Callable[[Any], None] | None = None) -> SDFResult:
+    """Fit ``cfg``'s field to the mesh's SDF and return the extracted mesh (input coordinates) + report."""
+    import torch
+
+    from nstr.device import device_name, resolve_device, seed_everything
+    from nstr.fields import build_field
+    from nstr.geometry.attributes import spectral_attributes
+    from nstr.geometry.export import encode_meta
+    from nstr.geometry.extraction import extract_surface
+    from nstr.geometry.ground_truth import MeshSDF
+    from nstr.geometry.metrics import mesh_metrics
+    from nstr.geometry.normalize import fit_unit_box
+    from nstr.geometry.sampling import SamplingSpec, default_cache_dir, sample_sdf
+    from nstr.train import train
+
+    opts: SDFOptions = cfg.task
+    check_options(opts)
+    device = resolve_device(cfg.train.device)
+    seed_everything(cfg.train.seed)
+    timings: dict[str, float] = {}
+    closed = bool(mesh_report and mesh_report.watertight and mesh_report.winding_consistent)
+
+    # sampling
+    _emit(progress, "sampling", 0, 1)
+    t0 = time.perf_counter()
+    transform = fit_unit_box(mesh.vertices, opts.padding)
+    unit = Mesh(transform.to_unit(mesh.vertices), mesh.faces)
+    gt = MeshSDF(unit.vertices, unit.faces, closed=closed)
+    spec = SamplingSpec(n_samples=opts.samples, surface_fraction=opts.surface_fraction,
+                        near_fraction=opts.near_fraction, near_scales=tuple(opts.near_scales), band=opts.band,
+                        seed=cfg.train.seed)
+    samples = sample_sdf(unit, spec, gt, cache_dir=cache_dir if cache_dir is not None else default_cache_dir())
+    rng = np.random.default_rng(cfg.train.seed + 1)
+    hold = np.concatenate([rng.uniform(-1, 1, (5000, 3)),
+                           samples.points[rng.integers(0, len(samples.points), 5000)] + rng.normal(0, 0.01, (5000, 3))])
+    hold_inside = gt.inside(hold)
+    timings["sampling"] = time.perf_counter() - t0
+    _emit(progress, "sampling", 1, 1)
+    _check_stop(should_stop)
+
+    # fitting
+    field = build_field(cfg.field, in_dim=3, out_dim=1)
+    objective = _objective(samples, opts, device, cfg.train.batch_size, (hold.astype(np.float32), hold_inside))
+    t0 = time.perf_counter()
+    final = None
+    for p in train(field, objective, cfg.train, device=device, checkpoint=checkpoint, should_stop=should_stop):
+        final = p
+        if on_train_progress is not None:
+            on_train_progress(p)
+        _emit(progress, "fitting", p.step, p.total, p.loss, p.eta, p.metrics)
+    assert final is not None
+    timings["fitting"] = time.perf_counter() - t0
+    field.eval()
+
+    # extraction
+    _emit(progress, "extracting", 0, 1)
+    _check_stop(should_stop)
+    t0 = time.perf_counter()
+
+    def sdf_fn(points: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out = [field(torch.as_tensor(points[s:s + opts.eval_chunk], device=device))[:, 0].float().cpu().numpy()
+                   for s in range(0, len(points), opts.eval_chunk)]
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    ext = extract_surface(sdf_fn, opts.resolution, mc=opts.mc, sparse_from=opts.sparse_from, chunk=opts.eval_chunk)
+    timings["extraction"] = time.perf_counter() - t0
+    timings["extraction_eval"], timings["extraction_mc"] = ext.seconds_eval, ext.seconds_mc
+    if len(ext.faces) == 0:
+        raise InputError("the fitted field has no surface at this resolution (marching cubes found nothing)",
+                         "Use more steps or a higher resolution, or check that the mesh encloses a volume")
+    _emit(progress, "extracting", 1, 1)
+    _check_stop(should_stop)
+
+    vertices_input = transform.to_input(ext.vertices)
+    arrays: dict[str, np.ndarray] = {"vertices": vertices_input.astype(np.float32),
+                                     "faces": ext.faces.astype(np.int32)}
+    meta: dict[str, Any] = {}
+    # attributes
+    t0 = time.perf_counter()
+    if opts.attributes and field.is_spectral:
+        _emit(progress, "attributes", 0, 1)
+        attrs, meta = spectral_attributes(field, ext.vertices, ext.faces, transform.scale, chunk=opts.eval_chunk)
+        arrays.update(attrs)
+        _emit(progress, "attributes", 1, 1)
+    timings["attributes"] = time.perf_counter() - t0
+
+    metrics: dict[str, Any] = {"sign_accuracy": final.metrics.get("sign_accuracy")}
+    if opts.metrics:
+        t0 = time.perf_counter()
+        metrics.update(mesh_metrics(Mesh(vertices_input, ext.faces), mesh, n_points=opts.metric_points,
+                                    seed=cfg.train.seed))
+        timings["metrics"] = time.perf_counter() - t0
+    timings = {k: round(v, 3) for k, v in timings.items()}
+    resolved = dataclasses.replace(cfg, field=getattr(field, "config", cfg.field))
+    report: dict[str, Any] = {
+        "task": TASK, "model": resolved.field.model, "params": int(field.n_params), "steps": int(final.step),
+        "seconds": round(sum(timings[k] for k in ("sampling", "fitting", "extraction", "attributes")), 3),
+        "device": device_name(device), "metrics": metrics, "timings": timings,
+        "final_loss": final.loss, "final_terms": final.terms,
+        "mesh": mesh_report.to_dict() if mesh_report else None,
+        "transform": transform.to_dict(),
+        "samples": {"count": int(len(samples.points)), "from_cache": samples.from_cache,
+                    "seconds": round(samples.seconds, 3)},
+        "extraction": {"resolution": opts.resolution, "mc": opts.mc, "mode": ext.mode,
+                       "evaluated_points": ext.evaluated_points, "vertices": int(len(ext.vertices)),
+                       "faces": int(len(ext.faces)), **ext.info},
+        "field": field.describe(), "config": resolved.to_dict(), "history": final.history,
+    }
+    if field.is_spectral:
+        report["spectral"] = {"pde_relative": final.terms.get("pde_relative"), "pde_rms": final.terms.get("pde_rms")}
+    meta.update({"metrics": metrics, "timings": timings, "report": {k: v for k, v in report.items() if k != "history"}})
+    arrays["meta_json"] = encode_meta(meta)
+    return SDFResult(arrays=arrays, report=report, field=field)
+
+
+# --- the job interface (architecture.md) ------------------------------------------------------
+def _config_from_job(config: Mapping[str, Any]) -> RunConfig:
+    if not isinstance(config, Mapping):
+        raise ConfigError("the job config must be a JSON object", 'Send {"preset": "quick", ...}')
+    rest = dict(config)
+    preset = rest.pop("preset", "default")
+    if not isinstance(preset, str):
+        raise ConfigError(f"preset must be a string, not {preset!r}", "Use quick, default or high")
+    return sdf_config(preset, rest)
+
+
+def _mesh_from_job(arrays: Mapping[str, np.ndarray]) -> tuple[Mesh, MeshReport]:
+    missing = [k for k in ("vertices", "faces") if k not in arrays]
+    if missing:
+        raise InputError(f"the sdf job needs arrays 'vertices' and 'faces' (missing: {', '.join(missing)})",
+                         "Send vertices (V, 3) float32 and faces (F, 3) int32")
+    return mesh_from_arrays(arrays["vertices"], arrays["faces"], source="the job's arrays")
+
+
+def validate_job(config: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Cheap checks before queueing: config keys/types and the mesh itself."""
+    _config_from_job(config)
+    _mesh_from_job(arrays)
+
+
+def run_job(config: dict, arrays: dict[str, np.ndarray], *, workdir: Path, progress: ProgressFn,
+            should_stop: Callable[[], bool]) -> tuple[dict[str, np.ndarray], dict]:
+    """Run one SDF job (phases: sampling, fitting, extracting, attributes); raises Cancelled when stopped."""
+    cfg = _config_from_job(config)
+    mesh, mesh_report = _mesh_from_job(arrays)
+    result = fit_sdf(mesh, cfg, mesh_report=mesh_report, progress=progress, should_stop=should_stop)
+    return result.arrays, result.report

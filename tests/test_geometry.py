@@ -1,0 +1,265 @@
+"""Geometry path without training: loading, validation, ground truth, sampling, marching cubes,
+export and metrics, against analytic shapes and real meshes (Suzanne from the real bpy)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from nstr.errors import InputError
+from nstr.geometry.export import read_npz, write_mesh
+from nstr.geometry.extraction import extract_surface
+from nstr.geometry.ground_truth import MeshSDF
+from nstr.geometry.mesh import Mesh, load_mesh, mesh_from_arrays
+from nstr.geometry.metrics import mesh_metrics
+from nstr.geometry.normalize import fit_unit_box
+from nstr.geometry.sampling import SamplingSpec, sample_sdf
+
+NSTR = [sys.executable, "-m", "nstr"]
+
+
+def box_sdf(p: np.ndarray, half: np.ndarray) -> np.ndarray:
+    q = np.abs(p) - half
+    return np.linalg.norm(np.maximum(q, 0), axis=1) + np.minimum(q.max(axis=1), 0)
+
+
+@pytest.fixture(scope="module")
+def sphere() -> trimesh.Trimesh:
+    return trimesh.creation.icosphere(subdivisions=4, radius=0.5)
+
+
+@pytest.fixture(scope="module")
+def box() -> trimesh.Trimesh:
+    return trimesh.creation.box(extents=(1.0, 0.6, 0.8))
+
+
+@pytest.fixture(scope="module")
+def suzanne(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
+    from nstr.geometry.suzanne import suzanne_arrays
+
+    return suzanne_arrays(tmp_path_factory.mktemp("cache"))
+
+
+# --- ground truth ---------------------------------------------------------------------------
+@pytest.mark.parametrize("closed", [True, False], ids=["pseudonormal-sign", "winding-sign"])
+def test_box_ground_truth_is_exact(box: trimesh.Trimesh, closed: bool) -> None:
+    gt = MeshSDF(box.vertices, box.faces, closed=closed)
+    rng = np.random.default_rng(0)
+    q = np.concatenate([rng.uniform(-1, 1, (4000, 3)),
+                        box.sample(4000, seed=1) + rng.normal(0, 0.01, (4000, 3))])
+    truth = box_sdf(q, np.array([0.5, 0.3, 0.4]))
+    np.testing.assert_allclose(gt.signed_distance(q), truth, atol=1e-9)
+    banded = gt.signed_distance(q, band=0.1)
+    inside_band = np.abs(truth) < 0.1
+    np.testing.assert_allclose(banded[inside_band], truth[inside_band], atol=1e-9)
+    np.testing.assert_allclose(banded[~inside_band], 0.1 * np.sign(truth[~inside_band]), atol=1e-9)
+
+
+def test_sphere_ground_truth_close_to_analytic(sphere: trimesh.Trimesh) -> None:
+    gt = MeshSDF(sphere.vertices, sphere.faces, closed=True)
+    q = np.random.default_rng(2).uniform(-0.9, 0.9, (20000, 3))
+    truth = np.linalg.norm(q, axis=1) - 0.5
+    # an icosphere (level 4) lies within ~1.2e-3 of the true sphere
+    assert np.abs(gt.signed_distance(q) - truth).max() < 2e-3
+    clear = np.abs(truth) > 2e-3  # closer than the faceting, the mesh and the sphere may disagree
+    assert np.all(np.sign(gt.signed_distance(q[clear], band=0.05)) == np.sign(truth[clear]))
+
+
+def test_open_box_sign_from_winding_number(box: trimesh.Trimesh) -> None:
+    """A box with its top removed still has an inside: the winding number stays > 1/2 there."""
+    top = box.triangles_center[:, 2] > 0.39
+    gt = MeshSDF(box.vertices, box.faces[~top], closed=False)
+    rng = np.random.default_rng(3)
+    q = rng.uniform(-1, 1, (5000, 3))
+    q = q[q[:, 2] < 0.2]  # away from the hole
+    truth = box_sdf(q, np.array([0.5, 0.3, 0.4]))
+    clear = np.abs(truth) > 0.02
+    assert np.all(np.sign(gt.signed_distance(q[clear], band=0.1)) == np.sign(truth[clear]))
+
+
+def test_suzanne_is_open_with_three_parts_and_gets_an_inside(suzanne: tuple[np.ndarray, np.ndarray]) -> None:
+    mesh, report = mesh_from_arrays(*suzanne)
+    assert report.n_components == 3 and report.open_edges > 0 and not report.watertight
+    assert any("not watertight" in w for w in report.warnings)
+    gt = MeshSDF(mesh.vertices, mesh.faces)
+    center_of_head = np.array([[0.0, 0.0, 0.0]])
+    assert gt.inside(center_of_head)[0] and not gt.inside(np.array([[0.0, 0.0, 3.0]]))[0]
+
+
+# --- loading and bad input ------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".obj", ".ply", ".stl", ".off", ".glb"])
+def test_formats_load_to_the_same_box(box: trimesh.Trimesh, tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"box{suffix}"
+    box.apply_translation([0, 0, 0]).export(path)
+    mesh, report = load_mesh(path)
+    np.testing.assert_allclose(np.sort(mesh.vertices.min(0)), np.sort(box.bounds[0]), atol=1e-6)
+    assert report.watertight and report.n_faces == 12
+
+
+def test_scene_with_two_transformed_parts_is_concatenated_in_world_space(tmp_path: Path) -> None:
+    scene = trimesh.Scene()
+    scene.add_geometry(trimesh.creation.box(extents=(1, 1, 1)), node_name="a",
+                       transform=trimesh.transformations.translation_matrix([5, 0, 0]))
+    scene.add_geometry(trimesh.creation.icosphere(1, 0.5), node_name="b")
+    path = tmp_path / "scene.glb"
+    scene.export(path)
+    mesh, report = load_mesh(path)
+    assert report.n_parts == 2 and report.n_components == 2
+    assert mesh.vertices[:, 0].max() == pytest.approx(5.5, abs=1e-5)
+
+
+BAD_ARRAYS = {
+    "empty": (np.zeros((0, 3)), np.zeros((0, 3), int), "empty"),
+    "point cloud": (np.random.rand(10, 3), np.zeros((0, 3), int), "point cloud"),
+    "nan": (np.array([[0, 0, 0], [1, 0, 0], [0, np.nan, 0], [0, 0, 1.0]]), np.array([[0, 1, 2], [0, 1, 3]]), "NaN"),
+    "inf": (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, np.inf]]), np.array([[0, 1, 2], [0, 1, 3]]), "infinite"),
+    "index out of range": (np.eye(3), np.array([[0, 1, 7]]), "out of range"),
+    "negative index": (np.eye(3), np.array([[0, -1, 2]]), "out of range"),
+    "zero area": (np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2.0]]), np.array([[0, 1, 2]]), "zero area"),
+    "flat": (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0.0]]), np.array([[0, 1, 2], [1, 3, 2]]), "zero volume"),
+    "quads": (np.eye(4)[:, :3], np.array([[0, 1, 2, 3]]), "triangles"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_ARRAYS))
+def test_bad_arrays_get_one_line_input_errors(name: str) -> None:
+    v, f, words = BAD_ARRAYS[name]
+    with pytest.raises(InputError) as err:
+        mesh_from_arrays(v, f)
+    message = str(err.value)
+    assert words in message and "\n" not in message and err.value.fix
+
+
+def _write_bad(tmp_path: Path) -> dict[str, Path]:
+    out = {"missing": tmp_path / "nope.obj"}
+    (tmp_path / "garbage.ply").write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\nthis is not a ply file\n")
+    out["unreadable"] = tmp_path / "garbage.ply"
+    (tmp_path / "points.ply").write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n"
+                                         "property float y\nproperty float z\nend_header\n0 0 0\n1 0 0\n0 1 0\n")
+    out["point cloud"] = tmp_path / "points.ply"
+    (tmp_path / "nan.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 nan 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\n")
+    out["nan"] = tmp_path / "nan.obj"
+    (tmp_path / "range.off").write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 9\n")
+    out["index out of range"] = tmp_path / "range.off"
+    (tmp_path / "flat.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nf 1 2 3\nf 2 4 3\n")
+    out["flat"] = tmp_path / "flat.obj"
+    (tmp_path / "empty.stl").write_bytes(b"")
+    out["empty file"] = tmp_path / "empty.stl"
+    (tmp_path / "mesh.xyz").write_text("0 0 0\n")
+    out["unsupported"] = tmp_path / "mesh.xyz"
+    return out
+
+
+def test_bad_files_get_one_line_input_errors(tmp_path: Path) -> None:
+    for name, path in _write_bad(tmp_path).items():
+        with pytest.raises(InputError) as err:
+            load_mesh(path)
+        assert "\n" not in str(err.value), name
+
+
+def test_bad_files_through_the_cli_exit_nonzero_with_one_line(tmp_path: Path) -> None:
+    for name, path in _write_bad(tmp_path).items():
+        proc = subprocess.run([*NSTR, "fit", "sdf", str(path), "-o", str(tmp_path / "out.ply"), "--preset", "quick"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0, name
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("nstr: error:"), (name, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert not (tmp_path / "out.ply").exists()
+
+
+def test_eval_cli_scores_a_mesh_against_itself(sphere: trimesh.Trimesh, tmp_path: Path) -> None:
+    a = tmp_path / "a.obj"
+    sphere.export(a)
+    proc = subprocess.run([*NSTR, "eval", str(a), str(a), "--points", "5000"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert m["fscore_1pct"] == 1.0 and m["iou"] == 1.0 and m["chamfer_l1"] < 0.01
+
+
+# --- normalisation, sampling, cache ---------------------------------------------------------
+def test_unit_box_round_trip_and_fit() -> None:
+    v = np.random.default_rng(0).uniform([10, -3, 100], [14, 5, 101], (100, 3))
+    t = fit_unit_box(v, padding=0.1)
+    u = t.to_unit(v)
+    assert np.abs(u).max() == pytest.approx(0.9)
+    np.testing.assert_allclose(t.to_input(u), v, atol=1e-9)
+
+
+def test_samples_have_outward_normals_two_noise_scales_and_are_cached(sphere: trimesh.Trimesh, tmp_path: Path) -> None:
+    mesh = Mesh(np.asarray(sphere.vertices), np.asarray(sphere.faces))
+    spec = SamplingSpec(n_samples=20000, near_scales=(0.005, 0.05))
+    s1 = sample_sdf(mesh, spec, cache_dir=tmp_path)
+    assert not s1.from_cache and len(s1.points) == 20000
+    surf = s1.points[:s1.n_surface]
+    assert np.all(np.einsum("nd,nd->n", surf, s1.normals[:s1.n_surface]) > 0)  # outward on a sphere
+    truth = np.linalg.norm(s1.points, axis=1) - 0.5
+    near = np.abs(truth) < 0.09
+    assert np.abs(s1.sdf[near] - truth[near]).max() < 2e-3
+    off = s1.points[s1.n_surface:s1.n_surface + 10000]  # the near samples, both scales
+    spread = np.abs(np.linalg.norm(off, axis=1) - 0.5)
+    assert np.median(spread[:5000]) < 0.01 < np.median(spread[5000:])
+    s2 = sample_sdf(mesh, spec, cache_dir=tmp_path)
+    assert s2.from_cache and np.array_equal(s1.sdf, s2.sdf)
+    assert len(list((tmp_path / "sdf_samples").glob("*.npz"))) == 1
+
+
+# --- extraction, export, metrics ------------------------------------------------------------
+@pytest.mark.parametrize("mc", ["skimage", "mcubes"])
+@pytest.mark.parametrize("sparse_from", [10_000, 8], ids=["dense", "coarse-to-fine"])
+def test_marching_cubes_recovers_an_off_centre_ellipsoid_facing_out(mc: str, sparse_from: int) -> None:
+    c, r = np.array([0.2, -0.1, 0.05]), np.array([0.5, 0.3, 0.4])
+
+    def ellipsoid(p: np.ndarray) -> np.ndarray:
+        return ((np.linalg.norm((p - c) / r, axis=1) - 1.0) * r.min()).astype(np.float32)
+
+    ext = extract_surface(ellipsoid, 48, mc=mc, sparse_from=sparse_from)
+    m = trimesh.Trimesh(ext.vertices, ext.faces, process=False)
+    assert m.is_watertight
+    assert m.volume == pytest.approx(4 / 3 * np.pi * r.prod(), rel=0.02)  # positive: faces wound outward
+    assert np.abs(np.linalg.norm((ext.vertices - c) / r, axis=1) - 1).max() < 0.02
+    if sparse_from == 8:
+        assert ext.mode == "sparse" and ext.evaluated_points < 48 ** 3
+
+
+def test_exports_round_trip(sphere: trimesh.Trimesh, tmp_path: Path) -> None:
+    from nstr.geometry.export import encode_meta
+
+    v = np.asarray(sphere.vertices, np.float32)
+    n = len(v)
+    arrays = {"vertices": v, "faces": np.asarray(sphere.faces, np.int32),
+              "local_frequency": np.linspace(0, 1, n, dtype=np.float32),
+              "bandwidth": np.ones(n, np.float32), "drift": np.zeros((n, 3), np.float32),
+              "drift_magnitude": np.zeros(n, np.float32), "transport_residual": np.zeros(n, np.float32),
+              "color_local_frequency": np.tile(np.array([[1.0, 0.5, 0.0, 1.0]], np.float32), (n, 1)),
+              "color_bandwidth": np.ones((n, 4), np.float32),
+              "meta_json": encode_meta({"ranges": {"local_frequency": [0.0, 1.0]}})}
+    for suffix in (".ply", ".glb", ".npz"):
+        write_mesh(tmp_path / f"out{suffix}", arrays)
+    ply = trimesh.load(tmp_path / "out.ply", process=False)
+    assert len(ply.vertices) == n and tuple(ply.visual.vertex_colors[0]) == (255, 128, 0, 255)
+    assert "property float local_frequency" in (tmp_path / "out.ply").read_bytes()[:2000].decode("ascii", "replace")
+    np.testing.assert_allclose(ply.metadata["_ply_raw"]["vertex"]["data"]["local_frequency"], arrays["local_frequency"])
+    glb = trimesh.load(tmp_path / "out.glb", force="mesh", process=False)
+    assert len(glb.vertices) == n
+    assert "_LOCAL_FREQUENCY" in glb.vertex_attributes and "_COLOR_BANDWIDTH" in glb.vertex_attributes
+    back, meta = read_npz(tmp_path / "out.npz")
+    assert meta["ranges"]["local_frequency"] == [0.0, 1.0] and back["faces"].dtype == np.int32
+    with pytest.raises(InputError):
+        write_mesh(tmp_path / "out.xyz", arrays)
+
+
+def test_metrics_separate_good_from_bad(sphere: trimesh.Trimesh) -> None:
+    ref = Mesh(np.asarray(sphere.vertices), np.asarray(sphere.faces))
+    same = mesh_metrics(ref, ref, n_points=5000)
+    assert same["iou"] == 1.0 and same["fscore_1pct"] == 1.0 and same["normal_consistency"] > 0.99
+    shifted = mesh_metrics(Mesh(ref.vertices + [0.05, 0, 0], ref.faces), ref, n_points=5000)
+    assert shifted["iou"] < 0.9 and shifted["fscore_1pct"] < 0.5 and shifted["chamfer_l1"] > 5 * same["chamfer_l1"]
