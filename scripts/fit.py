@@ -123,12 +123,13 @@ def frame_camera(scene: bpy.types.Scene, objects: list[bpy.types.Object], size: 
 
 
 def setup_engine(scene: bpy.types.Scene, engine: str) -> None:
+    if scene.world is None:
+        scene.world = bpy.data.worlds.new("NSTR World")
+        scene.world.color = (0.22, 0.22, 0.24)      # a neutral grey behind the colours
     if engine == "cycles":
         scene.render.engine = "CYCLES"
         scene.cycles.samples = 32
         scene.cycles.use_denoising = False          # Debian's Blender has no OpenImageDenoise
-        if scene.world is None:
-            scene.world = bpy.data.worlds.new("NSTR World")
         return
     scene.render.engine = "BLENDER_WORKBENCH"
     shading = scene.display.shading
@@ -147,7 +148,7 @@ def show_colors_in_saved_viewports() -> None:
                     space.shading.color_type = "VERTEX"
 
 
-def render_pictures(scene, results, sources, path: Path) -> list[Path]:
+def render_pictures(scene: bpy.types.Scene, results: list[bpy.types.Object], path: Path) -> list[Path]:
     """One picture per available attribute; the first also as ``path`` itself."""
     from nstr_blender.blender.results import result_meta, show_attribute
 
@@ -246,10 +247,10 @@ def main() -> int:
         while True:
             interval = RUNTIME.step()
             for record in RUNTIME.tracker:
-                line = record.progress_text()
-                if last.get(record.source) != line:
-                    last[record.source] = line
-                    print(f"fit.py: {record.source}: {line}", flush=True)
+                key = f"{record.state} {record.phase} {int(record.progress * 20)}"   # every 5%, and each phase
+                if last.get(record.source) != key:
+                    last[record.source] = key
+                    print(f"fit.py: {record.source}: {record.progress_text()}", flush=True)
             if RUNTIME.message and RUNTIME.tracker.needs_polling():
                 raise AddonError(RUNTIME.message)
             if not RUNTIME.tracker.needs_polling():
@@ -277,7 +278,7 @@ def main() -> int:
         if not args.no_render:
             picture.parent.mkdir(parents=True, exist_ok=True)
             t0 = time.monotonic()
-            render_pictures(scene, made, meshes, picture.resolve())
+            render_pictures(scene, made, picture.resolve())
             print(f"fit.py: rendering took {time.monotonic() - t0:.1f} s")
         RUNTIME.stop_backend()
         print(f"fit.py: done in {time.monotonic() - t_start:.1f} s")
@@ -286,6 +287,10 @@ def main() -> int:
         print(f"fit.py: error: {err}", file=sys.stderr)
     except KeyboardInterrupt:
         print("fit.py: interrupted", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - a bug: keep the traceback, still exit non-zero
+        import traceback
+        traceback.print_exc()
+        print(f"fit.py: error: unexpected {type(err).__name__}: {err}", file=sys.stderr)
     try:
         from nstr_blender.blender.runtime import RUNTIME
         RUNTIME.stop_backend()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -240,6 +239,8 @@ def test_clear_errors_for_bad_selections_and_unreachable_or_broken_backends(tmp_
         OUT["unreachable"] = op_error(lambda: bpy.ops.nstr.fit())
         OUT["panel_message"] = RUNTIME.message
         OUT["jobs_after_unreachable"] = len(RUNTIME.tracker.records)
+        OUT["second_press"] = op_error(lambda: bpy.ops.nstr.fit())      # pressing Fit again: same answer
+        OUT["pending_after_second"] = [r.state for r in RUNTIME.tracker.records if r.state == "pending"]
         prefs.backend_mode = "local"
         prefs.python = "/usr/bin/python3"                   # a real Python without torch
         configure(bpy.context.scene.nstr, TINY)
@@ -253,18 +254,25 @@ def test_clear_errors_for_bad_selections_and_unreachable_or_broken_backends(tmp_
     assert out["unreachable"] == (f"Error: Backend not reachable at http://127.0.0.1:{out['port']}. Press Start in "
                                   "the NSTR panel, or check the URL and that the server runs")
     assert out["panel_message"].startswith("Backend not reachable") and out["jobs_after_unreachable"] == 0
+    assert out["second_press"] == out["unreachable"] and out["pending_after_second"] == []
     assert out["no_torch_op"] == ["FINISHED"]
     assert "'/usr/bin/python3' has no torch" in out["no_torch"] and "Install it" in out["no_torch"]
     assert "has no torch" in out["job_message"]
 
 
-def test_a_backend_process_that_dies_is_restarted_and_the_job_finishes(tmp_path):
+def test_job_errors_are_one_line_and_a_dead_backend_is_restarted(tmp_path):
     out = run_scenario('''
         import signal
         src = suzanne(subsurf=False)
-        configure(bpy.context.scene.nstr, TINY)
+        props = bpy.context.scene.nstr
+        configure(props, dict(TINY, overrides=TINY["overrides"] + " task.bogus=1"))
+        bpy.ops.nstr.fit()                                   # a job the backend rejects
+        bad = RUNTIME.tracker.records[0]
+        drive(lambda: bad.state in ("error", "failed", "collected"), timeout=120)
+        OUT["bad_state"], OUT["bad_message"] = bad.state, bad.message
+        configure(props, TINY)
         bpy.ops.nstr.fit()
-        rec = RUNTIME.tracker.records[0]
+        rec = RUNTIME.tracker.records[1]
         drive(lambda: rec.state in ("queued", "running"))
         first_pid = RUNTIME.session.local.process.pid
         os.kill(first_pid, signal.SIGKILL)
@@ -275,5 +283,8 @@ def test_a_backend_process_that_dies_is_restarted_and_the_job_finishes(tmp_path)
         OUT["resubmits"] = rec.resubmits
         OUT["new_pid"] = RUNTIME.session.local.process.pid != first_pid
     ''', tmp_path)
+    assert out["bad_state"] in ("error", "failed")
+    assert "task.bogus" in out["bad_message"] and "Valid keys" in out["bad_message"]
+    assert "\n" not in out["bad_message"]
     assert out["state"] == "collected", out["message"]
     assert out["restarts"] == 1 and out["resubmits"] == 1 and out["new_pid"]

@@ -18,8 +18,8 @@ import pytest
 from nstr_blender.core.errors import AddonError, BackendProblem, ResultError, SelectionError
 from nstr_blender.core.jobs import MAX_RESUBMITS, POLL_ACTIVE_S, POLL_QUEUED_S, POLL_RETRY_S, JobTracker
 from nstr_blender.core.mesh_files import MeshFileError, read_mesh
-from nstr_blender.core.meshdata import (corner_arrays, legend_lines, linear_to_srgb, mesh_arrays, parse_result,
-                                        srgb_to_linear)
+from nstr_blender.core.meshdata import (corner_arrays, legend_lines, legend_stops, linear_to_srgb, mesh_arrays,
+                                        parse_result, srgb_to_linear)
 from nstr_blender.core.session import BackendSession
 from nstr_blender.core.settings import BackendSettings, TaskSettings, default_python, parse_overrides
 
@@ -232,3 +232,12 @@ def test_a_python_without_torch_is_named(tmp_path):
     session = BackendSession(BackendSettings(mode="local", python=python, log_dir=str(tmp_path)))
     with pytest.raises(BackendProblem, match=r"'/usr/bin/python3' has no torch .*Install it"):
         session.start(timeout=30)
+
+
+def test_legend_stops_read_the_colour_bar_off_the_result():
+    values = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    colors = np.stack([values / 4, np.zeros(5), 1 - values / 4, np.ones(5)], axis=1)
+    stops = legend_stops(values, colors, 0.0, 4.0, n=5)
+    assert [p for p, _ in stops] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [round(c[0], 3) for _, c in stops] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert legend_stops(values, colors, 1.0, 1.0) == []          # no range, no bar

@@ -128,6 +128,21 @@ def test_audio_excerpt_flags_cut_the_clip(tmp_path: Path, speech_wav: Path) -> N
     assert report["signal"]["samples"] == 480 and report["pictures"] == {}
 
 
+def test_image_fit_resumes_from_its_checkpoint(tmp_path: Path, camera_png: Path) -> None:
+    ckpt, rep = tmp_path / "fit.ckpt", tmp_path / "r.json"
+    common = ["fit", "image", camera_png, "-o", tmp_path / "r.png", "--model", "ffn", "--preset", "quick",
+              "--device", "cpu", "--checkpoint", ckpt, "--report", rep, "--quiet", "--no-pictures"]
+    assert nstr(*common, "--steps", "20").returncode == 0 and ckpt.is_file()
+    first = json.loads(rep.read_text())
+    r = nstr(*common, "--steps", "40")
+    assert r.returncode == 0, r.stderr
+    second = json.loads(rep.read_text())
+    assert second["steps"] == 40
+    steps = [row["step"] for row in second["history"]]
+    assert steps[0] == 10 and steps[-1] == 40 and steps == sorted(set(steps))  # one curve, continued
+    assert second["history"][1]["loss"] == pytest.approx(first["history"][1]["loss"])  # the first 20 steps kept
+
+
 # ---------------------------------------------------------------- bad input: one line, non-zero exit, no traceback
 def _wav_bytes(channels: int, bits: int, n: int = 400) -> bytes:
     payload = bytes(n * channels * bits // 8) if n else b""
@@ -177,9 +192,7 @@ def _make(tmp_path: Path, kind: str, camera_png: Path) -> list[str]:
              "preset": ["--preset", "fast"], "device": ["--device", "tpu"], "params_small": ["--params", "5"],
              "set_type": ["--set", "field.n_freqs=lots"], "set_unknown": ["--set", "field.colour=red"],
              "set_syntax": ["--set", "n_freqs"], "cuda_absent": ["--device", "cuda"]}[kind]
-    return [*img, str(camera_png), *out, "--preset", "quick", "--steps", "2", *flags][:-2] + flags \
-        if kind == "steps_word" or kind == "steps_zero" else [*img, str(camera_png), *out, "--preset", "quick",
-                                                              "--steps", "2", *flags]
+    return [*img, str(camera_png), *out, "--preset", "quick", *flags]
 
 
 BAD = {

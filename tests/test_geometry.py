@@ -176,13 +176,14 @@ def test_bad_files_through_the_cli_exit_nonzero_with_one_line(tmp_path: Path) ->
 def test_eval_cli_scores_a_mesh_against_itself(sphere: trimesh.Trimesh, tmp_path: Path) -> None:
     a = tmp_path / "a.obj"
     sphere.export(a)
-    proc = subprocess.run([*NSTR, "eval", str(a), str(a), "--points", "5000"], capture_output=True, text=True,
+    proc = subprocess.run([*NSTR, "eval", str(a), str(a), "--points", "50000"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     import json
 
     m = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert m["fscore_1pct"] == 1.0 and m["iou"] == 1.0 and m["chamfer_l1"] < 0.01
+    # independent samples of the same surface: F-score near 1, IoU exactly 1
+    assert m["fscore_1pct"] > 0.95 and m["iou"] == 1.0 and m["chamfer_l1"] < 0.005
 
 
 # --- normalisation, sampling, cache ---------------------------------------------------------
@@ -221,13 +222,14 @@ def test_marching_cubes_recovers_an_off_centre_ellipsoid_facing_out(mc: str, spa
     def ellipsoid(p: np.ndarray) -> np.ndarray:
         return ((np.linalg.norm((p - c) / r, axis=1) - 1.0) * r.min()).astype(np.float32)
 
-    ext = extract_surface(ellipsoid, 48, mc=mc, sparse_from=sparse_from)
+    res = 64
+    ext = extract_surface(ellipsoid, res, mc=mc, sparse_from=sparse_from, block=4)
     m = trimesh.Trimesh(ext.vertices, ext.faces, process=False)
     assert m.is_watertight
     assert m.volume == pytest.approx(4 / 3 * np.pi * r.prod(), rel=0.02)  # positive: faces wound outward
     assert np.abs(np.linalg.norm((ext.vertices - c) / r, axis=1) - 1).max() < 0.02
     if sparse_from == 8:
-        assert ext.mode == "sparse" and ext.evaluated_points < 48 ** 3
+        assert ext.mode == "sparse" and ext.info["active_blocks"] < 0.5 * ext.info["blocks"]
 
 
 def test_exports_round_trip(sphere: trimesh.Trimesh, tmp_path: Path) -> None:
@@ -259,7 +261,7 @@ def test_exports_round_trip(sphere: trimesh.Trimesh, tmp_path: Path) -> None:
 
 def test_metrics_separate_good_from_bad(sphere: trimesh.Trimesh) -> None:
     ref = Mesh(np.asarray(sphere.vertices), np.asarray(sphere.faces))
-    same = mesh_metrics(ref, ref, n_points=5000)
-    assert same["iou"] == 1.0 and same["fscore_1pct"] == 1.0 and same["normal_consistency"] > 0.99
-    shifted = mesh_metrics(Mesh(ref.vertices + [0.05, 0, 0], ref.faces), ref, n_points=5000)
+    same = mesh_metrics(ref, ref, n_points=50000)
+    assert same["iou"] == 1.0 and same["fscore_1pct"] > 0.95 and same["normal_consistency"] > 0.99
+    shifted = mesh_metrics(Mesh(ref.vertices + [0.05, 0, 0], ref.faces), ref, n_points=50000)
     assert shifted["iou"] < 0.9 and shifted["fscore_1pct"] < 0.5 and shifted["chamfer_l1"] > 5 * same["chamfer_l1"]

@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,10 +158,16 @@ def test_launcher_starts_uses_restarts_and_stops_a_local_server(tmp_path: Path) 
         client = backend.client()
         job = client.submit("sdf", TINY, icosphere())
         assert client.wait(job, poll=0.1, timeout=180)["state"] == "done"
+        running = client.submit("sdf", {**TINY, "steps": 20000}, icosphere())
+        while client.status(running)["state"] != "running":
+            time.sleep(0.05)
         pid = backend.process.pid
-        url2 = backend.restart(timeout=120)
+        url2 = backend.restart(timeout=120)  # SIGTERM: the server records the running job as interrupted
         assert backend.process.pid != pid and backend.alive()
-        assert backend.client().status(job)["state"] == "done"  # same jobs folder after a restart
+        client = backend.client()
+        assert client.status(job)["state"] == "done"  # same jobs folder after a restart
+        st = client.status(running)
+        assert st["state"] == "failed" and "stopped while this job was running" in st["error"]
         assert url2 == backend.url
     finally:
         backend.stop()
@@ -169,6 +176,33 @@ def test_launcher_starts_uses_restarts_and_stops_a_local_server(tmp_path: Path) 
         BackendClient(url2, timeout=2).health()
     log = (tmp_path / "logs" / "server.log").read_text()
     assert "listening on" in log and "stopped" in log
+
+
+def test_server_stops_when_the_process_that_launched_it_dies(tmp_path: Path) -> None:
+    """Blender crashing (no atexit) must not leave a server behind holding the GPU."""
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from nstr.remote.launcher import LocalBackend
+        b = LocalBackend(sys.executable, log_dir={str(tmp_path / 'logs')!r}, device="cpu", jobs_dir={str(tmp_path / 'jobs')!r})
+        print(b.start(timeout=120), b.token, flush=True)
+        time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        url, token = parent.stdout.readline().split()
+        assert BackendClient(url, token=token).health()["api"] == "v1"
+    finally:
+        parent.kill()  # like a crash: no atexit handlers run
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            BackendClient(url, token=token, timeout=2).health()
+        except BackendUnreachable:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the server outlived its parent by 30 s")
+    assert "is gone; stopping" in (tmp_path / "logs" / "server.log").read_text()
 
 
 def test_launcher_names_what_the_python_lacks(tmp_path: Path) -> None:

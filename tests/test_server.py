@@ -159,7 +159,7 @@ def test_submit_poll_and_fetch_a_real_sdf_result(client: BackendClient) -> None:
     assert "fitting" in client.log(job)
 
 
-def test_cancel_a_queued_job_and_a_running_job(client: BackendClient) -> None:
+def test_cancel_a_queued_job_and_a_running_job(server: ServerProcess, client: BackendClient) -> None:
     mesh = icosphere()
     running = client.submit("sdf", LONG, mesh)
     queued = client.submit("sdf", TINY, mesh)
@@ -168,6 +168,9 @@ def test_cancel_a_queued_job_and_a_running_job(client: BackendClient) -> None:
     cancelled = client.cancel(queued)
     assert cancelled["state"] == "cancelled" and cancelled["queue_position"] is None
     wait_state(client, running, ("running",), phase="fitting")
+    with pytest.raises(BackendError) as err:
+        client.delete(running)
+    assert err.value.status == 409 and "Cancel it first" in str(err.value)
     t0 = time.monotonic()
     client.cancel(running)
     st = wait_state(client, running, ("cancelled", "done", "failed"), timeout=60)
@@ -182,6 +185,12 @@ def test_cancel_a_queued_job_and_a_running_job(client: BackendClient) -> None:
     assert wait_state(client, after, ("done", "failed", "cancelled"))["state"] == "done"
     # the queued job never started
     assert client.status(queued)["started"] is None
+    # finished jobs can be deleted with their files; unfinished ones cannot
+    assert (server.jobs_dir / queued / "input.nstr").is_file()
+    client.delete(queued)
+    with pytest.raises(BackendError) as err:
+        client.status(queued)
+    assert err.value.status == 404 and not (server.jobs_dir / queued).exists()
 
 
 def _raw(url: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -244,6 +253,7 @@ def test_bad_inputs_get_a_4xx_with_a_message_and_the_server_keeps_serving(server
     assert _raw(server.url, "GET", "/v1/jobs/000001-ffffffff")[0] == 404
     assert _raw(server.url, "GET", "/v1/jobs/..%2F..%2Fetc%2Fpasswd")[0] == 404
     assert _raw(server.url, "DELETE", "/v1/jobs")[0] == 405
+    assert _raw(server.url, "PUT", "/v1/jobs/000001-ffffffff")[0] == 405
     assert _raw(server.url, "GET", "/v2/health")[0] == 404
     # none of these became a job, and the server still runs real work
     ids_before = {j["id"] for j in client.jobs()}
@@ -368,3 +378,34 @@ def test_restart_keeps_finished_results_and_fails_the_interrupted_job(tmp_path: 
         st = wait_state(c, again, ("done", "failed", "cancelled"), timeout=180)
         assert st["state"] == "done" and st["resubmitted_from"] == interrupted
         assert c.status(again)["config"] == listed[interrupted]["config"]
+
+
+def test_cli_submit_waits_writes_result_and_report_and_jobs_lists_it(server: ServerProcess, tmp_path: Path) -> None:
+    import trimesh
+
+    mesh_path = tmp_path / "ico.ply"
+    trimesh.Trimesh(**{k: v for k, v in icosphere().items()}, process=False).export(mesh_path)
+    sets = [a for k, v in TINY.items() if k not in ("preset", "steps") for a in ("--set", f"{k}={v}")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("NSTR_TOKEN", None)
+    proc = subprocess.run([PYTHON, "-m", "nstr", "submit", str(mesh_path), "--server", server.url, "--preset", "quick",
+                           "--steps", "4", *sets, "--wait", "-o", str(tmp_path / "out.npz"),
+                           "--report", str(tmp_path / "report.json")],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr
+    job = proc.stdout.split()[1]
+    out = np.load(tmp_path / "out.npz", allow_pickle=False)
+    assert out["vertices"].shape[1] == 3 and "local_frequency" in out.files and "meta_json" in out.files
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["task"] == "sdf" and report["steps"] == 4 and report["remote"]["job"] == job
+    assert report["remote"]["run_s"] > 0 and "chamfer_l1" in report["metrics"]
+    listing = subprocess.run([PYTHON, "-m", "nstr", "jobs", "--server", server.url], capture_output=True, text=True,
+                             timeout=60, env=env)
+    assert listing.returncode == 0 and any(ln.startswith(job) and " done " in ln for ln in listing.stdout.splitlines())
+    # user errors are one line on stderr with exit code 2, before anything is sent
+    bad = subprocess.run([PYTHON, "-m", "nstr", "submit", str(tmp_path / "missing.obj"), "--server", server.url],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    down = subprocess.run([PYTHON, "-m", "nstr", "jobs", "--server", "http://127.0.0.1:9"], capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert down.returncode == 2 and "cannot reach" in down.stderr

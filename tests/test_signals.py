@@ -260,3 +260,18 @@ def test_skimage_pictures_are_cropped_and_resized() -> None:
         assert img.shape == (48, 48, c) and 0.0 <= img.min() and img.max() <= 1.0 and img.std() > 0.02
     with pytest.raises(InputError, match="unknown scikit-image picture"):
         skimage_image("lena")
+
+
+# ---------------------------------------------------------------- coordinates and units shared by the tasks
+def test_pixel_centres_keep_the_aspect_ratio() -> None:
+    from nstr.signals.fitting import grid_coordinates, samples_per_unit, with_band_limit
+    from nstr.config import FieldConfig
+
+    xy = grid_coordinates((4, 8)).reshape(4, 8, 2)  # H = 4 rows, W = 8 columns
+    assert xy[0, 0].tolist() == pytest.approx([-7 / 8, -3 / 8]) and xy[-1, -1].tolist() == pytest.approx([7 / 8, 3 / 8])
+    assert np.allclose(np.diff(xy[..., 0], axis=1), 0.25) and np.allclose(np.diff(xy[..., 1], axis=0), 0.25)
+    assert samples_per_unit((4, 8)) == 4.0
+    cfg = with_band_limit(FieldConfig(), (4000,))
+    assert cfg.max_freq == 1000.0 and cfg.grid_max_res == 4000  # Nyquist: 4000 samples over 2 units
+    kept = with_band_limit(FieldConfig(max_freq=7.0, grid_max_res=9), (4000,))
+    assert (kept.max_freq, kept.grid_max_res) == (7.0, 9)

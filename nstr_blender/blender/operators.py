@@ -6,7 +6,6 @@ import bpy
 from bpy.props import IntProperty
 
 from ..core.errors import AddonError, SelectionError
-from ..core.meshdata import DISPLAY_BY_NAME
 from ..core.session import describe
 from . import mesh_io, results
 from .preferences import backend_settings
@@ -102,11 +101,13 @@ class NSTR_OT_fit(bpy.types.Operator):
             ensure_backend(context)
         except AddonError as err:
             return _fail(self, err)
-        for name, arrays in inputs:
-            RUNTIME.tracker.add(name, "sdf", config, arrays)
+        added = [RUNTIME.tracker.add(name, "sdf", config, arrays) for name, arrays in inputs]
         try:
             submit_now()
         except AddonError as err:
+            for record in added:
+                if record.state == "pending":
+                    record.mark_error(str(err))
             return _fail(self, err)
         names = ", ".join(n for n, _ in inputs)
         if others:
@@ -148,10 +149,11 @@ class NSTR_OT_render_nerf_views(bpy.types.Operator):
         except Exception as err:  # noqa: BLE001 - rendering problems reach the user as one line
             return _fail(self, AddonError(f"rendering the views failed: {describe(err)}", "See the console"))
         source = objects[0].name if len(objects) == 1 else "NeRF"
-        RUNTIME.tracker.add(source, "nerf", {**config, "dataset_dir": str(dataset)}, {})
+        record = RUNTIME.tracker.add(source, "nerf", {**config, "dataset_dir": str(dataset)}, {})
         try:
             submit_now()
         except AddonError as err:
+            record.mark_error(str(err))
             return _fail(self, err)
         self.report({"INFO"}, f"Rendered views to {dataset}; fitting a NeRF")
         return {"FINISHED"}
@@ -228,11 +230,6 @@ class NSTR_OT_show_attribute_colors(bpy.types.Operator):
         if count == 0:
             self.report({"WARNING"}, "No 3D view to switch")
         return {"FINISHED"}
-
-
-def display_label(name: str) -> str:
-    attr = DISPLAY_BY_NAME.get(name)
-    return attr.label if attr else name
 
 
 CLASSES = (NSTR_OT_backend_start, NSTR_OT_backend_stop, NSTR_OT_fit, NSTR_OT_render_nerf_views, NSTR_OT_cancel,

@@ -7,7 +7,7 @@ import bpy
 
 from ..core.meshdata import DISPLAY_BY_NAME, legend_lines
 from .preferences import backend_settings
-from .results import result_meta
+from .results import SCALAR_OF, legend_node, result_meta
 from .runtime import RUNTIME
 
 
@@ -128,6 +128,9 @@ class NSTR_PT_fit(bpy.types.Panel):
             box.label(text=f"{DISPLAY_BY_NAME[name].label} is not in this result", icon="INFO")
         else:
             legend = box.column(align=True)
+            ramp = legend_node(obj)
+            if ramp is not None and name in SCALAR_OF:
+                legend.template_color_ramp(ramp, "color_ramp", expand=False)
             for line in legend_lines(meta, name):
                 for part in _wrap(line, _chars(context)):
                     legend.label(text=part)

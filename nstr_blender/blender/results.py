@@ -11,13 +11,18 @@ import json
 
 import bpy
 
-from ..core.meshdata import DISPLAY_BY_NAME, MeshResult
+import numpy as np
+
+from ..core.meshdata import DISPLAY_BY_NAME, MeshResult, legend_stops
 from .mesh_io import build_mesh, set_active_color
 
 COLLECTION = "NSTR"
 META_PROP = "nstr_meta"          # JSON: ranges, colormaps, units, metrics, timings
 SOURCE_PROP = "nstr_source"
 NODE_NAME = "NSTR Attribute"
+LEGEND_NODE = "NSTR Legend"       # a Color Ramp node that only holds the legend's colour bar
+SCALAR_OF = {"local_frequency": "local_frequency", "bandwidth": "bandwidth",
+             "transport_residual": "transport_residual"}   # drift (hue = direction) has no 1-D bar
 
 
 def result_collection(scene: bpy.types.Scene) -> bpy.types.Collection:
@@ -45,6 +50,9 @@ def make_material(name: str, color_key: str) -> bpy.types.Material:
     node.layer_name = color_key
     node.location = (bsdf.location.x - 300, bsdf.location.y)
     links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+    legend = nodes.new("ShaderNodeValToRGB")
+    legend.name = legend.label = LEGEND_NODE
+    legend.location = (node.location.x, node.location.y - 250)
     if "Roughness" in bsdf.inputs:
         bsdf.inputs["Roughness"].default_value = 0.6
     return mat
@@ -59,6 +67,42 @@ def show_attribute(obj: bpy.types.Object, name: str) -> bool:
         mat = slot.material
         if mat is not None and mat.node_tree is not None and NODE_NAME in mat.node_tree.nodes:
             mat.node_tree.nodes[NODE_NAME].layer_name = attr.color_key
+    update_legend(obj, name)
+    return True
+
+
+def legend_node(obj: bpy.types.Object | None):
+    """The Color Ramp holding the shown attribute's colour bar, or None."""
+    mat = obj.active_material if obj is not None else None
+    if mat is None or mat.node_tree is None:
+        return None
+    return mat.node_tree.nodes.get(LEGEND_NODE)
+
+
+def update_legend(obj: bpy.types.Object, name: str) -> bool:
+    """Fill the legend ramp from the mesh's own values and colours (what the viewport shows)."""
+    node = legend_node(obj)
+    raw_name = SCALAR_OF.get(name)
+    mesh = obj.data
+    attr = DISPLAY_BY_NAME[name]
+    if node is None or raw_name is None or raw_name not in mesh.attributes or attr.color_key not in mesh.attributes:
+        return False
+    n = len(mesh.vertices)
+    values = np.empty(n, dtype=np.float32)
+    mesh.attributes[raw_name].data.foreach_get("value", values)
+    colors = np.empty(n * 4, dtype=np.float32)
+    mesh.attributes[attr.color_key].data.foreach_get("color", colors)
+    meta = result_meta(obj) or {}
+    lo, hi = meta.get("ranges", {}).get(raw_name, (float(values.min()), float(values.max())))
+    stops = legend_stops(values, colors, float(lo), float(hi))
+    if not stops:
+        return False
+    ramp = node.color_ramp
+    while len(ramp.elements) > 1:
+        ramp.elements.remove(ramp.elements[-1])
+    ramp.elements[0].position, ramp.elements[0].color = stops[0]
+    for position, color in stops[1:]:
+        ramp.elements.new(position).color = color
     return True
 
 
@@ -70,18 +114,18 @@ def create_result_object(scene: bpy.types.Scene, source: str, result: MeshResult
     obj = bpy.data.objects.new(name, mesh)
     result_collection(scene).objects.link(obj)
     available = result.available
-    shown = display if display in available else (available[0] if available else "")
-    if shown:
-        mesh.materials.append(make_material(name, DISPLAY_BY_NAME[shown].color_key))
-        show_attribute(obj, shown)
     keep = {k: result.meta[k] for k in ("ranges", "colormaps", "units", "metrics", "timings") if k in result.meta}
     keep["available"] = available
     obj[META_PROP] = json.dumps(keep, default=str)
     obj[SOURCE_PROP] = source
     if job_id:
         obj["nstr_job"] = job_id
-    if shown and hasattr(obj, "nstr_display"):
-        obj.nstr_display = shown
+    shown = display if display in available else (available[0] if available else "")
+    if shown:
+        mesh.materials.append(make_material(name, DISPLAY_BY_NAME[shown].color_key))
+        if hasattr(obj, "nstr_display"):
+            obj.nstr_display = shown          # its update shows the attribute
+        show_attribute(obj, shown)
     return obj
 
 

@@ -29,7 +29,6 @@ class Runtime:
         self.tracker = JobTracker()
         self.session: BackendSession | None = None
         self.message = ""                    # last one-line problem, shown in the panel
-        self.log_lines: list[str] = []
         self.starting: threading.Thread | None = None
         self.start_error: str = ""
         self.last_health = 0.0
@@ -38,7 +37,7 @@ class Runtime:
 
     # ------------------------------------------------------------------ backend
     def log(self, text: str) -> None:
-        self.log_lines = (self.log_lines + [f"{time.strftime('%H:%M:%S')} {text}"])[-50:]
+        """Progress notes go to Blender's console (the backend's own log is server.log)."""
         print(f"NSTR: {text}")
 
     def configure(self, settings: BackendSettings) -> BackendSession:

@@ -191,6 +191,26 @@ def corner_arrays(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return corners, loop_start
 
 
+def legend_stops(values: np.ndarray, colors: np.ndarray, lo: float, hi: float,
+                 n: int = 8) -> list[tuple[float, tuple[float, float, float, float]]]:
+    """A colour bar read off the result itself: for n evenly spaced values in [lo, hi], the colour
+    of the vertex whose value is nearest. Returns (position in [0, 1], RGBA) stops."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    colors = np.asarray(colors, dtype=np.float32).reshape(len(values), 4)
+    if len(values) == 0 or not hi > lo:
+        return []
+    order = np.argsort(values)
+    sorted_values = values[order]
+    stops = []
+    for t in np.linspace(0.0, 1.0, n):
+        target = lo + t * (hi - lo)
+        i = int(np.clip(np.searchsorted(sorted_values, target), 0, len(values) - 1))
+        if i > 0 and abs(sorted_values[i - 1] - target) < abs(sorted_values[i] - target):
+            i -= 1
+        stops.append((float(t), tuple(float(c) for c in colors[order[i]])))
+    return stops
+
+
 def format_value(value: float) -> str:
     """Short legend number: 3 significant digits, no scientific notation for everyday sizes."""
     a = abs(value)

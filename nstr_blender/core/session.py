@@ -8,11 +8,10 @@ the text the panel shows.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 from .errors import AddonError, BackendProblem, ResultError
-from .jobs import POLL_RETRY_S, JobRecord, JobTracker
+from .jobs import JobRecord, JobTracker
 from .meshdata import MeshResult, parse_result
 from .settings import BackendSettings
 
@@ -67,6 +66,11 @@ class BackendSession:
         else:
             self.client = remote.BackendClient(self.settings.url.strip(), token=self.settings.token or None,
                                                timeout=10.0)
+            try:
+                return self.refresh()
+            except BackendProblem:
+                self.client = None            # not connected: the next Start/Fit tries again
+                raise
         return self.refresh()
 
     def stop(self) -> None:
@@ -203,22 +207,6 @@ class BackendSession:
             raise self._problem(_backend_message(err)) from None
         self.refresh()
         return out
-
-    def wait(self, tracker: JobTracker, on_result: Callable[[JobRecord, MeshResult], str],
-             on_progress: Callable[[JobRecord], None] | None = None, timeout: float = 3600.0) -> None:
-        """Poll until no job is active (the headless script's loop; the add-on uses a timer)."""
-        deadline = time.monotonic() + timeout
-        while tracker.needs_polling():
-            if time.monotonic() > deadline:
-                raise self._problem(f"jobs still running after {timeout:.0f} s", "Use a smaller preset")
-            for record, result in self.poll(tracker):
-                record.mark_collected(on_result(record, result))
-            if self.last_error:
-                raise self._problem(self.last_error)
-            for record in tracker:
-                if on_progress is not None:
-                    on_progress(record)
-            time.sleep(tracker.next_interval() or POLL_RETRY_S)
 
     def _problem(self, problem: str, fix: str | None = None) -> BackendProblem:
         err = BackendProblem(problem, fix)

@@ -37,7 +37,6 @@ def run(args: argparse.Namespace) -> int:
     from nstr.geometry.mesh import load_mesh
     from nstr.signals._paths import check_writable_output
     from nstr.tasks.sdf import fit_sdf, sdf_config
-    from nstr.train import ProgressBar
 
     output = args.output or Path(f"{args.mesh.stem}_{args.model}.ply")
     check_writable_output(output, (args.mesh,), OUTPUT_SUFFIXES, "the mesh")  # before a long fit
@@ -47,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if args.mc is not None:
         overrides["task.mc"] = args.mc
     cfg = sdf_config(args.preset, overrides)
-    mesh, mesh_report = load_mesh(args.mesh)
+    mesh, mesh_report = load_mesh(args.mesh)  # bad input fails here, before torch is imported (~seconds)
+    from nstr.train import ProgressBar
+
     for note in mesh_report.warnings:
         print(f"note: {note}")
     bar = None if args.quiet else ProgressBar(label=f"fit sdf ({cfg.field.model})")

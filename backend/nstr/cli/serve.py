@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB,
                    help=f"largest accepted request body in MiB (default: {DEFAULT_MAX_BODY_MB})")
     p.add_argument("--url-file", type=Path, help=argparse.SUPPRESS)  # the launcher waits on this file
+    p.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # the launcher's process: exit when it is gone
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,4 +35,4 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a port number", "Use 1-65535, or 0 for any free port")
     return serve(host=args.host, port=args.port, token=args.token, jobs_dir=args.jobs_dir, device=args.device,
-                 max_body_mb=args.max_body_mb, url_file=args.url_file)
+                 max_body_mb=args.max_body_mb, url_file=args.url_file, parent_pid=args.parent_pid)

@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set task.resolution=128")
     p.add_argument("--wait", action="store_true", help="wait for the job, show progress, fetch the result")
-    p.add_argument("-o", "--output", type=Path, help="write the result mesh here (implies --wait)")
+    p.add_argument("-o", "--output", type=Path,
+                   help="result mesh: .ply, .glb or .npz (implies --wait; default with --wait: MESH_MODEL.ply)")
     p.add_argument("--report", type=Path, help="write a JSON report here (implies --wait)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between status polls (default: 0.5)")
@@ -53,18 +54,21 @@ def job_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nstr.errors import InputError
+    from nstr.cli.common import write_report
+    from nstr.errors import NSTRError
     from nstr.geometry.export import OUTPUT_SUFFIXES, write_mesh
+    from nstr.signals._paths import check_writable_output
 
-    if args.output is not None and args.output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise InputError(f"cannot write '{args.output.name}': unknown output format '{args.output.suffix or '(none)'}'",
-                         "Use a .ply, .glb or .npz output file")
+    wait = args.wait or args.output is not None or args.report is not None
+    output = args.output or Path(f"{args.mesh.stem}_{args.model or 'nstr'}.ply")  # as 'nstr fit sdf'
+    if wait:
+        check_writable_output(output, (args.mesh,), OUTPUT_SUFFIXES, "the mesh")  # before the fit, not after
     vertices, faces = load_mesh(args.mesh)
     client = client_from_args(args)
     t0 = time.perf_counter()
     job_id = remote_call(client.submit, "sdf", job_config(args), {"vertices": vertices, "faces": faces})
     t_submit = time.perf_counter() - t0
-    if not (args.wait or args.output or args.report):
+    if not wait:
         print(job_id)
         return 0
     show = _Progress(job_id, quiet=args.quiet)
@@ -77,28 +81,27 @@ def run(args: argparse.Namespace) -> int:
         return 130
     show.end()
     if status["state"] != "done":
-        from nstr.errors import NSTRError
-
         raise NSTRError(f"job {job_id} {status['state']}: {status.get('error') or status.get('message')}",
                         status.get("fix"))
     t1 = time.perf_counter()
     meta, arrays = remote_call(client.result, job_id)
     t_fetch = time.perf_counter() - t1
     result = {name: arr.to_numpy() for name, arr in arrays.items()}
-    if args.output is not None:
-        write_mesh(args.output, result)
-    report = dict(meta.get("report") or {})
-    report["remote"] = {"server": client.url, "job": job_id, "submit_s": t_submit, "fetch_s": t_fetch,
-                        "queued_s": (status["started"] or 0) - status["created"],
-                        "run_s": (status["finished"] or 0) - (status["started"] or 0),
-                        "total_s": time.perf_counter() - t0}
-    from nstr.cli.common import write_report
-
+    write_mesh(output, result)
+    report = {**(meta.get("report") or {}), "input": str(args.mesh), "output": str(output),
+              "remote": {"server": client.url, "job": job_id, "submit_s": t_submit, "fetch_s": t_fetch,
+                         "queued_s": (status["started"] or 0) - status["created"],
+                         "run_s": (status["finished"] or 0) - (status["started"] or 0),
+                         "total_s": time.perf_counter() - t0}}
     write_report(args.report, report)
-    v, f = result.get("vertices"), result.get("faces")
-    print(f"job {job_id} done in {report['remote']['total_s']:.1f}s: "
-          f"{0 if v is None else len(v)} vertices, {0 if f is None else len(f)} faces"
-          + (f" -> {args.output}" if args.output else ""))
+    m = report.get("metrics") or {}
+    print(f"job {job_id} done on {client.url} in {report['remote']['total_s']:.1f} s "
+          f"(queued {report['remote']['queued_s']:.1f} s, ran {report['remote']['run_s']:.1f} s)")
+    scores = ", ".join(f"{k} {m[k]:.4g}" for k in ("chamfer_l1", "normal_consistency", "fscore_1pct", "iou")
+                       if isinstance(m.get(k), (int, float)))
+    if scores:
+        print(f"sdf {report.get('model', '?')}: {scores}")
+    print(f"wrote {output} ({len(result['vertices']):,} vertices, {len(result['faces']):,} faces)")
     return 0
 
 

@@ -109,6 +109,10 @@ class BackendClient:
         """Queue a finished (failed, cancelled or done) job again with its stored inputs; returns the new id."""
         return str(self._json("POST", f"/jobs/{_seg(job_id)}/resubmit")["id"])
 
+    def delete(self, job_id: str) -> None:
+        """Remove a finished job and its files from the server."""
+        self._json("DELETE", f"/jobs/{_seg(job_id)}")
+
     def release_gpu(self) -> dict[str, Any]:
         return self._json("POST", "/release-gpu")
 

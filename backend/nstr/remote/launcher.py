@@ -50,6 +50,7 @@ class LocalBackend:
         self.url: str | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._registered = False
+        self._checked: str | None = None  # the python that passed check_python (restarts skip the probe)
 
     @property
     def log_path(self) -> Path:
@@ -95,12 +96,16 @@ class LocalBackend:
         if self.alive():
             return str(self.url)
         self.stop()
-        self.check_python()
+        if self._checked != self.python:
+            self.check_python()
+            self._checked = self.python
         self.log_dir.mkdir(parents=True, exist_ok=True)
         url_file = self.log_dir / "server.url"
         url_file.unlink(missing_ok=True)
         cmd = [self.python, "-m", "nstr", "serve", "--host", "127.0.0.1", "--port", "0",
                "--device", self.device, "--url-file", str(url_file), *self.extra_args]
+        if os.name == "posix":  # the server exits by itself if this process dies without calling stop()
+            cmd += ["--parent-pid", str(os.getpid())]
         if self.jobs_dir is not None:
             cmd += ["--jobs-dir", str(self.jobs_dir)]
         env = self._child_env()

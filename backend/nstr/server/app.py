@@ -61,6 +61,7 @@ ROUTES: list[Route] = [
     ("GET", re.compile(r"^/v1/jobs$"), "list_jobs"),
     ("POST", re.compile(r"^/v1/jobs$"), "submit"),
     ("GET", re.compile(r"^/v1/jobs/([^/]+)$"), "status"),
+    ("DELETE", re.compile(r"^/v1/jobs/([^/]+)$"), "delete"),
     ("GET", re.compile(r"^/v1/jobs/([^/]+)/result$"), "result"),
     ("GET", re.compile(r"^/v1/jobs/([^/]+)/log$"), "log"),
     ("POST", re.compile(r"^/v1/jobs/([^/]+)/cancel$"), "cancel"),
@@ -116,7 +117,7 @@ class Handler(BaseHTTPRequestHandler):
             self._fail(404, "job_not_found", f"there is no job {err.args[0]!r} on this server",
                        f"List the jobs with GET /{API}/jobs (or 'nstr jobs')")
         except JobConflict as err:
-            self._fail(409, "conflict", str(err), "Wait until the job is done, or resubmit it if it failed")
+            self._fail(409, "conflict", str(err), err.fix)
         except wire.WireError as err:
             self._fail(400, "bad_body", err.problem, err.fix)
         except NSTRError as err:
@@ -261,6 +262,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _status(self, job_id: str) -> None:
         self._json(200, self.server.jobs.status(job_id))
+
+    def _delete(self, job_id: str) -> None:
+        self.server.jobs.delete(job_id)
+        self._json(200, {"id": job_id, "deleted": True})
 
     def _result(self, job_id: str) -> None:
         path = self.server.jobs.result_path(job_id)

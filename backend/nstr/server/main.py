@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import _thread
 import ipaddress
 import os
 import secrets
 import signal
+import threading
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -32,7 +35,7 @@ def is_loopback(host: str) -> bool:
 
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
           jobs_dir: Path | None = None, device: str = "auto", max_body_mb: float = DEFAULT_MAX_BODY_MB,
-          url_file: Path | None = None) -> int:
+          url_file: Path | None = None, parent_pid: int | None = None) -> int:
     """Run until SIGINT/SIGTERM. A token is required off loopback; one is generated when none is given."""
     from nstr.device import resolve_device
     from nstr.server.app import FittingServer
@@ -80,6 +83,8 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
@@ -89,6 +94,20 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
         server.server_close()
         _say("NSTR backend stopped")
     return 0
+
+
+def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    """Stop (gracefully) once the process that launched us is gone, even if it crashed and could not
+    stop us itself: Blender killed or crashing must not leave a server holding the GPU."""
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            if os.getppid() != parent_pid:
+                _say(f"the parent process {parent_pid} is gone; stopping")
+                _thread.interrupt_main()
+                return
+
+    threading.Thread(target=watch, name="nstr-parent-watch", daemon=True).start()
 
 
 def _say(line: str) -> None:

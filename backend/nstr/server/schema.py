@@ -82,7 +82,10 @@ def openapi(tasks: list[str]) -> dict[str, Any]:
                              "application/json": {"schema": {"$ref": "#/components/schemas/SubmitMeta"}}}},
                          "responses": {"201": _JOB, **_errors(400, 411, 413, 415)}}},
             "/v1/jobs/{job_id}": {"get": {"summary": "a job's status", "parameters": _ID,
-                                          "responses": {"200": _JOB, **_errors(404)}}},
+                                          "responses": {"200": _JOB, **_errors(404)}},
+                                  "delete": {"summary": "remove a finished job and its files", "parameters": _ID,
+                                             "responses": {"200": {"description": "{id, deleted: true}"},
+                                                           **_errors(404, 409)}}},
             "/v1/jobs/{job_id}/result": {"get": {
                 "summary": "a done job's result: wire message with the mesh arrays and attributes (architecture.md)",
                 "parameters": _ID, "responses": {"200": {"description": "result", "content": {

@@ -112,6 +112,9 @@ class JobStore:
     def save(self, job: Job) -> None:
         _write_atomic(self.folder(job.id) / "job.json", json.dumps(job.to_dict(), indent=1).encode())
 
+    def delete(self, job_id: str) -> None:
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
+
     def load_input(self, job_id: str) -> dict[str, wire.Array]:
         return wire.read_file(self.folder(job_id) / "input.nstr")[1]
 

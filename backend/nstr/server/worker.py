@@ -41,6 +41,10 @@ class JobNotFound(KeyError):
 class JobConflict(Exception):
     """The job is in a state that does not allow the action (e.g. the result of a running job)."""
 
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.fix = fix
+
 
 class JobQueue:
     def __init__(self, store: JobStore, registry: TaskRegistry, device: torch.device) -> None:
@@ -98,8 +102,7 @@ class JobQueue:
         if not isinstance(config, dict):
             raise ConfigError(f"'config' must be an object, not {type(config).__name__}",
                               'Send e.g. {"preset": "quick", "steps": 200}')
-        config = self._with_device(config)
-        module.validate_job(config, to_numpy(arrays))
+        module.validate_job(self._with_device(config), to_numpy(arrays))
         if self._stopping:
             raise ConfigError("the server is shutting down", "Submit again once it has restarted")
         # inputs are written outside the lock (a large mesh must not stall status polls); the
@@ -126,7 +129,8 @@ class JobQueue:
         old = self._get(job_id)
         with self._lock:
             if old.state not in TERMINAL:
-                raise JobConflict(f"job {job_id} is {old.state}; only finished jobs can be resubmitted")
+                raise JobConflict(f"job {job_id} is {old.state}; only finished jobs can be resubmitted",
+                                  "Wait until it ends, or cancel it first")
             task, config = old.task, dict(old.config)
         return self.submit(task, config, self.store.load_input(job_id), resubmitted_from=job_id)
 
@@ -144,6 +148,16 @@ class JobQueue:
                 self.store.log(job.id, "cancel requested")
             return self._public(job)
 
+    def delete(self, job_id: str) -> None:
+        """Forget a finished job and remove its folder (inputs, log, result). Queued or running jobs
+        must be cancelled first, so nothing the worker is using disappears."""
+        job = self._get(job_id)
+        with self._lock:
+            if job.state not in TERMINAL:
+                raise JobConflict(f"job {job_id} is {job.state}; it cannot be deleted yet", "Cancel it first")
+            del self._jobs[job_id]
+        self.store.delete(job_id)
+
     def status(self, job_id: str) -> dict[str, Any]:
         job = self._get(job_id)
         with self._lock:
@@ -158,10 +172,13 @@ class JobQueue:
         with self._lock:
             if job.state != "done":
                 detail = f": {job.error}" if job.error else ""
-                raise JobConflict(f"job {job_id} has no result: it is {job.state}{detail}")
+                fix = ("Wait until it is done (poll its status)" if job.state in ("queued", "running")
+                       else "Resubmit it to get a result")
+                raise JobConflict(f"job {job_id} has no result: it is {job.state}{detail}", fix)
         path = self.store.result_path(job_id)
         if not path.is_file():
-            raise JobConflict(f"job {job_id} is done but its result file is missing from {path.parent}")
+            raise JobConflict(f"job {job_id} is done but its result file is missing from {path.parent}",
+                              "Resubmit the job")
         return path
 
     def log(self, job_id: str) -> str:
@@ -205,7 +222,7 @@ class JobQueue:
         try:
             module = self.registry.get(job.task)
             arrays = to_numpy(self.store.load_input(job.id))
-            result, report = module.run_job(dict(job.config), arrays, workdir=workdir,
+            result, report = module.run_job(self._with_device(job.config), arrays, workdir=workdir,
                                             progress=lambda ev: self._progress(job, ev),
                                             should_stop=lambda: job.cancel_requested or self._stopping)
         except Cancelled:
@@ -302,7 +319,8 @@ class JobQueue:
         return out
 
     def _with_device(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Jobs run on the server's device unless the config names one."""
+        """Jobs run on the server's device unless their config names one (the stored config stays as sent,
+        so a resubmission follows the server's current --device)."""
         train = config.get("train")
         if "device" in config or "train.device" in config or (isinstance(train, dict) and "device" in train):
             return dict(config)

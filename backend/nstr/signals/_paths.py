@@ -32,5 +32,10 @@ def check_writable_output(path: Path, inputs: tuple[Path, ...], suffixes: tuple[
         if src.exists() and path.exists() and path.resolve() == src.resolve():
             raise InputError(f"the output '{path}' is the input file; writing it would destroy your data",
                              "Choose another output path with -o")
+        for extra in ("_compare.png", "_flow.png"):  # the pictures written next to the output
+            picture = path.with_name(path.stem + extra)
+            if src.exists() and picture.exists() and picture.resolve() == src.resolve():
+                raise InputError(f"the picture '{picture}' would overwrite the input file",
+                                 "Choose another output path with -o")
     if path.is_dir():
         raise InputError(f"the output '{path}' is a folder", "Pass a file name, e.g. -o result" + suffixes[0])

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -59,7 +60,7 @@ def save_checkpoint(path: Path, field: Field, optimizer: torch.optim.Optimizer, 
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({"format": "nstr-checkpoint-1", "field": field.state_dict(), "optimizer": optimizer.state_dict(),
                 "step": step, "elapsed": elapsed, "history": history,
-                "field_config": getattr(field, "config", None).__dict__ if hasattr(field, "config") else None,
+                "field_config": dataclasses.asdict(field.config) if hasattr(field, "config") else None,
                 "extra": extra or {}}, tmp)
     os.replace(tmp, path)
 

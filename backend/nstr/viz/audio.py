@@ -47,9 +47,9 @@ def _compare(result: Any, path: Path) -> Path:
     t = np.arange(len(x)) / rate
     r = result.report
     fig, axes = plt.subplots(4, 1, figsize=(11, 9.5))
-    axes[0].plot(t, x, lw=0.6, color="0.3", label="input")
-    axes[0].plot(t, y, lw=0.6, color="C1", alpha=0.8, label="reconstruction")
-    axes[0].plot(t, x - y, lw=0.5, color="C3", alpha=0.8, label="error")
+    axes[0].plot(t, x - y, lw=0.5, color="C3", alpha=0.5, label="error", zorder=1)
+    axes[0].plot(t, x, lw=0.6, color="0.3", label="input", zorder=2)
+    axes[0].plot(t, y, lw=0.6, color="C1", alpha=0.8, label="reconstruction", zorder=3)
     axes[0].set_title(f"{r['model']} ({r['params']:,} params, {r['steps']} steps): SNR {result.metrics['snr_db']:.2f} dB",
                       fontsize=10)
     axes[0].legend(loc="upper right", fontsize=7)
