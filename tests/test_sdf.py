@@ -146,9 +146,12 @@ def test_cli_fits_a_mesh_file_and_writes_npz_and_report(ball: trimesh.Trimesh, t
     arrays, meta = read_npz(out)
     assert arrays["vertices"].shape[1] == 3 and "ranges" in meta and "local_frequency" in arrays
     assert np.abs(np.linalg.norm(arrays["vertices"] - CENTER, axis=1) - RADIUS).mean() < 0.2 * RADIUS
-    # refuses to overwrite its input
-    proc = subprocess.run([*args[:6], "-o", str(src.with_suffix(".ply")), "--quiet"], capture_output=True, text=True,
-                          timeout=120, env=env)
-    bad = subprocess.run([sys.executable, "-m", "nstr", "fit", "sdf", str(src), "-o", str(tmp_path / "x.obj")],
-                         capture_output=True, text=True, timeout=120, env=env)
-    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    # user data is never lost: writing over the input is refused before any work starts
+    ply = tmp_path / "ball.ply"
+    ball.export(ply)
+    before = ply.read_bytes()
+    for output in (ply, tmp_path / "x.obj"):
+        bad = subprocess.run([sys.executable, "-m", "nstr", "fit", "sdf", str(ply), "-o", str(output)],
+                             capture_output=True, text=True, timeout=120, env=env)
+        assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    assert ply.read_bytes() == before

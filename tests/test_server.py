@@ -262,12 +262,18 @@ def test_bad_inputs_get_a_4xx_with_a_message_and_the_server_keeps_serving(server
     assert wait_state(client, job, ("done", "failed", "cancelled"))["state"] == "done"
 
 
-def test_a_job_that_raises_fails_alone_and_the_next_job_runs(client: BackendClient) -> None:
+def test_a_job_that_raises_fails_alone_and_the_next_job_runs(server: ServerProcess, client: BackendClient) -> None:
     mesh = icosphere()
-    bad = client.submit("sdf", {**TINY, "device": "cuda"}, mesh)  # this CPU server has no CUDA
+    no_device = client.submit("sdf", {**TINY, "device": "cuda:63"}, mesh)  # a user error (NSTRError) at run time
+    # an allocation no machine can satisfy (2**58 bytes, past any address space): a real out-of-memory crash
+    no_memory = client.submit("sdf", {**TINY, "batch_size": 2**55}, mesh)
     good = client.submit("sdf", TINY, mesh)
-    st = wait_state(client, bad, ("done", "failed", "cancelled"))
-    assert st["state"] == "failed" and "CUDA" in st["error"] and st["fix"]
+    st = wait_state(client, no_device, ("done", "failed", "cancelled"))
+    assert st["state"] == "failed" and "cuda" in st["error"].lower() and st["fix"]
+    st = wait_state(client, no_memory, ("done", "failed", "cancelled"))
+    assert st["state"] == "failed" and st["error"].startswith("the job ran out of memory"), st
+    assert "Traceback" in (server.jobs_dir / no_memory / "log.txt").read_text()
+    assert "ran out of memory" in (server.jobs_dir / no_memory / "error.txt").read_text()
     assert wait_state(client, good, ("done", "failed", "cancelled"))["state"] == "done"
 
 
@@ -276,8 +282,11 @@ def test_cuda_out_of_memory_is_reported_as_such() -> None:
 
     from nstr.server.worker import _describe_crash
 
+    # the exception class torch raises on a GPU (constructible without one)
     error, fix = _describe_crash(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"))
     assert error.startswith("the GPU ran out of memory") and "smaller preset" in fix
+    error, fix = _describe_crash(ZeroDivisionError("division by zero"))
+    assert error == "ZeroDivisionError: division by zero" and "bug" in fix
 
 
 def test_release_gpu_on_a_cpu_server_says_so(client: BackendClient) -> None:

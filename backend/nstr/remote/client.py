@@ -127,8 +127,8 @@ class BackendClient:
             if st["state"] in ("done", "failed", "cancelled"):
                 return st
             if timeout is not None and time.monotonic() - start > timeout:
-                raise BackendUnreachable(f"job {job_id} did not finish within {timeout:g} s",
-                                         "It is still running on the server; poll it again later")
+                raise RemoteError(f"job {job_id} did not finish within {timeout:g} s",
+                                  "It is still queued or running on the server; poll it again later")
             time.sleep(poll)
 
     # ------------------------------------------------------------ transport

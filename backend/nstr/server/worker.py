@@ -249,16 +249,17 @@ class JobQueue:
         with self._lock:
             if job.state != "running":  # the shutdown already recorded it
                 return
+            # the files first, the state last: whoever sees the new state also finds its log and error
+            if trace:
+                self.store.log(job.id, trace)
+            if error:
+                self.store.save_error(job.id, error + (f"\n{fix}\n" if fix else "\n") + (trace or ""))
+            self.store.log(job.id, f"{state}" + (f": {error}" if error else ""))
             if metrics is not None:
                 job.metrics = _plain(metrics)
             if state == "done":
                 job.progress, job.eta_s = 1.0, 0.0
             self._finish(job, state, error=error, fix=fix, message=message)
-        if trace:
-            self.store.log(job.id, trace)
-        if error:
-            self.store.save_error(job.id, error + (f"\n{fix}\n" if fix else "\n") + (trace or ""))
-        self.store.log(job.id, f"{state}" + (f": {error}" if error else ""))
 
     def _finish(self, job: Job, state: str, *, message: str, error: str | None = None, fix: str | None = None) -> None:
         job.state, job.message, job.error, job.fix = state, message, error, fix
@@ -335,11 +336,15 @@ class JobQueue:
 
 
 def _describe_crash(err: Exception) -> tuple[str, str]:
+    """One line for a job that raised something other than an NSTRError; memory exhaustion is named as such."""
     first = (str(err).strip().splitlines() or [""])[0][:300]
-    if isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in first.lower():
+    if isinstance(err, torch.cuda.OutOfMemoryError) or "cuda out of memory" in first.lower():
         return (f"the GPU ran out of memory ({first})",
                 "Use a smaller preset or parameter budget, release GPU memory, or close other GPU programs, "
                 "then resubmit")
+    if isinstance(err, MemoryError) or "can't allocate memory" in first or "out of memory" in first.lower():
+        return (f"the job ran out of memory ({first})",
+                "Use a smaller preset, batch size or resolution, then resubmit")
     return (f"{type(err).__name__}: {first}" if first else type(err).__name__,
             "This is a bug in the backend; the job's log.txt has the traceback. Other jobs are unaffected")
 

@@ -109,6 +109,7 @@ def fit_audio(audio: Audio, cfg: RunConfig, *, checkpoint: Any = None,
                         "start_s": opts.start_s, "source_bits": audio.bits, "source_encoding": audio.encoding,
                         "hz_per_cycle_per_unit": 2.0 * audio.rate / n}
     if fit.field.is_spectral:
-        report["spectral"] = {"units": "Hz", "pde_relative": fit.final.terms.get("pde"),
+        report["spectral"] = {"units": "Hz", "pde": fit.final.terms.get("pde"),
+                              "pde_relative": fit.final.terms.get("pde_relative"),
                               "transport_prediction": transport_check(fit.field, coords, 2.0 / n)}
     return AudioResult(audio=audio, reconstruction=reconstruction, metrics=metrics, report=report, fit=fit)

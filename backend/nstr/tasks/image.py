@@ -113,6 +113,7 @@ def fit_image(image: np.ndarray, cfg: RunConfig, *, checkpoint: Any = None,
     report["signal"] = {"width": w, "height": h, "channels": c, "pixels_per_unit": samples_per_unit((h, w))}
     if fit.field.is_spectral:
         report["spectral"] = {"units": "cycles per pixel",
-                              "pde_relative": fit.final.terms.get("pde"),
+                              "pde": fit.final.terms.get("pde"),
+                              "pde_relative": fit.final.terms.get("pde_relative"),
                               "transport_prediction": transport_check(fit.field, coords, 2.0 / max(h, w))}
     return ImageResult(reconstruction=reconstruction, metrics=metrics, report=report, fit=fit)

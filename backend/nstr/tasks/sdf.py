@@ -54,20 +54,20 @@ class SDFOptions:
     metric_points: int = 100_000
 
 
+# Presets leave width/depth to each model's own shape (nstr.config.MODEL_SHAPES), so --model swaps
+# in a baseline with its usual architecture and --params sizes every model to the same budget.
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU-friendly: Suzanne in about two minutes on two cores.
     "quick": {"field": {"n_freqs": 32, "max_freq": 6.0, "grid_levels": 6, "grid_base_res": 8, "grid_max_res": 96,
-                        "grid_features": 2, "grid_table_size": 2**15, "width": 64, "depth": 1,
-                        "transport_width": 16},
+                        "grid_features": 2, "grid_table_size": 2**15, "transport_width": 16},
               "train": {"steps": 600, "batch_size": 8192, "lr_final_ratio": 0.05, "log_every": 10},
               "task": {"samples": 200_000, "resolution": 128, "metric_points": 50_000}},
     "default": {"field": {"n_freqs": 64, "max_freq": 12.0, "grid_levels": 12, "grid_base_res": 8,
-                          "grid_max_res": 512, "grid_table_size": 2**18, "width": 64, "depth": 2},
+                          "grid_max_res": 512, "grid_table_size": 2**18},
                 "train": {"steps": 3000, "batch_size": 65536},
                 "task": {"samples": 1_000_000, "resolution": 256, "eikonal_weight": 0.02, "normal_weight": 0.02}},
     "high": {"field": {"n_freqs": 128, "max_freq": 24.0, "grid_levels": 16, "grid_base_res": 16,
-                       "grid_max_res": 2048, "grid_table_size": 2**19, "width": 64, "depth": 2,
-                       "transport_width": 64},
+                       "grid_max_res": 2048, "grid_table_size": 2**19, "transport_width": 64},
              "train": {"steps": 10000, "batch_size": 262144},
              "task": {"samples": 4_000_000, "resolution": 512, "eikonal_weight": 0.02, "normal_weight": 0.02}},
 }

@@ -105,7 +105,8 @@ def _flow(result: Any, image: np.ndarray, path: Path) -> Path:
     _show(axes[1, 0], result.reconstruction, f"reconstruction, PSNR {result.metrics['psnr']:.2f} dB")
     spec = result.report.get("spectral", {})
     gain = spec.get("transport_prediction", {}).get("gain")
+    rel = spec.get("pde_relative")
     fig.suptitle(f"NSTR spectral flow: {result.report['params']:,} params, K = {result.report['field'].get('K')}, "
-                 f"relative PDE residual {spec.get('pde_relative', float('nan')):.3g}"
+                 f"relative PDE residual {rel if rel is not None else float('nan'):.3g}"
                  + (f", transport prediction gain {gain:.2f}x" if gain is not None else ""), fontsize=10)
     return save(fig, path)

@@ -1,0 +1,251 @@
+#!/usr/bin/env python
+"""SDF benchmark: NSTR against the baselines at matched parameter counts, on the shared meshes
+and Blender's Suzanne; metrics and time per stage; attribute pictures from a fixed camera;
+marching-cubes, extraction and ground-truth timings at 256^3, 512^3 and 1024^3.
+
+    .venv/bin/python scripts/bench_sdf.py fits --out bench/sdf --params 60000 --preset quick
+    .venv/bin/python scripts/bench_sdf.py timings --out bench/sdf --resolutions 256 512 1024
+
+Writes OUT/fits.json + OUT/fits.md (table), OUT/MESH_attributes.png, OUT/timings.json + .md.
+Run with OMP_NUM_THREADS=1 on a shared CPU: two threads on two busy cores thrash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+MESHES_DIR = REPO.parent / "shared" / "data" / "meshes"
+MODELS = ("nstr", "siren", "ffn", "hashgrid")
+
+
+def load(name: str):  # noqa: ANN201
+    from nstr.geometry.mesh import load_mesh, mesh_from_arrays
+    from nstr.geometry.suzanne import suzanne_arrays
+
+    if name == "suzanne":
+        return mesh_from_arrays(*suzanne_arrays(), source="bpy primitive_monkey_add")
+    return load_mesh(MESHES_DIR / f"{name}.off")
+
+
+def all_mesh_names() -> list[str]:
+    return sorted(p.stem for p in MESHES_DIR.glob("*.off")) + ["suzanne"]
+
+
+# --- fits --------------------------------------------------------------------------------------
+def run_fits(args: argparse.Namespace) -> None:
+    import torch
+
+    from nstr.errors import NSTRError
+    from nstr.geometry.export import write_mesh
+    from nstr.tasks.sdf import fit_sdf, sdf_config
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "fits.json"
+    rows = json.loads(results_path.read_text()) if results_path.exists() and args.resume else []
+    done = {(r["mesh"], r["model"]) for r in rows}
+    for name in args.meshes or all_mesh_names():
+        mesh, report = load(name)
+        for model in args.models:
+            if (name, model) in done:
+                continue
+            overrides = {"model": model, "params": args.params, "device": "cpu", "task.resolution": args.resolution}
+            if args.steps:
+                overrides["steps"] = args.steps
+            cfg = sdf_config(args.preset, overrides)
+            t0 = time.perf_counter()
+            try:
+                res = fit_sdf(mesh, cfg, mesh_report=report)
+            except NSTRError as err:  # e.g. a baseline that found no surface: a result, not a crash
+                rows.append({"mesh": name, "model": model, "error": str(err)})
+                print(json.dumps(rows[-1]), flush=True)
+                continue
+            wall = time.perf_counter() - t0
+            write_mesh(out / f"{name}_{model}.npz", res.arrays)
+            r = res.report
+            row = {"mesh": name, "model": model, "params": r["params"], "steps": r["steps"],
+                   **{k: r["metrics"].get(k) for k in ("iou", "fscore_1pct", "chamfer_l1", "normal_consistency")},
+                   **{f"t_{k}": r["timings"].get(k) for k in ("sampling", "fitting", "extraction", "attributes",
+                                                              "metrics")},
+                   "total_s": round(wall, 1), "faces_in": report.n_faces, "watertight": report.watertight,
+                   "pde_relative": (r.get("spectral") or {}).get("pde_relative")}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            results_path.write_text(json.dumps(rows, indent=1))
+            if model == "nstr":
+                render_attributes(res.arrays, out / f"{name}_attributes.png", title=f"{name}: NSTR {r['params']:,} "
+                                  f"params, {r['steps']} steps, IoU {r['metrics']['iou']:.3f}")
+    (out / "fits.md").write_text(fits_table(rows, args))
+    print((out / "fits.md").read_text())
+
+
+def fits_table(rows: list[dict], args: argparse.Namespace) -> str:
+    head = (f"Preset `{args.preset}`, budget {args.params:,} params, marching cubes {args.resolution}^3, "
+            f"device: CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()}), "
+            f"torch threads {args.threads}.\n\n")
+    lines = ["| mesh | model | params | steps | IoU | F@1% | Chamfer-L1 | NC | sampling s | fitting s | "
+             "extraction s | attributes s |", "|" + "---|" * 12]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['mesh']} | {r['model']} | | | failed: {r['error'][:80]} |" + " |" * 7)
+            continue
+        lines.append(f"| {r['mesh']} | {r['model']} | {r['params']:,} | {r['steps']} | {r['iou']:.4f} | "
+                     f"{r['fscore_1pct']:.4f} | {r['chamfer_l1']:.5f} | {r['normal_consistency']:.4f} | "
+                     f"{r['t_sampling']:.1f} | {r['t_fitting']:.1f} | {r['t_extraction']:.1f} | {r['t_attributes']:.1f} |")
+    return head + "\n".join(lines) + "\n"
+
+
+# --- pictures ----------------------------------------------------------------------------------
+def render_attributes(arrays: dict[str, np.ndarray], path: Path, title: str = "") -> None:
+    """Four panels (local frequency, bandwidth, drift, transport residual) from one fixed camera:
+    orthographic, 30 deg elevation, -60 deg azimuth about the mesh's up axis (z), painter's algorithm,
+    Lambert shading times the attribute colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    from nstr.geometry.export import decode_meta
+
+    v = arrays["vertices"].astype(np.float64)
+    f = arrays["faces"]
+    meta = decode_meta(arrays["meta_json"]) if "meta_json" in arrays else {}
+    v = (v - v.mean(0)) / np.ptp(v, axis=0).max()
+    az, el = np.radians(-60.0), np.radians(30.0)
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(el), -np.sin(el)], [0, np.sin(el), np.cos(el)]])
+    cam = v @ rz.T @ np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]]).T @ rx.T  # x right, y up, z towards viewer
+    tri = cam[f]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
+    visible = normal[:, 2] > 0
+    order = np.argsort(tri[:, :, 2].mean(1))
+    order = order[visible[order]]
+    light = np.array([0.3, 0.5, 0.8]) / np.linalg.norm([0.3, 0.5, 0.8])
+    shade = 0.35 + 0.65 * np.clip(normal @ light, 0, 1)
+    names = [n for n in ("local_frequency", "bandwidth", "drift", "transport_residual") if f"color_{n}" in arrays]
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4 * max(len(names), 1), 4.4), dpi=110)
+    axes = np.atleast_1d(axes)
+    for ax, name in zip(axes, names or ["geometry"]):
+        if name == "geometry":
+            col = np.ones((len(f), 3)) * 0.8
+        else:
+            col = arrays[f"color_{name}"][f][:, :, :3].mean(1)
+        col = np.clip(col * shade[:, None], 0, 1)
+        ax.add_collection(PolyCollection(tri[order][:, :, :2], facecolors=col[order], edgecolors="none"))
+        ax.set_xlim(-0.75, 0.75)
+        ax.set_ylim(-0.75, 0.75)
+        ax.set_aspect("equal")
+        ax.axis("off")
+        lo, hi = (meta.get("ranges", {}).get(name) or [None, None])
+        cmap = meta.get("colormaps", {}).get(name, "")
+        ax.set_title(f"{name}\n{cmap} [{lo:.3g}, {hi:.3g}]" if lo is not None else name, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# --- timings -----------------------------------------------------------------------------------
+def run_timings(args: argparse.Namespace) -> None:
+    """MC (skimage, mcubes) on dense grids, coarse-to-fine extraction, field and ground-truth throughput."""
+    import torch
+
+    from nstr.geometry.extraction import evaluate_grid, extract_surface, marching_cubes
+    from nstr.geometry.ground_truth import MeshSDF
+    from nstr.geometry.mesh import Mesh
+    from nstr.geometry.normalize import fit_unit_box
+    from nstr.geometry.sampling import SamplingSpec, sample_sdf
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict = {"device": f"CPU, {os.cpu_count()} cores (shared)", "mc": [], "ground_truth": []}
+
+    def bumpy(p: np.ndarray) -> np.ndarray:  # an analytic closed surface with detail at several scales
+        r = np.linalg.norm(p, axis=1)
+        return (r - 0.6 - 0.05 * np.sin(12 * p[:, 0]) * np.sin(12 * p[:, 1]) * np.sin(12 * p[:, 2])).astype(np.float32)
+
+    for res in args.resolutions:
+        row: dict = {"resolution": res}
+        if res <= args.dense_max:
+            t0 = time.perf_counter()
+            vol = evaluate_grid(bumpy, res)
+            row["dense_eval_s"] = round(time.perf_counter() - t0, 2)
+            for backend in ("skimage", "mcubes"):
+                t0 = time.perf_counter()
+                v, f = marching_cubes(vol, backend)
+                row[f"dense_mc_{backend}_s"] = round(time.perf_counter() - t0, 2)
+                row["dense_faces"] = int(len(f))
+            del vol
+        for backend in ("skimage", "mcubes"):
+            t0 = time.perf_counter()
+            ext = extract_surface(bumpy, res, mc=backend, sparse_from=0)
+            row[f"sparse_{backend}_s"] = round(time.perf_counter() - t0, 2)
+            row[f"sparse_{backend}_mc_s"] = round(ext.seconds_mc, 2)
+            row["sparse_evaluated_points"] = ext.evaluated_points
+            row["sparse_faces"] = int(len(ext.faces))
+        print(json.dumps(row), flush=True)
+        result["mc"].append(row)
+    for name in args.meshes or all_mesh_names():
+        mesh, report = load(name)
+        t = fit_unit_box(mesh.vertices)
+        unit = Mesh(t.to_unit(mesh.vertices), mesh.faces)
+        t0 = time.perf_counter()
+        gt = MeshSDF(unit.vertices, unit.faces, closed=report.watertight and report.winding_consistent)
+        build = time.perf_counter() - t0
+        spec = SamplingSpec(n_samples=args.gt_points)
+        s = sample_sdf(unit, spec, gt)  # not cached: times the ground truth itself
+        rng = np.random.default_rng(0)
+        q = rng.uniform(-1, 1, (args.gt_points // 4, 3))
+        t0 = time.perf_counter()
+        gt.signed_distance(q)
+        exact_uniform = len(q) / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        gt.signed_distance(q, band=0.1)
+        banded_uniform = len(q) / (time.perf_counter() - t0)
+        row = {"mesh": name, "faces": report.n_faces, "sign": "pseudonormal" if gt.closed else "winding number",
+               "build_s": round(build, 2), "training_mix_points": args.gt_points,
+               "training_mix_s": round(s.seconds, 2), "training_mix_pts_per_s": round(args.gt_points / s.seconds),
+               "uniform_exact_pts_per_s": round(exact_uniform), "uniform_banded_pts_per_s": round(banded_uniform)}
+        print(json.dumps(row), flush=True)
+        result["ground_truth"].append(row)
+    (out / "timings.json").write_text(json.dumps(result, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    f = sub.add_parser("fits", help="NSTR vs baselines at matched params")
+    f.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    f.add_argument("--params", type=int, default=60000)
+    f.add_argument("--preset", default="quick")
+    f.add_argument("--steps", type=int)
+    f.add_argument("--resolution", type=int, default=128)
+    f.add_argument("--resume", action="store_true", help="skip (mesh, model) pairs already in fits.json")
+    t = sub.add_parser("timings", help="marching cubes and ground truth")
+    t.add_argument("--resolutions", nargs="+", type=int, default=[256, 512, 1024])
+    t.add_argument("--dense-max", type=int, default=512, help="largest dense grid (1024^3 float32 is 4 GB)")
+    t.add_argument("--gt-points", type=int, default=400_000)
+    for q in (f, t):
+        q.add_argument("--out", default=str(REPO / "out" / "bench_sdf"))
+        q.add_argument("--meshes", nargs="+")
+        q.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    {"fits": run_fits, "timings": run_timings}[args.what](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
