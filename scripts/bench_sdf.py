@@ -143,7 +143,8 @@ def render_attributes(arrays: dict[str, np.ndarray], path: Path, title: str = ""
         else:
             col = arrays[f"color_{name}"][f][:, :, :3].mean(1)
         col = np.clip(col * shade[:, None], 0, 1)
-        ax.add_collection(PolyCollection(tri[order][:, :, :2], facecolors=col[order], edgecolors="none"))
+        ax.add_collection(PolyCollection(tri[order][:, :, :2], facecolors=col[order], edgecolors="face",
+                                     linewidths=0.2, antialiased=False))
         ax.set_xlim(-0.75, 0.75)
         ax.set_ylim(-0.75, 0.75)
         ax.set_aspect("equal")
@@ -152,7 +153,7 @@ def render_attributes(arrays: dict[str, np.ndarray], path: Path, title: str = ""
         cmap = meta.get("colormaps", {}).get(name, "")
         ax.set_title(f"{name}\n{cmap} [{lo:.3g}, {hi:.3g}]" if lo is not None else name, fontsize=9)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path)
     plt.close(fig)
 
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--resolution", type=int, default=128)
     f.add_argument("--resume", action="store_true", help="skip (mesh, model) pairs already in fits.json")
     t = sub.add_parser("timings", help="marching cubes and ground truth")
-    t.add_argument("--resolutions", nargs="+", type=int, default=[256, 512, 1024])
+    t.add_argument("--resolutions", nargs="*", type=int, default=[256, 512, 1024])
     t.add_argument("--dense-max", type=int, default=512, help="largest dense grid (1024^3 float32 is 4 GB)")
     t.add_argument("--gt-points", type=int, default=400_000)
     for q in (f, t):

@@ -110,7 +110,7 @@ def frame_camera(scene: bpy.types.Scene, objects: list[bpy.types.Object], size: 
     scene.collection.objects.link(cam)
     direction = Vector((0.55, -1.0, 0.45)).normalized()
     fov = 2 * math.atan(cam_data.sensor_width / (2 * cam_data.lens))
-    cam.location = center + direction * (radius / math.sin(fov / 2) * 1.05)
+    cam.location = center + direction * (radius / math.sin(fov / 2) * 0.8)
     cam.rotation_euler = (center - cam.location).to_track_quat("-Z", "Y").to_euler()
     cam_data.clip_end = max(100.0, radius * 20)
     scene.camera = cam

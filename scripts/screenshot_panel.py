@@ -53,13 +53,30 @@ def inside_blender(state_dir: Path, zip_path: Path, settings: dict) -> None:
         (state_dir / "panel_drawn").touch()
     panel_module.NSTR_PT_fit.draw = draw
 
+    no_fit = settings.pop("no_fit", False)
+    result_file = settings.pop("result", "")
     for obj in list(bpy.data.objects):
         bpy.data.objects.remove(obj)
     bpy.ops.mesh.primitive_monkey_add(size=2.0)
     suzanne = bpy.context.active_object
+    from_file = bool(result_file)
+    if from_file:
+        # A finished job's result file (e.g. the headless demo's, from the server's jobs folder):
+        # the same code that collects a job turns it into the result object.
+        from nstr_blender.blender.results import create_result_object
+        from nstr_blender.core.meshdata import parse_result
+        from nstr_blender.remote import wire
+
+        _, arrays = wire.read_file(result_file)
+        result = create_result_object(bpy.context.scene, suzanne.name,
+                                      parse_result({k: v.to_numpy() for k, v in arrays.items()}))
+        no_fit = True
+        suzanne.hide_set(True)
+        for obj in bpy.context.view_layer.objects:
+            obj.select_set(obj == result)
+        bpy.context.view_layer.objects.active = result
     props = bpy.context.scene.nstr
     props.preset = "quick"
-    no_fit = settings.pop("no_fit", False)
     for key, value in settings.items():
         setattr(props, key, value)
     props.show_advanced = True
@@ -91,6 +108,10 @@ def inside_blender(state_dir: Path, zip_path: Path, settings: dict) -> None:
         if phase["name"] == "connecting":
             if RUNTIME.is_starting or RUNTIME.session is None:
                 return 0.5
+            if from_file:
+                with bpy.context.temp_override(window=window, area=area, region=region):
+                    bpy.ops.view3d.view_axis(type="FRONT")
+                    bpy.ops.view3d.view_selected()
             ui = next(r for r in area.regions if r.type == "UI")
             write("ready", {"window_height": window.height, "window_width": window.width,
                             "ui": [ui.x, ui.y, ui.width, ui.height], "result": "", "fit_s": 0.0,
@@ -176,6 +197,8 @@ def driver(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=420.0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     parser.add_argument("--no-fit", action="store_true", help="only start the backend; no fit, no result")
+    parser.add_argument("--result", type=Path, help="show this finished job's result (a result.nstr from the "
+                        "server's jobs folder) instead of fitting; the backend is only started")
     args = parser.parse_args(argv)
     for tool in (args.blender, "Xvfb", "xdotool", "import", "convert"):
         if shutil.which(tool) is None:
@@ -201,7 +224,7 @@ def driver(argv: list[str]) -> int:
             [args.blender, "--factory-startup", "--window-geometry", "0", "0", str(width), str(height),
              "--python", str(Path(__file__).resolve()), "--", INSIDE, str(state), str(zip_path),
              json.dumps({"steps": args.steps, "resolution": args.resolution, "overrides": args.overrides,
-                         "no_fit": args.no_fit})],
+                         "no_fit": args.no_fit, "result": str(args.result.resolve()) if args.result else ""})],
             env=env, stdout=blender_log, stderr=subprocess.STDOUT))
         t0 = time.monotonic()
         ready = state / "ready.json"
@@ -237,14 +260,24 @@ def driver(argv: list[str]) -> int:
         # The sidebar's tabs run down its right edge; click down the strip until the NSTR
         # panel reports that it drew. (Ctrl+wheel would also scroll values under the mouse.)
         tab_x, top = ux + uw - 12, wh - (uy + uh)
-        found = False
-        for y in range(top + 15, top + min(uh, 520), 16):
+        def nstr_tab_shown() -> bool:
+            """True when the panel draws again after a fresh redraw (not a late redraw of an old click)."""
+            time.sleep(1.0)
             drawn.unlink(missing_ok=True)
-            xdo("mousemove", str(tab_x), str(y))
-            xdo("click", "1")
             settle()
-            if drawn.exists():
-                found = True
+            return drawn.exists()
+
+        found = False
+        for _attempt in range(3):                     # a loaded machine may lag behind the clicks
+            for y in range(top + 15, top + min(uh, 520), 16):
+                drawn.unlink(missing_ok=True)
+                xdo("mousemove", str(tab_x), str(y))
+                xdo("click", "1")
+                settle()
+                if drawn.exists() and nstr_tab_shown():
+                    found = True
+                    break
+            if found:
                 break
         if not found:
             raise RuntimeError("the NSTR tab did not open")

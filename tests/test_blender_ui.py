@@ -21,7 +21,9 @@ def test_panel_screenshot_from_the_real_ui(tmp_path):
     shot = tmp_path / "panel.png"
     asset = tmp_path / "panel_small.png"
     proc = subprocess.run([sys.executable, "scripts/screenshot_panel.py", "--out", str(shot), "--asset", str(asset),
-                           "--steps", "40", "--overrides", "train.batch_size=2048", "--resolution", "32"],
+                           "--steps", "20", "--resolution", "24", "--overrides",
+                           "train.batch_size=512 task.samples=10000 task.metrics=false field.grid_levels=4 "
+                           "field.grid_table_size=4096"],
                           capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     size = subprocess.run(["identify", "-format", "%w %h", str(shot)], capture_output=True, text=True).stdout

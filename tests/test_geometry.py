@@ -195,10 +195,14 @@ def test_unit_box_round_trip_and_fit() -> None:
     np.testing.assert_allclose(t.to_input(u), v, atol=1e-9)
 
 
-def test_samples_have_outward_normals_two_noise_scales_and_are_cached(sphere: trimesh.Trimesh, tmp_path: Path) -> None:
-    mesh = Mesh(np.asarray(sphere.vertices), np.asarray(sphere.faces))
+@pytest.mark.parametrize("closed", [True, False], ids=["closed", "open-path"])
+@pytest.mark.parametrize("inside_out", [False, True], ids=["outward-wound", "inside-out"])
+def test_samples_have_outward_normals_two_noise_scales_and_are_cached(sphere: trimesh.Trimesh, tmp_path: Path,
+                                                                      closed: bool, inside_out: bool) -> None:
+    faces = np.asarray(sphere.faces)[:, ::-1] if inside_out else np.asarray(sphere.faces)
+    mesh = Mesh(np.asarray(sphere.vertices), faces)
     spec = SamplingSpec(n_samples=20000, near_scales=(0.005, 0.05))
-    s1 = sample_sdf(mesh, spec, cache_dir=tmp_path)
+    s1 = sample_sdf(mesh, spec, MeshSDF(mesh.vertices, mesh.faces, closed=closed), cache_dir=tmp_path)
     assert not s1.from_cache and len(s1.points) == 20000
     surf = s1.points[:s1.n_surface]
     assert np.all(np.einsum("nd,nd->n", surf, s1.normals[:s1.n_surface]) > 0)  # outward on a sphere

@@ -219,8 +219,8 @@ def test_bad_arrays_and_job_configs_are_rejected_before_queueing(tmp_path: Path)
         validate_job({"dataset_dir": str(tmp_path / "nowhere")}, {})
     with pytest.raises(ConfigError, match="unknown config key"):
         validate_job({"task.no_such_option": 1}, good)
-    with pytest.raises(ConfigError, match="mesh_opacity"):
-        validate_job({"task.mesh_opacity": 1.5}, good)
+    with pytest.raises(ConfigError, match="mesh_threshold"):
+        validate_job({"task.mesh_threshold": -1}, good)
 
 
 def test_cli_reports_bad_dataset_in_one_line(tmp_path: Path) -> None:
@@ -329,7 +329,7 @@ def test_tiny_blender_scene_trains_and_returns_a_coloured_mesh(suzanne_scene: Pa
     events: list[dict] = []
     config = {"preset": "quick", "dataset_dir": str(suzanne_scene), "task.image_size": 32, "steps": 250,
               "train.eval_every": 0, "task.mesh_resolution": 48}
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # two cores shared with other work: one thread is ~10x faster than two here
     arrays, report = run_job(config, {}, workdir=tmp_path, progress=events.append, should_stop=lambda: False)
 
     ds = load_dataset(suzanne_scene)
@@ -337,6 +337,8 @@ def test_tiny_blender_scene_trains_and_returns_a_coloured_mesh(suzanne_scene: Pa
     truth = ds.test.images[..., :3] * ds.test.images[..., 3:] + 1 - ds.test.images[..., 3:]
     flat = -10 * math.log10(float(np.mean((truth - truth.mean((0, 1, 2))) ** 2)))
     psnr = report["metrics"]["psnr"]
+    print(f"tiny scene: test psnr {psnr:.2f} dB (flat guess {flat:.2f}), ssim {report['metrics']['ssim']:.3f}, "
+          f"occupied {report['occupied_fraction']:.2f}, {report['seconds']:.0f} s")
     assert psnr > 20.0 and psnr > flat + 5.0, (psnr, flat)
     assert report["metrics"]["ssim"] > 0.7
     assert report["occupied_fraction"] < 0.6  # the grid learned to skip empty space
@@ -361,7 +363,18 @@ def test_tiny_blender_scene_trains_and_returns_a_coloured_mesh(suzanne_scene: Pa
     from nstr.geometry.export import decode_meta
 
     meta = decode_meta(arrays["meta_json"])
-    assert meta["surface"]["density_threshold"] == pytest.approx(math.log(2) / 0.02)
+    assert meta["surface"]["density_threshold"] > 0 and "half opaque" in meta["surface"]["threshold_from"]
+    # the mesh is where the cameras saw the object: its vertices project onto the test views' silhouettes
+    from scipy import ndimage
+
+    on_object = []
+    for i in range(len(ds.test)):
+        pix, _ = project_points(v, ds.test.poses[i], ds.test.intrinsics)
+        mask = ndimage.binary_dilation(ds.test.images[i, ..., 3] > 0.5, iterations=1)
+        cols = np.clip(pix[:, 0].astype(int), 0, mask.shape[1] - 1)
+        rows = np.clip(pix[:, 1].astype(int), 0, mask.shape[0] - 1)
+        on_object.append(mask[rows, cols].mean())
+    assert min(on_object) > 0.9, on_object
     assert meta["metrics"]["psnr"] == psnr
 
 
@@ -374,9 +387,9 @@ def test_job_cancels_and_cli_writes_mesh_renders_and_report(suzanne_scene: Path,
                 should_stop=lambda: True)
     out = tmp_path / "out" / "scene.npz"
     proc = subprocess.run([PY, "-m", "nstr", "fit", "nerf", str(suzanne_scene), "-o", str(out), "--preset", "quick",
-                           "--steps", "40", "--image-size", "16", "--model", "hashgrid", "--quiet",
-                           "--set", "task.mesh_opacity=0.05", "--report", str(tmp_path / "r.json")],
-                          capture_output=True, text=True, timeout=300)
+                           "--steps", "60", "--image-size", "16", "--model", "hashgrid", "--quiet",
+                           "--report", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     report = json.loads((tmp_path / "r.json").read_text())

@@ -146,9 +146,9 @@ class MeshSDF:
             n[on_vertex] = vn[self.faces[face[on_vertex], corner]]
         s = np.sign(np.einsum("nd,nd->n", q - cp, n))
         s[s == 0] = 1.0
-        return s * self._orientation_sign()
+        return s * self.orientation_sign()
 
-    def _orientation_sign(self) -> float:
+    def orientation_sign(self) -> float:
         """+1 if faces wind outward, -1 if the mesh is inside-out (checked once with the winding number)."""
         if self._orientation == 0.0:
             w = self.winding_number(_probe_points(self.vertices))

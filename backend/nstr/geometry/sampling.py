@@ -21,7 +21,7 @@ import numpy as np
 from nstr.geometry.ground_truth import MeshSDF
 from nstr.geometry.mesh import Mesh
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -100,10 +100,13 @@ def _sample(mesh: Mesh, spec: SamplingSpec, gt: MeshSDF) -> SampleSet:
     n_near = int(spec.n_samples * spec.near_fraction)
     n_unif = spec.n_samples - n_surf - n_near
     surf, normals = surface_points(mesh, n_surf + n_near, rng)
-    # orient each surface normal outward by probing the winding number just outside it
-    eps = 1e-3
-    flip = gt.inside(surf[:n_surf] + eps * normals[:n_surf])
-    normals = normals[:n_surf] * np.where(flip, -1.0, 1.0)[:, None]
+    # outward normals: on a closed, consistently wound mesh the winding says it once for all faces;
+    # otherwise probe the winding number just outside each sample (open meshes have no global side)
+    if gt.closed:
+        normals = normals[:n_surf] * gt.orientation_sign()
+    else:
+        flip = gt.inside(surf[:n_surf] + 1e-3 * normals[:n_surf])
+        normals = normals[:n_surf] * np.where(flip, -1.0, 1.0)[:, None]
     near_parts = []
     for i, scale in enumerate(spec.near_scales):
         lo = n_surf + i * n_near // len(spec.near_scales)

@@ -173,8 +173,7 @@ def _read_image(path: Path, where: str, size: int) -> np.ndarray:
     return np.asarray(rgba, np.float32) / 255.0
 
 
-def _load_split_file(path: Path, image_size: int, name: str,
-                     frames_filter: slice | None = None, keep: Any = None) -> Views:
+def _load_split_file(path: Path, image_size: int, name: str, keep: Any = None) -> Views:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:

@@ -1,13 +1,13 @@
 """A mesh from a radiance field: marching cubes on density, colours baked to vertices, spectral flow.
 
 The surface threshold. A NeRF has no zero level set; what a viewer sees as surface is where light
-stops. We put the surface where a slab of thickness ``t`` (a fraction of the object box) blocks a
-fraction ``a`` of the light: ``1 - exp(-sigma t) = a``, i.e. ``sigma* = -ln(1 - a) / t``. With the
-defaults (a = 0.5, t = 1% of the box) that is ``ln 2 / 0.02 ~ 35`` per unit of the field's
-[-1, 1] box: any thinner wall that still hides half of what is behind it is kept, and the fog a
-NeRF leaves in empty space (densities of order 1, which block under 2% of the light over such a
-slab) is not. Because trained densities rise by orders of magnitude within a voxel or two at a
-real surface, the mesh moves by less than a voxel across a wide range of ``a`` and ``t``.
+stops. So the threshold is read off the views themselves: along training rays through pixels the
+dataset marks opaque (alpha > 0.5), find the sample where the rendered opacity crosses 1/2, and take
+the median density the field has there. The mesh's surface then sits where the training cameras see
+the surface, whatever the density scale the field happened to learn (it varies by orders of
+magnitude with resolution and training time: a fixed density such as instant-ngp's 2.5 or a
+"half the light within 1% of the box" rule, ~35 here, either swallowed fog or found no surface at
+all on our small scenes). A fixed density can still be given (``task.mesh_threshold``).
 
 Colours: each vertex is looked at along its inward normal: a short ray from outside the surface
 through it is volume-rendered (no background) and normalised by its opacity, which gives the
@@ -16,7 +16,6 @@ colour the field shows there. Colours are sRGB, as the dataset's images are.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -34,10 +33,38 @@ class NoSurfaceError(NSTRError):
     """The density field has nothing above the surface threshold."""
 
 
-def density_threshold(opacity: float = 0.5, thickness: float = 0.01) -> float:
-    """Density (per unit of the field's box, whose side is 2) at which a slab of ``thickness`` x side
-    blocks ``opacity`` of the light."""
-    return -math.log(1.0 - opacity) / (2.0 * thickness)
+@torch.no_grad()
+def threshold_from_views(renderer: Any, views: Any, max_rays: int = 8192, seed: int = 0) -> float:
+    """Median density where rendered opacity crosses 1/2 along rays through opaque pixels of ``views``."""
+    from nstr.nerf.rays import rays_for_pixels
+    from nstr.nerf.render import sample_rays
+
+    model, box = renderer.model, renderer.box
+    dev = box.center.device
+    alpha = views.images[..., 3]
+    cams, rows, cols = np.nonzero(alpha > 0.5)
+    if len(cams) == 0:
+        raise NoSurfaceError("no view has opaque pixels (alpha > 0.5), so there is no surface to extract",
+                             "Render the dataset with a transparent film so the object has alpha, or set task.mesh_threshold")
+    pick = np.random.default_rng(seed).permutation(len(cams))[:max_rays]
+    t = lambda a: torch.as_tensor(a[pick], device=dev)  # noqa: E731
+    origins, dirs = rays_for_pixels(torch.as_tensor(views.poses, device=dev), views.intrinsics, t(cams), t(cols), t(rows))
+    o = box.to_field(origins)
+    s = sample_rays(o, dirs, step=renderer.step, grid=model.grid, density_fn=None, n_importance=0, gen=None)
+    if s.ray.numel() == 0:
+        raise NoSurfaceError("the field is empty along every ray through the object", "Train longer (more steps)")
+    sigma = torch.cat([model.density(c) for c in s.points(o, dirs).split(65536)])
+    tau = (sigma * s.dt).double()
+    counts = torch.bincount(s.ray, minlength=s.n_rays)
+    starts = torch.cumsum(counts, 0) - counts
+    cs = torch.cumsum(tau, 0)
+    before = cs - tau - (cs - tau)[starts.clamp(max=len(tau) - 1)][s.ray]
+    after = before + tau
+    crossing = (torch.exp(-before) > 0.5) & (torch.exp(-after) <= 0.5)
+    if not bool(crossing.any()):
+        raise NoSurfaceError("no ray through the object becomes half opaque in the fitted field",
+                             "Train longer (more steps), or set task.mesh_threshold")
+    return float(sigma[crossing].median())
 
 
 @torch.no_grad()
@@ -71,11 +98,10 @@ def bake_colors(model: RadianceField, vertices: np.ndarray, normals: np.ndarray,
     return out
 
 
-def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, opacity: float = 0.5,
-                 thickness: float = 0.01, bake: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, threshold: float,
+                 bake: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays per architecture.md (world coordinates) and meta (ranges, colormaps, units, threshold)."""
     dev = next(model.parameters()).device
-    threshold = density_threshold(opacity, thickness)
     was_training = model.training
     model.eval()
 
@@ -93,7 +119,7 @@ def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, opacity: 
         t1 = time.perf_counter()
         if len(ex.faces) == 0:
             raise NoSurfaceError(f"the density field has no surface above the threshold {threshold:.3g}",
-                                 "Train longer (more steps), or lower task.mesh_opacity / raise task.mesh_thickness")
+                                 "Train longer (more steps), or set a lower task.mesh_threshold")
         verts = ex.vertices.astype(np.float64)
         faces = ex.faces.astype(np.int64)
         normals = vertex_normals(verts, faces)
@@ -113,7 +139,7 @@ def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, opacity: 
     arrays["vertices"] = world.astype(np.float32)
     arrays["faces"] = faces.astype(np.int32)
     meta["units"] = {**meta.get("units", {}), "color_albedo": "sRGB radiance seen along the inward normal"}
-    meta["surface"] = {"density_threshold": threshold, "opacity": opacity, "thickness_fraction": thickness,
-                       "resolution": resolution, "density_units": "per unit of the field's [-1, 1] box"}
+    meta["surface"] = {"density_threshold": threshold, "resolution": resolution,
+                       "density_units": "per unit of the field's [-1, 1] box"}
     meta["timings"] = {"extract_s": round(t1 - t0, 3), "bake_s": round(t2 - t1, 3), "attributes_s": round(t3 - t2, 3)}
     return arrays, meta

@@ -209,9 +209,16 @@ class JobQueue:
                 self._running = job.id
                 job.state, job.started, job.message = "running", time.time(), "starting"
                 self.store.save(job)
-            self.store.log(job.id, "started")
             try:
+                self.store.log(job.id, "started")
                 self._run(job)
+            except BaseException as err:  # the worker must outlive anything a job does, or the queue stalls
+                try:
+                    self._end(job, "failed", error=f"{type(err).__name__}: {err}".splitlines()[0][:300],
+                              fix="See the job's log.txt; other jobs are unaffected", message="failed",
+                              trace=traceback.format_exc())
+                except Exception:
+                    traceback.print_exc()
             finally:
                 with self._lock:
                     self._running = None

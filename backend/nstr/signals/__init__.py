@@ -1,7 +1,9 @@
 """Signals for the image and audio tasks: validated loading and saving, metrics, synthetic test signals.
 
-Everything here is numpy only (no torch), so loaders can validate a file before
-a fit starts and the benchmark can build its inputs cheaply.
+What this package exports is numpy only (no torch), so loaders can validate a file
+before a fit starts and the benchmark can build its inputs cheaply. The torch side
+that the image and audio tasks share (the sample-regression objective, coordinates,
+band limits) is ``nstr.signals.fitting``, imported only by the tasks.
 """
 
 from nstr.signals.audio_io import Audio, load_wav, save_wav

@@ -9,7 +9,6 @@ on density with albedo baked to vertices and the density field's spectral-flow a
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -49,8 +48,7 @@ class NerfOptions:
     eval_views: int = 4  # test views rendered at each evaluation during training (all at the end)
     render_chunk: int = 8192  # rays per forward pass when rendering a view
     mesh_resolution: int = 128  # marching-cubes cells per side of the object's box
-    mesh_opacity: float = 0.5  # the surface: where a slab of mesh_thickness blocks this much light
-    mesh_thickness: float = 0.01  # as a fraction of the box's side (see nstr.nerf.mesh)
+    mesh_threshold: float = 0.0  # surface density; 0: read off the training views (see nstr.nerf.mesh)
     bake_colors: bool = True
 
 
@@ -82,10 +80,8 @@ def nerf_config(preset: str = "default", overrides: Mapping[str, Any] | None = N
             raise ConfigError(f"task.{name} must be at least 1, not {getattr(o, name)}")
     if o.image_size < 0 or o.n_importance < 0 or o.head_depth < 0 or o.grid_warmup < 0:
         raise ConfigError("task.image_size, task.n_importance, task.head_depth and task.grid_warmup must be 0 or more")
-    if not 0 < o.mesh_opacity < 1:
-        raise ConfigError(f"task.mesh_opacity must be between 0 and 1, not {o.mesh_opacity}")
-    if not 0 < o.mesh_thickness < 1:
-        raise ConfigError(f"task.mesh_thickness must be between 0 and 1, not {o.mesh_thickness}")
+    if o.mesh_threshold < 0:
+        raise ConfigError(f"task.mesh_threshold must be 0 (automatic) or a positive density, not {o.mesh_threshold}")
     return cfg
 
 
@@ -276,11 +272,15 @@ def mesh_arrays(result: NerfResult) -> dict[str, np.ndarray]:
     """The mesh result (architecture.md's table) with ``meta_json``: marching cubes on density, baked
     albedo, and the spectral-flow attributes of the density field (NSTR only)."""
     from nstr.geometry.export import encode_meta
-    from nstr.nerf.mesh import extract_mesh
+    from nstr.nerf.mesh import extract_mesh, threshold_from_views
 
     opts: NerfOptions = result.renderer.opts
-    arrays, meta = extract_mesh(result.model, result.renderer.box, opts.mesh_resolution, opts.mesh_opacity,
-                                opts.mesh_thickness, bake=opts.bake_colors)
+    result.model.eval()
+    threshold = opts.mesh_threshold or threshold_from_views(result.renderer, result.dataset.train)
+    arrays, meta = extract_mesh(result.model, result.renderer.box, opts.mesh_resolution, threshold,
+                                bake=opts.bake_colors)
+    meta["surface"]["threshold_from"] = "fixed (task.mesh_threshold)" if opts.mesh_threshold else \
+        "median density where training rays through opaque pixels become half opaque"
     if "color_albedo" in arrays:
         meta.setdefault("colormaps", {})["albedo"] = "baked radiance (sRGB)"
     result.report["mesh"] = {"vertices": int(len(arrays["vertices"])), "faces": int(len(arrays["faces"])),
