@@ -103,7 +103,9 @@ def main() -> int:
             mesh_info = res.report.get("mesh", {})
         except Exception as err:  # noqa: BLE001 - a benchmark records the failure and goes on
             mesh_info = {"error": str(err)}
-        curve = [(h["seconds"], h["psnr"]) for h in res.history if "psnr" in h]
+        # the trainer repeats the last metrics on every log row: keep the rows where an evaluation ran
+        curve = [(h["seconds"], h["psnr"]) for h in res.history
+                 if "psnr" in h and (h["step"] % args.eval_every == 0 or h is res.history[-1])]
         row = {"model": model, "params": res.report["params"], "field_params": res.report["field_params"],
                "steps": res.report["steps"], "seconds": res.report["seconds"], "device": res.report["device"],
                "psnr": res.metrics["psnr"], "ssim": res.metrics["ssim"], "curve_seconds_psnr": curve,

@@ -108,7 +108,8 @@ def fits_table(rows: list[dict], args: argparse.Namespace) -> str:
 # --- pictures ----------------------------------------------------------------------------------
 def render_attributes(arrays: dict[str, np.ndarray], path: Path, title: str = "") -> None:
     """Four panels (local frequency, bandwidth, drift, transport residual) from one fixed camera:
-    orthographic, 30 deg elevation, -60 deg azimuth about the mesh's up axis (z), painter's algorithm,
+    orthographic, looking along +y (Blender's front view) turned 25 deg about z and raised 20 deg,
+    painter's algorithm,
     Lambert shading times the attribute colour."""
     import matplotlib
 
@@ -122,7 +123,7 @@ def render_attributes(arrays: dict[str, np.ndarray], path: Path, title: str = ""
     f = arrays["faces"]
     meta = decode_meta(arrays["meta_json"]) if "meta_json" in arrays else {}
     v = (v - v.mean(0)) / np.ptp(v, axis=0).max()
-    az, el = np.radians(-60.0), np.radians(30.0)
+    az, el = np.radians(25.0), np.radians(20.0)
     rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
     rx = np.array([[1, 0, 0], [0, np.cos(el), -np.sin(el)], [0, np.sin(el), np.cos(el)]])
     cam = v @ rz.T @ np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]]).T @ rx.T  # x right, y up, z towards viewer
@@ -145,8 +146,8 @@ def render_attributes(arrays: dict[str, np.ndarray], path: Path, title: str = ""
         col = np.clip(col * shade[:, None], 0, 1)
         ax.add_collection(PolyCollection(tri[order][:, :, :2], facecolors=col[order], edgecolors="face",
                                      linewidths=0.2, antialiased=False))
-        ax.set_xlim(-0.75, 0.75)
-        ax.set_ylim(-0.75, 0.75)
+        ax.set_xlim(-0.6, 0.6)
+        ax.set_ylim(-0.6, 0.6)
         ax.set_aspect("equal")
         ax.axis("off")
         lo, hi = (meta.get("ranges", {}).get(name) or [None, None])
@@ -225,6 +226,22 @@ def run_timings(args: argparse.Namespace) -> None:
     (out / "timings.json").write_text(json.dumps(result, indent=1))
 
 
+def run_render(args: argparse.Namespace) -> None:
+    """Re-draw the attribute pictures from the saved OUT/MESH_nstr.npz results."""
+    from nstr.geometry.export import read_npz, encode_meta
+
+    out = Path(args.out)
+    for path in sorted(out.glob("*_nstr.npz")):
+        arrays, meta = read_npz(path)
+        arrays["meta_json"] = encode_meta(meta)
+        r = meta.get("report", {})
+        name = path.stem[:-5]
+        render_attributes(arrays, out / f"{name}_attributes.png",
+                          title=f"{name}: NSTR {r.get('params', 0):,} params, {r.get('steps')} steps, "
+                                f"IoU {meta.get('metrics', {}).get('iou', float('nan')):.3f}")
+        print("drew", out / f"{name}_attributes.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -239,12 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--resolutions", nargs="*", type=int, default=[256, 512, 1024])
     t.add_argument("--dense-max", type=int, default=512, help="largest dense grid (1024^3 float32 is 4 GB)")
     t.add_argument("--gt-points", type=int, default=400_000)
-    for q in (f, t):
+    r = sub.add_parser("render", help="re-draw the attribute pictures from saved results")
+    for q in (f, t, r):
         q.add_argument("--out", default=str(REPO / "out" / "bench_sdf"))
         q.add_argument("--meshes", nargs="+")
         q.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    {"fits": run_fits, "timings": run_timings}[args.what](args)
+    {"fits": run_fits, "timings": run_timings, "render": run_render}[args.what](args)
     return 0
 
 

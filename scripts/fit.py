@@ -228,8 +228,10 @@ def main() -> int:
             config = {**config, "dataset_dir": str(dataset)}
         else:
             inputs = [(o.name, evaluated_arrays(o, depsgraph)) for o in meshes]
-        print(f"fit.py: Blender {bpy.app.version_string}; fitting {', '.join(n for n, _ in inputs)} "
-              f"({sum(len(a.get('faces', ())) for _, a in inputs)} triangles), task {args.task}, config {config}")
+        what = f"{args.nerf_views} views" if args.task == "nerf" else \
+            f"{sum(len(a['faces']) for _, a in inputs)} triangles"
+        print(f"fit.py: Blender {bpy.app.version_string}; fitting {', '.join(n for n, _ in inputs)} ({what}), "
+              f"task {args.task}, config {config}")
 
         t0 = time.monotonic()
         RUNTIME.start_backend(backend, block=True, timeout=180.0)

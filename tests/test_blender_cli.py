@@ -66,6 +66,24 @@ def test_fit_py_fits_a_mesh_file_saves_renders_and_reloads(tmp_path, data_dir):
     assert set(info["meta"]["ranges"]) >= {"local_frequency"}
 
 
+def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path):
+    out_blend = tmp_path / "suzanne_nerf.blend"
+    proc = blender("-P", "scripts/fit.py", "--", "--task", "nerf", "--nerf-views", "4", "--nerf-size", "32",
+                   "--steps", "10", "--resolution", "32", "--device", "cpu", "--size", "96", "--output", str(out_blend),
+                   *[a for kv in ("train.batch_size=256", "task.render_steps=32", "task.n_importance=0",
+                                  "task.grid_resolution=16", "task.eval_views=1") for a in ("--set", kv)])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    views = tmp_path / "suzanne_nerf_views"
+    assert len(list((views / "train").glob("*.png"))) == 4 and (views / "transforms_train.json").is_file()
+    assert (tmp_path / "suzanne_nerf_albedo.png").is_file()
+    check = tmp_path / "check.py"
+    check.write_text(CHECK)
+    proc = blender(str(out_blend), "-P", str(check), timeout=120)
+    info = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("CHECK "))[len("CHECK "):])
+    assert info["collection"] == ["Suzanne_NSTR"] and info["vertices"] > 0
+    assert info["attributes"]["color_albedo"] == "FLOAT_COLOR"
+
+
 def test_fit_py_fails_with_one_line_and_a_nonzero_exit(tmp_path):
     proc = blender("-P", "scripts/fit.py", "--", "--input", str(tmp_path / "missing.off"), timeout=120)
     assert proc.returncode == 1

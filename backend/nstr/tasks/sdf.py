@@ -2,9 +2,12 @@
 
 Losses (the PDE term is added by :func:`nstr.train.train`):
 
-* clamped L1 on SDF values, |clamp(f, +-band) - clamp(sdf, +-band)| (DeepSDF): the fit spends
-  its capacity near the surface, where marching cubes looks, and the ground truth only has to
-  be exact inside the band (which makes it cheap, see ``nstr.geometry.ground_truth``);
+* truncated L1 on SDF values: |f - sdf| where |sdf| < band, and the hinge max(0, band - sign(sdf) f)
+  beyond it. Like DeepSDF's clamped L1 the fit spends its capacity near the surface, where marching
+  cubes looks, and the ground truth only has to be exact inside the band (which makes it cheap, see
+  ``nstr.geometry.ground_truth``); unlike clamp(f) - clamp(sdf), a prediction beyond the band on the
+  WRONG side still gets a gradient (with the clamped form a hash grid that starts with large outputs
+  never moved: no surface at all on Suzanne);
 * optional eikonal (|grad f| - 1)^2 and normal alignment 1 - cos(grad f, n) on a share of the
   surface samples. They need a second backward pass through the field (about 2x the step cost
   on the CPU), so the quick preset leaves them off; default/high turn them on to regularise the
@@ -127,7 +130,10 @@ def _objective(samples: Any, opts: SDFOptions, device: Any, batch_size: int, hol
         def loss(self, field: Any, batch: dict[str, torch.Tensor], pde_fraction: float):
             y, terms = field.training_terms(batch["x"], pde_fraction)
             b = opts.band
-            sdf_l1 = (y[:, 0].float().clamp(-b, b) - batch["sdf"].clamp(-b, b)).abs().mean() / b
+            pred, target = y[:, 0].float(), batch["sdf"]
+            far = target.abs() >= b * (1 - 1e-6)  # ground truth says only "at least band, on this side"
+            err = torch.where(far, torch.relu(b - torch.sign(target) * pred), (pred - target).abs())
+            sdf_l1 = err.mean() / b
             total = sdf_l1
             terms = dict(terms)
             terms["sdf_l1"] = sdf_l1.detach()
