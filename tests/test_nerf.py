@@ -42,7 +42,6 @@ RENDER_SCENE = textwrap.dedent("""
         for c in centres:
             bpy.ops.mesh.primitive_uv_sphere_add(radius=0.06, location=c)
             objs.append(bpy.context.active_object)
-        # a wider invisible-to-nothing frame: two tiny corner cubes fix the box the cameras frame
         render_nerf_dataset(bpy.context, objs, out, n_train, n_test, res, engine=engine)
         # Blender's own projection of the centres, for every camera the dataset used
         doc = json.load(open(out + "/transforms_train.json"))
@@ -92,7 +91,8 @@ def suzanne_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _pose(eye: tuple[float, float, float]) -> list[list[float]]:
-    sys.path.insert(0, str(REPO))
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
     from nstr_blender.core.nerf_views import look_at
 
     return look_at(eye, (0.0, 0.0, 0.0))

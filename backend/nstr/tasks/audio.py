@@ -35,7 +35,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CPU-friendly: a one-second 48 kHz clip in well under a minute on two cores.
     "quick": {"field": {"n_freqs": 64, "grid_levels": 8, "grid_table_size": 2**12, "width": 64, "depth": 2,
                         "transport_width": 16},
-              "train": {"steps": 300, "batch_size": 8192, "log_every": 10},
+              "train": {"steps": 300, "batch_size": 4096, "log_every": 10},
               "task": {"viz_max_points": 2048}},
     "default": {"field": {"n_freqs": 64, "grid_levels": 12, "grid_table_size": 2**14, "width": 64, "depth": 2},
                 "train": {"steps": 2000, "batch_size": 32768}},
