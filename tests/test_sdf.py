@@ -20,7 +20,7 @@ from nstr.tasks import JOB_TASKS
 from nstr.tasks.sdf import fit_sdf, run_job, sdf_config, validate_job
 
 CENTER, RADIUS = np.array([10.0, -5.0, 3.0]), 2.0
-TINY = {"steps": 150, "batch_size": 2048, "task.samples": 20000, "task.resolution": 40, "task.metric_points": 20000,
+TINY = {"steps": 300, "batch_size": 2048, "task.samples": 20000, "task.resolution": 40, "task.metric_points": 20000,
         "field.n_freqs": 16, "field.grid_levels": 4, "field.grid_table_size": 2**12, "field.width": 32,
         "device": "cpu"}
 

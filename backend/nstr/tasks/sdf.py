@@ -245,10 +245,21 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     _check_stop(should_stop)
     t0 = time.perf_counter()
 
+    # Nothing of the input lies outside its bounding box, so the solid is intersected with that box
+    # (grown by 2% of the unit box): max(f, box_sdf). This only removes spurious shells that an
+    # under-fitted field leaves in the empty corners of the cube, never a part of the real surface.
+    box_lo, box_hi = unit.vertices.min(0) - 0.02, unit.vertices.max(0) + 0.02
+    box_c = torch.as_tensor((box_lo + box_hi) / 2, dtype=torch.float32, device=device)
+    box_h = torch.as_tensor((box_hi - box_lo) / 2, dtype=torch.float32, device=device)
+
     def sdf_fn(points: np.ndarray) -> np.ndarray:
+        out = []
         with torch.no_grad():
-            out = [field(torch.as_tensor(points[s:s + opts.eval_chunk], device=device))[:, 0].float().cpu().numpy()
-                   for s in range(0, len(points), opts.eval_chunk)]
+            for s in range(0, len(points), opts.eval_chunk):
+                x = torch.as_tensor(points[s:s + opts.eval_chunk], device=device)
+                q = (x - box_c).abs() - box_h
+                box = q.clamp_min(0).norm(dim=-1) + q.max(dim=-1).values.clamp_max(0)
+                out.append(torch.maximum(field(x)[:, 0].float(), box).cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     ext = extract_surface(sdf_fn, opts.resolution, mc=opts.mc, sparse_from=opts.sparse_from, chunk=opts.eval_chunk)
