@@ -1,6 +1,7 @@
 """Render a NeRF dataset (``transforms_{train,test}.json`` + RGBA PNGs) of objects in the open scene.
 
-Plain bpy, no UI: the operator calls :func:`render_nerf_dataset`. Works in Blender 3.4 and in the
+Plain bpy, no UI: the operator hands a :class:`ViewJob` to the timer, which renders one view per
+call; :func:`render_nerf_dataset` renders them all at once (benchmarks). Works in Blender 3.4 and in the
 bpy 5.0 module. The scene is left as it was found: the temporary camera is removed and every
 render setting and visibility flag touched here is restored, even when a render fails.
 """
@@ -61,80 +62,139 @@ class _Saved:
                 pass
 
 
+class ViewRenderer:
+    """Render a NeRF dataset one view at a time, so the UI stays live (progress, cancel).
+
+    Construction sets the scene up (a temporary camera, render settings, visibility); each
+    :meth:`render_next` renders one view; :meth:`close` puts everything back, also after a failure
+    or a cancel. Writes ``train/r_*.png``, ``test/r_*.png`` (RGBA, transparent film) and
+    ``transforms_train.json`` / ``transforms_test.json`` with ``camera_angle_x`` and the objects'
+    world ``aabb`` (each file once its split is complete).
+    """
+
+    def __init__(self, context: Any, objects: Iterable[Any], out_dir: str, n_train: int, n_test: int,
+                 resolution: int, engine: str = "CYCLES", hemisphere: bool = True, samples: int = 32) -> None:
+        objects = [o for o in objects if o.type in _RENDERABLE]
+        if not objects:
+            raise ValueError("no renderable objects to render: select mesh objects")
+        if n_train < 1 or n_test < 0 or resolution < 8:
+            raise ValueError("need at least 1 training view, 0 or more test views and a resolution of 8 or more")
+        self.scene = scene = context.scene
+        self.out_dir = out_dir
+        center, radius, self.box = nerf_views.bounding_sphere(_world_corners(objects))
+        self.angle = angle = nerf_views.DEFAULT_CAMERA_ANGLE_X
+        self.plan: list[tuple[str, int, list]] = []       # (split, index, pose) in render order
+        self.splits = [(split, n) for split, n in (("train", n_train), ("test", n_test)) if n > 0]
+        for split, n, offset in (("train", n_train, 0.0), ("test", n_test, 0.5)):
+            for i, pose in enumerate(nerf_views.orbit_poses(center, radius, n, hemisphere, offset, angle)):
+                self.plan.append((split, i, pose))
+        self.frames: dict[str, list] = {split: [] for split, _ in self.splits}
+        self.done = 0
+        self.closed = False
+        os.makedirs(out_dir, exist_ok=True)
+        for split, _ in self.splits:
+            os.makedirs(os.path.join(out_dir, split), exist_ok=True)
+
+        self.saved = saved = _Saved()
+        self.cam_data = cam_data = bpy.data.cameras.new("NSTR NeRF camera")
+        self.cam_obj = cam_obj = bpy.data.objects.new("NSTR NeRF camera", cam_data)
+        scene.collection.objects.link(cam_obj)
+        try:
+            cam_data.sensor_fit = "HORIZONTAL"
+            cam_data.angle = angle
+            cam_data.clip_start = max(1e-4, 0.01 * radius)
+            cam_data.clip_end = 100.0 * radius + nerf_views.framing_distance(radius, angle)
+            r = scene.render
+            saved.set(scene, "camera", cam_obj)
+            saved.set(r, "engine", _engine_id(engine))
+            saved.set(r, "resolution_x", resolution)
+            saved.set(r, "resolution_y", resolution)
+            saved.set(r, "resolution_percentage", 100)
+            saved.set(r, "pixel_aspect_x", 1.0)
+            saved.set(r, "pixel_aspect_y", 1.0)
+            saved.set(r, "film_transparent", True)
+            saved.set(r, "use_border", False)
+            saved.set(r, "filepath", r.filepath)
+            saved.set(r.image_settings, "file_format", "PNG")
+            saved.set(r.image_settings, "color_mode", "RGBA")
+            saved.set(r.image_settings, "color_depth", "8")
+            saved.set(scene.view_settings, "view_transform", "Standard")  # plain sRGB, as NeRF datasets are
+            saved.set(scene.view_settings, "look", "None")
+            if r.engine == "CYCLES":
+                saved.set(scene.cycles, "samples", samples)
+                saved.set(scene.cycles, "use_denoising", False)  # Debian's Cycles has no OpenImageDenoise
+                saved.set(scene.cycles, "device", "CPU")
+                if hasattr(scene.cycles, "use_adaptive_sampling"):
+                    saved.set(scene.cycles, "use_adaptive_sampling", False)
+            wanted = {o.name for o in objects}
+            for obj in scene.objects:
+                if obj.type in _RENDERABLE and obj.name not in wanted:
+                    saved.set(obj, "hide_render", True)
+                elif obj.name in wanted:
+                    saved.set(obj, "hide_render", False)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def total(self) -> int:
+        return len(self.plan)
+
+    def render_next(self) -> bool:
+        """Render the next view; True when every view is written."""
+        if self.done >= self.total:
+            return True
+        split, i, pose = self.plan[self.done]
+        self.cam_obj.matrix_world = Matrix(pose)
+        rel = f"{split}/r_{i:03d}.png"
+        self.scene.render.filepath = os.path.join(self.out_dir, rel)
+        bpy.ops.render.render(write_still=True)
+        self.frames[split].append(("./" + rel, pose))
+        self.done += 1
+        if self.done == self.total or self.plan[self.done][0] != split:     # the split is complete
+            doc = nerf_views.transforms_dict(self.frames[split], self.angle, aabb=self.box)
+            nerf_views.write_transforms(os.path.join(self.out_dir, f"transforms_{split}.json"), doc)
+        return self.done >= self.total
+
+    def close(self) -> None:
+        """Put the scene back as it was (safe to call twice)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.saved.restore()
+        try:
+            bpy.data.objects.remove(self.cam_obj, do_unlink=True)
+            bpy.data.cameras.remove(self.cam_data)
+        except (ReferenceError, RuntimeError):
+            pass
+
+
+class ViewJob(ViewRenderer):
+    """A :class:`ViewRenderer` the timer drives, with what to submit once the views are written."""
+
+    def __init__(self, source: str, config: dict, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.source = source
+        self.config = dict(config)
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def render_next(self) -> bool:
+        return True if self.cancelled else super().render_next()
+
+
 def render_nerf_dataset(context: Any, objects: Iterable[Any], out_dir: str, n_train: int, n_test: int,
                         resolution: int, engine: str = "CYCLES", hemisphere: bool = True,
                         samples: int = 32) -> str:
-    """Render ``n_train`` + ``n_test`` views of ``objects`` on a (hemi)sphere; returns ``out_dir``.
-
-    Writes ``train/r_*.png``, ``test/r_*.png`` (RGBA, transparent film) and ``transforms_train.json``,
-    ``transforms_test.json`` with ``camera_angle_x`` and the objects' world ``aabb``.
-    """
-    objects = [o for o in objects if o.type in _RENDERABLE]
-    if not objects:
-        raise ValueError("no renderable objects to render: select mesh objects")
-    if n_train < 1 or n_test < 0 or resolution < 8:
-        raise ValueError("need at least 1 training view, 0 or more test views and a resolution of 8 or more")
-    scene = context.scene
-    center, radius, box = nerf_views.bounding_sphere(_world_corners(objects))
-    angle = nerf_views.DEFAULT_CAMERA_ANGLE_X
-    os.makedirs(out_dir, exist_ok=True)
-
-    saved = _Saved()
-    cam_data = bpy.data.cameras.new("NSTR NeRF camera")
-    cam_obj = bpy.data.objects.new("NSTR NeRF camera", cam_data)
-    scene.collection.objects.link(cam_obj)
+    """Render every view at once (benchmarks and scripts that want to wait); returns ``out_dir``."""
+    renderer = ViewRenderer(context, objects, out_dir, n_train, n_test, resolution, engine, hemisphere, samples)
     try:
-        cam_data.sensor_fit = "HORIZONTAL"
-        cam_data.angle = angle
-        cam_data.clip_start = max(1e-4, 0.01 * radius)
-        cam_data.clip_end = 100.0 * radius + nerf_views.framing_distance(radius, angle)
-        r = scene.render
-        saved.set(scene, "camera", cam_obj)
-        saved.set(r, "engine", _engine_id(engine))
-        saved.set(r, "resolution_x", resolution)
-        saved.set(r, "resolution_y", resolution)
-        saved.set(r, "resolution_percentage", 100)
-        saved.set(r, "pixel_aspect_x", 1.0)
-        saved.set(r, "pixel_aspect_y", 1.0)
-        saved.set(r, "film_transparent", True)
-        saved.set(r, "use_border", False)
-        saved.set(r, "filepath", r.filepath)
-        saved.set(r.image_settings, "file_format", "PNG")
-        saved.set(r.image_settings, "color_mode", "RGBA")
-        saved.set(r.image_settings, "color_depth", "8")
-        saved.set(scene.view_settings, "view_transform", "Standard")  # plain sRGB, as NeRF datasets are
-        saved.set(scene.view_settings, "look", "None")
-        if r.engine == "CYCLES":
-            saved.set(scene.cycles, "samples", samples)
-            saved.set(scene.cycles, "use_denoising", False)  # Debian's Cycles has no OpenImageDenoise
-            saved.set(scene.cycles, "device", "CPU")
-            if hasattr(scene.cycles, "use_adaptive_sampling"):
-                saved.set(scene.cycles, "use_adaptive_sampling", False)
-        wanted = {o.name for o in objects}
-        for obj in scene.objects:
-            if obj.type in _RENDERABLE and obj.name not in wanted:
-                saved.set(obj, "hide_render", True)
-            elif obj.name in wanted:
-                saved.set(obj, "hide_render", False)
-
-        for split, n, offset in (("train", n_train, 0.0), ("test", n_test, 0.5)):
-            if n == 0:
-                continue
-            os.makedirs(os.path.join(out_dir, split), exist_ok=True)
-            frames = []
-            poses = nerf_views.orbit_poses(center, radius, n, hemisphere, offset, angle)
-            for i, pose in enumerate(poses):
-                cam_obj.matrix_world = Matrix(pose)
-                rel = f"{split}/r_{i:03d}.png"
-                r.filepath = os.path.join(out_dir, rel)
-                bpy.ops.render.render(write_still=True)
-                frames.append(("./" + rel, pose))
-            doc = nerf_views.transforms_dict(frames, angle, aabb=box)
-            nerf_views.write_transforms(os.path.join(out_dir, f"transforms_{split}.json"), doc)
+        while not renderer.render_next():
+            pass
     finally:
-        saved.restore()
-        bpy.data.objects.remove(cam_obj, do_unlink=True)
-        bpy.data.cameras.remove(cam_data)
+        renderer.close()
     return out_dir
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import bpy
 from bpy.props import IntProperty
 
 from ..core.errors import AddonError, SelectionError
 from ..core.session import describe
+from ..core.settings import user_dir
 from . import mesh_io, results
 from .preferences import backend_settings
 from .runtime import RUNTIME, ensure_timer
@@ -14,7 +18,7 @@ from .runtime import RUNTIME, ensure_timer
 
 def _fail(op: bpy.types.Operator, err: BaseException) -> set[str]:
     text = describe(err)
-    RUNTIME.message = text
+    RUNTIME.message = text           # shown once in the panel, until the state changes
     op.report({"ERROR"}, text)
     return {"CANCELLED"}
 
@@ -34,24 +38,19 @@ def split_selection(objects) -> tuple[list, list[str]]:
 
 
 def ensure_backend(context: bpy.types.Context) -> None:
-    """Make sure jobs can be sent: start a local backend in the background, or check the URL now
-    (so an unreachable server is reported by the operator itself)."""
-    settings = backend_settings(context)
-    session = RUNTIME.configure(settings)
-    if session.client is not None or RUNTIME.is_starting:
-        return
-    if settings.mode == "local":
-        RUNTIME.start_backend(settings, block=False)
-    else:
-        RUNTIME.start_backend(settings, block=True, timeout=10.0)
+    """Make sure jobs can be sent: launch the local backend or connect to the URL, in the background
+    (the timer reports a failure in the panel). Bad settings raise AddonError here, at once."""
+    RUNTIME.start_backend(backend_settings(context))
 
 
-def submit_now() -> None:
-    """Send pending jobs right away when the backend is ready (the timer does it otherwise)."""
-    session = RUNTIME.session
-    if session is not None and session.client is not None and not RUNTIME.is_starting:
-        session.submit_pending(RUNTIME.tracker)
-    ensure_timer()
+def nerf_views_dir(props) -> Path:
+    """Where this fit's views go: the panel's folder, or, for a file that was never saved (a "//"
+    path has no folder to be relative to), a new folder in the add-on's user folder."""
+    text = props.nerf_dir.strip() or "//nstr_nerf_views"
+    if text.startswith("//") and not bpy.data.filepath:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return user_dir() / "nerf_views" / f"{bpy.path.clean_name(bpy.context.scene.name)}-{stamp}"
+    return Path(bpy.path.abspath(text))
 
 
 class NSTR_OT_backend_start(bpy.types.Operator):
@@ -61,12 +60,9 @@ class NSTR_OT_backend_start(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            settings = backend_settings(context)
-            RUNTIME.start_backend(settings, block=settings.mode == "url", timeout=10.0 if settings.mode == "url"
-                                  else 120.0)
+            ensure_backend(context)
         except AddonError as err:
             return _fail(self, err)
-        ensure_timer()
         return {"FINISHED"}
 
 
@@ -90,7 +86,10 @@ class NSTR_OT_fit(bpy.types.Operator):
     bl_label = "Fit NSTR"
 
     def execute(self, context):
-        settings = context.scene.nstr.task_settings()
+        try:
+            settings = context.scene.nstr.task_settings()      # malformed overrides: one line, no traceback
+        except AddonError as err:
+            return _fail(self, err)
         if settings.task == "nerf":
             return bpy.ops.nstr.render_nerf_views()
         try:
@@ -101,14 +100,8 @@ class NSTR_OT_fit(bpy.types.Operator):
             ensure_backend(context)
         except AddonError as err:
             return _fail(self, err)
-        added = [RUNTIME.tracker.add(name, "sdf", config, arrays) for name, arrays in inputs]
-        try:
-            submit_now()
-        except AddonError as err:
-            for record in added:
-                if record.state == "pending":
-                    record.mark_error(str(err))
-            return _fail(self, err)
+        for name, arrays in inputs:
+            RUNTIME.tracker.add(name, "sdf", config, arrays)     # the timer sends them
         names = ", ".join(n for n, _ in inputs)
         if others:
             self.report({"WARNING"}, f"Skipped {len(others)} non-mesh object(s): {', '.join(others[:5])}")
@@ -117,45 +110,37 @@ class NSTR_OT_fit(bpy.types.Operator):
 
 
 class NSTR_OT_render_nerf_views(bpy.types.Operator):
-    """Render training views of the selection (transforms.json + images) and fit a NeRF to them"""
+    """Render training views of the selection (transforms.json + images), one per timer tick, then fit
+    a NeRF to them"""
     bl_idname = "nstr.render_nerf_views"
     bl_label = "Render Views & Fit NeRF"
 
     def execute(self, context):
-        try:
-            from . import nerf_render  # provided by the NeRF part of the project
-        except ImportError as err:
-            return _fail(self, AddonError(f"NeRF view rendering is not available in this build ({err})",
-                                          "Use the SDF task, or update the add-on"))
+        from . import nerf_render
         props = context.scene.nstr
-        settings = props.task_settings()
         objects = list(context.selected_objects)
         try:
-            if not objects:
-                raise SelectionError("nothing is selected", "Select the objects to render, then press Fit NSTR")
+            if RUNTIME.views is not None:
+                raise AddonError("NeRF views are already being rendered", "Wait for them, or press Cancel")
+            settings = props.task_settings()
+            meshes, _others = split_selection(objects)
             if backend_settings(context).mode != "local":
                 raise AddonError("NeRF jobs read the rendered views from disk",
                                  "Use a local backend (preferences), or a server that shares this folder")
             config = settings.job_config()
-            out_dir = bpy.path.abspath(props.nerf_dir)
-            dataset = nerf_render.render_nerf_dataset(context, objects, out_dir, props.nerf_train, props.nerf_test,
-                                                      props.nerf_resolution, props.nerf_engine,
-                                                      props.nerf_hemisphere)
-            ensure_backend(context)
+            out_dir = nerf_views_dir(props)
+            ensure_backend(context)                 # starts while the views render
+            source = meshes[0].name if len(meshes) == 1 else "NeRF"
+            RUNTIME.views = nerf_render.ViewJob(source, config, context, meshes, str(out_dir), props.nerf_train,
+                                                props.nerf_test, props.nerf_resolution, props.nerf_engine,
+                                                props.nerf_hemisphere)
         except AddonError as err:
             return _fail(self, err)
-        except ValueError as err:     # render_nerf_dataset's own one-line input errors
+        except (ValueError, OSError) as err:     # the renderer's own one-line input errors, an unwritable folder
             return _fail(self, AddonError(f"cannot render the views: {err}"))
-        except Exception as err:  # noqa: BLE001 - rendering problems reach the user as one line
-            return _fail(self, AddonError(f"rendering the views failed: {describe(err)}", "See the console"))
-        source = objects[0].name if len(objects) == 1 else "NeRF"
-        record = RUNTIME.tracker.add(source, "nerf", {**config, "dataset_dir": str(dataset)}, {})
-        try:
-            submit_now()
-        except AddonError as err:
-            record.mark_error(str(err))
-            return _fail(self, err)
-        self.report({"INFO"}, f"Rendered views to {dataset}; fitting a NeRF")
+        RUNTIME.views_dir = str(out_dir)
+        ensure_timer()
+        self.report({"INFO"}, f"Rendering {RUNTIME.views.total} views to {out_dir}")
         return {"FINISHED"}
 
 
@@ -167,17 +152,17 @@ class NSTR_OT_cancel(bpy.types.Operator):
 
     def execute(self, context):
         records = RUNTIME.tracker.records
+        if RUNTIME.views is not None and self.index < 0:
+            RUNTIME.views.cancel()                      # the timer closes it and restores the scene
         chosen = [r for r in records if r.active] if self.index < 0 else \
             ([records[self.index]] if 0 <= self.index < len(records) else [])
-        try:
-            for record in chosen:
-                if RUNTIME.session is None:
-                    record.state, record.message, record.arrays = "cancelled", "cancelled", None
-                else:
-                    RUNTIME.session.cancel(record)
-        except AddonError as err:
-            return _fail(self, err)
-        self.report({"INFO"}, f"Cancelled {len(chosen)} job(s)")
+        for record in chosen:
+            if RUNTIME.session is None:
+                record.state, record.message, record.arrays = "cancelled", "cancelled", None
+            else:
+                RUNTIME.session.cancel_async(record)    # the timer applies the answer
+        ensure_timer()
+        self.report({"INFO"}, f"Cancelling {len(chosen)} job(s)")
         return {"FINISHED"}
 
 
@@ -190,10 +175,11 @@ class NSTR_OT_release_gpu(bpy.types.Operator):
         if RUNTIME.session is None or RUNTIME.session.client is None:
             return _fail(self, AddonError("the backend is not started", "Press Start in the NSTR panel"))
         try:
-            RUNTIME.session.release_gpu()
+            RUNTIME.session.release_gpu_async()
         except AddonError as err:
             return _fail(self, err)
-        self.report({"INFO"}, "Released the backend's GPU memory")
+        ensure_timer()
+        self.report({"INFO"}, "Releasing the backend's GPU memory")
         return {"FINISHED"}
 
 
@@ -205,6 +191,23 @@ class NSTR_OT_clear_finished(bpy.types.Operator):
     def execute(self, context):
         RUNTIME.tracker.clear_finished()
         RUNTIME.message = ""
+        if RUNTIME.session is not None:
+            RUNTIME.session.last_error = ""
+        return {"FINISHED"}
+
+
+class NSTR_OT_toggle_source(bpy.types.Operator):
+    """Show or hide the object this result was fitted to (in the viewport and in renders)"""
+    bl_idname = "nstr.toggle_source"
+    bl_label = "Show Source"
+
+    def execute(self, context):
+        obj = context.active_object
+        source = results.source_object(obj)
+        if source is None:
+            return _fail(self, AddonError("the active object is not an NSTR result with its source in this file",
+                                          "Select a <name>_NSTR object"))
+        results.set_source_hidden(source, not results.source_hidden(source))
         return {"FINISHED"}
 
 
@@ -233,4 +236,4 @@ class NSTR_OT_show_attribute_colors(bpy.types.Operator):
 
 
 CLASSES = (NSTR_OT_backend_start, NSTR_OT_backend_stop, NSTR_OT_fit, NSTR_OT_render_nerf_views, NSTR_OT_cancel,
-           NSTR_OT_release_gpu, NSTR_OT_clear_finished, NSTR_OT_show_attribute_colors)
+           NSTR_OT_release_gpu, NSTR_OT_clear_finished, NSTR_OT_toggle_source, NSTR_OT_show_attribute_colors)

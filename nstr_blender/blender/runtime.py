@@ -1,25 +1,31 @@
-"""The add-on's live state (backend session, job tracker) and the timer that drives it.
+"""The add-on's live state (backend session, job tracker, NeRF views being rendered) and the timer.
 
-Only the main thread touches bpy. The one background thread here launches the
-local backend process (a few seconds of ``import torch``) and touches nothing but
-plain Python objects; the timer notices when it is done.
+The timer (``poll_timer``) is the one driver: the panel's operators, scripts/fit.py and the tests
+all queue work and let it run. Each call is short: it renders at most one NeRF view, starts
+background network calls and applies their outcomes (:meth:`BackendSession.tick`), and builds
+finished results into Blender objects. Only this main thread touches bpy.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import bpy
 
 from ..core.errors import AddonError
 from ..core.jobs import POLL_RETRY_S, JobTracker
-from ..core.session import BackendSession, describe
+from ..core.session import HEALTH_EVERY_S, BackendSession, describe
 from ..core.settings import BackendSettings
 from . import results
 
-HEALTH_EVERY_S = 5.0      # refresh device / GPU memory while idle and connected
+BUSY_TICK_S = 0.1          # while a background call runs: pick its outcome up soon (a tick costs ~0.1 ms)
+KEEP_TICKS = 2000          # per-call durations kept for the timer test and the benchmark
+
+
+def online_access() -> bool:
+    """Blender 4.2+'s "Allow Online Access"; older Blender has no such rule (always allowed)."""
+    return bool(getattr(bpy.app, "online_access", True))
 
 
 class Runtime:
@@ -28,12 +34,12 @@ class Runtime:
     def __init__(self) -> None:
         self.tracker = JobTracker()
         self.session: BackendSession | None = None
-        self.message = ""                    # last one-line problem, shown in the panel
-        self.starting: threading.Thread | None = None
-        self.start_error: str = ""
-        self.last_health = 0.0
+        self.message = ""                    # the last operator problem; cleared when the state changes
         self.display = "local_frequency"     # which attribute new results show first
-        self.on_result: Any = None           # optional callback(obj) (the headless script prints)
+        self.on_result: Callable[[Any], None] | None = None   # optional callback(obj) (fit.py prints)
+        self.views: Any = None               # a nerf_render.ViewJob while views are being rendered
+        self.views_dir = ""                  # where the last NeRF views went (the panel says it)
+        self.tick_seconds: list[float] = []  # how long each timer call took (tests assert on the maximum)
 
     # ------------------------------------------------------------------ backend
     def log(self, text: str) -> None:
@@ -42,39 +48,26 @@ class Runtime:
 
     def configure(self, settings: BackendSettings) -> BackendSession:
         """(Re)create the session when the settings changed; keep it when they did not."""
-        if self.session is not None and self.session.settings == settings:
-            return self.session
-        if self.session is not None:
-            self.session.stop()
-        self.session = BackendSession(settings, log=self.log)
+        allowed = online_access()
+        session = self.session
+        if session is not None and session.settings == settings and session.online_access == allowed:
+            return session
+        if session is not None:
+            session.stop()
+        self.session = BackendSession(settings, log=self.log, online_access=allowed)
         return self.session
 
     @property
     def is_starting(self) -> bool:
-        return self.starting is not None and self.starting.is_alive()
+        return self.session is not None and self.session.starting
 
-    def start_backend(self, settings: BackendSettings, block: bool = False, timeout: float = 120.0) -> None:
-        """Launch/connect. Non-blocking by default: a thread starts it, the timer picks it up."""
+    def start_backend(self, settings: BackendSettings) -> None:
+        """Launch/connect in the background; the timer picks the outcome up. Bad settings (a missing
+        Python, a forbidden URL) raise AddonError at once."""
         session = self.configure(settings)
-        settings.check()                       # bad paths fail at once, with the fix
-        self.start_error = ""
-        if block:
-            session.start(timeout=timeout)
-            self.message = ""
-            return
-        if self.is_starting:
-            return
-
-        def run() -> None:
-            try:
-                session.start(timeout=timeout)
-            except AddonError as err:
-                self.start_error = str(err)
-            except Exception as err:  # noqa: BLE001 - reported in the panel, not lost
-                self.start_error = describe(err)
-
-        self.starting = threading.Thread(target=run, name="nstr-backend-start", daemon=True)
-        self.starting.start()
+        self.message = ""
+        if session.client is None and not session.starting:
+            session.start_async()
         ensure_timer()
 
     def stop_backend(self) -> None:
@@ -82,37 +75,35 @@ class Runtime:
             self.session.stop()
         self.message = ""
 
-    # ------------------------------------------------------------------ polling
+    def problem(self) -> str:
+        """The one problem line the panel shows (the backend's, else the last operator's)."""
+        session_error = self.session.last_error if self.session is not None else ""
+        return session_error or self.message
+
+    @property
+    def busy(self) -> bool:
+        """Something is still to happen: views to render, a backend starting, jobs to wait for."""
+        return self.views is not None or self.is_starting or self.tracker.needs_polling()
+
+    # ------------------------------------------------------------------ the timer's work
     def step(self) -> float | None:
-        """One poll: finish a start, resubmit, update progress, collect results. Returns the
-        next interval (None stops the timer)."""
-        if self.is_starting:
-            return 0.25
-        if self.starting is not None:              # a start just finished
-            self.starting = None
-            if self.start_error:
-                self.message = self.start_error
-                for record in self.tracker.unsent():
-                    record.mark_error(self.start_error)
-                return None
-            self.message = ""
-            self.last_health = time.monotonic()
+        """One short step. Returns the next interval (None stops the timer)."""
+        if self.views is not None:
+            return self._render_one_view()
         session = self.session
-        if session is None or session.client is None:
+        if session is None:
             return None
+        had_client = session.client is not None
         try:
-            collected = session.poll(self.tracker)
+            collected = session.tick(self.tracker, time.monotonic())
         except AddonError as err:
             self.message = str(err)
-            return POLL_RETRY_S if self.tracker.needs_polling() else None
-        if session.last_error:
-            self.message = session.last_error
             return POLL_RETRY_S
-        self.message = ""
+        if session.client is not None and not had_client:
+            self.message = ""                          # connected: an old problem is gone
         for record, result in collected:
             try:
-                scene = bpy.context.scene
-                obj = results.create_result_object(scene, record.source, result, record.job_id or "",
+                obj = results.create_result_object(bpy.context.scene, record.source, result, record.job_id or "",
                                                    display=self.display)
             except Exception as err:  # noqa: BLE001 - becomes the job's message
                 record.mark_error(f"could not build the result mesh: {describe(err)}")
@@ -122,16 +113,39 @@ class Runtime:
             push_undo(f"NSTR result {obj.name}")
             if self.on_result is not None:
                 self.on_result(obj)
-        interval = self.tracker.next_interval(backend_answered=True)
-        if interval is None and session.connected:
-            if time.monotonic() - self.last_health > HEALTH_EVERY_S:
-                self.last_health = time.monotonic()
-                try:
-                    session.refresh()
-                except AddonError as err:
-                    self.message = str(err)
-            interval = HEALTH_EVERY_S
+        if session.bg.any_busy():
+            return BUSY_TICK_S
+        interval = self.tracker.next_interval(backend_answered=not session.last_error)
+        if interval is None:
+            return HEALTH_EVERY_S if session.client is not None else None
         return interval
+
+    def _render_one_view(self) -> float | None:
+        job = self.views
+        try:
+            finished = job.render_next()
+        except Exception as err:  # noqa: BLE001 - a failed render ends the view job with one line
+            job.close()
+            self.views = None
+            self.message = f"rendering the NeRF views failed: {describe(err)}"
+            return None
+        if not finished:
+            return 0.01
+        job.close()
+        self.views = None
+        if job.cancelled:
+            self.message = ""
+            self.log(f"NeRF views cancelled after {job.done} of {job.total}")
+            return None
+        record = self.tracker.add(job.source, "nerf", {**job.config, "dataset_dir": job.out_dir}, {})
+        record.message = f"views in {job.out_dir}"
+        self.log(f"rendered {job.total} NeRF views to {job.out_dir}; fitting")
+        if self.session is not None and self.session.client is None and not self.session.starting:
+            try:
+                self.session.start_async()
+            except AddonError as err:
+                record.mark_error(str(err))
+        return BUSY_TICK_S
 
 
 RUNTIME = Runtime()
@@ -139,18 +153,36 @@ RUNTIME = Runtime()
 
 def poll_timer() -> float | None:
     """The bpy.app.timers callback (main thread). Never raises: errors go to the panel."""
+    t0 = time.perf_counter()
     try:
         interval = RUNTIME.step()
     except Exception as err:  # noqa: BLE001
         RUNTIME.message = describe(err)
         interval = POLL_RETRY_S
     redraw_panels()
+    ticks = RUNTIME.tick_seconds
+    ticks.append(time.perf_counter() - t0)
+    if len(ticks) > KEEP_TICKS:
+        del ticks[: len(ticks) - KEEP_TICKS]
     return interval
+
+
+def run_until_idle(timeout: float, on_tick: Callable[[], None] | None = None) -> None:
+    """Call the timer's function until nothing is left to do (scripts and tests: in background mode
+    Blender's timers do not fire while a script runs). Raises AddonError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while RUNTIME.busy:
+        interval = poll_timer()
+        if on_tick is not None:
+            on_tick()
+        if time.monotonic() > deadline:
+            raise AddonError(f"still busy after {timeout:.0f} s", "Use a smaller preset or a longer timeout")
+        time.sleep(min(interval or BUSY_TICK_S, 0.25))
 
 
 def ensure_timer() -> None:
     if not bpy.app.timers.is_registered(poll_timer):
-        bpy.app.timers.register(poll_timer, first_interval=0.1, persistent=True)
+        bpy.app.timers.register(poll_timer, first_interval=0.05, persistent=True)
 
 
 def stop_timer() -> None:

@@ -1,21 +1,25 @@
 """The add-on's connection to one backend: launch or connect, submit, poll, collect.
 
-One ``BackendSession`` per Blender session. Every method is a short call meant to
-run on Blender's main thread from a timer (loopback requests, a few ms); none waits
-for a fit. Failures become :class:`BackendProblem` with a one-line message and fix,
-the text the panel shows.
+One ``BackendSession`` per Blender session. :meth:`BackendSession.tick` is what Blender's timer
+calls: it never waits on the network. Every request (start, health, submit, the one batched
+``jobs`` poll, result downloads, cancel) runs on a :class:`~.background.Background` thread; the
+tick only starts calls and applies their outcomes to the records, on the main thread. Failures
+become one-line messages with a fix, the text the panel shows.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
+from .background import Background
 from .errors import AddonError, BackendProblem, ResultError
-from .jobs import JobRecord, JobTracker
+from .jobs import POLL_RETRY_S, JobRecord, JobTracker
 from .meshdata import MeshResult, parse_result
 from .settings import BackendSettings
 
 Log = Callable[[str], None]
+HEALTH_EVERY_S = 5.0      # device / GPU memory / queue while connected
 
 
 def _remote():
@@ -27,8 +31,14 @@ def _remote():
 class BackendSession:
     """A launched local backend process or a remote server, and the client that talks to it."""
 
-    def __init__(self, settings: BackendSettings, log: Log | None = None) -> None:
+    def __init__(self, settings: BackendSettings, log: Log | None = None, online_access: bool = True) -> None:
         self.settings = settings
+        self.online_access = online_access
+        self.bg = Background()
+        self.server_jobs: list[dict[str, Any]] = []
+        self.last_poll = 0.0
+        self.last_health = 0.0
+        self.retry_at = 0.0
         self.log: Log = log or (lambda _msg: None)
         self.client: Any = None
         self.local: Any = None
@@ -43,12 +53,12 @@ class BackendSession:
 
     @property
     def url(self) -> str:
-        return getattr(self.client, "base_url", None) or getattr(self.client, "url", "") or ""
+        return str(getattr(self.client, "url", "") or "")
 
     def start(self, timeout: float = 90.0) -> dict[str, Any]:
         """Launch the local backend (or connect to the URL) and return its health."""
         remote = _remote()
-        self.settings.check()
+        self.settings.check(self.online_access)
         if self.settings.mode == "local":
             if self.local is not None and self.local.alive() and self.client is not None:
                 return self.refresh()
@@ -102,116 +112,177 @@ class BackendSession:
         self.last_error = ""
         return self.health
 
-    def ensure_alive(self, tracker: JobTracker) -> bool:
-        """Restart a launched process that died; its unfinished jobs go back to pending.
-        Returns True when a restart happened."""
-        if self.local is None or self.local.alive():
-            return False
-        remote = _remote()
-        self.log("backend process died; restarting it")
-        try:
-            url = self.local.restart()
-        except remote.LaunchError as err:
-            raise self._problem(str(err)) from None
-        if not isinstance(url, str):
-            url = getattr(self.local, "url", None) or self.url
-        self.client = remote.BackendClient(url, token=getattr(self.local, "token", None), timeout=10.0)
-        self.restarts += 1
-        again = tracker.lost_with_backend()
-        self.refresh()
-        self.log(f"backend restarted at {url}; sending {len(again)} job(s) again")
-        return True
-
-    # ----------------------------------------------------------------- jobs
-    def submit_pending(self, tracker: JobTracker) -> list[JobRecord]:
-        """Send every pending record. A rejected job (bad config or input) gets its message."""
-        remote = _remote()
-        if self.client is None:
-            raise self._problem("the backend is not started", "Press Start in the NSTR panel")
-        sent = []
-        for record in tracker.unsent():
-            try:
-                record.job_id = self.client.submit(record.task, record.config, record.arrays or {})
-            except remote.BackendUnreachable:
-                raise self._problem(f"Backend not reachable at {self.url}",
-                                    "Press Start in the NSTR panel") from None
-            except remote.BackendError as err:
-                record.mark_error(_backend_message(err))
-                continue
-            record.state = "queued"
-            record.message = ""
-            sent.append(record)
-            self.log(f"{record.source}: job {record.job_id} submitted ({record.task}, {record.config})")
-        return sent
-
-    def poll(self, tracker: JobTracker) -> list[tuple[JobRecord, MeshResult]]:
-        """Update every active record; fetch and parse finished results.
-
-        The caller turns each returned result into Blender data and then calls
-        ``record.mark_collected(name)`` (or ``mark_error``)."""
-        remote = _remote()
-        if self.client is None:
-            return []
-        self.ensure_alive(tracker)
-        if tracker.unsent():
-            self.submit_pending(tracker)
-        try:
-            for record in tracker.active():
-                if record.job_id is None:
-                    continue
-                try:
-                    record.apply_status(self.client.status(record.job_id))
-                except remote.BackendError as err:
-                    if getattr(err, "status", None) == 404:   # the server forgot it (it restarted)
-                        tracker.lost_with_backend()
-                        break
-                    record.mark_error(_backend_message(err))
-            results = []
-            for record in tracker.to_collect():
-                try:
-                    meta, arrays = self.client.result(record.job_id)
-                    numpy_arrays = {k: (v.to_numpy() if hasattr(v, "to_numpy") else v) for k, v in arrays.items()}
-                    results.append((record, parse_result(numpy_arrays, meta or None)))
-                except ResultError as err:
-                    record.mark_error(str(err))
-                except remote.BackendError as err:
-                    record.mark_error(_backend_message(err))
-        except remote.BackendUnreachable:
-            self.last_error = f"Backend not reachable at {self.url}. Press Start in the NSTR panel"
-            self.health = {}
-            return []
+    # ----------------------------------------------------------------- the timer's tick
+    def start_async(self, timeout: float = 120.0) -> None:
+        """Launch/connect on a thread; :meth:`tick` picks up the outcome."""
+        self.settings.check(self.online_access)       # bad paths and forbidden URLs fail at once
         self.last_error = ""
+        self.bg.start("start", lambda: self.start(timeout=timeout))
+
+    @property
+    def starting(self) -> bool:
+        return self.bg.busy("start")
+
+    def tick(self, tracker: JobTracker, now: float) -> list[tuple[JobRecord, MeshResult]]:
+        """One non-blocking step: apply finished calls, start the next ones. Returns the results
+        downloaded and parsed since the last tick; the caller builds them into Blender data and
+        calls ``record.mark_collected`` (or ``mark_error``)."""
+        remote = _remote()
+        results: list[tuple[JobRecord, MeshResult]] = []
+        done = self.bg.take("start")
+        if done is not None:
+            if done.error is not None:
+                self.last_error = describe(done.error)
+                for record in tracker.unsent():
+                    record.mark_error("not sent: the backend did not start (see the message above)")
+            else:
+                self.last_error = ""
+                self.last_poll = 0.0
+        if self.starting or self.client is None:
+            return results
+        if self.local is not None and (self.local.process is None or self.local.process.poll() is not None):
+            self._restart_async(tracker)
+            return results
+
+        for key in self.bg.finished("submit:"):
+            record = next((r for r in tracker if f"submit:{id(r)}" == key), None)
+            out = self.bg.take(key)
+            if record is None or out is None:
+                continue
+            if out.error is None:
+                record.job_id, record.state, record.message = str(out.value), "queued", ""
+                self.log(f"{record.source}: job {record.job_id} submitted ({record.task}, {record.config})")
+            elif isinstance(out.error, remote.BackendUnreachable):
+                self.last_error = f"Backend not reachable at {self.url}. It will be tried again"
+            else:
+                record.mark_error(describe_remote(out.error))
+        for record in tracker.unsent():
+            if now >= self.retry_at:
+                self.bg.start(f"submit:{id(record)}", functools.partial(
+                    self.client.submit, record.task, dict(record.config), record.arrays or {}))
+
+        out = self.bg.take("jobs")
+        if out is not None:
+            self.last_poll = now
+            if out.error is None:
+                self.server_jobs = list(out.value)
+                self._apply_jobs(tracker)
+                self.last_error = ""
+            else:
+                self._connection_failed(out.error, now)
+        wanted = any(r.job_id and r.active for r in tracker)
+        if wanted and now - self.last_poll >= tracker.next_interval(True) and now >= self.retry_at:
+            client = self.client
+            self.bg.start("jobs", client.jobs)            # the one batched status call
+
+        for key in self.bg.finished("result:"):
+            job_id = key.partition(":")[2]
+            out = self.bg.take(key)
+            record = tracker.by_job_id(job_id)
+            if record is None or out is None or record.state != "done":
+                continue
+            if out.error is None:
+                results.append((record, out.value))
+            elif isinstance(out.error, ResultError):
+                record.mark_error(str(out.error))
+            elif isinstance(out.error, remote.BackendUnreachable):
+                self._connection_failed(out.error, now)      # tried again on a later tick
+            else:
+                record.mark_error(describe_remote(out.error))
+        for record in tracker.to_collect():
+            if record.job_id and now >= self.retry_at:
+                self.bg.start(f"result:{record.job_id}", self._download(record.job_id))
+
+        for key in self.bg.finished("cancel:"):
+            out = self.bg.take(key)
+            record = tracker.by_job_id(key.partition(":")[2])
+            if out is None or record is None:
+                continue
+            if out.error is None:
+                record.apply_status(out.value)
+            else:
+                self.last_error = describe_remote(out.error)
+
+        out = self.bg.take("health")
+        if out is not None:
+            if out.error is None:
+                self.health = dict(out.value)
+            else:
+                self._connection_failed(out.error, now)
+        if now - self.last_health >= HEALTH_EVERY_S and not self.bg.busy("health"):
+            self.last_health = now
+            self.bg.start("health", self.client.health)
         return results
 
-    def cancel(self, record: JobRecord) -> None:
-        remote = _remote()
+    def _download(self, job_id: str) -> Callable[[], MeshResult]:
+        client = self.client
+
+        def fetch() -> MeshResult:
+            meta, arrays = client.result(job_id)
+            numpy_arrays = {k: (v.to_numpy() if hasattr(v, "to_numpy") else v) for k, v in arrays.items()}
+            return parse_result(numpy_arrays, meta or None)
+        return fetch
+
+    def _apply_jobs(self, tracker: JobTracker) -> None:
+        by_id = {str(j.get("id")): j for j in self.server_jobs}
+        lost = False
+        for record in tracker:
+            if not (record.job_id and record.active):
+                continue
+            status = by_id.get(record.job_id)
+            if status is None:                # the server forgot it (a restarted server)
+                lost = True
+                continue
+            record.apply_status(status)
+        if lost:
+            again = tracker.lost_with_backend()
+            self.log(f"the backend no longer knows {len(again)} job(s); sending them again")
+
+    def _connection_failed(self, err: BaseException, now: float) -> None:
+        self.last_error = describe_remote(err)
+        self.retry_at = now + POLL_RETRY_S
+
+    def _restart_async(self, tracker: JobTracker) -> None:
+        """A launched process died: its unfinished jobs go back to pending; start it again."""
+        again = tracker.lost_with_backend()
+        self.restarts += 1
+        self.log(f"backend process died; restarting it and sending {len(again)} job(s) again")
+        self.client = None
+        self.bg.start("start", lambda: self.start(timeout=120.0))
+
+    def queue_counts(self) -> tuple[int, int]:
+        """(running, queued) on the server, from the last jobs list; our own records when there is none."""
+        jobs = self.server_jobs
+        running = sum(1 for j in jobs if j.get("state") == "running")
+        queued = sum(1 for j in jobs if j.get("state") == "queued")
+        return running, queued
+
+    def cancel_async(self, record: JobRecord) -> None:
         if record.job_id is None or self.client is None:
             record.state, record.message, record.arrays = "cancelled", "cancelled", None
             return
-        try:
-            record.apply_status(self.client.cancel(record.job_id))
-        except remote.BackendUnreachable:
-            raise self._problem(f"Backend not reachable at {self.url}", "Press Start in the NSTR panel") from None
-        except remote.BackendError as err:
-            raise self._problem(_backend_message(err)) from None
+        job_id, client = record.job_id, self.client
+        self.bg.start(f"cancel:{job_id}", lambda: client.cancel(job_id))
 
-    def release_gpu(self) -> dict[str, Any]:
-        remote = _remote()
+    def release_gpu_async(self) -> None:
         if self.client is None:
             raise self._problem("the backend is not started", "Press Start in the NSTR panel")
-        try:
-            out = dict(self.client.release_gpu())
-        except remote.BackendUnreachable:
-            raise self._problem(f"Backend not reachable at {self.url}", "Press Start in the NSTR panel") from None
-        except remote.BackendError as err:
-            raise self._problem(_backend_message(err)) from None
-        self.refresh()
-        return out
+        self.bg.start("release_gpu", self.client.release_gpu)
 
     def _problem(self, problem: str, fix: str | None = None) -> BackendProblem:
         err = BackendProblem(problem, fix)
         self.last_error = str(err)
         return err
+
+
+def describe_remote(err: BaseException) -> str:
+    """One panel line for an exception a background call raised."""
+    remote = _remote()
+    if isinstance(err, remote.AuthError):
+        return "the backend refused the token. Set the right token in the add-on preferences"
+    if isinstance(err, remote.BackendError):
+        return _backend_message(err)
+    return describe(err)
 
 
 def _backend_message(err: Exception) -> str:

@@ -16,17 +16,9 @@ from urllib.parse import urlparse
 
 from .errors import AddonError
 
-PRESETS: tuple[str, ...] = ("quick", "default", "high")
-TASKS: tuple[str, ...] = ("sdf", "nerf")
-MC_BACKENDS: tuple[str, ...] = ("preset", "skimage", "mcubes")
+from .contract import MC_BACKENDS, OVERRIDE_KEYS, PRESETS, TASKS, preset_value
 
-# Advanced panel settings -> each task's override keys (aliases and dotted keys of nstr.config;
-# the task keys are the tasks' Options fields in nstr.tasks.sdf / nstr.tasks.nerf). None: the
-# task has no such setting.
-OVERRIDE_KEYS: dict[str, dict[str, str | None]] = {
-    "sdf": {"n_freqs": "K", "steps": "steps", "resolution": "task.resolution", "mc_backend": "task.mc"},
-    "nerf": {"n_freqs": "K", "steps": "steps", "resolution": "task.mesh_resolution", "mc_backend": None},
-}
+MC_CHOICES: tuple[str, ...] = ("preset", *MC_BACKENDS)   # the panel's choices: the preset's or one backend
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]          # .../nstr_blender
 BUILD_INFO = PACKAGE_DIR / "_build_info.json"               # written by scripts/build_extension.py
@@ -34,7 +26,7 @@ BUILD_INFO = PACKAGE_DIR / "_build_info.json"               # written by scripts
 
 @dataclass
 class TaskSettings:
-    """What to fit and how hard. 0 / 'preset' means: keep the preset's value."""
+    """What to fit and how hard. 0 / 'preset' (or the preset's own value) means: keep the preset's value."""
 
     task: str = "sdf"
     preset: str = "quick"
@@ -50,14 +42,14 @@ class TaskSettings:
             raise AddonError(f"unknown task '{self.task}'", f"Choose one of: {', '.join(TASKS)}")
         if self.preset not in PRESETS:
             raise AddonError(f"unknown preset '{self.preset}'", f"Choose one of: {', '.join(PRESETS)}")
-        if self.mc_backend not in MC_BACKENDS:
+        if self.mc_backend not in MC_CHOICES:
             raise AddonError(f"unknown marching-cubes backend '{self.mc_backend}'",
-                             f"Choose one of: {', '.join(MC_BACKENDS)}")
+                             f"Choose one of: {', '.join(MC_CHOICES)}")
         config: dict[str, Any] = {"preset": self.preset}
         for name, key in OVERRIDE_KEYS[self.task].items():
             value = getattr(self, name)
-            if value in (0, "preset", None):
-                continue
+            if value in (0, "preset", None) or value == preset_value(self.task, self.preset, name):
+                continue                       # the preset's own value: nothing to override
             if key is None:
                 raise AddonError(f"the {self.task} task has no '{name}' setting", "Set it back to 'preset'")
             if isinstance(value, int) and value < 0:
@@ -85,13 +77,18 @@ class BackendSettings:
     def resolved_log_dir(self) -> Path:
         return Path(self.log_dir).expanduser() if self.log_dir.strip() else default_log_dir()
 
-    def check(self) -> None:
-        """Cheap checks before anything is launched or contacted, with the fix."""
+    def check(self, online_access: bool = True) -> None:
+        """Cheap checks before anything is launched or contacted, with the fix. ``online_access`` is
+        Blender's ``bpy.app.online_access`` (4.2+): off, only loopback URLs may be contacted."""
         if self.mode == "url":
             parsed = urlparse(self.url.strip())
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
                 raise AddonError(f"backend URL '{self.url}' is not an http(s) address",
                                  "Set it in the add-on preferences, e.g. http://127.0.0.1:8765")
+            if not online_access and not is_loopback(parsed.hostname or ""):
+                raise AddonError(f"online access is disabled in Blender, so the add-on may not contact {parsed.hostname}",
+                                 "Allow it in Preferences > System > Network > Allow Online Access, "
+                                 "or use a local backend (127.0.0.1)")
             return
         if self.mode != "local":
             raise AddonError(f"unknown backend mode '{self.mode}'", "Choose 'local' or 'url' in the preferences")
@@ -104,6 +101,18 @@ class BackendSettings:
         if not (path.is_file() or shutil.which(python)):
             raise AddonError(f"backend Python '{python}' does not exist",
                              "Set 'Backend Python' in the add-on preferences (run scripts/setup.sh to make .venv)")
+
+
+def is_loopback(host: str) -> bool:
+    """True for this machine's own addresses (no online access needed): localhost, 127.x, ::1."""
+    import ipaddress
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_overrides(text: str) -> dict[str, Any]:
@@ -137,10 +146,12 @@ def repo_root() -> Path | None:
 
 
 def default_python() -> str | None:
-    """$NSTR_PYTHON, else <repo>/.venv/bin/python when it exists."""
+    """$NSTR_PYTHON, else the venv "Set up backend" made, else <repo>/.venv/bin/python when it exists."""
     env = os.environ.get("NSTR_PYTHON", "").strip()
     if env:
         return env
+    if managed_python().is_file():
+        return str(managed_python())
     root = repo_root()
     if root is not None:
         for rel in (".venv/bin/python", ".venv/Scripts/python.exe"):
@@ -149,10 +160,33 @@ def default_python() -> str | None:
     return None
 
 
+_USER_DIR: list[Path] = []   # set once by the bpy glue (blender/userdir.py); empty under a plain Python
+
+
+def set_user_dir(path: Path) -> None:
+    """Record the add-on's user folder (Blender's extension_path_user, or the legacy equivalent)."""
+    _USER_DIR[:] = [Path(path)]
+
+
+def user_dir() -> Path:
+    """The add-on's own writable folder: logs, backend venv, NeRF views of unsaved files."""
+    if _USER_DIR:
+        return _USER_DIR[0]
+    env = os.environ.get("NSTR_USER_DIR", "").strip()
+    if env:
+        return Path(env)
+    return Path.home() / ".local" / "share" / "nstr_blender"
+
+
 def default_log_dir() -> Path:
-    """Logs of the launched backend: $NSTR_LOG_DIR, else a folder in the user's temp space."""
+    """Logs of the launched backend: $NSTR_LOG_DIR, else <user folder>/logs."""
     env = os.environ.get("NSTR_LOG_DIR", "").strip()
     if env:
         return Path(env)
-    import tempfile
-    return Path(tempfile.gettempdir()) / "nstr_blender_logs"
+    return user_dir() / "logs"
+
+
+def managed_python() -> Path:
+    """The Python of the venv that "Set up backend" makes in the user folder."""
+    venv = user_dir() / "backend_venv"
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
