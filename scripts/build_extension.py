@@ -6,7 +6,8 @@
 Makes ``dist/nstr_blender-<version>.zip``: one folder ``nstr_blender/`` holding
 ``blender_manifest.toml`` (from addon_manifest.toml), the add-on package and the
 stdlib backend client vendored as ``nstr_blender/_vendor/nstr_remote`` (copied from
-backend/nstr/remote). The same zip installs as an extension in Blender 4.2+
+backend/nstr/remote), and the backend's sources as ``nstr_blender/_backend`` (pyproject.toml +
+nstr/), which the preferences' "Set up backend" installs into a venv. The same zip installs as an extension in Blender 4.2+
 (``extensions.package_install_files``) and as a legacy add-on in Blender 3.4+
 (``preferences.addon_install``: the manifest is ignored, ``bl_info`` is used), so
 there is no second zip. Validation runs ``blender_ext.py validate`` from the bpy
@@ -27,13 +28,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "nstr_blender"
-REMOTE = REPO / "backend" / "nstr" / "remote"
+BACKEND = REPO / "backend"
+REMOTE = BACKEND / "nstr" / "remote"
 MANIFEST = REPO / "addon_manifest.toml"
-SKIP_PARTS = {"__pycache__", "_vendor"}
+SKIP_PARTS = {"__pycache__", "_vendor", "_backend"}
 
 
 class BuildError(Exception):
-    """A one-line build failure with its fix."""
+    """A one-line build failure with its fix: str() is 'problem. fix'."""
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        self.problem, self.fix = problem.rstrip("."), fix
+        super().__init__(self.problem + (f". {fix}" if fix else ""))
 
 
 def package_version() -> str:
@@ -90,6 +96,10 @@ def build(out_dir: Path) -> Path:
                     '"""Third-party code shipped with the add-on (copied at build time)."""\n')
         for path in files_of(REMOTE):
             zf.write(path, "nstr_blender/_vendor/nstr_remote/" + path.relative_to(REMOTE).as_posix())
+        # The whole backend's sources, for "Set up backend" (pip installs them into the add-on's venv).
+        zf.write(BACKEND / "pyproject.toml", "nstr_blender/_backend/pyproject.toml")
+        for path in files_of(BACKEND / "nstr"):
+            zf.write(path, "nstr_blender/_backend/nstr/" + path.relative_to(BACKEND / "nstr").as_posix())
         # Lets an installed add-on find this checkout's .venv as its default backend Python.
         zf.writestr("nstr_blender/_build_info.json", json.dumps({"repo": str(REPO), "version": version}) + "\n")
     tmp.replace(target)

@@ -5,9 +5,12 @@
 
 With no options it fits Blender's Suzanne with the quick preset and writes
 out/suzanne.blend and out/suzanne.png (+ one PNG per spectral attribute).
-Same code as the add-on: the objects go to the backend as jobs, results come back
-as "<name>_NSTR" objects in the "NSTR" collection. Exits non-zero with a one-line
-message on failure.
+One driver: the script enables the add-on, selects the objects, sets the panel's
+properties and presses the panel's button (``bpy.ops.nstr.fit``); the add-on's own
+timer function then renders NeRF views, submits, waits and collects
+(``runtime.run_until_idle``), exactly as in the UI. Results come back as
+"<name>_NSTR" objects in the "NSTR" collection, the sources hidden; each picture
+carries its legend. Exits non-zero with a one-line message on failure.
 """
 
 from __future__ import annotations
@@ -24,12 +27,11 @@ if str(REPO) not in sys.path:
 
 import bpy  # noqa: E402  (Blender's own, or the bpy module)
 
-import nstr_blender  # noqa: E402
+from nstr_blender.core.contract import PRESETS  # noqa: E402
 from nstr_blender.core.errors import AddonError  # noqa: E402
-from nstr_blender.core.meshdata import DISPLAY_BY_NAME, MeshResult, legend_lines  # noqa: E402
+from nstr_blender.core.meshdata import DISPLAY_BY_NAME, MeshResult  # noqa: E402
 from nstr_blender.core.mesh_files import read_mesh  # noqa: E402
-from nstr_blender.core.settings import (PRESETS, BackendSettings, TaskSettings, default_python,  # noqa: E402
-                                        parse_overrides)
+from nstr_blender.core.settings import BackendSettings, default_python  # noqa: E402
 
 
 def script_args() -> list[str]:
@@ -138,41 +140,81 @@ def setup_engine(scene: bpy.types.Scene, engine: str) -> None:
     scene.view_settings.view_transform = "Standard"  # colours as the colour maps define them
 
 
-def show_colors_in_saved_viewports() -> None:
-    """A person opening the .blend sees the attribute colours in Solid mode."""
-    for screen in bpy.data.screens:
-        for area in screen.areas:
-            for space in area.spaces:
-                if space.type == "VIEW_3D":
-                    space.shading.type = "SOLID"
-                    space.shading.color_type = "VERTEX"
-
-
 def render_pictures(scene: bpy.types.Scene, results: list[bpy.types.Object], path: Path) -> list[Path]:
-    """One picture per available attribute; the first also as ``path`` itself."""
+    """One picture per available attribute, each with its legend; the first also as ``path`` itself.
+    The sources are hidden in renders already (results.create_result_object), as in the saved file."""
+    from nstr_blender.blender.legend_overlay import legend_for
     from nstr_blender.blender.results import result_meta, show_attribute
 
-    hidden = [(o, o.hide_render) for o in scene.objects if o.type == "MESH" and o not in results]
-    for obj, _ in hidden:
-        obj.hide_render = True                      # only for the pictures; restored below
     written = []
-    try:
-        names = result_meta(results[0]).get("available", []) if results else []
-        for i, name in enumerate(names):
-            for obj in results:
-                show_attribute(obj, name)
-            target = path if i == 0 else path.with_name(f"{path.stem}_{name}{path.suffix}")
-            scene.render.filepath = str(target)
-            t0 = time.monotonic()
-            bpy.ops.render.render(write_still=True)
-            written.append(target)
-            print(f"fit.py: rendered {DISPLAY_BY_NAME[name].label} -> {target} ({time.monotonic() - t0:.1f} s)")
+    names = result_meta(results[0]).get("available", []) if results else []
+    for i, name in enumerate(names):
         for obj in results:
-            show_attribute(obj, names[0]) if names else None
-    finally:
-        for obj, state in hidden:
-            obj.hide_render = state
+            obj.nstr_display = name               # its update shows the attribute
+        target = path if i == 0 else path.with_name(f"{path.stem}_{name}{path.suffix}")
+        scene.render.filepath = str(target)
+        t0 = time.monotonic()
+        bpy.ops.render.render(write_still=True)
+        legend = legend_for(results[0], scene)
+        if legend is not None:
+            add_legend(target, legend)
+        written.append(target)
+        print(f"fit.py: rendered {DISPLAY_BY_NAME[name].label} -> {target} ({time.monotonic() - t0:.1f} s)")
+    for obj in results:
+        if names:
+            show_attribute(obj, names[0])
+            obj.nstr_display = names[0]
     return written
+
+
+def add_legend(path: Path, legend) -> None:
+    """Paint the legend into a rendered PNG (Blender's Python has no PIL: numpy + a bitmap font)."""
+    import numpy as np
+
+    from nstr_blender.core.legend import draw_into
+
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        w, h = image.size
+        pixels = np.empty(w * h * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        rows_down = pixels.reshape(h, w, 4)[::-1].copy()        # Blender's rows go up
+        draw_into(rows_down, legend, scale=1 if w < 900 else 2)
+        image.pixels.foreach_set(np.ascontiguousarray(rows_down[::-1]).reshape(-1))
+        image.filepath_raw = str(path)
+        image.file_format = "PNG"
+        image.save()
+    finally:
+        bpy.data.images.remove(image)
+
+
+def enable_addon(backend: BackendSettings) -> None:
+    """Enable the add-on from this checkout and put the backend choice into its preferences (the
+    operators read them there, exactly as in the UI)."""
+    import addon_utils
+
+    if not hasattr(bpy.types.Scene, "nstr"):
+        addon_utils.enable("nstr_blender", default_set=False, handle_error=None)
+    if not hasattr(bpy.types.Scene, "nstr"):
+        raise AddonError("the NSTR add-on did not register", "Run fit.py from the repository checkout")
+    addon = bpy.context.preferences.addons.get("nstr_blender")
+    prefs = getattr(addon, "preferences", None)
+    if prefs is None:
+        raise AddonError("the NSTR add-on has no preferences here", "Run fit.py from the repository checkout")
+    prefs.backend_mode, prefs.url, prefs.token = backend.mode, backend.url, backend.token
+    prefs.python, prefs.device, prefs.log_dir = backend.python, backend.device, backend.log_dir
+
+
+def run_operator(op) -> None:
+    """Call an NSTR operator; its report becomes a one-line AddonError."""
+    from nstr_blender.blender.runtime import RUNTIME
+
+    try:
+        result = op()
+    except RuntimeError as err:
+        raise AddonError(RUNTIME.message or str(err).strip().splitlines()[-1]) from None
+    if "FINISHED" not in result:
+        raise AddonError(RUNTIME.message or f"{op} did not run")
 
 
 def main() -> int:
@@ -185,95 +227,71 @@ def main() -> int:
             bpy.ops.wm.open_mainfile(filepath=str(args.scene))
         if not bpy.data.filepath:
             bpy.ops.wm.read_factory_settings(use_empty=True)   # no default cube, camera, light
-        if not hasattr(bpy.types.Scene, "nstr"):
-            nstr_blender.register()
-        from nstr_blender.blender.runtime import RUNTIME
-
         objects = prepare_objects(args)
-        scene = bpy.context.scene
-        from nstr_blender.blender.mesh_io import evaluated_arrays
-        from nstr_blender.blender.operators import split_selection
-
-        meshes, others = split_selection(objects)
-        if others:
-            print(f"fit.py: skipping non-mesh objects: {', '.join(others)}")
-        task = TaskSettings(task=args.task, preset=args.preset, n_freqs=args.n_freqs, steps=args.steps,
-                            resolution=args.resolution, extra=parse_overrides(" ".join(args.overrides)))
-        config = task.job_config()
-        first = meshes[0].name.split(".")[0].lower() or "result"
+        first = objects[0].name.split(".")[0].lower() or "result" if objects else "result"
         output = args.output or REPO / "out" / f"{first}.blend"
         picture = args.render or output.with_suffix(".png")
-
         if args.backend_url:
             backend = BackendSettings(mode="url", url=args.backend_url, token=args.token)
         else:
             backend = BackendSettings(mode="local", python=args.backend_python or default_python() or "",
-                                      device=args.device, log_dir=str(output.parent / "logs"))
-        depsgraph = bpy.context.evaluated_depsgraph_get()
-        if args.task == "nerf":
-            if args.backend_url:
-                raise AddonError("NeRF jobs read the rendered views from disk",
-                                 "Use a local backend (--backend-python) for --task nerf")
-            from nstr_blender.blender.nerf_render import render_nerf_dataset
-            views = output.parent / f"{output.stem}_views"
-            t0 = time.monotonic()
-            try:
-                dataset = render_nerf_dataset(bpy.context, meshes, str(views.resolve()), args.nerf_views,
-                                              max(1, args.nerf_views // 6), args.nerf_size, "CYCLES", True)
-            except ValueError as err:
-                raise AddonError(f"cannot render the views: {err}") from None
-            print(f"fit.py: rendered {args.nerf_views} views to {dataset} in {time.monotonic() - t0:.1f} s")
-            source = meshes[0].name if len(meshes) == 1 else "NeRF"
-            inputs = [(source, {})]
-            config = {**config, "dataset_dir": str(dataset)}
-        else:
-            inputs = [(o.name, evaluated_arrays(o, depsgraph)) for o in meshes]
-        what = f"{args.nerf_views} views" if args.task == "nerf" else \
-            f"{sum(len(a['faces']) for _, a in inputs)} triangles"
-        print(f"fit.py: Blender {bpy.app.version_string}; fitting {', '.join(n for n, _ in inputs)} ({what}), "
-              f"task {args.task}, config {config}")
+                                      device=args.device, log_dir=str(output.parent.resolve() / "logs"))
+        enable_addon(backend)
+        from nstr_blender.blender.runtime import RUNTIME, run_until_idle
 
-        t0 = time.monotonic()
-        RUNTIME.start_backend(backend, block=True, timeout=180.0)
-        health = RUNTIME.session.health
-        print(f"fit.py: backend ready at {RUNTIME.session.url} on {health.get('device')} "
-              f"({health.get('device_name', '')}) in {time.monotonic() - t0:.1f} s")
-        for name, arrays in inputs:
-            RUNTIME.tracker.add(name, args.task, config, arrays)
+        scene = bpy.context.scene
+        for obj in scene.objects:
+            obj.select_set(obj in objects)
+        bpy.context.view_layer.objects.active = objects[0]
+        props = scene.nstr
+        props.task, props.preset = args.task, args.preset
+        for name in ("n_freqs", "steps", "resolution"):
+            if getattr(args, name):
+                setattr(props, name, getattr(args, name))
+        props.overrides = " ".join(args.overrides)
+        if args.task == "nerf":
+            props.nerf_dir = str((output.parent / f"{output.stem}_views").resolve())
+            props.nerf_train, props.nerf_test = args.nerf_views, max(1, args.nerf_views // 6)
+            props.nerf_resolution, props.nerf_engine = args.nerf_size, "CYCLES"
+        print(f"fit.py: Blender {bpy.app.version_string}; fitting {', '.join(o.name for o in objects)}, "
+              f"task {args.task}, preset {args.preset}")
 
         made: list[bpy.types.Object] = []
         RUNTIME.on_result = made.append
         t_fit = time.monotonic()
+        run_operator(bpy.ops.nstr.fit)           # the panel's button: renders views (NeRF), queues jobs
         last: dict[str, str] = {}
-        deadline = time.monotonic() + args.timeout
-        while True:
-            interval = RUNTIME.step()
+
+        def report() -> None:
+            views = RUNTIME.views
+            if views is not None and last.get("views") != str(views.done):
+                last["views"] = str(views.done)
+                print(f"fit.py: rendering views {views.done}/{views.total}", flush=True)
             for record in RUNTIME.tracker:
                 key = f"{record.state} {record.phase} {int(record.progress * 20)}"   # every 5%, and each phase
                 if last.get(record.source) != key:
                     last[record.source] = key
                     print(f"fit.py: {record.source}: {record.progress_text()}", flush=True)
-            if RUNTIME.message and RUNTIME.tracker.needs_polling():
-                raise AddonError(RUNTIME.message)
-            if not RUNTIME.tracker.needs_polling():
-                break
-            if time.monotonic() > deadline:
-                raise AddonError(f"the fit took longer than {args.timeout:.0f} s", "Use --preset quick or --timeout")
-            time.sleep(min(interval or 0.5, 0.5))
+            session = RUNTIME.session
+            if session is not None and session.connected and "ready" not in last:
+                last["ready"] = "1"
+                print(f"fit.py: backend ready at {session.url} on {session.health.get('device')}", flush=True)
+
+        run_until_idle(args.timeout, on_tick=report)
         failed = [r for r in RUNTIME.tracker if r.state != "collected"]
+        if RUNTIME.problem() and (failed or not RUNTIME.tracker.records):
+            raise AddonError(RUNTIME.problem())
         if failed:
             raise AddonError("; ".join(f"{r.source}: {r.message or r.state}" for r in failed))
-        fit_s = time.monotonic() - t_fit
-        print(f"fit.py: fitted {len(made)} object(s) in {fit_s:.1f} s")
+        print(f"fit.py: fitted {len(made)} object(s) in {time.monotonic() - t_fit:.1f} s")
+        from nstr_blender.blender.legend_overlay import legend_for
         for obj in made:
-            from nstr_blender.blender.results import result_meta
-            meta = result_meta(obj) or {}
-            for name in meta.get("available", []):
-                print(f"fit.py:   {obj.name} {DISPLAY_BY_NAME[name].label}: {', '.join(legend_lines(meta, name))}")
+            legend = legend_for(obj, scene)
+            if legend is not None:
+                print(f"fit.py:   {obj.name} {legend.title}: {' | '.join(legend.lines())}")
 
-        frame_camera(scene, made or meshes, args.size)
+        frame_camera(scene, made or objects, args.size)
         setup_engine(scene, args.engine)
-        show_colors_in_saved_viewports()
         output.parent.mkdir(parents=True, exist_ok=True)
         bpy.ops.wm.save_as_mainfile(filepath=str(output.resolve()), check_existing=False)
         print(f"fit.py: saved {output}")

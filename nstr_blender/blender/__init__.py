@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panel, preferences, properties
+from ..core.settings import set_user_dir
+from . import legend_overlay, operators, panel, preferences, properties
 from .runtime import RUNTIME, stop_timer
 
 _CLASSES = (*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panel.CLASSES)
@@ -14,9 +15,12 @@ def register() -> None:
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
+    set_user_dir(preferences.addon_user_dir())
+    legend_overlay.register()
 
 
 def unregister() -> None:
+    legend_overlay.unregister()
     stop_timer()
     RUNTIME.stop_backend()
     properties.unregister_properties()

@@ -1,13 +1,16 @@
 """The "Fit NSTR" sidebar panel (3D View > Sidebar > NSTR). Drawing only: no network here,
-it shows what the timer last learnt."""
+it shows what the timer last learnt. Live work first (views being rendered, running and queued
+jobs); finished and failed jobs fold away; one problem line at most."""
 
 from __future__ import annotations
 
 import bpy
 
-from ..core.meshdata import DISPLAY_BY_NAME, legend_lines
+from ..core.meshdata import DISPLAY_BY_NAME
+from ..core.text import wrap
+from .legend_overlay import legend_for
 from .preferences import backend_settings
-from .results import SCALAR_OF, legend_node, result_meta
+from .results import result_meta, source_hidden, source_object
 from .runtime import RUNTIME
 
 
@@ -26,6 +29,14 @@ class NSTR_PT_fit(bpy.types.Panel):
         layout = self.layout
         chars = _chars(context)
         props = context.scene.nstr
+        problem = RUNTIME.problem()
+        job_messages = {r.message for r in RUNTIME.tracker}
+        if problem and problem not in job_messages:              # shown once, above everything
+            alert = layout.column()
+            alert.alert = True
+            for i, line in enumerate(wrap(problem, chars)):
+                alert.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+        self.draw_live(layout, chars)
         self.draw_backend(context, layout.box())
         col = layout.column(align=True)
         col.row(align=True).prop(props, "task", expand=True)
@@ -34,16 +45,21 @@ class NSTR_PT_fit(bpy.types.Panel):
         row.prop(props, "show_advanced", icon="TRIA_DOWN" if props.show_advanced else "TRIA_RIGHT", emboss=False)
         if props.show_advanced:
             adv = layout.box().column(align=True)
+            adv.label(text=f"Values of the '{props.preset}' preset; change any to override it")
             adv.prop(props, "n_freqs")
             adv.prop(props, "steps")
             adv.prop(props, "resolution")
-            adv.prop(props, "mc_backend", text="MC")
+            if props.task == "sdf":
+                adv.prop(props, "mc_backend", text="MC")
             adv.label(text="Overrides (KEY=VALUE ...)")
             adv.prop(props, "overrides", text="")
         if props.task == "nerf":
             nerf = layout.box().column(align=True)
             nerf.label(text="Views rendered from the selection")
             nerf.prop(props, "nerf_dir")
+            if props.nerf_dir.startswith("//") and not bpy.data.filepath:
+                for line in wrap("File not saved: views go to the add-on's user folder (nerf_views)", chars):
+                    nerf.label(text=line)
             nerf.prop(props, "nerf_train")
             nerf.prop(props, "nerf_test")
             nerf.prop(props, "nerf_resolution")
@@ -52,22 +68,50 @@ class NSTR_PT_fit(bpy.types.Panel):
         n_mesh = sum(1 for o in context.selected_objects if o.type == "MESH")
         big = layout.row()
         big.scale_y = 1.6
+        big.enabled = RUNTIME.views is None
         big.operator("nstr.fit", text=f"Fit NSTR ({n_mesh} mesh{'es' if n_mesh != 1 else ''})"
                      if props.task == "sdf" else "Render Views & Fit NeRF", icon="MOD_REMESH")
-        if RUNTIME.message:
-            alert = layout.column()
-            alert.alert = True
-            for i, line in enumerate(_wrap(RUNTIME.message, chars)):
-                alert.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
-        self.draw_jobs(layout, chars)
-        self.draw_result(context, layout)
+        self.draw_finished(layout, props, chars)
+        self.draw_result(context, layout, chars)
+
+    def draw_live(self, layout, chars):
+        """Views being rendered and running/queued jobs, each with its progress and Cancel."""
+        views = RUNTIME.views
+        live = [(i, r) for i, r in enumerate(RUNTIME.tracker.records) if r.active or r.state == "done"]
+        if views is None and not live:
+            return
+        box = layout.box()
+        if views is not None:
+            row = box.row(align=True)
+            text = f"Rendering views {views.done}/{views.total}"
+            if hasattr(row, "progress"):
+                row.progress(factor=views.done / max(1, views.total), type="BAR", text=text)
+            else:
+                row.label(text=text, icon="RENDER_STILL")
+            row.operator("nstr.cancel", text="", icon="X").index = -1
+            for line in wrap(f"to {views.out_dir}", chars):
+                box.label(text=line)
+        for i, record in live:
+            row = box.row(align=True)
+            row.label(text=record.source, icon="SORTTIME")
+            if record.active:
+                row.operator("nstr.cancel", text="", icon="X").index = i
+            line = box.row()
+            text = record.progress_text()
+            if record.state == "running" and hasattr(line, "progress"):      # Blender 4.0+
+                line.progress(factor=record.progress, type="BAR", text=text)
+            else:
+                line.label(text=text)
+        if len(live) > 1:
+            box.operator("nstr.cancel", text="Cancel All", icon="X").index = -1
 
     def draw_backend(self, context, box):
         settings = backend_settings(context)
         session = RUNTIME.session
         row = box.row()
         if RUNTIME.is_starting:
-            row.label(text="Backend: starting...", icon="SORTTIME")
+            row.label(text="Backend: starting..." if settings.mode == "local" else "Backend: connecting...",
+                      icon="SORTTIME")
         elif session is not None and session.connected:
             h = session.health
             row.label(text=f"Connected: {h.get('device', '?')}", icon="CHECKMARK")
@@ -77,64 +121,67 @@ class NSTR_PT_fit(bpy.types.Panel):
             if h.get("gpu_memory_total"):
                 box.label(text=f"GPU memory free {_gib(h.get('gpu_memory_free'))} / "
                                f"{_gib(h.get('gpu_memory_total'))} GiB")
-            box.label(text=f"Queue: {h.get('queue_length', 0)}")
+            running, queued = session.queue_counts()
+            box.label(text=f"Running: {running}   Queued: {queued}")
         else:
             row.label(text="Backend: not connected", icon="UNLINKED")
             box.label(text="Local process" if settings.mode == "local" else settings.url)
         row = box.row(align=True)
         row.operator("nstr.backend_start", text="Start" if settings.mode == "local" else "Connect", icon="PLAY")
         row.operator("nstr.backend_stop", text="Stop", icon="PAUSE")
+        if session is not None and session.connected:
+            box.operator("nstr.release_gpu", icon="MEMORY")
 
-    def draw_jobs(self, layout, chars):
-        records = RUNTIME.tracker.records
-        if not records:
+    def draw_finished(self, layout, props, chars):
+        done = [(i, r) for i, r in enumerate(RUNTIME.tracker.records) if not (r.active or r.state == "done")]
+        if not done:
+            return
+        failed = sum(1 for _, r in done if r.state in ("failed", "error"))
+        row = layout.row(align=True)
+        label = f"Finished jobs: {len(done)}" + (f" ({failed} failed)" if failed else "")
+        row.prop(props, "show_finished", text=label, emboss=False,
+                 icon="TRIA_DOWN" if props.show_finished else "TRIA_RIGHT")
+        row.operator("nstr.clear_finished", text="", icon="TRASH")
+        if not props.show_finished:
             return
         box = layout.box()
-        box.label(text="Jobs")
-        for i, record in enumerate(records):
-            row = box.row(align=True)
-            icon = {"collected": "CHECKMARK", "failed": "ERROR", "error": "ERROR",
-                    "cancelled": "X"}.get(record.state, "SORTTIME")
-            row.label(text=record.source, icon=icon)
-            if record.active:
-                op = row.operator("nstr.cancel", text="", icon="X")
-                op.index = i
-            text = record.progress_text()
-            line = box.row()
-            if record.state == "running" and hasattr(line, "progress"):      # Blender 4.0+
-                line.progress(factor=record.progress, type="BAR", text=text)
-            elif record.state not in ("failed", "error"):
-                line.label(text=text)
+        for _i, record in reversed(done):                    # newest first
+            icon = {"collected": "CHECKMARK", "cancelled": "X"}.get(record.state, "ERROR")
+            box.label(text=f"{record.source}: {record.state}", icon=icon)
             if record.state in ("failed", "error") and record.message:
-                for line in _wrap(record.message, chars):
+                for line in wrap(record.message, chars)[:3]:
                     sub = box.row()
                     sub.alert = True
                     sub.label(text=line)
-        row = box.row(align=True)
-        row.operator("nstr.cancel", text="Cancel All", icon="X").index = -1
-        row.operator("nstr.clear_finished", text="Clear", icon="TRASH")
-        box.operator("nstr.release_gpu", icon="MEMORY")
+            elif record.state == "collected":
+                box.label(text=f"-> {record.result_name}")
 
-    def draw_result(self, context, layout):
+    def draw_result(self, context, layout, chars):
         obj = context.active_object
         meta = result_meta(obj)
         if meta is None:
             return
         box = layout.box()
         box.label(text=f"Result: {obj.name}", icon="OBJECT_DATA")
-        box.prop(obj, "nstr_display")
-        name = obj.nstr_display
-        if name not in meta.get("available", []):
-            box.label(text=f"{DISPLAY_BY_NAME[name].label} is not in this result", icon="INFO")
+        if not meta.get("available"):
+            box.label(text="This result has no colour attributes", icon="INFO")
         else:
-            legend = box.column(align=True)
-            ramp = legend_node(obj)
-            if ramp is not None and name in SCALAR_OF:
-                legend.template_color_ramp(ramp, "color_ramp", expand=False)
-            for line in legend_lines(meta, name):
-                for part in _wrap(line, _chars(context)):
-                    legend.label(text=part)
-        box.operator("nstr.show_attribute_colors", icon="SHADING_SOLID")
+            box.prop(obj, "nstr_display")
+            legend = legend_for(obj, context.scene)
+            if legend is not None:
+                col = box.column(align=True)
+                if legend.ticks:
+                    col.label(text="  ".join(label for _, label in legend.ticks))
+                for line in legend.lines():
+                    for part in wrap(line, chars):
+                        col.label(text=part)
+        source = source_object(obj)
+        if source is not None:
+            hidden = source_hidden(source)
+            box.operator("nstr.toggle_source", text=f"{'Show' if hidden else 'Hide'} {source.name}",
+                         icon="HIDE_ON" if hidden else "HIDE_OFF")
+        if DISPLAY_BY_NAME.get(getattr(obj, "nstr_display", "")) is not None:
+            box.operator("nstr.show_attribute_colors", icon="SHADING_SOLID")
 
 
 def _chars(context) -> int:
@@ -142,19 +189,6 @@ def _chars(context) -> int:
     width = context.region.width if context.region is not None else 300
     scale = context.preferences.system.ui_scale if context.preferences else 1.0
     return max(16, int(width / (7.0 * scale)) - 5)
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    words, lines, line = text.split(), [], ""
-    for word in words:
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    if line:
-        lines.append(line)
-    return lines
 
 
 CLASSES = (NSTR_PT_fit,)

@@ -1,13 +1,56 @@
-"""Add-on preferences: where the backend runs and where its logs go."""
+"""Add-on preferences: where the backend runs (a one-click local venv, a Python of your own, or a
+server URL + token), and the add-on's user folder (logs, the backend venv, NeRF views)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from ..core.settings import BackendSettings, default_log_dir, default_python
+from ..core.backend_setup import Setup
+from ..core.text import wrap
+from ..core.settings import BackendSettings, default_log_dir, default_python, managed_python, user_dir
 
 ADDON_ID = __package__.rpartition(".")[0]     # "nstr_blender", or "bl_ext.<repo>.nstr_blender"
+SETUP: list[Setup] = []                       # the running or last "Set up backend"
+
+
+def addon_user_dir() -> Path:
+    """Blender 4.2+: the extension's own user folder; a legacy add-on (3.4): <config>/nstr_blender."""
+    if ADDON_ID.startswith("bl_ext.") and hasattr(bpy.utils, "extension_path_user"):
+        return Path(bpy.utils.extension_path_user(ADDON_ID, create=True))
+    return Path(bpy.utils.user_resource("CONFIG", path="nstr_blender", create=True))
+
+
+class NSTR_OT_setup_backend(bpy.types.Operator):
+    """Create a Python environment with torch and the NSTR backend in the add-on's user folder
+    (downloads about 200 MB the first time)"""
+    bl_idname = "nstr.setup_backend"
+    bl_label = "Set up backend"
+
+    def execute(self, context):
+        if not getattr(bpy.app, "online_access", True):
+            self.report({"ERROR"}, "Setting up the backend downloads torch, but online access is disabled. "
+                                   "Allow it in Preferences > System > Network > Allow Online Access")
+            return {"CANCELLED"}
+        if SETUP and SETUP[-1].state.running:
+            self.report({"WARNING"}, "The backend set-up is already running")
+            return {"CANCELLED"}
+        setup = Setup(user_dir())
+        SETUP[:] = [setup]
+        setup.start()
+        bpy.app.timers.register(_redraw_while_setting_up, first_interval=0.5)
+        self.report({"INFO"}, f"Setting up the backend in {setup.venv}")
+        return {"FINISHED"}
+
+
+def _redraw_while_setting_up() -> float | None:
+    for window in bpy.context.window_manager.windows if bpy.context.window_manager else []:
+        for area in window.screen.areas:
+            if area.type == "PREFERENCES":
+                area.tag_redraw()
+    return 0.5 if SETUP and SETUP[-1].state.running else None
 
 
 class NSTR_AddonPreferences(bpy.types.AddonPreferences):
@@ -15,13 +58,13 @@ class NSTR_AddonPreferences(bpy.types.AddonPreferences):
 
     backend_mode: EnumProperty(
         name="Backend",
-        items=[("local", "Local process", "Launch the backend with a Python that has torch and nstr"),
+        items=[("local", "Local process", "Launch the backend on this machine (set it up with one click)"),
                ("url", "Server URL", "Connect to a running 'nstr serve' (e.g. on a GPU machine)")],
         default="local")
     python: StringProperty(
         name="Backend Python", subtype="FILE_PATH",
-        description="Python executable with torch and the nstr package. Empty: this project's .venv "
-                    "(or $NSTR_PYTHON)")
+        description="Python executable with torch and the nstr package. Empty: the one 'Set up backend' "
+                    "made, else this project's .venv (or $NSTR_PYTHON)")
     url: StringProperty(name="URL", default="http://127.0.0.1:8765",
                         description="Address of a running 'nstr serve'")
     token: StringProperty(name="Token", subtype="PASSWORD", description="The server's NSTR_TOKEN, if it has one")
@@ -29,21 +72,44 @@ class NSTR_AddonPreferences(bpy.types.AddonPreferences):
                          items=[("auto", "Auto", "CUDA when present, else the CPU"),
                                 ("cuda", "CUDA", "NVIDIA GPU"), ("cpu", "CPU", "Slow; quick preset only")])
     log_dir: StringProperty(name="Log folder", subtype="DIR_PATH",
-                            description="Where the launched backend writes server.log. Empty: a temp folder")
+                            description="Where the launched backend writes server.log. Empty: the add-on's "
+                                        "user folder")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "backend_mode", expand=True)
         if self.backend_mode == "local":
+            box = layout.box()
+            setup = SETUP[-1] if SETUP else None
+            row = box.row()
+            row.enabled = not (setup and setup.state.running)
+            row.operator("nstr.setup_backend", icon="CONSOLE")
+            if setup is not None and setup.state.running:
+                st = setup.state
+                box.label(text=f"Step {st.step}/{st.total}: {st.label}", icon="SORTTIME")
+                if st.line:
+                    box.label(text=st.line[-90:])
+            elif setup is not None and setup.state.error:
+                col = box.column()
+                col.alert = True
+                for i, part in enumerate(wrap(setup.state.error, 90)):
+                    col.label(text=part, icon="ERROR" if i == 0 else "BLANK1")
+            elif managed_python().is_file():
+                box.label(text=f"Backend ready: {managed_python()}", icon="CHECKMARK")
+            else:
+                box.label(text=f"Makes a Python with torch and the backend in {user_dir()}", icon="INFO")
             layout.prop(self, "python")
             if not self.python:
                 found = default_python()
-                layout.label(text=f"Using: {found}" if found else "No project .venv found: set a Python",
+                layout.label(text=f"Using: {found}" if found else "No backend yet: press 'Set up backend'",
                              icon="INFO" if found else "ERROR")
             layout.prop(self, "device")
         else:
             layout.prop(self, "url")
             layout.prop(self, "token")
+            if not getattr(bpy.app, "online_access", True):
+                layout.label(text="Online access is off: only 127.0.0.1 / localhost servers can be used "
+                                  "(Preferences > System > Network)", icon="INFO")
         layout.prop(self, "log_dir")
         if not self.log_dir:
             layout.label(text=f"Logs: {default_log_dir()}", icon="INFO")
@@ -59,4 +125,4 @@ def backend_settings(context: bpy.types.Context) -> BackendSettings:
                            log_dir=prefs.log_dir, device=prefs.device)
 
 
-CLASSES = (NSTR_AddonPreferences,)
+CLASSES = (NSTR_OT_setup_backend, NSTR_AddonPreferences)

@@ -5,40 +5,73 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
+from ..core.contract import PRESETS, SETTINGS, preset_value
 from ..core.meshdata import DISPLAY_ATTRIBUTES
-from ..core.settings import TaskSettings, parse_overrides
+from ..core.settings import MC_CHOICES, TaskSettings, parse_overrides
 from . import results
+
+PRESET_WORDS = {"quick": ("Quick", "Seconds on a GPU, minutes on a CPU"),
+                "default": ("Default", "Good quality on a GPU"), "high": ("High", "Best quality; slow")}
+MC_WORDS = {"preset": ("Preset", "The preset's choice"), "skimage": ("scikit-image", "scikit-image's marching cubes"),
+            "mcubes": ("PyMCubes", "PyMCubes' marching cubes")}
+
+
+PRESET_ITEMS = [(p, *PRESET_WORDS.get(p, (p.title(), ""))) for p in PRESETS]
+MC_ITEMS = [(m, *MC_WORDS.get(m, (m, ""))) for m in MC_CHOICES]
+FIRST = {name: preset_value("sdf", PRESETS[0], name) for name in SETTINGS}   # a new scene: sdf, first preset
 
 
 def _display_changed(obj: bpy.types.Object, _context: bpy.types.Context) -> None:
     results.show_attribute(obj, obj.nstr_display)
 
 
+# Fixed numbers per attribute: the file stores the number, so it keeps its meaning when the list of
+# offered items (only the attributes this result has) changes. Strings kept alive (Blender needs it).
+_ALL_ITEMS = [(a.name, a.label, a.description, i) for i, a in enumerate(DISPLAY_ATTRIBUTES)]
+
+
+def _display_items(obj, _context):
+    meta = results.result_meta(obj) if obj is not None else None
+    available = set(meta.get("available", [])) if meta else set()
+    items = [it for it in _ALL_ITEMS if it[0] in available]
+    return items or _ALL_ITEMS[:1]
+
+
+def fill_preset_values(props, _context=None) -> None:
+    """Show the chosen preset's own values in the Advanced fields (sending them changes nothing:
+    TaskSettings drops values equal to the preset's)."""
+    for name in SETTINGS:
+        value = preset_value(props.task, props.preset, name)
+        if value is None:
+            value = "preset" if name == "mc_backend" else 0
+        if getattr(props, name) != value:
+            setattr(props, name, value)
+
+
 class NSTR_SceneSettings(bpy.types.PropertyGroup):
-    task: EnumProperty(name="Task", default="sdf",
+    task: EnumProperty(name="Task", default="sdf", update=fill_preset_values,
                        items=[("sdf", "SDF", "Fit the signed distance of each selected mesh"),
                               ("nerf", "NeRF", "Render views of the selection and fit a radiance field")])
-    preset: EnumProperty(name="Preset", default="quick",
-                         items=[("quick", "Quick", "Seconds on a GPU, minutes on a CPU"),
-                                ("default", "Default", "Good quality on a GPU"),
-                                ("high", "High", "Best quality; slow")])
+    preset: EnumProperty(name="Preset", default=PRESETS[0], update=fill_preset_values,
+                         items=PRESET_ITEMS)
     show_advanced: BoolProperty(name="Advanced", default=False)
-    n_freqs: IntProperty(name="K (frequencies)", min=0, max=4096, default=0,
-                         description="Number of global frequencies. 0: the preset's")
-    steps: IntProperty(name="Steps", min=0, max=1_000_000, default=0,
-                       description="Training steps. 0: the preset's")
-    resolution: IntProperty(name="Resolution", min=0, max=2048, default=0,
-                            description="Marching-cubes grid resolution. 0: the preset's")
-    mc_backend: EnumProperty(name="Marching cubes", default="preset",
-                             items=[("preset", "Preset", "The preset's choice"),
-                                    ("skimage", "scikit-image", "scikit-image's marching cubes"),
-                                    ("mcubes", "PyMCubes", "PyMCubes' marching cubes")])
+    show_finished: BoolProperty(name="Finished jobs", default=False,
+                                description="Show the finished, failed and cancelled jobs")
+    n_freqs: IntProperty(name="K (frequencies)", min=0, max=4096, default=FIRST["n_freqs"],
+                         description="Number of global frequencies (set to the preset's when the preset changes)")
+    steps: IntProperty(name="Steps", min=0, max=1_000_000, default=FIRST["steps"],
+                       description="Training steps (set to the preset's when the preset changes)")
+    resolution: IntProperty(name="Resolution", min=0, max=2048, default=FIRST["resolution"],
+                            description="Marching-cubes grid resolution (set to the preset's when the preset changes)")
+    mc_backend: EnumProperty(name="Marching cubes", default=FIRST["mc_backend"] or "preset",
+                             items=MC_ITEMS)
     overrides: StringProperty(name="Overrides", default="",
                               description="More backend settings as KEY=VALUE, e.g. train.batch_size=4096 "
                                           "field.width=32")
     # NeRF: views rendered from the selection
     nerf_dir: StringProperty(name="Views folder", subtype="DIR_PATH", default="//nstr_nerf_views",
-                             description="Where the rendered training views go (transforms.json + PNGs)")
+                             description="Where the rendered training views go (transforms.json + PNGs). "
+                                         "A file that was never saved: the add-on's user folder")
     nerf_train: IntProperty(name="Train views", min=1, max=1000, default=50)
     nerf_test: IntProperty(name="Test views", min=0, max=1000, default=10)
     nerf_resolution: IntProperty(name="Image size", min=16, max=4096, default=200)
@@ -60,8 +93,7 @@ def register_properties() -> None:
     bpy.types.Scene.nstr = PointerProperty(type=NSTR_SceneSettings)
     bpy.types.Object.nstr_display = EnumProperty(
         name="Show", description="Which spectral-flow attribute the result shows",
-        items=[(a.name, a.label, a.description) for a in DISPLAY_ATTRIBUTES],
-        default="local_frequency", update=_display_changed)
+        items=_display_items, update=_display_changed)
 
 
 def unregister_properties() -> None:

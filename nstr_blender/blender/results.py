@@ -1,8 +1,11 @@
 """A finished job becomes a new object "<name>_NSTR" in the "NSTR" collection.
 
-The original object is never touched. The new object carries the raw and colour
-attributes, a material that shows the chosen attribute, and the result's meta
-(ranges for the legend, metrics) as a custom property.
+The result takes its source's transform (the mesh is stored in the source's local coordinates),
+and the source is hidden in the viewport and in renders (one panel toggle shows it again), so the
+two never z-fight and a saved file renders clean. The original's data is never changed. The new
+object carries the raw and colour attributes, a material that shows the chosen attribute, the
+active colour for Solid mode, and the result's meta (ranges, units, descriptions) as a custom
+property.
 """
 
 from __future__ import annotations
@@ -13,16 +16,13 @@ import bpy
 
 import numpy as np
 
-from ..core.meshdata import DISPLAY_BY_NAME, MeshResult, legend_stops
+from ..core.meshdata import DISPLAY_BY_NAME, MeshResult
 from .mesh_io import build_mesh, set_active_color
 
 COLLECTION = "NSTR"
 META_PROP = "nstr_meta"          # JSON: ranges, colormaps, units, metrics, timings
 SOURCE_PROP = "nstr_source"
 NODE_NAME = "NSTR Attribute"
-LEGEND_NODE = "NSTR Legend"       # a Color Ramp node that only holds the legend's colour bar
-SCALAR_OF = {"local_frequency": "local_frequency", "bandwidth": "bandwidth",
-             "transport_residual": "transport_residual"}   # drift (hue = direction) has no 1-D bar
 
 
 def result_collection(scene: bpy.types.Scene) -> bpy.types.Collection:
@@ -50,9 +50,6 @@ def make_material(name: str, color_key: str) -> bpy.types.Material:
     node.layer_name = color_key
     node.location = (bsdf.location.x - 300, bsdf.location.y)
     links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
-    legend = nodes.new("ShaderNodeValToRGB")
-    legend.name = legend.label = LEGEND_NODE
-    legend.location = (node.location.x, node.location.y - 250)
     if "Roughness" in bsdf.inputs:
         bsdf.inputs["Roughness"].default_value = 0.6
     return mat
@@ -67,42 +64,6 @@ def show_attribute(obj: bpy.types.Object, name: str) -> bool:
         mat = slot.material
         if mat is not None and mat.node_tree is not None and NODE_NAME in mat.node_tree.nodes:
             mat.node_tree.nodes[NODE_NAME].layer_name = attr.color_key
-    update_legend(obj, name)
-    return True
-
-
-def legend_node(obj: bpy.types.Object | None):
-    """The Color Ramp holding the shown attribute's colour bar, or None."""
-    mat = obj.active_material if obj is not None else None
-    if mat is None or mat.node_tree is None:
-        return None
-    return mat.node_tree.nodes.get(LEGEND_NODE)
-
-
-def update_legend(obj: bpy.types.Object, name: str) -> bool:
-    """Fill the legend ramp from the mesh's own values and colours (what the viewport shows)."""
-    node = legend_node(obj)
-    raw_name = SCALAR_OF.get(name)
-    mesh = obj.data
-    attr = DISPLAY_BY_NAME[name]
-    if node is None or raw_name is None or raw_name not in mesh.attributes or attr.color_key not in mesh.attributes:
-        return False
-    n = len(mesh.vertices)
-    values = np.empty(n, dtype=np.float32)
-    mesh.attributes[raw_name].data.foreach_get("value", values)
-    colors = np.empty(n * 4, dtype=np.float32)
-    mesh.attributes[attr.color_key].data.foreach_get("color", colors)
-    meta = result_meta(obj) or {}
-    lo, hi = meta.get("ranges", {}).get(raw_name, (float(values.min()), float(values.max())))
-    stops = legend_stops(values, colors, float(lo), float(hi))
-    if not stops:
-        return False
-    ramp = node.color_ramp
-    while len(ramp.elements) > 1:
-        ramp.elements.remove(ramp.elements[-1])
-    ramp.elements[0].position, ramp.elements[0].color = stops[0]
-    for position, color in stops[1:]:
-        ramp.elements.new(position).color = color
     return True
 
 
@@ -110,11 +71,20 @@ def create_result_object(scene: bpy.types.Scene, source: str, result: MeshResult
                          display: str = "") -> bpy.types.Object:
     """Make the result object; returns it. ``display`` picks the shown attribute (else the first)."""
     name = f"{source}_NSTR"
+    src = bpy.data.objects.get(source)
+    matrix = src.matrix_world.copy() if src is not None else None
+    if matrix is not None:                         # world -> the source's local coordinates
+        inverse = np.array([list(row) for row in matrix.inverted_safe()], dtype=np.float64)
+        world = result.vertices.astype(np.float64)
+        result.vertices = np.ascontiguousarray((world @ inverse[:3, :3].T + inverse[:3, 3]).astype(np.float32))
     mesh = build_mesh(name, result)
     obj = bpy.data.objects.new(name, mesh)
     result_collection(scene).objects.link(obj)
+    if matrix is not None:
+        obj.matrix_world = matrix
     available = result.available
-    keep = {k: result.meta[k] for k in ("ranges", "colormaps", "units", "metrics", "timings") if k in result.meta}
+    keep = {k: result.meta[k] for k in ("ranges", "colormaps", "units", "descriptions", "metrics", "timings")
+            if k in result.meta}
     keep["available"] = available
     obj[META_PROP] = json.dumps(keep, default=str)
     obj[SOURCE_PROP] = source
@@ -126,7 +96,43 @@ def create_result_object(scene: bpy.types.Scene, source: str, result: MeshResult
         if hasattr(obj, "nstr_display"):
             obj.nstr_display = shown          # its update shows the attribute
         show_attribute(obj, shown)
+    if src is not None:
+        set_source_hidden(src, True)
+    show_colors_in_solid_mode()
     return obj
+
+
+def source_object(obj: bpy.types.Object | None) -> bpy.types.Object | None:
+    """The object a result was fitted to, when it is still in this file."""
+    if obj is None or SOURCE_PROP not in obj:
+        return None
+    return bpy.data.objects.get(str(obj[SOURCE_PROP]))
+
+
+def source_hidden(src: bpy.types.Object) -> bool:
+    return bool(src.hide_render)
+
+
+def set_source_hidden(src: bpy.types.Object, hidden: bool) -> None:
+    """Hide (or show) the source in the viewport and in renders; both are saved with the file."""
+    src.hide_render = hidden
+    try:
+        src.hide_set(hidden)                    # the eye icon (per view layer, saved)
+    except RuntimeError:                        # not in the active view layer
+        src.hide_viewport = hidden
+
+
+def show_colors_in_solid_mode() -> None:
+    """Solid mode shows the active colour attribute in every 3D view of the file (saved with it), so
+    a result's colours show at once and again after reopening. Material/Rendered modes use the
+    result's material, which reads the same attribute."""
+    for screen in bpy.data.screens:
+        for area in screen.areas:
+            for space in area.spaces:
+                if space.type == "VIEW_3D":
+                    space.shading.color_type = "VERTEX"
+    for scene in bpy.data.scenes:              # Workbench renders and the file's own shading settings
+        scene.display.shading.color_type = "VERTEX"
 
 
 def result_meta(obj: bpy.types.Object | None) -> dict | None:
