@@ -233,20 +233,21 @@ def test_cancel_mid_job_and_a_job_finished_while_blender_was_busy(tmp_path):
         configure(props, TINY)
         bpy.ops.nstr.fit()
         rec2 = RUNTIME.tracker.records[1]
+        drive(lambda: rec2.job_id is not None)               # the timer sent it
         client = RUNTIME.session.client
         t0 = time.monotonic()
         while client.status(rec2.job_id)["state"] not in ("done", "failed") and time.monotonic() - t0 < 240:
             time.sleep(0.5)
         OUT["backend_state_while_busy"] = client.status(rec2.job_id)["state"]
         OUT["state_before_poll"] = rec2.state
-        poll()
-        OUT["state_after_one_poll"] = rec2.state
+        drive(lambda: rec2.state in ("collected", "error", "failed"), timeout=60)
+        OUT["state_after_polls"] = rec2.state
         OUT["collected_object"] = rec2.result_name
     ''', tmp_path)
     assert out["running_text"].split()[0] in ("sampling", "fitting", "running")
     assert out["cancel_op"] == ["FINISHED"] and out["cancel_state"] == "cancelled" and out["no_result"]
     assert out["backend_state_while_busy"] == "done" and out["state_before_poll"] == "queued"
-    assert out["state_after_one_poll"] == "collected" and out["collected_object"] == "Suzanne_NSTR"
+    assert out["state_after_polls"] == "collected" and out["collected_object"] == "Suzanne_NSTR"
 
 
 def test_clear_errors_for_bad_selections_and_unreachable_or_broken_backends(tmp_path):
@@ -258,6 +259,8 @@ def test_clear_errors_for_bad_selections_and_unreachable_or_broken_backends(tmp_
             except RuntimeError as err:
                 return str(err).strip().splitlines()[-1]
             return None
+        def idle():
+            drive(lambda: not RUNTIME.busy, timeout=120)
         OUT["empty"] = op_error(lambda: bpy.ops.nstr.fit())
         cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
         bpy.context.scene.collection.objects.link(cam)
@@ -265,33 +268,48 @@ def test_clear_errors_for_bad_selections_and_unreachable_or_broken_backends(tmp_
         OUT["non_mesh"] = op_error(lambda: bpy.ops.nstr.fit())
         cam.select_set(False)
         src = suzanne(subsurf=False)
+        props = bpy.context.scene.nstr
+        props.overrides = "train.batch_size"                 # malformed: one line, no traceback
+        OUT["bad_override"] = op_error(lambda: bpy.ops.nstr.fit())
+        props.overrides = ""
+        # Blender 4.2+ rule: with online access off, a non-loopback URL is never contacted
+        prefs.backend_mode = "url"
+        prefs.url = "http://192.0.2.7:8765"
+        OUT["online_access"] = bpy.app.online_access
+        OUT["offline"] = op_error(lambda: bpy.ops.nstr.fit())
+        OUT["offline_threads"] = [t.name for t in __import__("threading").enumerate() if t.name.startswith("nstr-")]
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
-        prefs.backend_mode = "url"
         prefs.url = f"http://127.0.0.1:{port}"
         OUT["port"] = port
-        OUT["unreachable"] = op_error(lambda: bpy.ops.nstr.fit())
-        OUT["panel_message"] = RUNTIME.message
-        OUT["jobs_after_unreachable"] = len(RUNTIME.tracker.records)
-        OUT["second_press"] = op_error(lambda: bpy.ops.nstr.fit())      # pressing Fit again: same answer
-        OUT["pending_after_second"] = [r.state for r in RUNTIME.tracker.records if r.state == "pending"]
+        OUT["unreachable_op"] = list(bpy.ops.nstr.fit())     # connects in the background
+        idle()
+        OUT["problem"] = RUNTIME.problem()
+        OUT["job_states"] = [(r.state, r.message) for r in RUNTIME.tracker.records]
         prefs.backend_mode = "local"
         prefs.python = "/usr/bin/python3"                   # a real Python without torch
-        configure(bpy.context.scene.nstr, TINY)
+        configure(props, TINY)
         OUT["no_torch_op"] = list(bpy.ops.nstr.fit())       # starts in the background; the timer reports
-        drive(lambda: not RUNTIME.is_starting and RUNTIME.starting is None, timeout=120)
-        OUT["no_torch"] = RUNTIME.message
+        OUT["problem_while_starting"] = RUNTIME.problem()   # the old problem is gone once the state changed
+        idle()
+        OUT["no_torch"] = RUNTIME.problem()
         OUT["job_message"] = RUNTIME.tracker.records[-1].message
     ''', tmp_path)
     assert out["empty"] == "Error: nothing is selected. Select one or more mesh objects, then press Fit NSTR"
     assert out["non_mesh"].startswith("Error: no mesh in the selection: 'Cam' (camera)")
-    assert out["unreachable"] == (f"Error: Backend not reachable at http://127.0.0.1:{out['port']}. Press Start in "
-                                  "the NSTR panel, or check the URL and that the server runs")
-    assert out["panel_message"].startswith("Backend not reachable") and out["jobs_after_unreachable"] == 0
-    assert out["second_press"] == out["unreachable"] and out["pending_after_second"] == []
-    assert out["no_torch_op"] == ["FINISHED"]
+    assert out["bad_override"] == "Error: override 'train.batch_size' is not KEY=VALUE. Write e.g. train.batch_size=4096"
+    assert out["online_access"] is False
+    assert out["offline"] == ("Error: online access is disabled in Blender, so the add-on may not contact 192.0.2.7. "
+                              "Allow it in Preferences > System > Network > Allow Online Access, or use a local "
+                              "backend (127.0.0.1)")
+    assert out["offline_threads"] == []
+    assert out["unreachable_op"] == ["FINISHED"]
+    assert out["problem"].startswith(f"Backend not reachable at http://127.0.0.1:{out['port']}")
+    # the reason is shown once (the panel's problem line); the job only says it was not sent
+    assert out["job_states"] == [["error", "not sent: the backend did not start (see the message above)"]]
+    assert out["no_torch_op"] == ["FINISHED"] and out["problem_while_starting"] == ""
     assert "'/usr/bin/python3' has no torch" in out["no_torch"] and "Install it" in out["no_torch"]
-    assert "has no torch" in out["job_message"]
+    assert out["job_message"].startswith("not sent")
 
 
 def test_job_errors_are_one_line_and_a_dead_backend_is_restarted(tmp_path):
