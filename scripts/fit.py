@@ -194,7 +194,7 @@ def enable_addon(backend: BackendSettings) -> None:
     import addon_utils
 
     if not hasattr(bpy.types.Scene, "nstr"):
-        addon_utils.enable("nstr_blender", default_set=False, handle_error=None)
+        addon_utils.enable("nstr_blender", default_set=True, handle_error=None)
     if not hasattr(bpy.types.Scene, "nstr"):
         raise AddonError("the NSTR add-on did not register", "Run fit.py from the repository checkout")
     addon = bpy.context.preferences.addons.get("nstr_blender")
@@ -203,6 +203,18 @@ def enable_addon(backend: BackendSettings) -> None:
         raise AddonError("the NSTR add-on has no preferences here", "Run fit.py from the repository checkout")
     prefs.backend_mode, prefs.url, prefs.token = backend.mode, backend.url, backend.token
     prefs.python, prefs.device, prefs.log_dir = backend.python, backend.device, backend.log_dir
+
+
+def job_phases(log: str) -> list[str]:
+    """The phases a job went through, in order, from its log ("fitting step 10/20 ..." lines)."""
+    phases: list[str] = []
+    for line in log.splitlines():
+        words = line.split()
+        for i, word in enumerate(words[:-1]):
+            if words[i + 1] == "step" and (not phases or phases[-1] != word):
+                phases.append(word)
+                break
+    return phases
 
 
 def run_operator(op) -> None:
@@ -284,6 +296,9 @@ def main() -> int:
         if failed:
             raise AddonError("; ".join(f"{r.source}: {r.message or r.state}" for r in failed))
         print(f"fit.py: fitted {len(made)} object(s) in {time.monotonic() - t_fit:.1f} s")
+        for record in RUNTIME.tracker:           # the phases as the backend logged them
+            phases = job_phases(RUNTIME.session.client.log(record.job_id)) if record.job_id else []
+            print(f"fit.py: {record.source}: job {record.job_id} phases (job log): {', '.join(phases)}")
         from nstr_blender.blender.legend_overlay import legend_for
         for obj in made:
             legend = legend_for(obj, scene)

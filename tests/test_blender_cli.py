@@ -29,8 +29,14 @@ if res:
     out["attributes"] = {a.name: a.data_type for a in me.attributes if not a.name.startswith(".")}
     out["meta"] = json.loads(res[0]["nstr_meta"])
     out["material"] = res[0].active_material.node_tree.nodes["NSTR Attribute"].layer_name
-src = bpy.data.objects.get("rotor")
+src = bpy.data.objects.get(res[0]["nstr_source"]) if res else None
 out["source_faces"] = len(src.data.polygons) if src else None
+if src is not None:
+    out["source_hidden"] = [src.hide_get(), src.hide_render]
+    out["same_transform"] = [list(r) for r in src.matrix_world] == [list(r) for r in res[0].matrix_world]
+    out["active_color"] = res[0].data.color_attributes.active_color.name
+    out["solid"] = sorted({sp.shading.color_type for scr in bpy.data.screens for a in scr.areas
+                           for sp in a.spaces if sp.type == "VIEW_3D"} | {bpy.context.scene.display.shading.color_type})
 print("CHECK " + json.dumps(out))
 '''
 
@@ -46,7 +52,9 @@ def test_fit_py_fits_a_mesh_file_saves_renders_and_reloads(tmp_path, data_dir):
                    "--output", str(out_blend), *TINY)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     log = proc.stdout
-    assert "fit.py: backend ready" in log and "fit.py: rotor: fitting" in log and "fit.py: saved" in log
+    assert "fit.py: backend ready" in log and "fit.py: saved" in log
+    phases = next(ln for ln in log.splitlines() if "phases (job log)" in ln)   # from the job's log, not a poll
+    assert phases.endswith("sampling, fitting, extracting, attributes") or ", fitting, extracting" in phases, phases
     assert out_blend.is_file()
     pictures = sorted(p.name for p in tmp_path.glob("rotor_fit*.png"))
     assert "rotor_fit.png" in pictures and "rotor_fit_drift.png" in pictures and len(pictures) >= 4
@@ -64,6 +72,9 @@ def test_fit_py_fits_a_mesh_file_saves_renders_and_reloads(tmp_path, data_dir):
     assert info["attributes"]["color_local_frequency"] == "FLOAT_COLOR"
     assert info["material"] == "color_local_frequency"
     assert set(info["meta"]["ranges"]) >= {"local_frequency"}
+    # the saved file renders clean: the source is hidden in viewport and render, the transforms equal
+    assert info["source_hidden"] == [True, True] and info["same_transform"]
+    assert info["active_color"] == "color_local_frequency" and info["solid"] == ["VERTEX"]
 
 
 def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path):
@@ -82,6 +93,7 @@ def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path):
     info = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("CHECK "))[len("CHECK "):])
     assert info["collection"] == ["Suzanne_NSTR"] and info["vertices"] > 0
     assert info["attributes"]["color_albedo"] == "FLOAT_COLOR"
+    assert info["source_hidden"] == [True, True]
 
 
 def test_fit_py_fails_with_one_line_and_a_nonzero_exit(tmp_path):

@@ -100,8 +100,9 @@ def test_corner_arrays_lay_out_triangles_for_blender():
 # ---------------------------------------------------------------- settings
 def test_task_settings_send_only_what_the_user_changed():
     assert TaskSettings(preset="default").job_config() == {"preset": "default"}
+    # K=32 is the quick preset's own value: not sent
     cfg = TaskSettings(preset="quick", n_freqs=32, steps=100, resolution=64, mc_backend="mcubes").job_config()
-    assert cfg == {"preset": "quick", "K": 32, "steps": 100, "task.resolution": 64, "task.mc": "mcubes"}
+    assert cfg == {"preset": "quick", "train.steps": 100, "task.resolution": 64, "task.mc": "mcubes"}
     nerf = TaskSettings(task="nerf", resolution=96, extra={"train.batch_size": 256}).job_config()
     assert nerf == {"preset": "quick", "task.mesh_resolution": 96, "train.batch_size": 256}
     with pytest.raises(AddonError, match="the nerf task has no 'mc_backend' setting"):

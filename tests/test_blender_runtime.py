@@ -141,6 +141,7 @@ def test_nerf_views_of_an_unsaved_file_render_one_per_tick_into_the_user_folder(
     assert out["views_dir"].startswith(out["user_dir"] + os.sep + "nerf_views" + os.sep)
     assert out["files"] == ["test/r_000.png", "train/r_000.png", "train/r_001.png", "train/r_002.png",
                             "transforms_test.json", "transforms_train.json"]
-    assert out["cwd_files"] == ["blender", "dist", "scenario.py"]   # nothing in the working directory
+    # nothing in the working directory but what the test made (its zip, its NSTR_LOG_DIR, user resources)
+    assert out["cwd_files"] == ["blender", "dist", "logs", "scenario.py"]
     assert out["cameras_left"] == [] and out["record"] == ["nerf", out["views_dir"]]
     assert out["after_cancel"] == [True, 0, []]
