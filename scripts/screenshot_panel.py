@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""Screenshot the real "Fit NSTR" panel: Blender's UI under Xvfb, a real fit, a real backend.
+"""Screenshots of the real add-on: Blender's UI under Xvfb, a real fit, a real backend.
 
-    python scripts/screenshot_panel.py [--out out/panel.png] [--asset scripts/assets/panel.png]
+    python scripts/screenshot_panel.py [--out out/shots] [--assets scripts/assets]
 
-The driver (this file under a plain Python) builds the add-on zip, starts Xvfb and
-Debian's ``blender`` (3.4) with this same file as its startup script. Inside Blender
-the script installs and enables the add-on like a user would, adds Suzanne, starts
-the backend, presses Fit NSTR and lets the UI's own timers run the job. When the
-result object is there, the driver opens the sidebar's NSTR tab with xdotool
-(Ctrl+wheel over the tabs until the panel reports that it drew), takes the
-screenshot, asks Blender to check Undo on the result, and quits it.
+The driver (this file under a plain Python) builds the add-on zip, starts Xvfb and Debian's
+``blender`` (3.4) with this same file as its startup script. Inside Blender the script installs
+and enables the add-on like a user would, adds Suzanne and opens the sidebar; the driver opens the
+NSTR tab with xdotool clicks (until the panel reports that it drew) and says "go"; Blender presses
+Fit NSTR and the UI's own timers run the job. Three pictures:
+
+* ``panel_midfit.png``: the panel while the job runs (progress, Cancel);
+* ``viewport_legend.png``: the result with the viewport legend (colour bar, ticks, units);
+* ``preferences.png``: the add-on's preferences ("Set up backend", where logs go).
+
+Then Blender checks Undo on the result and quits. The fit's phases are read from the job's log.
 Needs: blender, Xvfb, xdotool, ImageMagick (scripts/setup.sh installs them).
 """
 
@@ -43,44 +47,33 @@ def inside_blender(state_dir: Path, zip_path: Path, settings: dict) -> None:
 
     prefs = bpy.context.preferences.addons["nstr_blender"].preferences
     prefs.device = "cpu"
-    prefs.log_dir = str(state_dir / "logs")
+    prefs.python = settings.pop("python", "")
 
-    # Report when the NSTR panel really draws (the driver waits for it after each tab switch).
+    # Report when the NSTR panel really draws (the driver waits for it after each tab click).
     original_draw = panel_module.NSTR_PT_fit.draw
 
     def draw(self, context):
-        original_draw(self, context)
+        try:
+            original_draw(self, context)
+        except Exception:
+            import traceback
+            (state_dir / "draw_error.txt").write_text(traceback.format_exc())
+            raise
         (state_dir / "panel_drawn").touch()
+    bpy.utils.unregister_class(panel_module.NSTR_PT_fit)     # Blender keeps the draw it registered
     panel_module.NSTR_PT_fit.draw = draw
+    bpy.utils.register_class(panel_module.NSTR_PT_fit)
 
-    no_fit = settings.pop("no_fit", False)
-    result_file = settings.pop("result", "")
     for obj in list(bpy.data.objects):
         bpy.data.objects.remove(obj)
-    bpy.ops.mesh.primitive_monkey_add(size=2.0)
+    bpy.ops.mesh.primitive_monkey_add(size=2.0, location=(0.3, 0.0, 0.2), rotation=(0.0, 0.0, 0.4))
     suzanne = bpy.context.active_object
-    from_file = bool(result_file)
-    if from_file:
-        # A finished job's result file (e.g. the headless demo's, from the server's jobs folder):
-        # the same code that collects a job turns it into the result object.
-        from nstr_blender.blender.results import create_result_object
-        from nstr_blender.core.meshdata import parse_result
-        from nstr_blender.remote import wire
-
-        _, arrays = wire.read_file(result_file)
-        result = create_result_object(bpy.context.scene, suzanne.name,
-                                      parse_result({k: v.to_numpy() for k, v in arrays.items()}))
-        no_fit = True
-        suzanne.hide_set(True)
-        for obj in bpy.context.view_layer.objects:
-            obj.select_set(obj == result)
-        bpy.context.view_layer.objects.active = result
     props = bpy.context.scene.nstr
     props.preset = "quick"
     for key, value in settings.items():
-        setattr(props, key, value)
+        if value:
+            setattr(props, key, value)
     props.show_advanced = True
-
     phase = {"name": "start", "t0": time.monotonic()}
 
     def view3d():
@@ -91,71 +84,72 @@ def inside_blender(state_dir: Path, zip_path: Path, settings: dict) -> None:
                     return window, area, region
         raise RuntimeError("no 3D view")
 
+    def geometry(window, area) -> dict:
+        ui = next(r for r in area.regions if r.type == "UI")
+        return {"window_height": window.height, "window_width": window.width, "ui": [ui.x, ui.y, ui.width, ui.height]}
+
     def step() -> float | None:
         window, area, region = view3d()
         space = area.spaces.active
-        if phase["name"] == "start":
+        name = phase["name"]
+        if name == "start":
             space.show_region_ui = True
             space.shading.type = "SOLID"
-            space.shading.color_type = "VERTEX"
-            with bpy.context.temp_override(window=window, area=area, region=region):
-                if no_fit:
-                    bpy.ops.nstr.backend_start()
-                else:
-                    bpy.ops.nstr.fit()       # starts the backend in the background and queues the job
-            phase["name"] = "connecting" if no_fit else "fitting"
+            phase["name"] = "sidebar"
             return 1.0
-        if phase["name"] == "connecting":
-            if RUNTIME.is_starting or RUNTIME.session is None:
-                return 0.5
-            if from_file:
-                with bpy.context.temp_override(window=window, area=area, region=region):
-                    bpy.ops.view3d.view_axis(type="FRONT")
-                    bpy.ops.view3d.view_selected()
-            ui = next(r for r in area.regions if r.type == "UI")
-            write("ready", {"window_height": window.height, "window_width": window.width,
-                            "ui": [ui.x, ui.y, ui.width, ui.height], "result": "", "fit_s": 0.0,
-                            "message": RUNTIME.message})
-            phase["name"] = "shown"
+        if name == "sidebar":                   # the sidebar has its size one redraw later
+            write("ready_ui", geometry(window, area))
+            phase["name"] = "wait_go"
             return 0.5
-        if phase["name"] == "fitting":
+        if name == "wait_go":
+            if (state_dir / "go").exists():
+                with bpy.context.temp_override(window=window, area=area, region=region):
+                    bpy.ops.nstr.fit()       # starts the backend in the background and queues the job
+                phase["name"] = "fitting"
+            return 0.3
+        if name == "fitting":
             records = RUNTIME.tracker.records
-            if records and records[0].state == "collected":
-                result = bpy.data.objects[records[0].result_name]
-                suzanne.hide_set(True)
+            rec = records[0] if records else None
+            if rec is not None and rec.state == "running" and rec.phase == "fitting" and rec.step > 0 \
+                    and not (state_dir / "midfit.json").exists():
+                write("midfit", {"text": rec.progress_text()})
+            if rec is not None and rec.state == "collected":
+                result = bpy.data.objects[rec.result_name]
                 for obj in bpy.context.view_layer.objects:
                     obj.select_set(obj == result)
                 bpy.context.view_layer.objects.active = result
                 with bpy.context.temp_override(window=window, area=area, region=region):
-                    bpy.ops.view3d.view_selected()
                     bpy.ops.view3d.view_axis(type="FRONT")
                     bpy.ops.view3d.view_selected()
-                ui = next(r for r in area.regions if r.type == "UI")
-                write("ready", {"window_height": window.height, "window_width": window.width,
-                                "ui": [ui.x, ui.y, ui.width, ui.height],
-                                "result": result.name, "fit_s": time.monotonic() - phase["t0"],
-                                "progress_seen": phase.get("progress", [])})
+                write("ready", {**geometry(window, area), "result": result.name,
+                                "fit_s": time.monotonic() - phase["t0"],
+                                "job_log": RUNTIME.session.client.log(rec.job_id),
+                                "solid_color_type": space.shading.color_type,
+                                "source_hidden": [suzanne.hide_get(), suzanne.hide_render]})
                 phase["name"] = "shown"
-                return 0.5
-            if records and records[0].state in ("failed", "error", "cancelled"):
-                write("ready", {"error": records[0].message or records[0].state})
+            elif rec is not None and rec.state in ("failed", "error", "cancelled"):
+                write("ready", {"error": rec.message or rec.state})
                 phase["name"] = "shown"
-            if records:
-                seen = phase.setdefault("progress", [])
-                text = records[0].progress_text()
-                if not seen or seen[-1] != text:
-                    seen.append(text)
-            if RUNTIME.message and not RUNTIME.tracker.needs_polling():
-                write("ready", {"error": RUNTIME.message})
+            elif RUNTIME.problem() and not RUNTIME.busy:
+                write("ready", {"error": RUNTIME.problem()})
                 phase["name"] = "shown"
+            return 0.3
+        if name == "shown" and (state_dir / "prefs").exists():
+            bpy.ops.screen.userpref_show(section="ADDONS")
+            bpy.context.window_manager.addon_search = "NSTR"
+            for mod in addon_utils.modules():
+                if mod.__name__ == "nstr_blender":
+                    addon_utils.module_bl_info(mod)["show_expanded"] = True
+            write("prefs_shown", {})
+            phase["name"] = "prefs"
             return 0.5
-        if phase["name"] == "shown" and (state_dir / "check_undo").exists():
-            name = json.loads((state_dir / "ready.json").read_text()).get("result", "")
+        if name == "prefs" and (state_dir / "check_undo").exists():
+            result_name = json.loads((state_dir / "ready.json").read_text()).get("result", "")
             with bpy.context.temp_override(window=window, area=area, region=region):
                 bpy.ops.ed.undo()
-                after_undo = name in bpy.data.objects
+                after_undo = result_name in bpy.data.objects
                 bpy.ops.ed.redo()
-                after_redo = name in bpy.data.objects
+                after_redo = result_name in bpy.data.objects
             write("undo", {"present_after_undo": after_undo, "present_after_redo": after_redo,
                            "original_present": "Suzanne" in bpy.data.objects})
             phase["name"] = "done"
@@ -171,9 +165,9 @@ def inside_blender(state_dir: Path, zip_path: Path, settings: dict) -> None:
             return step()
         except Exception as err:  # noqa: BLE001 - reported to the driver, Blender keeps running
             write("error_" + phase["name"], {"error": f"{type(err).__name__}: {err}"})
-            if phase["name"] == "shown":
-                write("undo", {"error": f"{type(err).__name__}: {err}"})
-                phase["name"] = "done"
+            if phase["name"] in ("fitting", "wait_go"):
+                write("ready", {"error": f"{type(err).__name__}: {err}"})
+                phase["name"] = "shown"
             return 0.5
 
     bpy.app.timers.register(safe_step, first_interval=2.0)
@@ -186,21 +180,20 @@ def driver(argv: list[str]) -> int:
     import subprocess
     import tempfile
 
-    parser = argparse.ArgumentParser(description="Screenshot the Fit NSTR panel in real Blender under Xvfb")
-    parser.add_argument("--out", type=Path, default=REPO / "out" / "panel.png")
-    parser.add_argument("--asset", type=Path, default=REPO / "scripts" / "assets" / "panel.png",
-                        help="small copy for the README ('' to skip)")
+    parser = argparse.ArgumentParser(description="Screenshot the add-on in real Blender under Xvfb")
+    parser.add_argument("--out", type=Path, default=REPO / "out" / "shots", help="full-size screenshots")
+    parser.add_argument("--assets", type=Path, default=REPO / "scripts" / "assets",
+                        help="small PNG copies for the README ('' to skip)")
     parser.add_argument("--blender", default="blender")
     parser.add_argument("--steps", type=int, default=0, help="training steps of the demo fit (0: the preset's)")
     parser.add_argument("--resolution", type=int, default=0, help="marching-cubes resolution (0: the preset's)")
     parser.add_argument("--overrides", default="", help="more backend settings, KEY=VALUE ...")
+    parser.add_argument("--python", default="", help="the backend Python (default: the add-on's choice)")
     parser.add_argument("--timeout", type=float, default=420.0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
-    parser.add_argument("--no-fit", action="store_true", help="only start the backend; no fit, no result")
-    parser.add_argument("--result", type=Path, help="show this finished job's result (a result.nstr from the "
-                        "server's jobs folder) instead of fitting; the backend is only started")
     args = parser.parse_args(argv)
-    for tool in (args.blender, "Xvfb", "xdotool", "import", "convert"):
+    convert = "/usr/bin/convert" if Path("/usr/bin/convert").is_file() else "convert"
+    for tool in (args.blender, "Xvfb", "xdotool", "import", "identify", convert):
         if shutil.which(tool) is None:
             print(f"screenshot_panel: '{tool}' is not installed. Run scripts/setup.sh", file=sys.stderr)
             return 1
@@ -215,7 +208,51 @@ def driver(argv: list[str]) -> int:
                BLENDER_USER_SCRIPTS=str(state / "scripts"), NSTR_LOG_DIR=str(state / "logs"))
     width, height = 1600, 900
     procs = []
+
+    def wait_for(name: str, timeout: float) -> dict:
+        path = state / f"{name}.json"
+        t0 = time.monotonic()
+        while not path.exists():
+            if procs[1].poll() is not None:
+                raise RuntimeError(f"Blender exited early; see {state / 'blender.log'}")
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"no '{name}' after {timeout:.0f} s; see {state / 'blender.log'}")
+            time.sleep(0.2)
+        return json.loads(path.read_text())
+
+    def xdo(*cmd: str) -> None:
+        subprocess.run(["xdotool", *cmd], env=env, check=True, capture_output=True)
+
+    def settle() -> None:
+        """Blender redraws on events: nudge the mouse so the last change is on screen."""
+        xdo("mousemove_relative", "--", "1", "0")
+        time.sleep(0.3)
+        xdo("mousemove_relative", "--", "-1", "0")
+        time.sleep(0.5)
+
+    def shoot(name: str, window_name: str = "Blender", crop: str = "") -> Path:
+        ids = subprocess.run(["xdotool", "search", "--name", window_name], env=env, capture_output=True,
+                             text=True).stdout.split()
+        if not ids:
+            raise RuntimeError(f"no window named {window_name!r}")
+        full = args.out / f"{name}.png"
+        subprocess.run(["import", "-window", ids[-1], str(full)], env=env, check=True)
+        print(f"screenshot_panel: wrote {full}")
+        if str(args.assets):
+            asset = args.assets / f"{name}.png"
+            for colours in (128, 64, 32):             # a palette PNG under 300 KiB for the README
+                cmd = [convert, str(full)] + (["-crop", crop, "+repage"] if crop else []) + \
+                      ["-colors", str(colours), "-strip", str(asset)]
+                subprocess.run(cmd, check=True)
+                if asset.stat().st_size <= 300 * 1024:
+                    break
+            print(f"screenshot_panel: wrote {asset} ({asset.stat().st_size / 1024:.0f} KiB)")
+        return full
+
     try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        if str(args.assets):
+            args.assets.mkdir(parents=True, exist_ok=True)
         procs.append(subprocess.Popen(["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(1.5)
@@ -224,25 +261,9 @@ def driver(argv: list[str]) -> int:
             [args.blender, "--factory-startup", "--window-geometry", "0", "0", str(width), str(height),
              "--python", str(Path(__file__).resolve()), "--", INSIDE, str(state), str(zip_path),
              json.dumps({"steps": args.steps, "resolution": args.resolution, "overrides": args.overrides,
-                         "no_fit": args.no_fit, "result": str(args.result.resolve()) if args.result else ""})],
+                         "python": args.python})],
             env=env, stdout=blender_log, stderr=subprocess.STDOUT))
-        t0 = time.monotonic()
-        ready = state / "ready.json"
-        while not ready.exists():
-            if procs[1].poll() is not None:
-                raise RuntimeError(f"Blender exited early; see {state / 'blender.log'}")
-            if time.monotonic() - t0 > args.timeout:
-                raise RuntimeError(f"no result after {args.timeout:.0f} s; see {state / 'blender.log'}")
-            time.sleep(1.0)
-        info = json.loads(ready.read_text())
-        if "error" in info:
-            raise RuntimeError(f"the fit in Blender failed: {info['error']}")
-        print(f"screenshot_panel: fit done in Blender's UI in {info['fit_s']:.1f} s; progress seen: "
-              f"{info.get('progress_seen')}")
-
-        def xdo(*cmd: str) -> None:
-            subprocess.run(["xdotool", *cmd], env=env, check=True, capture_output=True)
-
+        info = wait_for("ready_ui", 120)
         wh = info["window_height"]
         xdo("mousemove", str(info["window_width"] // 2), str(wh // 2))
         time.sleep(0.5)
@@ -250,23 +271,9 @@ def driver(argv: list[str]) -> int:
         ux, uy, uw, uh = info["ui"]
         drawn = state / "panel_drawn"
 
-        def settle() -> None:
-            """Blender redraws on events: nudge the mouse so the last change is on screen."""
-            xdo("mousemove_relative", "--", "1", "0")
-            time.sleep(0.4)
-            xdo("mousemove_relative", "--", "-1", "0")
-            time.sleep(0.6)
-
-        # The sidebar's tabs run down its right edge; click down the strip until the NSTR
-        # panel reports that it drew. (Ctrl+wheel would also scroll values under the mouse.)
+        # The sidebar's tabs run down its right edge; click down the strip until the NSTR panel
+        # reports that it drew (and draws again after a fresh redraw, not a late one of an old click).
         tab_x, top = ux + uw - 12, wh - (uy + uh)
-        def nstr_tab_shown() -> bool:
-            """True when the panel draws again after a fresh redraw (not a late redraw of an old click)."""
-            time.sleep(1.0)
-            drawn.unlink(missing_ok=True)
-            settle()
-            return drawn.exists()
-
         found = False
         for _attempt in range(3):                     # a loaded machine may lag behind the clicks
             for y in range(top + 15, top + min(uh, 520), 16):
@@ -274,40 +281,49 @@ def driver(argv: list[str]) -> int:
                 xdo("mousemove", str(tab_x), str(y))
                 xdo("click", "1")
                 settle()
-                if drawn.exists() and nstr_tab_shown():
-                    found = True
-                    break
+                if drawn.exists():
+                    time.sleep(1.0)
+                    drawn.unlink(missing_ok=True)
+                    settle()
+                    if drawn.exists():
+                        found = True
+                        break
             if found:
                 break
         if not found:
-            raise RuntimeError("the NSTR tab did not open")
+            subprocess.run(["import", "-window", "root", str(state / "no_tab.png")], env=env)
+            raise RuntimeError(f"the NSTR tab did not open (screen: {state / 'no_tab.png'})")
         xdo("mousemove", str(max(10, ux - 300)), str(wh // 2))   # off the panel: no hover highlight
+        (state / "go").touch()
+        left = max(0, ux - 820)                       # the viewport around the result, the sidebar, its tabs
+        crop = f"{ux + uw + 2 - left}x{height}+{left}+0"
+        t0 = time.monotonic()
+        while not (state / "midfit.json").exists() and not (state / "ready.json").exists():
+            if time.monotonic() - t0 > args.timeout:
+                raise RuntimeError("the fit did not start")
+            time.sleep(0.1)
+        if (state / "midfit.json").exists():
+            settle()
+            shoot("panel_midfit", crop=f"{uw + 40}x{height}+{ux - 40}+0")
+            print(f"screenshot_panel: mid-fit: {json.loads((state / 'midfit.json').read_text())['text']}")
+        info = wait_for("ready", args.timeout)
+        if "error" in info:
+            raise RuntimeError(f"the fit in Blender failed: {info['error']}")
+        phases = sorted({ln.split()[0] for ln in info["job_log"].splitlines() if " step " in ln})
+        print(f"screenshot_panel: fit done in Blender's UI in {info['fit_s']:.1f} s; phases (job log): {phases}")
+        print(f"screenshot_panel: result state {json.dumps({k: info[k] for k in ('solid_color_type', 'source_hidden')})}")
         settle()
-        window_id = subprocess.run(["xdotool", "search", "--name", "Blender"], env=env, capture_output=True,
-                                   text=True).stdout.split()[0]
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["import", "-window", window_id, str(args.out)], env=env, check=True)
-        print(f"screenshot_panel: wrote {args.out}")
-        if str(args.asset):
-            args.asset.parent.mkdir(parents=True, exist_ok=True)
-            left = max(0, ux - 820)                 # the viewport around the result, the sidebar, its tabs
-            crop = f"{ux + uw + 2 - left}x{height}+{left}+0"
-            for colours in (128, 64, 32):                # a palette PNG under 300 KiB for the README
-                subprocess.run(["convert", str(args.out), "-crop", crop, "+repage", "-colors", str(colours),
-                                "-strip", str(args.asset)], check=True)
-                size = args.asset.stat().st_size
-                if size <= 300 * 1024:
-                    break
-            print(f"screenshot_panel: wrote {args.asset} ({size / 1024:.0f} KiB)")
-            if size > 300 * 1024:
-                raise RuntimeError(f"{args.asset} is {size / 1024:.0f} KiB, over 300 KiB")
+        settle()
+        shoot("viewport_legend", crop=crop)
+        (state / "prefs").touch()
+        wait_for("prefs_shown", 60)
+        time.sleep(1.5)
+        xdo("mousemove_relative", "--", "5", "5")
+        time.sleep(1.0)
+        shoot("preferences", window_name="Blender Preferences")
         (state / "check_undo").touch()
-        undo = state / "undo.json"
-        t1 = time.monotonic()
-        while not undo.exists() and time.monotonic() - t1 < 30:
-            time.sleep(0.5)
-        if undo.exists():
-            print(f"screenshot_panel: undo check {undo.read_text()}")
+        undo = wait_for("undo", 60)
+        print(f"screenshot_panel: undo check {json.dumps(undo)}")
         (state / "quit").touch()
         procs[1].wait(timeout=30)
         return 0

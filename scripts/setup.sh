@@ -11,7 +11,9 @@ command -v blender >/dev/null 2>&1 || apt_missing+=(blender)
 dpkg -s python3-numpy >/dev/null 2>&1 || apt_missing+=(python3-numpy)
 command -v Xvfb >/dev/null 2>&1 || apt_missing+=(xvfb)
 command -v xdotool >/dev/null 2>&1 || apt_missing+=(xdotool)
-command -v convert >/dev/null 2>&1 || apt_missing+=(imagemagick)
+# ImageMagick: check its own tools; a machine's `convert` may be a stand-in that is not ImageMagick.
+{ command -v import >/dev/null 2>&1 && command -v identify >/dev/null 2>&1 && [ -x /usr/bin/convert ]; } \
+  || apt_missing+=(imagemagick)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${apt_missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
