@@ -29,6 +29,7 @@ import bpy  # noqa: E402  (Blender's own, or the bpy module)
 
 from nstr_blender.core.contract import PRESETS  # noqa: E402
 from nstr_blender.core.errors import AddonError  # noqa: E402
+from nstr_blender.core.jobs import job_phases  # noqa: E402
 from nstr_blender.core.meshdata import DISPLAY_BY_NAME, MeshResult  # noqa: E402
 from nstr_blender.core.mesh_files import read_mesh  # noqa: E402
 from nstr_blender.core.settings import BackendSettings, default_python  # noqa: E402
@@ -203,18 +204,6 @@ def enable_addon(backend: BackendSettings) -> None:
         raise AddonError("the NSTR add-on has no preferences here", "Run fit.py from the repository checkout")
     prefs.backend_mode, prefs.url, prefs.token = backend.mode, backend.url, backend.token
     prefs.python, prefs.device, prefs.log_dir = backend.python, backend.device, backend.log_dir
-
-
-def job_phases(log: str) -> list[str]:
-    """The phases a job went through, in order, from its log ("fitting step 10/20 ..." lines)."""
-    phases: list[str] = []
-    for line in log.splitlines():
-        words = line.split()
-        for i, word in enumerate(words[:-1]):
-            if words[i + 1] == "step" and (not phases or phases[-1] != word):
-                phases.append(word)
-                break
-    return phases
 
 
 def run_operator(op) -> None:

@@ -115,18 +115,12 @@ def inside_blender(state_dir: Path, zip_path: Path, settings: dict) -> None:
                 write("midfit", {"text": rec.progress_text()})
             if rec is not None and rec.state == "collected":
                 result = bpy.data.objects[rec.result_name]
-                for obj in bpy.context.view_layer.objects:
-                    obj.select_set(obj == result)
-                bpy.context.view_layer.objects.active = result
                 with bpy.context.temp_override(window=window, area=area, region=region):
-                    bpy.ops.view3d.view_axis(type="FRONT")
-                    bpy.ops.view3d.view_selected()
-                write("ready", {**geometry(window, area), "result": result.name,
-                                "fit_s": time.monotonic() - phase["t0"],
-                                "job_log": RUNTIME.session.client.log(rec.job_id),
-                                "solid_color_type": space.shading.color_type,
-                                "source_hidden": [suzanne.hide_get(), suzanne.hide_render]})
-                phase["name"] = "shown"
+                    bpy.ops.object.select_all(action="DESELECT")
+                result.select_set(True)
+                bpy.context.view_layer.objects.active = result
+                phase["name"] = "select"
+                return 1.0
             elif rec is not None and rec.state in ("failed", "error", "cancelled"):
                 write("ready", {"error": rec.message or rec.state})
                 phase["name"] = "shown"
@@ -134,6 +128,24 @@ def inside_blender(state_dir: Path, zip_path: Path, settings: dict) -> None:
                 write("ready", {"error": RUNTIME.problem()})
                 phase["name"] = "shown"
             return 0.3
+        if name == "select":                     # a tick later: the selection has settled
+            rec = RUNTIME.tracker.records[0]
+            result = bpy.data.objects[rec.result_name]
+            if bpy.context.view_layer.objects.active != result:
+                bpy.context.view_layer.objects.active = result
+                result.select_set(True)
+                return 0.5
+            with bpy.context.temp_override(window=window, area=area, region=region):
+                bpy.ops.view3d.view_axis(type="FRONT")
+                bpy.ops.view3d.view_selected()
+            if True:
+                write("ready", {**geometry(window, area), "result": result.name,
+                                "fit_s": time.monotonic() - phase["t0"],
+                                "job_log": RUNTIME.session.client.log(rec.job_id),
+                                "solid_color_type": space.shading.color_type,
+                                "source_hidden": [suzanne.hide_get(), suzanne.hide_render]})
+                phase["name"] = "shown"
+            return 0.5
         if name == "shown" and (state_dir / "prefs").exists():
             bpy.ops.screen.userpref_show(section="ADDONS")
             bpy.context.window_manager.addon_search = "NSTR"
@@ -230,13 +242,22 @@ def driver(argv: list[str]) -> int:
         xdo("mousemove_relative", "--", "-1", "0")
         time.sleep(0.5)
 
-    def shoot(name: str, window_name: str = "Blender", crop: str = "") -> Path:
+    def shoot(name: str, window_name: str = "Blender", crop: str = "", root: bool = False) -> Path:
         ids = subprocess.run(["xdotool", "search", "--name", window_name], env=env, capture_output=True,
                              text=True).stdout.split()
         if not ids:
             raise RuntimeError(f"no window named {window_name!r}")
+        if root:                                  # a second top-level window: grab it as the screen shows it
+            geo = subprocess.run(["xdotool", "getwindowgeometry", ids[-1]], env=env, capture_output=True,
+                                 text=True).stdout
+            pos = geo.split("Position: ")[1].split()[0].split(",")
+            size = geo.split("Geometry: ")[1].split()[0]
+            crop = f"{size}+{pos[0]}+{pos[1]}"
         full = args.out / f"{name}.png"
-        subprocess.run(["import", "-window", ids[-1], str(full)], env=env, check=True)
+        subprocess.run(["import", "-window", "root" if root else ids[-1], str(full)], env=env, check=True)
+        if root:
+            subprocess.run([convert, str(full), "-crop", crop, "+repage", str(full)], check=True)
+            crop = ""
         print(f"screenshot_panel: wrote {full}")
         if str(args.assets):
             asset = args.assets / f"{name}.png"
@@ -274,25 +295,19 @@ def driver(argv: list[str]) -> int:
         # The sidebar's tabs run down its right edge; click down the strip until the NSTR panel
         # reports that it drew (and draws again after a fresh redraw, not a late one of an old click).
         tab_x, top = ux + uw - 12, wh - (uy + uh)
-        found = False
-        for _attempt in range(3):                     # a loaded machine may lag behind the clicks
-            for y in range(top + 15, top + min(uh, 520), 16):
+        # The add-on's tab is the last one, so clicking down the whole strip leaves it open; stop
+        # early when the panel reports that it drew after a fresh redraw.
+        for y in range(top + 15, top + min(uh, 520), 16):
+            drawn.unlink(missing_ok=True)
+            xdo("mousemove", str(tab_x), str(y))
+            xdo("click", "1")
+            settle()
+            if drawn.exists():
+                time.sleep(0.5)
                 drawn.unlink(missing_ok=True)
-                xdo("mousemove", str(tab_x), str(y))
-                xdo("click", "1")
                 settle()
                 if drawn.exists():
-                    time.sleep(1.0)
-                    drawn.unlink(missing_ok=True)
-                    settle()
-                    if drawn.exists():
-                        found = True
-                        break
-            if found:
-                break
-        if not found:
-            subprocess.run(["import", "-window", "root", str(state / "no_tab.png")], env=env)
-            raise RuntimeError(f"the NSTR tab did not open (screen: {state / 'no_tab.png'})")
+                    break
         xdo("mousemove", str(max(10, ux - 300)), str(wh // 2))   # off the panel: no hover highlight
         (state / "go").touch()
         left = max(0, ux - 820)                       # the viewport around the result, the sidebar, its tabs
@@ -309,7 +324,9 @@ def driver(argv: list[str]) -> int:
         info = wait_for("ready", args.timeout)
         if "error" in info:
             raise RuntimeError(f"the fit in Blender failed: {info['error']}")
-        phases = sorted({ln.split()[0] for ln in info["job_log"].splitlines() if " step " in ln})
+        sys.path.insert(0, str(REPO))
+        from nstr_blender.core.jobs import job_phases
+        phases = job_phases(info["job_log"])
         print(f"screenshot_panel: fit done in Blender's UI in {info['fit_s']:.1f} s; phases (job log): {phases}")
         print(f"screenshot_panel: result state {json.dumps({k: info[k] for k in ('solid_color_type', 'source_hidden')})}")
         settle()
@@ -318,9 +335,16 @@ def driver(argv: list[str]) -> int:
         (state / "prefs").touch()
         wait_for("prefs_shown", 60)
         time.sleep(1.5)
-        xdo("mousemove_relative", "--", "5", "5")
-        time.sleep(1.0)
-        shoot("preferences", window_name="Blender Preferences")
+        pref_ids = subprocess.run(["xdotool", "search", "--name", "Blender Preferences"], env=env,
+                                  capture_output=True, text=True).stdout.split()
+        if pref_ids:                               # Xvfb draws a new window on its first events
+            geo = subprocess.run(["xdotool", "getwindowgeometry", pref_ids[-1]], env=env, capture_output=True,
+                                 text=True).stdout
+            px, py = (int(v) for v in geo.split("Position: ")[1].split()[0].split(","))
+            xdo("mousemove", str(px + 200), str(py + 200))
+        for _ in range(3):
+            settle()
+        shoot("preferences", window_name="Blender Preferences", root=True)
         (state / "check_undo").touch()
         undo = wait_for("undo", 60)
         print(f"screenshot_panel: undo check {json.dumps(undo)}")

@@ -179,6 +179,18 @@ class JobTracker:
         return before - len(self.records)
 
 
+def job_phases(log: str) -> list[str]:
+    """The phases a job went through, in order, from its log ("fitting step 10/20 ..." lines)."""
+    phases: list[str] = []
+    for line in log.splitlines():
+        words = line.split()
+        for i, word in enumerate(words[:-1]):
+            if words[i + 1] == "step" and (not phases or phases[-1] != word):
+                phases.append(word)
+                break
+    return phases
+
+
 def format_duration(seconds: float) -> str:
     seconds = max(0.0, float(seconds))
     if seconds < 60:
