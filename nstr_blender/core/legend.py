@@ -65,9 +65,10 @@ def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
 
 def format_length(metres: float) -> str:
     """0.04 -> '4 cm', 1.5 -> '1.5 m', 0.0003 -> '0.3 mm'."""
-    for unit, size in (("km", 1000.0), ("m", 1.0), ("cm", 0.01), ("mm", 0.001), ("um", 1e-6)):
-        if abs(metres) >= size:
-            return f"{metres / size:.2g} {unit}"
+    for unit, size, smallest in (("km", 1000.0, 1000.0), ("m", 1.0, 1.0), ("cm", 0.01, 0.01),
+                                 ("mm", 0.001, 1e-4), ("um", 1e-6, 0.0)):
+        if abs(metres) >= smallest:
+            return f"{metres / size:.2g} {unit}" if metres / size < 100 else f"{metres / size:.0f} {unit}"
     return f"{metres:.2g} m"
 
 
