@@ -72,6 +72,18 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, output_help: str) -> N
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def check_fit_paths(args: argparse.Namespace, output: Path, inputs: Sequence[Path | None],
+                    extra_outputs: dict[str, Path | None] | None = None) -> None:
+    """The shared fit flags that write (-o, --report, --checkpoint) checked against the inputs before
+    fitting, and an existing --checkpoint read safely now rather than after the sampling."""
+    outputs = {"-o": output, "--report": args.report, "--checkpoint": args.checkpoint, **(extra_outputs or {})}
+    check_outputs(outputs, inputs)
+    if args.checkpoint is not None and Path(args.checkpoint).is_file():
+        from nstr.train.loop import read_checkpoint
+
+        read_checkpoint(Path(args.checkpoint))
+
+
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The shared flags as config overrides (None values mean 'keep the preset')."""
     out: dict[str, Any] = {"model": args.model, "steps": args.steps, "params": args.params,
