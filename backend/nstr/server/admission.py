@@ -41,10 +41,10 @@ class DataRoots:
             raise InputError(f"this server takes no {what}: it was started without --data-root",
                              "Send the dataset as arrays (the add-on does), or restart the server with "
                              "--data-root DIR and put the dataset under DIR")
-        given = Path(path)
+        given = Path(os.path.expanduser(path))  # '~' is the server's home: outside the roots unless a root is there
         if not given.is_absolute():  # relative paths are taken inside the first root, never the cwd
             given = self.roots[0] / given
-        resolved = given.resolve()  # symlinks and '..' resolved; '~' is not expanded (a client's '~' is not ours)
+        resolved = given.resolve()  # symlinks and '..' resolved before comparing
         for root in self.roots:
             if resolved == root or root in resolved.parents:
                 return resolved

@@ -44,9 +44,16 @@ INTERRUPTED_FIX = "Resubmit it (nstr submit, the add-on, or POST /v1/jobs/ID/res
 FAULTS_ENV = "NSTR_FAULT"  # comma-separated test hooks, see fault()
 
 
+_FIRED: set[str] = set()
+
+
 def fault(name: str) -> bool:
-    """Test hooks that make a real failure happen in a real server process (``NSTR_FAULT=save``)."""
-    return name in os.environ.get(FAULTS_ENV, "").split(",")
+    """Test hooks that make a real failure happen once in a real server process: ``NSTR_FAULT=save``
+    (the first result save raises EMFILE), ``NSTR_FAULT=worker_exit`` (the worker thread ends)."""
+    if name in _FIRED or name not in os.environ.get(FAULTS_ENV, "").split(","):
+        return False
+    _FIRED.add(name)
+    return True
 
 
 @dataclass
@@ -98,7 +105,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 def write_result(folder: Path, meta: Mapping[str, Any], arrays: Mapping[str, Any], report: Mapping[str, Any]) -> None:
     """The result, gzip-compressed (float attributes and colours compress ~2-4x), and its report.
     Temporary names and renames: a crash leaves no half-written result behind."""
-    if fault("save"):  # NSTR_FAULT=save: the disk or the open-file limit fails at the end of a job
+    if fault("save"):  # NSTR_FAULT=save: the open-file limit is hit at the end of a job
         raise OSError(errno.EMFILE, "Too many open files (injected by NSTR_FAULT=save)")
     write_atomic(folder / "report.json", json.dumps(report, indent=2, default=jsonable).encode())
     tmp = folder / (RESULT + ".tmp")

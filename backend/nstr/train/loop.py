@@ -68,8 +68,12 @@ def save_checkpoint(path: Path, field: Field, optimizer: torch.optim.Optimizer, 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's contents, unpickled with ``weights_only=True``: tensors, numbers, strings and
     plain containers only, so a crafted file cannot run code; it gets a one-line error instead."""
+    import warnings
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; the error below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable or unsafe file is the same user problem
         detail = "it holds objects other than tensors and plain data" if "weights_only" in str(err) \
             or "Unsupported global" in str(err) else type(err).__name__
