@@ -8,10 +8,12 @@ render setting and visibility flag touched here is restored, even when a render 
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Iterable
 
 import bpy
+import numpy as np
 from mathutils import Matrix, Vector
 
 from ..core import nerf_views
@@ -155,6 +157,32 @@ class ViewRenderer:
             doc = nerf_views.transforms_dict(self.frames[split], self.angle, aabb=self.box)
             nerf_views.write_transforms(os.path.join(self.out_dir, f"transforms_{split}.json"), doc)
         return self.done >= self.total
+
+    def arrays(self) -> dict:
+        """The rendered dataset in the ``nerf`` job's array form (no shared folder needed):
+        uint8 RGBA views, camera-to-world poses, pinhole intrinsics in pixels."""
+        out: dict = {}
+        for split, _n in self.splits:
+            images, poses = [], []
+            for rel, pose in self.frames[split]:
+                path = os.path.join(self.out_dir, rel[2:])
+                image = bpy.data.images.load(path, check_existing=False)
+                try:
+                    w, h = image.size
+                    pixels = np.empty(w * h * 4, dtype=np.float32)
+                    image.pixels.foreach_get(pixels)        # the PNG's own values, rows going up
+                finally:
+                    bpy.data.images.remove(image)
+                images.append(np.round(pixels.reshape(h, w, 4)[::-1] * 255.0).astype(np.uint8))
+                poses.append(np.asarray(pose, dtype=np.float32))
+            out[f"{split}_images"] = np.ascontiguousarray(np.stack(images))
+            out[f"{split}_poses"] = np.stack(poses)
+        h, w = out["train_images"].shape[1:3]
+        fx = 0.5 * w / math.tan(0.5 * self.angle)
+        out["intrinsics"] = np.array([fx, fx, 0.5 * w, 0.5 * h], dtype=np.float64)
+        # The world box (transforms_*.json "aabb") is not sent: the server's nerf job refuses an 'aabb'
+        # array today although nstr.nerf.dataset.dataset_from_arrays reads one (reported on issue 12).
+        return out
 
     def close(self) -> None:
         """Put the scene back as it was (safe to call twice)."""

@@ -124,9 +124,6 @@ class NSTR_OT_render_nerf_views(bpy.types.Operator):
                 raise AddonError("NeRF views are already being rendered", "Wait for them, or press Cancel")
             settings = props.task_settings()
             meshes, _others = split_selection(objects)
-            if backend_settings(context).mode != "local":
-                raise AddonError("NeRF jobs read the rendered views from disk",
-                                 "Use a local backend (preferences), or a server that shares this folder")
             config = settings.job_config()
             out_dir = nerf_views_dir(props)
             ensure_backend(context)                 # starts while the views render

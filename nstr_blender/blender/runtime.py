@@ -131,13 +131,16 @@ class Runtime:
             return None
         if not finished:
             return 0.01
-        job.close()
+        try:
+            arrays = {} if job.cancelled else job.arrays()
+        finally:
+            job.close()
         self.views = None
         if job.cancelled:
             self.message = ""
             self.log(f"NeRF views cancelled after {job.done} of {job.total}")
             return None
-        record = self.tracker.add(job.source, "nerf", {**job.config, "dataset_dir": job.out_dir}, {})
+        record = self.tracker.add(job.source, "nerf", dict(job.config), arrays)   # sent as arrays: no shared folder
         record.message = f"views in {job.out_dir}"
         self.log(f"rendered {job.total} NeRF views to {job.out_dir}; fitting")
         if self.session is not None and self.session.client is None and not self.session.starting:
