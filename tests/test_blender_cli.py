@@ -77,9 +77,10 @@ def test_fit_py_fits_a_mesh_file_saves_renders_and_reloads(tmp_path, data_dir):
     assert info["active_color"] == "color_local_frequency" and info["solid"] == ["VERTEX"]
 
 
-def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path):
+def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path, data_dir):
     out_blend = tmp_path / "suzanne_nerf.blend"
-    proc = blender("-P", "scripts/fit.py", "--", "--task", "nerf", "--nerf-views", "4", "--nerf-size", "32",
+    proc = blender("-P", "scripts/fit.py", "--", "--task", "nerf", "--input", str(data_dir / "meshes" / "rotor.off"),
+                   "--nerf-views", "4", "--nerf-size", "32",
                    "--steps", "10", "--resolution", "32", "--device", "cpu", "--size", "96", "--output", str(out_blend),
                    *[a for kv in ("train.batch_size=256", "task.render_steps=32", "task.n_importance=0",
                                   "task.grid_resolution=16", "task.eval_views=1") for a in ("--set", kv)])
@@ -91,7 +92,7 @@ def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path):
     check.write_text(CHECK)
     proc = blender(str(out_blend), "-P", str(check), timeout=120)
     info = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("CHECK "))[len("CHECK "):])
-    assert info["collection"] == ["Suzanne_NSTR"] and info["vertices"] > 0
+    assert info["collection"] == ["rotor_NSTR"] and info["vertices"] > 0      # one <name>_NSTR mesh
     assert info["attributes"]["color_albedo"] == "FLOAT_COLOR"
     assert info["source_hidden"] == [True, True]
 
