@@ -203,6 +203,12 @@ class BackendSession:
             else:
                 self.last_error = describe_remote(out.error)
 
+        out = self.bg.take("release_gpu")
+        if out is not None:
+            if out.error is not None:
+                self.last_error = describe_remote(out.error)
+            else:
+                self.last_health = 0.0                 # show the freed memory on this tick's health call
         out = self.bg.take("health")
         if out is not None:
             if out.error is None:
