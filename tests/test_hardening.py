@@ -429,3 +429,15 @@ def test_a_mesh_far_from_the_origin_keeps_its_precision_end_to_end(server: Serve
     assert len(np.unique(v[:, 0])) > 50  # float32 at x = 1e7 leaves about 3 distinct values
     r = np.linalg.norm(v - centre, axis=1)
     assert abs(np.median(r) - 1.0) < 0.15, np.median(r)
+
+
+def test_the_sample_cache_is_bounded(tmp_path: Path) -> None:
+    from nstr.geometry.sampling import trim_cache
+
+    for i in range(5):
+        p = tmp_path / f"{i}.npz"
+        p.write_bytes(b"x" * 1000)
+        os.utime(p, (1000 + i, 1000 + i))
+    removed = trim_cache(tmp_path, max_bytes=2500)
+    assert sorted(p.name for p in removed) == ["0.npz", "1.npz", "2.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3.npz", "4.npz"]
