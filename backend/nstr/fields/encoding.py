@@ -84,9 +84,10 @@ class MultiresGrid(nn.Module):
             c = cell[:, ld:]
             base = c * self._primes
             idx = _combine(base, base + self._primes, torch.bitwise_xor, shifted=True)
-            parts.append(idx & self._hash_mask if self._hash_mask is not None else torch.remainder(idx, self.table_size))
+            parts.append(idx.bitwise_and_(self._hash_mask) if self._hash_mask is not None
+                         else torch.remainder(idx, self.table_size))
         rows = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
-        return rows + self._offsets.unsqueeze(-1)
+        return rows.add_(self._offsets.unsqueeze(-1))
 
     def forward(self, x: Tensor, with_jacobian: bool = False) -> tuple[Tensor, Tensor | None]:
         """Features (N, L*F) and, if asked, their Jacobian (N, L*F, d)."""
@@ -162,13 +163,15 @@ class _TableInterp(torch.autograd.Function):
         if grad_jac is not None:
             gj = torch.view_as_complex((grad_jac.view(n, L, 2, d) * scale.unsqueeze(2)).transpose(-1, -2).contiguous())
             gd = [gj[..., k:k + 1] for k in range(d)]
-        # Splat down the lerp tree of _multilinear, last axis first: lo gets (1 - t), hi gets t, and the
-        # derivative made at axis j (hi - lo) sends +g to hi and -g to lo.
-        for j in range(d - 1, -1, -1):
+        # The transpose of _multilinear in closed form, built up axis by axis by broadcasting (no slicing):
+        # corner weight prod_j P_j[b_j] with P_j = (1 - t_j, t_j); the axis-k derivative swaps P_k for (-1, +1).
+        sign = torch.tensor([-1.0, 1.0], dtype=t.dtype, device=t.device)
+        ext = [q for q in gd]  # the Jacobian's gradients, each waiting for its own axis
+        for j in range(d):
             tj = t[..., j:j + 1]
-            lo, hi = g * (1.0 - tj) - gd[j], g * tj + gd[j]
-            g = torch.stack([lo, hi], -1).flatten(-2)
-            gd = [torch.stack([q * (1.0 - tj), q * tj], -1).flatten(-2) for q in gd[:j]]
+            pj = torch.cat([1.0 - tj, tj], -1)  # (N, L, 2)
+            g = (pj.unsqueeze(-1) * g.unsqueeze(-2) + sign.view(2, 1) * ext[j].unsqueeze(-2)).flatten(-2)
+            ext = [q if k <= j else (pj.unsqueeze(-1) * q.unsqueeze(-2)).flatten(-2) for k, q in enumerate(ext)]
         grad = torch.zeros(size, dtype=torch.complex64, device=t.device).index_add_(0, rows, g.reshape(-1))
         return torch.view_as_real(grad), None, None, None, None, None
 
