@@ -149,6 +149,7 @@ class _TableInterp(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(rows, t, scale)
         ctx.shape = (table.shape[0], n, L)
+        ctx.cdtype = torch.complex128 if table.dtype == torch.float64 else torch.complex64
         feats, jac = _interpolate(table, rows, t, scale, n, L)
         return (feats,) if jac is None else (feats, jac)
 
@@ -157,7 +158,7 @@ class _TableInterp(torch.autograd.Function):
         rows, t, scale = ctx.saved_tensors
         size, n, L = ctx.shape
         d = t.shape[-1]
-        zero = torch.zeros(n, L, 1, dtype=torch.complex64, device=t.device)
+        zero = torch.zeros(n, L, 1, dtype=ctx.cdtype, device=t.device)
         g = zero if grad_feats is None else torch.view_as_complex(grad_feats.reshape(n, L, 2).contiguous())[..., None]
         gd = [zero] * d
         if grad_jac is not None:
@@ -172,7 +173,7 @@ class _TableInterp(torch.autograd.Function):
             pj = torch.cat([1.0 - tj, tj], -1)  # (N, L, 2)
             g = (pj.unsqueeze(-1) * g.unsqueeze(-2) + sign.view(2, 1) * ext[j].unsqueeze(-2)).flatten(-2)
             ext = [q if k <= j else (pj.unsqueeze(-1) * q.unsqueeze(-2)).flatten(-2) for k, q in enumerate(ext)]
-        grad = torch.zeros(size, dtype=torch.complex64, device=t.device).index_add_(0, rows, g.reshape(-1))
+        grad = torch.zeros(size, dtype=ctx.cdtype, device=t.device).index_add_(0, rows, g.reshape(-1))
         return torch.view_as_real(grad), None, None, None, None, None
 
 
@@ -209,4 +210,5 @@ def linear_jacobian(weight: Tensor, jac: Tensor) -> Tensor:
     """The Jacobian (N, O, d) of ``Linear(feats)`` from the features' Jacobian (N, K, d), in fp32 even under
     autocast (where einsum would otherwise round it to bf16: a 4e-3 relative error in the PDE loss)."""
     with torch.autocast(jac.device.type, enabled=False):
-        return torch.einsum("ok,nkd->nod", weight.float(), jac.float())
+        dtype = torch.promote_types(jac.dtype, torch.float32)
+        return torch.einsum("ok,nkd->nod", weight.to(dtype), jac.to(dtype))
