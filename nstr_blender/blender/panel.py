@@ -60,6 +60,9 @@ class NSTR_PT_fit(bpy.types.Panel):
             if props.nerf_dir.startswith("//") and not bpy.data.filepath:
                 for line in wrap("File not saved: views go to the add-on's user folder (nerf_views)", chars):
                     nerf.label(text=line)
+            if RUNTIME.views_dir:
+                for line in wrap(f"Last views: {RUNTIME.views_dir}", chars):
+                    nerf.label(text=line)
             nerf.prop(props, "nerf_train")
             nerf.prop(props, "nerf_test")
             nerf.prop(props, "nerf_resolution")
