@@ -7,8 +7,10 @@ into a one-line error that says how to install it.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 from nstr.batch.work import JobSpec, execute, worker_info
@@ -52,6 +54,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
         else:
             if address != "auto":
                 _check_reachable(address)
+            token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+            if token.is_file() or os.environ.get("RAY_AUTH_TOKEN"):  # 'ray start' clusters use token auth
+                os.environ.setdefault("RAY_AUTH_MODE", "token")
             try:
                 ray.init(address=address, **common)
             except ConnectionError as err:
