@@ -141,3 +141,33 @@ def test_no_cluster_at_the_address_and_no_ray_are_one_line_errors(tmp_path: Path
     p = _cli("batch", str(src), "-o", str(tmp_path / "o"), "--engine", "ray", pre="import sys; sys.modules['ray'] = None; ")
     assert p.returncode == 2 and p.stderr.count("\n") == 1
     assert "needs Ray, which is not installed" in p.stderr and "pip install 'nstr[ray]'" in p.stderr
+
+
+def test_ctrl_c_cancels_what_is_unfinished_and_keeps_what_finished(tmp_path: Path) -> None:
+    """A real SIGINT to a real ``nstr batch`` (local engine) once the first result is on disk."""
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        trimesh.creation.icosphere(2).export(src / f"{name}.off")
+    out = tmp_path / "out"
+    args = ["batch", str(src), "-o", str(out), "--preset", "quick", "--steps", "40", "--resolution", "24",
+            "--cpus-per-job", "1", *[f"--set={k}={v}" for k, v in TINY.items() if k.startswith(("task.", "train.", "field."))
+                                     and k != "task.resolution"]]
+    code = "import sys; from nstr.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not (out / "a.json").is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert (out / "a.json").is_file(), proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    rows = {Path(r["input"]).stem: r["state"] for r in summary.read_csv(out / "summary.csv")}
+    assert rows["a"] == "done" and (out / "a.ply").is_file()
+    assert rows["c"] == "cancelled" and not (out / "c.json").exists()
+    assert rows["b"] == "cancelled"  # b had only just started: a fit takes seconds, the signal ~50 ms
+    assert "nstr: interrupted" in stderr and "| cancelled |" in stdout
