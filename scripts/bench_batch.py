@@ -98,6 +98,8 @@ def simulated_cluster(inputs: list[Path], out: Path) -> dict:
         for key, ev in snap.items():
             if ev.get("phase") == "fitting" and ev.get("node_id") and ev["node_id"] != head:
                 raylet = psutil.Process(int(ev["pid"])).parent()  # a worker's parent is its node's raylet
+                if raylet is None or raylet.name() != "raylet":
+                    continue
                 killed.update(job=key, node=ev["node_id"][:8], raylet=raylet.pid)
                 raylet.send_signal(signal.SIGKILL)
                 os.kill(int(ev["pid"]), signal.SIGKILL)
