@@ -23,6 +23,7 @@ os.environ.setdefault("RAY_ENABLE_USAGE_STATS", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 import numpy as np  # noqa: E402
+import ray  # noqa: E402,F401  (first: it puts its bundled psutil on the path)
 import psutil  # noqa: E402
 import trimesh  # noqa: E402
 
