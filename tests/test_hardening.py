@@ -201,11 +201,11 @@ def test_kill_9_leaves_a_consistent_index_and_restart_recovers(tmp_path: Path) -
 # ---------------------------------------------------------------------------- 5. bounds at submit
 def test_numeric_options_are_bounded_at_submit(server: ServerProcess) -> None:
     c = server.client()
-    cases = [({"steps": 1e30}, "train.steps must be between 1 and 1000000"),
+    cases = [({"steps": 1e30}, "train.steps must be at most 1000000, not 1e+30 (range 1 to 1000000)"),
              ({"steps": 2.5}, "train.steps must be an integer"),
-             ({"field.width": 0}, "field.width must be between 1 and 4096"),
-             ({"task.sparse_from": 10**9}, "task.sparse_from must be between"),
-             ({"task.eval_chunk": 0}, "task.eval_chunk must be between 1"),
+             ({"field.width": 0}, "field.width must be at least 1, not 0 (range 1 to 4096)"),
+             ({"task.sparse_from": 10**9}, "task.sparse_from must be at most 8192"),
+             ({"task.eval_chunk": 0}, "task.eval_chunk must be at least 1"),
              ({"device": "cuda"}, "CUDA was requested"),
              ({"task.resolution": 2048, "task.sparse_from": 8192}, "GiB free")]
     for override, needle in cases:
@@ -375,7 +375,7 @@ def test_listed_tracebacks_are_one_line_errors(tmp_path: Path, server: ServerPro
                        "--max-body-mb")
     one_line_error(nstr("jobs", "--server", "http://[::1"), "not a server URL")
     one_line_error(nstr("fit", "sdf", str(mesh), "--set", "task.eval_chunk=0", "--preset", "quick"),
-                   "task.eval_chunk must be between 1")
+                   "task.eval_chunk must be at least 1")
     with pytest.raises(RemoteError, match="not a server URL"):
         BackendClient("http://[::1")
 
@@ -429,3 +429,15 @@ def test_a_mesh_far_from_the_origin_keeps_its_precision_end_to_end(server: Serve
     assert len(np.unique(v[:, 0])) > 50  # float32 at x = 1e7 leaves about 3 distinct values
     r = np.linalg.norm(v - centre, axis=1)
     assert abs(np.median(r) - 1.0) < 0.15, np.median(r)
+
+
+def test_the_sample_cache_is_bounded(tmp_path: Path) -> None:
+    from nstr.geometry.sampling import trim_cache
+
+    for i in range(5):
+        p = tmp_path / f"{i}.npz"
+        p.write_bytes(b"x" * 1000)
+        os.utime(p, (1000 + i, 1000 + i))
+    removed = trim_cache(tmp_path, max_bytes=2500)
+    assert sorted(p.name for p in removed) == ["0.npz", "1.npz", "2.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3.npz", "4.npz"]

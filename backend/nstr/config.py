@@ -287,7 +287,8 @@ def check_bounds(cfg: RunConfig) -> None:
             lo, hi = bound
             for v in values:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
-                    raise ConfigError(f"{key} must be between {_num(lo)} and {_num(hi)}, not {_num(v)}",
+                    side = f"at least {_num(lo)}" if v < lo else f"at most {_num(hi)}"
+                    raise ConfigError(f"{key} must be {side}, not {_num(v)} (range {_num(lo)} to {_num(hi)})",
                                       f"Set {key} within [{_num(lo)}, {_num(hi)}]")
 
 
