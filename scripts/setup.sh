@@ -2,7 +2,7 @@
 # One-step set-up on a fresh Debian machine (idempotent; fast when nothing changed):
 #  - Debian packages: blender (3.4, for headless runs), python3-numpy (its Python needs it),
 #    xvfb + xdotool + imagemagick (the real UI under a virtual screen, for screenshots);
-#  - a virtual environment in .venv with the backend (editable), bpy 5.0.1 and pytest.
+#  - a virtual environment in .venv with the backend (editable), bpy 5.0.1, pytest and Ray (the 'ray' extra).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +30,7 @@ stamp=.venv/.nstr-installed
 want=$(cat backend/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing Python packages into .venv (torch 2.13.0 CPU wheel, bpy 5.0.1, ...)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e "backend[blender,dev]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e "backend[blender,dev,ray]"
   echo "$want" > "$stamp"
 fi
 echo "setup: ready ($(.venv/bin/python -c 'import torch, bpy; print("torch", torch.__version__, "| bpy", bpy.app.version_string)' 2>/dev/null), $(blender --version 2>/dev/null | head -1))"

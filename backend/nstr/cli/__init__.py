@@ -21,6 +21,7 @@ from nstr.errors import NSTRError
 # name -> module, in the order --help lists them
 COMMANDS: dict[str, str] = {
     "fit": "nstr.cli.fit",
+    "batch": "nstr.cli.batch",
     "eval": "nstr.cli.eval_mesh",
     "serve": "nstr.cli.serve",
     "submit": "nstr.cli.submit",

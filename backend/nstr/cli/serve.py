@@ -30,7 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-body-mb", type=finite_positive, default=DEFAULT_MAX_BODY_MB,
                    help=f"largest accepted request body in MiB (default: {DEFAULT_MAX_BODY_MB})")
     p.add_argument("--engine", choices=ENGINE_NAMES, default="local",
-                   help="what runs the jobs: local = one worker thread in this process (default: local)")
+                   help="what runs the jobs: local = one worker thread in this process; ray = a Ray cluster, "
+                        "as many jobs at once as it holds (default: local)")
+    p.add_argument("--address", help="--engine ray: the cluster ('auto' or HOST:PORT; default: start a local Ray)")
+    p.add_argument("--cpus-per-job", type=finite_positive, default=1.0, help="--engine ray: CPUs per job (default: 1)")
+    p.add_argument("--gpus-per-job", type=float, default=0.0, help="--engine ray: GPUs per job, fractions allowed")
     p.add_argument("--data-root", dest="data_roots", type=Path, action="append", default=[], metavar="DIR",
                    help="a folder whose datasets clients may name as dataset_dir (repeatable; none: refused)")
     p.add_argument("--keep-days", type=finite_positive, default=DEFAULT_MAX_AGE_DAYS,
@@ -51,4 +55,6 @@ def run(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port, token=args.token, jobs_dir=args.jobs_dir, device=args.device,
                  max_body_mb=args.max_body_mb, url_file=args.url_file, parent_pid=args.parent_pid,
                  engine=args.engine, data_roots=args.data_roots,
+                 engine_options={"address": args.address, "cpus_per_job": args.cpus_per_job,
+                                 "gpus_per_job": args.gpus_per_job} if args.engine == "ray" else None,
                  retention=Retention(max_age_days=args.keep_days, max_total_gb=args.keep_gb))

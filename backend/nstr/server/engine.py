@@ -178,7 +178,13 @@ class LocalEngine(Engine):
             torch.cuda.empty_cache()
 
 
-ENGINES: dict[str, Callable[..., Engine]] = {"local": LocalEngine}
+def _ray_engine(**options: Any) -> Engine:
+    from nstr.server.ray_engine import RayEngine  # Ray is optional: imported only when chosen
+
+    return RayEngine(**options)
+
+
+ENGINES: dict[str, Callable[..., Engine]] = {"local": LocalEngine, "ray": _ray_engine}
 
 
 def describe_crash(err: BaseException) -> tuple[str, str]:

@@ -46,7 +46,8 @@ def check_max_body_mb(value: float) -> float:
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
           jobs_dir: Path | None = None, device: str = "auto", max_body_mb: float = DEFAULT_MAX_BODY_MB,
           url_file: Path | None = None, parent_pid: int | None = None, engine: str = "local",
-          data_roots: Sequence[str | os.PathLike[str]] = (), retention: Any = None) -> int:
+          data_roots: Sequence[str | os.PathLike[str]] = (), retention: Any = None,
+          engine_options: dict[str, Any] | None = None) -> int:
     """Run until SIGINT/SIGTERM (or the parent's death). A token is required off loopback."""
     _reset_signals()
     import uvicorn
@@ -79,7 +80,7 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
         for warning in registry.preload():
             _say(f"warning: {warning}")
         policy = retention or Retention()
-        runner = ENGINES[engine](registry=registry, device=dev)
+        runner = ENGINES[engine](registry=registry, device=dev, **(engine_options or {}))
         jobs = JobQueue(store, registry, dev, runner, Admission(dev, roots), retention=policy)
         for note in jobs.recover():
             _say(note)
