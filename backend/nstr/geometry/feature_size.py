@@ -77,3 +77,12 @@ def resolution_for(width: float, *, cells_per_feature: float = 3.0, minimum: int
     cells = int(np.ceil(2.0 * cells_per_feature / width))
     cells = -(-cells // multiple) * multiple
     return int(min(max(cells + 1, minimum), maximum))
+
+
+def face_widths(mesh: Mesh, fs: FeatureSize, k: int = 3) -> np.ndarray:
+    """Per face: the smallest feature width among the ``k`` probes nearest its centroid (inf: none)."""
+    from scipy.spatial import cKDTree
+
+    centroids = mesh.vertices[mesh.faces].mean(1)
+    _, idx = cKDTree(fs.points).query(centroids, k=min(k, len(fs.points)))
+    return fs.width[np.asarray(idx).reshape(len(centroids), -1)].min(1)
