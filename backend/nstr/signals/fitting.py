@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from nstr.config import FieldConfig, RunConfig
-from nstr.device import device_name, resolve_device, seed_everything
+from nstr.device import device_name, precision_policy, resolve_device, seed_everything
 from nstr.fields import Field, build_field
 from nstr.tasks.skeleton import ProgressFn, TaskRun
 from nstr.train import Objective, Progress
@@ -124,6 +124,7 @@ class SignalFit:
             "steps": int(self.final.step),
             "seconds": round(float(self.final.elapsed), 3),
             "device": device_name(self.device),
+            "precision": precision_policy(self.device, cfg.train.amp),
             "metrics": metrics,
             "steps_per_second": round(run_steps / max(self.train_seconds, 1e-9), 3),
             "final_loss": self.final.loss,
