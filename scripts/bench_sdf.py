@@ -5,6 +5,12 @@ marching-cubes, extraction and ground-truth timings at 256^3, 512^3 and 1024^3.
 
     .venv/bin/python scripts/bench_sdf.py fits --out bench/sdf --params 60000 --preset quick
     .venv/bin/python scripts/bench_sdf.py timings --out bench/sdf --resolutions 256 512 1024
+    flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_sdf.py fidelity --presets quick --out bench/fid
+
+fidelity: every shared mesh, Suzanne and the generated 133-hole plate (nstr.geometry.plate), at each
+preset's own configuration (no --params), NSTR and hash grid: IoU, F@1%, Chamfer, normal consistency,
+the extraction resolution chosen, genus, time per stage (sample, fit, extract, attributes, score),
+and OUT/fidelity_MESH_MODEL_PRESET.png, the result beside its input. --resume skips rows done.
 
 Writes OUT/fits.json + OUT/fits.md (table), OUT/MESH_attributes.png, OUT/timings.json + .md.
 Run with OMP_NUM_THREADS=1 on a shared CPU: two threads on two busy cores thrash.
@@ -29,15 +35,76 @@ MODELS = ("nstr", "siren", "ffn", "hashgrid")
 
 def load(name: str):  # noqa: ANN201
     from nstr.geometry.mesh import load_mesh, mesh_from_arrays
+    from nstr.geometry.plate import holes_plate
     from nstr.geometry.suzanne import suzanne_arrays
 
     if name == "suzanne":
         return mesh_from_arrays(*suzanne_arrays(), source="bpy primitive_monkey_add")
+    if name == "plate":
+        return mesh_from_arrays(*holes_plate(), source="nstr.geometry.plate.holes_plate() (133 holes, mm)")
     return load_mesh(MESHES_DIR / f"{name}.off")
 
 
 def all_mesh_names() -> list[str]:
     return sorted(p.stem for p in MESHES_DIR.glob("*.off")) + ["suzanne"]
+
+
+# --- fidelity ----------------------------------------------------------------------------------
+FIDELITY_MODELS = ("nstr", "hashgrid")
+
+
+def run_fidelity(args: argparse.Namespace) -> None:
+    """The whole matrix (meshes x presets x models) at each preset's own settings; rows appended as they finish."""
+    import torch
+
+    from nstr.geometry.metrics import genus
+    from nstr.tasks.sdf import fit_sdf, sdf_config
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "fidelity.json"
+    rows = json.loads(path.read_text()) if path.exists() and args.resume else []
+    done = {(r["mesh"], r["model"], r["preset"]) for r in rows}
+    for preset in args.presets:
+        for name in args.meshes or all_mesh_names() + ["plate"]:
+            mesh, report = load(name)
+            for model in args.models:
+                if (name, model, preset) in done:
+                    continue
+                cfg = sdf_config(preset, {"model": model, "device": "cpu", **dict(kv.split("=", 1) for kv in args.set)})
+                t0 = time.perf_counter()
+                res = fit_sdf(mesh, cfg, mesh_report=report)
+                wall = time.perf_counter() - t0
+                r, m = res.report, res.report["metrics"]
+                row = {"mesh": name, "model": model, "preset": preset, "params": r["params"], "steps": r["steps"],
+                       **{k: m.get(k) for k in ("iou", "fscore_1pct", "chamfer_l1", "normal_consistency")},
+                       "genus_in": genus(mesh.faces), "genus_out": m["topology"]["genus"],
+                       "resolution": r["extraction"]["resolution"],
+                       "feature_width": r["extraction"]["resolution_choice"]["feature_width_unit"],
+                       "evaluated": r["extraction"]["evaluated_points"],
+                       **{f"t_{k}": r["timings"].get(k) for k in ("sample", "fit", "extract", "attributes", "score")},
+                       "wall_s": round(wall, 1), "load": [round(x, 2) for x in os.getloadavg()],
+                       "faces_in": report.n_faces, "set": args.set}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                path.write_text(json.dumps(rows, indent=1))
+                render_pair(mesh, res.arrays, out / f"fidelity_{name}_{model}_{preset}.png",
+                            f"{name} / {model} / {preset}: IoU {row['iou']:.3f}, F@1% {row['fscore_1pct']:.3f}, "
+                            f"NC {row['normal_consistency']:.3f}, {row['resolution']}^3")
+    (out / "fidelity.md").write_text(fidelity_table(rows))
+    print((out / "fidelity.md").read_text())
+
+
+def fidelity_table(rows: list[dict]) -> str:
+    lines = ["| mesh | model | preset | IoU | F@1% | Chamfer-L1 | NC | genus in/out | res | sample s | fit s | "
+             "extract s | attr s | score s | wall s | load 1m |", "|" + "---|" * 16]
+    for r in rows:
+        lines.append(f"| {r['mesh']} | {r['model']} | {r['preset']} | {r['iou']:.4f} | {r['fscore_1pct']:.4f} | "
+                     f"{r['chamfer_l1']:.5f} | {r['normal_consistency']:.4f} | {r['genus_in']}/{r['genus_out']} | "
+                     f"{r['resolution']} | {r['t_sample']:.1f} | {r['t_fit']:.1f} | {r['t_extract']:.1f} | "
+                     f"{r['t_attributes']:.1f} | {r['t_score']:.1f} | {r['wall_s']:.1f} | {r['load'][0]:.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 # --- fits --------------------------------------------------------------------------------------
@@ -106,6 +173,50 @@ def fits_table(rows: list[dict], args: argparse.Namespace) -> str:
 
 
 # --- pictures ----------------------------------------------------------------------------------
+def _shaded(ax, v: np.ndarray, f: np.ndarray, center: np.ndarray, size: float) -> None:  # noqa: ANN001
+    """Grey Lambert-shaded mesh, the attribute pictures' camera, painter's algorithm."""
+    from matplotlib.collections import PolyCollection
+
+    v = (v - center) / size
+    az, el = np.radians(25.0), np.radians(35.0)
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(el), -np.sin(el)], [0, np.sin(el), np.cos(el)]])
+    cam = v @ rz.T @ np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]]).T @ rx.T
+    tri = cam[f]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    n *= np.where(n[:, 2:] < 0, -1.0, 1.0)  # two-sided (open inputs such as Suzanne's eyes)
+    order = np.argsort(tri[:, :, 2].mean(1))
+    light = np.array([0.3, 0.5, 0.8]) / np.linalg.norm([0.3, 0.5, 0.8])
+    shade = 0.25 + 0.75 * np.clip(n @ light, 0, 1)
+    ax.add_collection(PolyCollection(tri[order][:, :, :2], facecolors=np.repeat(shade[order, None], 3, 1) * 0.9,
+                                     edgecolors="face", linewidths=0.1, antialiased=False))
+    ax.set_xlim(-0.6, 0.6)
+    ax.set_ylim(-0.6, 0.6)
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def render_pair(mesh, arrays: dict[str, np.ndarray], path: Path, title: str) -> None:  # noqa: ANN001
+    """Input (left) and result (right) from the same camera and scale, so lumps and lost holes show."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    center = (mesh.vertices.min(0) + mesh.vertices.max(0)) / 2
+    size = float(np.ptp(mesh.vertices, axis=0).max())
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5.2), dpi=120)
+    _shaded(axes[0], mesh.vertices, mesh.faces, center, size)
+    axes[0].set_title("input", fontsize=10)
+    _shaded(axes[1], arrays["vertices"].astype(np.float64), arrays["faces"], center, size)
+    axes[1].set_title("result", fontsize=10)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def render_attributes(arrays: dict[str, np.ndarray], path: Path, title: str = "") -> None:
     """Four panels (local frequency, bandwidth, drift, transport residual) from one fixed camera:
     orthographic, looking along +y (Blender's front view) turned 25 deg about z and raised 20 deg,
@@ -257,12 +368,17 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--dense-max", type=int, default=512, help="largest dense grid (1024^3 float32 is 4 GB)")
     t.add_argument("--gt-points", type=int, default=400_000)
     r = sub.add_parser("render", help="re-draw the attribute pictures from saved results")
-    for q in (f, t, r):
+    d = sub.add_parser("fidelity", help="meshes x presets x {nstr, hashgrid} at each preset's own settings")
+    d.add_argument("--presets", nargs="+", default=["quick", "default"])
+    d.add_argument("--models", nargs="+", default=list(FIDELITY_MODELS), choices=MODELS)
+    d.add_argument("--set", nargs="*", default=[], help="extra overrides KEY=VALUE for every row (ablations)")
+    d.add_argument("--resume", action="store_true", help="skip (mesh, model, preset) rows already in fidelity.json")
+    for q in (f, t, r, d):
         q.add_argument("--out", default=str(REPO / "out" / "bench_sdf"))
         q.add_argument("--meshes", nargs="+")
         q.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    {"fits": run_fits, "timings": run_timings, "render": run_render}[args.what](args)
+    {"fits": run_fits, "timings": run_timings, "render": run_render, "fidelity": run_fidelity}[args.what](args)
     return 0
 
 

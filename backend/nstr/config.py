@@ -259,7 +259,10 @@ BOUNDS: dict[str, tuple[float, float]] = {
     # sdf
     "task.samples": (1000, 50_000_000), "task.surface_fraction": (0, 1), "task.near_fraction": (0, 1),
     "task.near_scales": (1e-6, 1), "task.band": (0, 2), "task.padding": (0, 0.5), "task.eikonal_weight": (0, 1000),
-    "task.normal_weight": (0, 1000), "task.gradient_fraction": (0, 1), "task.resolution": (16, 2048),
+    "task.normal_weight": (0, 1000), "task.gradient_fraction": (0, 1), "task.resolution": (0, 2048),
+    "task.resolution_min": (16, 2048), "task.resolution_max": (16, 2048), "task.cells_per_feature": (0.5, 64),
+    "task.feature_quantile": (0, 0.5), "task.feature_probes": (100, 1_000_000), "task.detail_fraction": (0, 1),
+    "task.feature_noise": (0, 100), "task.fd_step": (1e-5, 0.5),
     "task.sparse_from": (16, 8192), "task.eval_chunk": (1, 2**22), "task.metric_points": (100, 10_000_000),
     # nerf
     "task.image_size": (0, 4096), "task.n_features": (1, 256), "task.head_width": (1, 4096),

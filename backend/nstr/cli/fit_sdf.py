@@ -60,6 +60,6 @@ def run(args: argparse.Namespace) -> int:
     m, t = report["metrics"], report["timings"]
     print(f"sdf {report['model']}: {report['params']:,} params, {report['steps']} steps on {report['device']}; "
           + ", ".join(f"{k} {m[k]:.4g}" for k in ("chamfer_l1", "normal_consistency", "fscore_1pct", "iou") if k in m))
-    print("seconds: " + ", ".join(f"{k} {t[k]:.1f}" for k in ("sampling", "fitting", "extraction", "attributes")))
+    print("seconds: " + ", ".join(f"{k} {t[k]:.1f}" for k in ("sample", "fit", "extract", "attributes")))
     print(f"wrote {output} ({report['extraction']['vertices']:,} vertices, {report['extraction']['faces']:,} faces)")
     return 0

@@ -65,3 +65,50 @@ def mesh_metrics(candidate: Mesh, reference: Mesh, n_points: int = 100_000, seed
             "fscore_1pct": float(fscore), "precision_1pct": precision, "recall_1pct": recall, "iou": iou,
             "points": n_points, "iou_points": f"{n_points} uniform in the padded reference box + "
                                               f"{n_points} near-surface (sigma 0.01)"}
+
+
+# --- topology: general helpers (SDF and NeRF meshes alike) ---------------------------------------
+def edge_counts(faces: np.ndarray) -> np.ndarray:
+    """How many faces use each undirected edge (one entry per distinct edge)."""
+    f = np.asarray(faces, np.int64)
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    return np.unique(e, axis=0, return_counts=True)[1]
+
+
+def is_watertight(faces: np.ndarray) -> bool:
+    """Every edge is shared by exactly two faces (closed 2-manifold edges; vertex pinches allowed)."""
+    return bool(len(faces)) and bool((edge_counts(faces) == 2).all())
+
+
+def euler_characteristic(faces: np.ndarray) -> int:
+    """V - E + F over the vertices the faces use."""
+    f = np.asarray(faces, np.int64)
+    return int(len(np.unique(f)) - len(edge_counts(f)) + len(f))
+
+
+def face_components(faces: np.ndarray) -> int:
+    """Pieces of faces connected through shared edges."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    f = np.asarray(faces, np.int64)
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    _, inverse = np.unique(e, axis=0, return_inverse=True)
+    n_f, n_e = len(f), int(inverse.max()) + 1
+    graph = coo_matrix((np.ones(len(e)), (np.tile(np.arange(n_f), 3), n_f + inverse.reshape(-1))),
+                       shape=(n_f + n_e, n_f + n_e))
+    return int(len(np.unique(connected_components(graph, directed=False)[1][:n_f])))
+
+
+def genus(faces: np.ndarray) -> int | None:
+    """Total genus of a closed mesh, sum over its components of (2 - chi_i) / 2 = components - chi / 2;
+    None when the mesh is not watertight (the formula needs closed surfaces)."""
+    if not is_watertight(faces):
+        return None
+    return int(round(face_components(faces) - euler_characteristic(faces) / 2))
+
+
+def topology(faces: np.ndarray) -> dict[str, int | bool | None]:
+    """watertight, Euler characteristic, components and genus in one dict (for reports)."""
+    return {"watertight": is_watertight(faces), "euler": euler_characteristic(faces),
+            "components": face_components(faces), "genus": genus(faces)}

@@ -123,7 +123,7 @@ def estimate_bytes(task: str, cfg: Any, arrays: Mapping[str, Any]) -> int:
     if task == "sdf":
         total += 56 * o.samples  # points, sdf, normals as numpy and torch
         total += 3 * per_point * t.batch_size  # forward, backward, Jacobian
-        res = o.resolution
+        res = o.resolution or o.resolution_max  # 0: chosen from the mesh, at most resolution_max
         dense = res < o.sparse_from
         total += 8 * res**3 if dense else 8 * 64 * res**2  # the value grid (dense) or its narrow band (sparse)
         total += 4 * 3 * 8 * o.metric_points

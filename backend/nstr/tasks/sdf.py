@@ -1,5 +1,8 @@
 """Mesh -> NSTR signed distance field -> marching cubes -> mesh with spectral-flow attributes.
 
+Stages (each timed in ``report["timings"]``): sample (feature size, ground truth), fit, extract,
+attributes, score (metrics against the input; off with ``task.metrics=false``).
+
 Losses (the PDE term is added by :func:`nstr.train.train`):
 
 * truncated L1 on SDF values: |f - sdf| where |sdf| < band, and the hinge max(0, band - sign(sdf) f)
@@ -8,18 +11,22 @@ Losses (the PDE term is added by :func:`nstr.train.train`):
   ``nstr.geometry.ground_truth``); unlike clamp(f) - clamp(sdf), a prediction beyond the band on the
   WRONG side still gets a gradient (with the clamped form a hash grid that starts with large outputs
   never moved: no surface at all on Suzanne);
-* optional eikonal (|grad f| - 1)^2 and normal alignment 1 - cos(grad f, n) on a share of the
-  surface samples. They need a second backward pass through the field (about 2x the step cost
-  on the CPU), so the quick preset leaves them off; default/high turn them on to regularise the
-  field between samples and sharpen normals.
+* eikonal (|grad f| - 1)^2 and normal alignment 1 - cos(grad f, n) on a share (``gradient_fraction``)
+  of each batch, drawn from the surface samples. ``gradient="fd"`` takes grad f from a 4-point
+  tetrahedral finite difference with step ``fd_step`` (Neuralangelo-style): four extra forward points
+  per sample and one ordinary backward, so a 1/16 share costs about a quarter more per step, where
+  autograd's double backward (``gradient="autograd"``) costs about twice. The finite step also smooths
+  the surface at that scale, which is what removes the hash grid's lumps.
 
-Timings are split into sampling, fitting, extraction and attributes (metrics apart).
+Extraction resolution: ``task.resolution=0`` (the presets) chooses it from the input's thinnest
+walls and narrowest gaps (:mod:`nstr.geometry.feature_size`): ``cells_per_feature`` voxels across
+the ``feature_quantile`` of the feature widths, within [resolution_min, resolution_max]; any other
+value is the user's override. Fine grids are extracted coarse to fine (``sparse_from``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +35,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from nstr.config import RunConfig, build_config
-from nstr.errors import Cancelled, ConfigError, InputError
+from nstr.errors import ConfigError, InputError
 from nstr.geometry.mesh import Mesh, MeshReport, mesh_from_arrays
+from nstr.tasks.skeleton import TaskRun, config_from_job
 
 TASK = "sdf"
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -43,14 +51,23 @@ class SDFOptions:
     surface_fraction: float = 0.25
     near_fraction: float = 0.5
     near_scales: tuple[float, ...] = (0.005, 0.03)  # unit box ([-1, 1]^3) noise std, >= 2 scales
+    detail_fraction: float = 0.0  # share of surface/near samples drawn by curvature + thinness (sampling.py)
+    feature_noise: float = 0.0  # near-noise std capped at this x the local feature width (0: off)
     band: float = 0.1  # truncation of the SDF loss and of the exact ground truth, unit box
     padding: float = 0.1  # the mesh fills [-(1 - padding), 1 - padding]^3
     eikonal_weight: float = 0.0
     normal_weight: float = 0.0
+    gradient: str = "fd"  # fd (tetrahedral finite difference, one backward) | autograd (double backward)
+    fd_step: float = 0.004  # unit box; also the scale the regulariser smooths at
     gradient_fraction: float = 0.125  # share of each batch (surface samples) that gets gradient losses
-    resolution: int = 256  # marching-cubes grid points per axis
+    resolution: int = 0  # marching-cubes grid points per axis; 0: chosen from the mesh's feature size
+    resolution_min: int = 128
+    resolution_max: int = 512
+    cells_per_feature: float = 3.0  # voxels across the thinnest wall / narrowest gap
+    feature_quantile: float = 0.02  # "thinnest": this area quantile of the feature widths
+    feature_probes: int = 4000
     mc: str = "skimage"  # skimage | mcubes
-    sparse_from: int = 512  # coarse-to-fine extraction from this resolution on
+    sparse_from: int = 160  # coarse-to-fine extraction from this resolution on
     eval_chunk: int = 65536
     attributes: bool = True  # spectral-flow attributes on the vertices (NSTR only)
     metrics: bool = True  # chamfer_l1, normal_consistency, fscore_1pct, iou against the input
@@ -59,20 +76,29 @@ class SDFOptions:
 
 # Presets leave width/depth to each model's own shape (nstr.config.MODEL_SHAPES), so --model swaps
 # in a baseline with its usual architecture and --params sizes every model to the same budget.
+# Time budgets (2-core CPU, OMP_NUM_THREADS=1; a GPU is much faster):
+#   quick: ~40 s for Suzanne (600 steps x 8192; fd normals on 1/16 of each batch; coarse-to-fine
+#          extraction at 128..256 from the feature size);
+#   default: <= 5 min for a 100k-face mesh (1500 steps x 16384, 400k samples; extraction up to 512);
+#   high: GPU only (10000 steps x 262144).
 PRESETS: dict[str, dict[str, Any]] = {
-    # CPU-friendly: Suzanne in about two minutes on two cores.
     "quick": {"field": {"n_freqs": 32, "max_freq": 6.0, "grid_levels": 6, "grid_base_res": 8, "grid_max_res": 96,
                         "grid_features": 2, "grid_table_size": 2**15, "transport_width": 16},
               "train": {"steps": 600, "batch_size": 8192, "lr_final_ratio": 0.05, "log_every": 10},
-              "task": {"samples": 200_000, "resolution": 128, "metric_points": 50_000}},
+              "task": {"samples": 200_000, "metric_points": 50_000, "detail_fraction": 0.3, "feature_noise": 0.5,
+                       "eikonal_weight": 0.02, "normal_weight": 0.05, "gradient_fraction": 0.0625,
+                       "resolution_max": 256}},
     "default": {"field": {"n_freqs": 64, "max_freq": 12.0, "grid_levels": 12, "grid_base_res": 8,
                           "grid_max_res": 512, "grid_table_size": 2**18},
-                "train": {"steps": 3000, "batch_size": 65536},
-                "task": {"samples": 1_000_000, "resolution": 256, "eikonal_weight": 0.02, "normal_weight": 0.02}},
+                "train": {"steps": 1500, "batch_size": 16384},
+                "task": {"samples": 400_000, "detail_fraction": 0.3, "feature_noise": 0.5, "eikonal_weight": 0.02,
+                         "normal_weight": 0.05, "gradient_fraction": 0.0625, "fd_step": 0.003,
+                         "resolution_min": 192, "resolution_max": 512}},
     "high": {"field": {"n_freqs": 128, "max_freq": 24.0, "grid_levels": 16, "grid_base_res": 16,
                        "grid_max_res": 2048, "grid_table_size": 2**19, "transport_width": 64},
              "train": {"steps": 10000, "batch_size": 262144},
-             "task": {"samples": 4_000_000, "resolution": 512, "eikonal_weight": 0.02, "normal_weight": 0.02}},
+             "task": {"samples": 4_000_000, "resolution_min": 512, "resolution_max": 1024, "eikonal_weight": 0.02,
+                      "normal_weight": 0.02, "fd_step": 0.0015}},
 }
 
 
@@ -85,8 +111,14 @@ def sdf_config(preset: str = "default", overrides: Mapping[str, Any] | None = No
 def check_options(o: SDFOptions) -> None:
     if o.mc not in ("skimage", "mcubes"):
         raise ConfigError(f"unknown marching-cubes backend '{o.mc}'", "Choose skimage or mcubes")
-    if not 16 <= o.resolution <= 2048:
-        raise ConfigError(f"task.resolution must be between 16 and 2048, not {o.resolution}")
+    if o.resolution and not 16 <= o.resolution <= 2048:
+        raise ConfigError(f"task.resolution must be 0 (from the mesh) or between 16 and 2048, not {o.resolution}")
+    if not 16 <= o.resolution_min <= o.resolution_max <= 2048:
+        raise ConfigError("task.resolution_min and task.resolution_max must satisfy 16 <= min <= max <= 2048")
+    if o.gradient not in ("fd", "autograd"):
+        raise ConfigError(f"unknown task.gradient '{o.gradient}'", "Choose fd or autograd")
+    if not 0 <= o.detail_fraction <= 1 or o.feature_noise < 0 or o.fd_step <= 0:
+        raise ConfigError("task.detail_fraction must be in [0, 1], task.feature_noise >= 0, task.fd_step > 0")
     if o.samples < 1000:
         raise ConfigError(f"task.samples must be at least 1000, not {o.samples}")
     if not (0 <= o.surface_fraction and 0 <= o.near_fraction and o.surface_fraction + o.near_fraction <= 1):
@@ -116,6 +148,8 @@ def _objective(samples: Any, opts: SDFOptions, device: Any, batch_size: int, hol
             self.hold_x = torch.as_tensor(holdout[0], dtype=torch.float32, device=device)
             self.hold_inside = torch.as_tensor(holdout[1], device=device)
             self.use_grad = (opts.eikonal_weight > 0 or opts.normal_weight > 0) and self.n_surface > 0
+            self.tetra = torch.tensor([[1, -1, -1], [-1, -1, 1], [-1, 1, -1], [1, 1, 1]], dtype=torch.float32,
+                                      device=device)
 
         def sample(self, step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
             n = len(self.points)
@@ -138,10 +172,7 @@ def _objective(samples: Any, opts: SDFOptions, device: Any, batch_size: int, hol
             terms = dict(terms)
             terms["sdf_l1"] = sdf_l1.detach()
             if self.use_grad:
-                xs = batch["xs"].detach().requires_grad_(True)
-                ys = field(xs)[:, 0]
-                (g,) = torch.autograd.grad(ys.sum(), xs, create_graph=True)
-                g = g.float()
+                g = self.gradient(field, batch["xs"])
                 if opts.eikonal_weight > 0:
                     eik = (g.norm(dim=-1) - 1.0).pow(2).mean()
                     total = total + opts.eikonal_weight * eik
@@ -152,6 +183,17 @@ def _objective(samples: Any, opts: SDFOptions, device: Any, batch_size: int, hol
                     total = total + opts.normal_weight * nrm
                     terms["normal"] = nrm.detach()
             return total, terms
+
+        def gradient(self, field: Any, xs: torch.Tensor) -> torch.Tensor:
+            if opts.gradient == "autograd":
+                xs = xs.detach().requires_grad_(True)
+                (g,) = torch.autograd.grad(field(xs)[:, 0].sum(), xs, create_graph=True)
+                return g.float()
+            # tetrahedral finite difference: grad ~ sum_i k_i f(x + e k_i) / (4 e), k_i the cube's
+            # alternate corners; one batched forward of 4m points, ordinary backward
+            e = opts.fd_step
+            y = field((xs[None] + e * self.tetra[:, None]).reshape(-1, 3))[:, 0].float().reshape(4, -1)
+            return torch.einsum("kn,kd->nd", y, self.tetra) / (4 * e)
 
         def evaluate(self, field: Any) -> dict[str, float]:
             """Share of held-out points (uniform + near surface) on the right side of the surface."""
@@ -170,108 +212,112 @@ class SDFResult:
     field: Any
 
 
-def _emit(progress: ProgressFn | None, phase: str, step: int = 0, total: int = 1, loss: float | None = None,
-          eta: float | None = None, metrics: dict[str, float] | None = None) -> None:
-    if progress is not None:
-        progress({"phase": phase, "step": step, "total": total,
-                  "loss": None if loss is None or not math.isfinite(loss) else float(loss),
-                  "eta_s": None if eta is None or not math.isfinite(eta) else float(eta), "metrics": metrics or {}})
+@dataclass
+class Prepared:
+    """What the sample stage hands on: the unit-box mesh, its ground truth and samples, the feature
+    size and the extraction resolution chosen from it."""
+
+    transform: Any
+    unit: Mesh
+    gt: Any
+    samples: Any
+    holdout: tuple[np.ndarray, np.ndarray]
+    resolution: int
+    resolution_info: dict[str, Any]
 
 
-def _check_stop(should_stop: Callable[[], bool] | None) -> None:
-    if should_stop is not None and should_stop():
-        raise Cancelled("cancelled by the user")
+def choose_resolution(opts: SDFOptions, feature_width: float) -> tuple[int, dict[str, Any]]:
+    """The extraction resolution and why: the user's ``task.resolution`` when set, else from the feature size."""
+    from nstr.geometry.feature_size import resolution_for
+
+    auto = resolution_for(feature_width, cells_per_feature=opts.cells_per_feature,
+                          minimum=opts.resolution_min, maximum=opts.resolution_max)
+    info = {"feature_width_unit": None if not np.isfinite(feature_width) else round(float(feature_width), 5),
+            "feature_quantile": opts.feature_quantile, "cells_per_feature": opts.cells_per_feature,
+            "auto": auto, "source": "user" if opts.resolution else "feature size"}
+    return (opts.resolution or auto), info
+
+
+def _sample_stage(mesh: Mesh, opts: SDFOptions, seed: int, closed: bool, cache_dir: Path | None) -> Prepared:
+    from nstr.geometry.feature_size import face_widths, feature_size
+    from nstr.geometry.ground_truth import MeshSDF
+    from nstr.geometry.normalize import fit_unit_box
+    from nstr.geometry.sampling import SamplingSpec, default_cache_dir, sample_sdf
+
+    transform = fit_unit_box(mesh.vertices, opts.padding)
+    unit = Mesh(transform.to_unit(mesh.vertices), mesh.faces)
+    gt = MeshSDF(unit.vertices, unit.faces, closed=closed)
+    fs = feature_size(unit, gt, n_points=opts.feature_probes, seed=seed)
+    resolution, info = choose_resolution(opts, fs.quantile(opts.feature_quantile))
+    info["median_edge_unit"] = round(fs.median_edge, 5)
+    spec = SamplingSpec(n_samples=opts.samples, surface_fraction=opts.surface_fraction,
+                        near_fraction=opts.near_fraction, near_scales=tuple(opts.near_scales), band=opts.band,
+                        seed=seed, detail_fraction=opts.detail_fraction, feature_noise=opts.feature_noise)
+    widths = face_widths(unit, fs) if (opts.detail_fraction > 0 or opts.feature_noise > 0) else None
+    samples = sample_sdf(unit, spec, gt, cache_dir=cache_dir if cache_dir is not None else default_cache_dir(),
+                         face_width=widths)
+    rng = np.random.default_rng(seed + 1)
+    hold = np.concatenate([rng.uniform(-1, 1, (5000, 3)),
+                           samples.points[rng.integers(0, len(samples.points), 5000)] + rng.normal(0, 0.01, (5000, 3))])
+    return Prepared(transform, unit, gt, samples, (hold.astype(np.float32), gt.inside(hold)), resolution, info)
+
+
+def _extract_stage(field: Any, prep: Prepared, opts: SDFOptions, device: Any) -> Any:
+    """Marching cubes of the field, on its device, intersected with the input's bounding box."""
+    import torch
+
+    from nstr.geometry.extraction import extract_surface
+
+    # Nothing of the input lies outside its bounding box, so the solid is intersected with that box
+    # (grown by 2% of the unit box): max(f, box_sdf). This only removes spurious shells that an
+    # under-fitted field leaves in the empty corners of the cube, never a part of the real surface.
+    box_lo, box_hi = prep.unit.vertices.min(0) - 0.02, prep.unit.vertices.max(0) + 0.02
+    box_c = torch.as_tensor((box_lo + box_hi) / 2, dtype=torch.float32, device=device)
+    box_h = torch.as_tensor((box_hi - box_lo) / 2, dtype=torch.float32, device=device)
+
+    def sdf_fn(x: torch.Tensor) -> torch.Tensor:
+        q = (x - box_c).abs() - box_h
+        box = q.clamp_min(0).norm(dim=-1) + q.max(dim=-1).values.clamp_max(0)
+        return torch.maximum(field(x)[:, 0].float(), box)
+
+    # blocks of 4 cells, refined where a corner is within one block diagonal of the surface: the field
+    # is a near-SDF there (|grad f| ~ 1), so that shell holds every crossing
+    ext = extract_surface(sdf_fn, prep.resolution, mc=opts.mc, sparse_from=opts.sparse_from, chunk=opts.eval_chunk,
+                          block=4, lipschitz=1.0, device=device)
+    if len(ext.faces) == 0:
+        raise InputError("the fitted field has no surface at this resolution (marching cubes found nothing)",
+                         "Use more steps or a higher resolution, or check that the mesh encloses a volume")
+    return ext
 
 
 def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None,
-            progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
+            progress: Callable[[dict[str, Any]], None] | None = None, should_stop: Callable[[], bool] | None = None,
             cache_dir: Path | None = None, checkpoint: Path | None = None,
             on_train_progress: Callable[[Any], None] | None = None) -> SDFResult:
     """Fit ``cfg``'s field to the mesh's SDF and return the extracted mesh (input coordinates) + report."""
-    import torch
-
     from nstr.device import device_name, resolve_device, seed_everything
     from nstr.fields import build_field
     from nstr.geometry.attributes import spectral_attributes
     from nstr.geometry.export import encode_meta
-    from nstr.geometry.extraction import extract_surface
-    from nstr.geometry.ground_truth import MeshSDF
-    from nstr.geometry.metrics import mesh_metrics
-    from nstr.geometry.normalize import fit_unit_box
-    from nstr.geometry.sampling import SamplingSpec, default_cache_dir, sample_sdf
-    from nstr.train import train
+    from nstr.geometry.metrics import mesh_metrics, topology
 
     opts: SDFOptions = cfg.task
     check_options(opts)
     device = resolve_device(cfg.train.device)
     seed_everything(cfg.train.seed)
-    timings: dict[str, float] = {}
+    run = TaskRun(progress, should_stop, on_train_progress)
     closed = bool(mesh_report and mesh_report.watertight and mesh_report.winding_consistent)
 
-    # sampling
-    _emit(progress, "sampling", 0, 1)
-    t0 = time.perf_counter()
-    transform = fit_unit_box(mesh.vertices, opts.padding)
-    unit = Mesh(transform.to_unit(mesh.vertices), mesh.faces)
-    gt = MeshSDF(unit.vertices, unit.faces, closed=closed)
-    spec = SamplingSpec(n_samples=opts.samples, surface_fraction=opts.surface_fraction,
-                        near_fraction=opts.near_fraction, near_scales=tuple(opts.near_scales), band=opts.band,
-                        seed=cfg.train.seed)
-    samples = sample_sdf(unit, spec, gt, cache_dir=cache_dir if cache_dir is not None else default_cache_dir())
-    rng = np.random.default_rng(cfg.train.seed + 1)
-    hold = np.concatenate([rng.uniform(-1, 1, (5000, 3)),
-                           samples.points[rng.integers(0, len(samples.points), 5000)] + rng.normal(0, 0.01, (5000, 3))])
-    hold_inside = gt.inside(hold)
-    timings["sampling"] = time.perf_counter() - t0
-    _emit(progress, "sampling", 1, 1)
-    _check_stop(should_stop)
-
-    # fitting
+    with run.stage("sampling", timing="sample"):
+        prep = _sample_stage(mesh, opts, cfg.train.seed, closed, cache_dir)
     field = build_field(cfg.field, in_dim=3, out_dim=1)
-    objective = _objective(samples, opts, device, cfg.train.batch_size, (hold.astype(np.float32), hold_inside))
-    t0 = time.perf_counter()
-    final = None
-    for p in train(field, objective, cfg.train, device=device, checkpoint=checkpoint, should_stop=should_stop):
-        final = p
-        if on_train_progress is not None:
-            on_train_progress(p)
-        _emit(progress, "fitting", p.step, p.total, p.loss, p.eta, p.metrics)
-    assert final is not None
-    timings["fitting"] = time.perf_counter() - t0
+    objective = _objective(prep.samples, opts, device, cfg.train.batch_size, prep.holdout)
+    final = run.fit(field, objective, cfg.train, device=device, checkpoint=checkpoint)
+    run.timings["fit"] = run.timings.pop("fitting")
     field.eval()
-
-    # extraction
-    _emit(progress, "extracting", 0, 1)
-    _check_stop(should_stop)
-    t0 = time.perf_counter()
-
-    # Nothing of the input lies outside its bounding box, so the solid is intersected with that box
-    # (grown by 2% of the unit box): max(f, box_sdf). This only removes spurious shells that an
-    # under-fitted field leaves in the empty corners of the cube, never a part of the real surface.
-    box_lo, box_hi = unit.vertices.min(0) - 0.02, unit.vertices.max(0) + 0.02
-    box_c = torch.as_tensor((box_lo + box_hi) / 2, dtype=torch.float32, device=device)
-    box_h = torch.as_tensor((box_hi - box_lo) / 2, dtype=torch.float32, device=device)
-
-    def sdf_fn(points: np.ndarray) -> np.ndarray:
-        out = []
-        with torch.no_grad():
-            for s in range(0, len(points), opts.eval_chunk):
-                x = torch.as_tensor(points[s:s + opts.eval_chunk], device=device)
-                q = (x - box_c).abs() - box_h
-                box = q.clamp_min(0).norm(dim=-1) + q.max(dim=-1).values.clamp_max(0)
-                out.append(torch.maximum(field(x)[:, 0].float(), box).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
-
-    ext = extract_surface(sdf_fn, opts.resolution, mc=opts.mc, sparse_from=opts.sparse_from, chunk=opts.eval_chunk)
-    timings["extraction"] = time.perf_counter() - t0
-    timings["extraction_eval"], timings["extraction_mc"] = ext.seconds_eval, ext.seconds_mc
-    if len(ext.faces) == 0:
-        raise InputError("the fitted field has no surface at this resolution (marching cubes found nothing)",
-                         "Use more steps or a higher resolution, or check that the mesh encloses a volume")
-    _emit(progress, "extracting", 1, 1)
-    _check_stop(should_stop)
-
-    vertices_input = transform.to_input(ext.vertices)
+    with run.stage("extracting", timing="extract"):
+        ext = _extract_stage(field, prep, opts, device)
+    vertices_input = prep.transform.to_input(ext.vertices)
     # float32 keeps ~7 digits: a mesh far from the origin for its size (a unit sphere at x = 1e7) would
     # collapse to a few distinct coordinates, so such meshes keep float64 (architecture.md)
     extent = float(np.ptp(vertices_input, axis=0).max()) if len(vertices_input) else 0.0
@@ -279,34 +325,30 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     arrays: dict[str, np.ndarray] = {"vertices": vertices_input.astype(np.float64 if far else np.float32),
                                      "faces": ext.faces.astype(np.int32)}
     meta: dict[str, Any] = {}
-    # attributes
-    t0 = time.perf_counter()
-    if opts.attributes and field.is_spectral:
-        _emit(progress, "attributes", 0, 1)
-        attrs, meta = spectral_attributes(field, ext.vertices, ext.faces, transform.scale, chunk=opts.eval_chunk)
-        arrays.update(attrs)
-        _emit(progress, "attributes", 1, 1)
-    timings["attributes"] = time.perf_counter() - t0
-
+    with run.stage("attributes", emit=bool(opts.attributes and field.is_spectral)):
+        if opts.attributes and field.is_spectral:
+            attrs, meta = spectral_attributes(field, ext.vertices, ext.faces, prep.transform.scale, chunk=opts.eval_chunk)
+            arrays.update(attrs)
     metrics: dict[str, Any] = {"sign_accuracy": final.metrics.get("sign_accuracy")}
-    if opts.metrics:
-        t0 = time.perf_counter()
-        metrics.update(mesh_metrics(Mesh(vertices_input, ext.faces), mesh, n_points=opts.metric_points,
-                                    seed=cfg.train.seed))
-        timings["metrics"] = time.perf_counter() - t0
-    timings = {k: round(v, 3) for k, v in timings.items()}
+    with run.stage("score", emit=False):
+        if opts.metrics:
+            metrics.update(mesh_metrics(Mesh(vertices_input, ext.faces), mesh, n_points=opts.metric_points,
+                                        seed=cfg.train.seed))
+        metrics["topology"] = topology(ext.faces)
+    timings = run.rounded_timings()
+    timings["extract_eval"], timings["extract_mc"] = round(ext.seconds_eval, 3), round(ext.seconds_mc, 3)
     resolved = dataclasses.replace(cfg, field=getattr(field, "config", cfg.field))
     report: dict[str, Any] = {
         "task": TASK, "model": resolved.field.model, "params": int(field.n_params), "steps": int(final.step),
-        "seconds": round(sum(timings[k] for k in ("sampling", "fitting", "extraction", "attributes")), 3),
+        "seconds": round(sum(timings[k] for k in ("sample", "fit", "extract", "attributes")), 3),
         "device": device_name(device), "metrics": metrics, "timings": timings,
         "final_loss": final.loss, "final_terms": final.terms,
         "mesh": mesh_report.to_dict() if mesh_report else None,
-        "transform": transform.to_dict(),
-        "samples": {"count": int(len(samples.points)), "from_cache": samples.from_cache,
-                    "seconds": round(samples.seconds, 3)},
-        "extraction": {"resolution": opts.resolution, "mc": opts.mc, "mode": ext.mode,
-                       "evaluated_points": ext.evaluated_points, "vertices": int(len(ext.vertices)),
+        "transform": prep.transform.to_dict(),
+        "samples": {"count": int(len(prep.samples.points)), "from_cache": prep.samples.from_cache,
+                    "seconds": round(prep.samples.seconds, 3)},
+        "extraction": {"resolution": prep.resolution, "resolution_choice": prep.resolution_info, "mc": opts.mc,
+                       "mode": ext.mode, "evaluated_points": ext.evaluated_points, "vertices": int(len(ext.vertices)),
                        "faces": int(len(ext.faces)), **ext.info},
         "field": field.describe(), "config": resolved.to_dict(), "history": final.history,
     }
@@ -319,13 +361,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
 
 # --- the job interface (architecture.md) ------------------------------------------------------
 def _config_from_job(config: Mapping[str, Any]) -> RunConfig:
-    if not isinstance(config, Mapping):
-        raise ConfigError("the job config must be a JSON object", 'Send {"preset": "quick", ...}')
-    rest = dict(config)
-    preset = rest.pop("preset", "default")
-    if not isinstance(preset, str):
-        raise ConfigError(f"preset must be a string, not {preset!r}", "Use quick, default or high")
-    return sdf_config(preset, rest)
+    return config_from_job(config, sdf_config)[0]
 
 
 def _mesh_from_job(arrays: Mapping[str, np.ndarray]) -> tuple[Mesh, MeshReport]:
