@@ -163,13 +163,3 @@ def _evaluate(field: Field, objective: Objective) -> dict[str, float]:
     finally:
         field.train()
 
-
-def run_to_end(iterator: Iterator[Progress], on_progress: Callable[[Progress], None] | None = None) -> Progress:
-    """Drain a training generator; returns the final Progress."""
-    last = None
-    for p in iterator:
-        if on_progress is not None:
-            on_progress(p)
-        last = p
-    assert last is not None and last.done
-    return last
