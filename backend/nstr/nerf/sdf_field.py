@@ -10,9 +10,11 @@ model is (nearly) a sphere's SDF, whatever its own initialisation, so the first 
 surface the views can carve, not fog. (NeuS's geometric init does the same for one MLP; the additive
 prior works for grids and sinusoids too.)
 
-Sharpness. ``s = min(exp(log_s), cap)``: ``log_s`` is learned (NeuS's variance), ``cap`` grows
-geometrically over the first part of training (``set_sharpness_cap``): coarse-to-fine, the surface
-cannot become sharper than the schedule allows before the coarse shape is right.
+Sharpness. ``s = max(exp(10 v), floor)``: ``v`` is learned (NeuS's variance), ``floor`` grows
+geometrically over the first part of training (``set_sharpness_floor``): coarse to fine, the surface
+starts soft (gradients reach far from it while the shape is wrong) and is made sharp on a schedule.
+Learned alone, ``s`` rises too slowly for a CPU budget (measured on the 64 px cube: s = 56 after 400
+steps, the surface then sits 1.5% of the box outside the true one).
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ class SDFRadianceField(Field):
         self.field = build_field(cfg, in_dim=3, out_dim=1 + n_features)
         self.config = self.field.config
         self.color_head = MLP(3 + 3 + SH_DIM + n_features, 3, head_width, head_depth, activation="relu")
-        self.log_sharpness = nn.Parameter(torch.tensor(math.log(init_sharpness)))
-        self.register_buffer("sharpness_cap", torch.tensor(float(init_sharpness)))
+        # NeuS's variance: s = exp(10 v); the factor lets s move over decades at the field's learning rate
+        self.variance = nn.Parameter(torch.tensor(math.log(init_sharpness) / 10.0))
+        self.register_buffer("sharpness_floor", torch.tensor(float(init_sharpness)))
         self.grid = SdfGrid(grid_resolution)
         self.init_radius = init_radius
         self.residual_scale = residual_scale
@@ -86,10 +89,10 @@ class SDFRadianceField(Field):
     @property
     def sharpness(self) -> Tensor:
         """``s`` (a 0-d tensor): the inverse width of the logistic that turns distance into opacity."""
-        return torch.minimum(self.log_sharpness.exp(), self.sharpness_cap)
+        return torch.maximum(torch.exp(10.0 * self.variance), self.sharpness_floor)
 
-    def set_sharpness_cap(self, value: float) -> None:
-        self.sharpness_cap.fill_(value)  # host float -> device buffer: no sync
+    def set_sharpness_floor(self, value: float) -> None:
+        self.sharpness_floor.fill_(value)  # host float -> device buffer: no sync
 
     # -------------------------------------------------------------------------------- colour
 
@@ -106,7 +109,7 @@ class SDFRadianceField(Field):
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         return self.field.param_groups(lr) + [{"params": list(self.color_head.parameters()), "lr": lr},
-                                              {"params": [self.log_sharpness], "lr": lr}]
+                                              {"params": [self.variance], "lr": lr}]
 
     @property
     def field_params(self) -> int:

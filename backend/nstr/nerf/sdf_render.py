@@ -8,11 +8,12 @@ Sampling, in a fixed (rays, samples) layout so that nothing waits on the host:
 2. fine: ``n_fine`` points drawn in proportion to those weights (inverse CDF) plus ``n_uniform``
    stratified points across the cube (they see and remove floaters the grid has not caught yet).
 
-Only these ``n_fine + n_uniform`` points per ray go through the network, with the gradient the
+Only these ``n_fine + n_uniform + 1`` section midpoints per ray go through the network, with the gradient the
 normals and the eikonal term need.
 
-Opacity (NeuS, eq. 13): each sample stands for the section to the next one; the SDF at the section's
-ends is estimated from the sample's SDF and its directional derivative, and
+Opacity (NeuS, eq. 13): the sorted points are section edges and the network is evaluated at each
+section's midpoint; the SDF at the section's ends is estimated from the midpoint's SDF and its
+directional derivative, and
 ``alpha = max((Phi_s(f_prev) - Phi_s(f_next)) / Phi_s(f_prev), 0)`` with ``Phi_s`` the logistic of
 sharpness ``s``. Early in training the derivative is annealed towards ``-|cos|`` (``cos_anneal``) so
 that rays see surfaces from behind too, as NeuS does.
@@ -43,7 +44,8 @@ def _exclusive_cumprod(x: Tensor) -> Tensor:
 @torch.no_grad()
 def place_samples(model: SDFRadianceField, origins: Tensor, dirs: Tensor, cfg: SdfSampling,
                   gen: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    """Sorted sample depths (R, n_fine + n_uniform) in field units, and which rays cross the cube (R,)."""
+    """Sorted section edges (R, n_fine + n_uniform + 2) in field units (the cube's entry and exit included),
+    and which rays cross the cube (R,). The network sees the sections' midpoints."""
     R, dev = origins.shape[0], origins.device
     near, far = intersect_cube(origins, dirs)
     hit = far > near + 1e-6
@@ -71,7 +73,7 @@ def place_samples(model: SDFRadianceField, origins: Tensor, dirs: Tensor, cfg: S
     jitter = torch.rand(R, cfg.n_uniform, generator=gen, device=dev) if gen is not None else torch.full(
         (R, cfg.n_uniform), 0.5, device=dev)
     uniform = near[:, None] + span[:, None] * (k + jitter) / max(cfg.n_uniform, 1)
-    t, _ = torch.sort(torch.cat([fine, uniform], 1), 1)
+    t, _ = torch.sort(torch.cat([near[:, None], fine, uniform, far[:, None]], 1), 1)
     return t, hit
 
 
@@ -83,7 +85,9 @@ def render_sdf(model: SDFRadianceField, origins: Tensor, dirs: Tensor, backgroun
     ``terms`` holds the field's own terms (the PDE residual) and, when training, ``eikonal``: the mean
     of ``(|grad sdf| - 1)^2`` over the samples.
     """
-    t, hit = place_samples(model, origins, dirs, cfg, gen)
+    edges, hit = place_samples(model, origins, dirs, cfg, gen)
+    t = 0.5 * (edges[:, 1:] + edges[:, :-1])  # sections [edge_i, edge_i+1] tile the ray exactly
+    dist = (edges[:, 1:] - edges[:, :-1]).clamp_min(1e-6)
     R, n = t.shape
     pts = origins[:, None] + t[..., None] * dirs[:, None]
     flat_dirs = dirs[:, None].expand(R, n, 3).reshape(-1, 3)
@@ -91,8 +95,6 @@ def render_sdf(model: SDFRadianceField, origins: Tensor, dirs: Tensor, backgroun
                                                     pde_fraction=pde_fraction if training else None)
     rgb = model.color(pts.reshape(-1, 3), grad, flat_dirs, feat).reshape(R, n, 3)
     sdf, grad = sdf.reshape(R, n), grad.reshape(R, n, 3)
-    dist = t[:, 1:] - t[:, :-1]
-    dist = torch.cat([dist, dist[:, -1:]], 1).clamp_min(1e-6)
     cos = (grad * dirs[:, None]).sum(-1)
     iter_cos = -(torch.relu(-cos * 0.5 + 0.5) * (1.0 - cos_anneal) + torch.relu(-cos) * cos_anneal)
     s = model.sharpness

@@ -17,7 +17,6 @@ spectral-flow attributes.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 from torch import Tensor
 
 from nstr.config import RunConfig, build_config
-from nstr.errors import Cancelled, ConfigError, InputError
+from nstr.errors import ConfigError, InputError
 from nstr.nerf.dataset import NerfDataset, Views, dataset_from_arrays, load_dataset
 from nstr.nerf.masks import MaskInfo, inspect_masks
 from nstr.nerf.radiance import RadianceField
@@ -37,7 +36,8 @@ from nstr.nerf.sdf_render import SdfSampling, render_sdf
 from nstr.nerf.rays import SceneBox, image_rays, rays_for_pixels
 from nstr.nerf.render import DIAGONAL, composite, sample_rays
 from nstr.signals.metrics import psnr, ssim
-from nstr.train import Objective, Progress, train
+from nstr.tasks.skeleton import TaskRun, config_from_job
+from nstr.train import Objective, Progress
 
 TASK = "nerf"
 GEOMETRIES = ("sdf", "density")
@@ -72,7 +72,7 @@ class NerfOptions:
     sdf_uniform: int = 8  # network samples per ray spread across the cube
     init_radius: float = 0.6  # the sphere the SDF starts as, in the field's [-1, 1] box
     sharpness_init: float = 20.0  # NeuS s at the start (1 / logistic width, per field unit)
-    sharpness_max: float = 3000.0  # the cap on s reached after sharpness_ramp of the steps
+    sharpness_max: float = 1000.0  # the floor under s reached after sharpness_ramp of the steps
     sharpness_ramp: float = 0.5
     cos_anneal: float = 0.1  # fraction of the steps over which NeuS's cos annealing goes to 1
     min_component_share: float = 0.01  # mesh components smaller than this share of the largest are dropped
@@ -239,13 +239,13 @@ class NerfObjective(Objective):
         self.eval_set = eval_views
 
     def _schedule(self, step: int) -> None:
-        """Grid refresh, NeuS's sharpness cap (geometric, coarse to fine) and cos annealing."""
+        """Grid refresh, the floor under NeuS's sharpness (geometric, coarse to fine) and cos annealing."""
         model, opts = self.renderer.model, self.opts
         if self.renderer.is_sdf:
             if step % opts.grid_update_every == 0:
                 model.grid.update(model.sdf)
             ramp = min(1.0, step / max(1.0, opts.sharpness_ramp * self.total_steps))
-            model.set_sharpness_cap(opts.sharpness_init * (opts.sharpness_max / opts.sharpness_init) ** ramp)
+            model.set_sharpness_floor(opts.sharpness_init * (opts.sharpness_max / opts.sharpness_init) ** ramp)
             self.renderer.cos_anneal = min(1.0, step / max(1.0, opts.cos_anneal * self.total_steps))
         elif step % opts.grid_update_every == 0:
             model.grid.update(model.density, self._grid_gen, 1.0 if step < opts.grid_warmup else 0.25)
@@ -319,8 +319,11 @@ class NerfResult:
 
 def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = None,
              on_progress: Callable[[Progress], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> NerfResult:
-    """Train a radiance field on ``dataset``; score and render every test view."""
+             should_stop: Callable[[], bool] | None = None, run: TaskRun | None = None) -> NerfResult:
+    """Train a radiance field on ``dataset``; score and render every test view.
+
+    ``run`` (the task skeleton) carries progress events and stop checks; without one, a run is made
+    from ``on_progress`` and ``should_stop``."""
     from nstr.device import device_name, resolve_device, seed_everything
 
     opts: NerfOptions = cfg.task
@@ -333,13 +336,9 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
     renderer = Renderer(model, box, opts)
     renderer.background = masks.background
     objective = NerfObjective(renderer, dataset, dev, masks, cfg.train.batch_size, cfg.train.steps)
+    run = run if run is not None else TaskRun(None, should_stop, on_progress)
     t0 = time.perf_counter()
-    final = None
-    for p in train(model, objective, cfg.train, device=dev, checkpoint=checkpoint, should_stop=should_stop):
-        final = p
-        if on_progress is not None:
-            on_progress(p)
-    assert final is not None
+    final = run.fit(model, objective, cfg.train, device=dev, checkpoint=checkpoint, metrics=_fit_metrics)
     train_seconds = time.perf_counter() - t0
     model.eval()
     t1 = time.perf_counter()
@@ -429,18 +428,20 @@ def save_renders(result: NerfResult, folder: Path) -> list[Path]:
 ProgressFn = Callable[[dict], None]
 
 
+def _fit_metrics(p: Progress) -> dict[str, float]:
+    metrics = dict(p.metrics)
+    if "psnr_batch" in p.terms:
+        metrics["psnr_train_batch"] = p.terms["psnr_batch"]
+    return metrics
+
+
 def _config_from_job(config: Mapping[str, Any]) -> tuple[RunConfig, str | None]:
-    if not isinstance(config, Mapping):
-        raise ConfigError("the job config must be a JSON object", 'Send {"preset": "quick", ...}')
-    rest = dict(config)
-    preset = rest.pop("preset", "default")
-    dataset_dir = rest.pop("dataset_dir", None)
-    if not isinstance(preset, str):
-        raise ConfigError(f"preset must be a string, not {preset!r}", "Use quick, default or high")
+    cfg, extras = config_from_job(config, nerf_config, extras=("dataset_dir",))
+    dataset_dir = extras["dataset_dir"]
     if dataset_dir is not None and not isinstance(dataset_dir, str):
         raise ConfigError(f"dataset_dir must be a string (a folder path), not {dataset_dir!r}",
                           "Send the dataset folder's path, or the dataset as arrays")
-    return nerf_config(preset, rest), dataset_dir
+    return cfg, dataset_dir
 
 
 def _dataset_from_job(dataset_dir: str | None, arrays: Mapping[str, np.ndarray], image_size: int) -> NerfDataset:
@@ -474,38 +475,19 @@ def validate_job(config: dict, arrays: dict[str, np.ndarray]) -> None:
     inspect_masks(_dataset_from_job(None, arrays, 0))
 
 
-def _emit(progress: ProgressFn | None, phase: str, step: int, total: int, loss: float | None = None,
-          eta: float | None = None, metrics: dict | None = None) -> None:
-    if progress is None:
-        return
-    ok = lambda v: v is not None and math.isfinite(v)  # noqa: E731
-    progress({"phase": phase, "step": step, "total": total, "loss": float(loss) if ok(loss) else None,
-              "eta_s": float(eta) if ok(eta) else None, "metrics": metrics or {}})
-
-
 def run_job(config: dict, arrays: dict[str, np.ndarray], *, workdir: Path, progress: ProgressFn,
             should_stop: Callable[[], bool]) -> tuple[dict[str, np.ndarray], dict]:
     """One NeRF job (phases: loading, fitting, extracting, attributes); renders go to ``workdir/renders``."""
     cfg, dataset_dir = _config_from_job(config)
-    _emit(progress, "loading", 0, 1)
-    dataset = _dataset_from_job(dataset_dir, arrays, cfg.task.image_size)
-    _emit(progress, "loading", 1, 1)
-    if should_stop():
-        raise Cancelled("cancelled by the user")
-
-    def on_progress(p: Progress) -> None:
-        metrics = dict(p.metrics)
-        if "psnr_batch" in p.terms:
-            metrics["psnr_train_batch"] = p.terms["psnr_batch"]
-        _emit(progress, "fitting", p.step, p.total, p.loss, p.eta, metrics)
-
-    result = fit_nerf(dataset, cfg, on_progress=on_progress, should_stop=should_stop)
-    if should_stop():
-        raise Cancelled("cancelled by the user")
-    _emit(progress, "extracting", 0, 1, metrics=result.metrics)
+    run = TaskRun(progress, should_stop)
+    with run.stage("loading"):
+        dataset = _dataset_from_job(dataset_dir, arrays, cfg.task.image_size)
+    result = fit_nerf(dataset, cfg, run=run)
+    run.check_stop()
+    run.emit("extracting", 0, 1, metrics=result.metrics)
     renders = save_renders(result, Path(workdir) / "renders")
     out = mesh_arrays(result)
-    _emit(progress, "attributes", 1, 1, metrics=result.metrics)
+    run.emit("attributes", 1, 1, metrics=result.metrics)
     report = {k: v for k, v in result.report.items()}
     report["renders"] = [str(p) for p in renders]
     return out, report
