@@ -34,7 +34,7 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def picture(path: Path, meshes: list[tuple[str, "object", "object"]], max_faces: int = 6000) -> None:
+def picture(path: Path, meshes: list[tuple[str, "object", "object"]], max_faces: int = 80000) -> None:
     """Shaded pictures of meshes side by side (one light, flat shading), same view for all."""
     import matplotlib
 
@@ -50,12 +50,12 @@ def picture(path: Path, meshes: list[tuple[str, "object", "object"]], max_faces:
         ax = fig.add_subplot(1, len(meshes), k + 1, projection="3d")
         f = np.asarray(f)
         if len(f) > max_faces:
-            f = f[np.random.default_rng(0).choice(len(f), max_faces, replace=False)]
+            f = f[np.random.default_rng(0).choice(len(f), max_faces, replace=False)]  # (holes show as specks)
         tri = np.asarray(v)[f]
         n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
         light = np.array([0.4, -0.6, 0.7]) / np.linalg.norm([0.4, -0.6, 0.7])
-        shade = 0.25 + 0.75 * np.clip(n @ light, 0, 1)
+        shade = 0.25 + 0.7 * np.abs(n @ light)  # two-sided: the look does not depend on winding
         coll = Poly3DCollection(tri, facecolors=plt.cm.gray(shade), edgecolors="none")
         ax.add_collection3d(coll)
         c, r = (lo + hi) / 2, (hi - lo).max() / 2 * 1.1
