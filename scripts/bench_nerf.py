@@ -34,39 +34,43 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def picture(path: Path, meshes: list[tuple[str, "object", "object"]], max_faces: int = 80000) -> None:
-    """Shaded pictures of meshes side by side (one light, flat shading), same view for all."""
+def picture(path: Path, meshes: list[tuple[str, "object", "object"]], n_points: int = 60000) -> None:
+    """Shaded pictures of meshes side by side, same view for all: area-uniform surface samples lit by
+    one light (two-sided, so the look does not depend on winding), drawn far to near."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-    fig = plt.figure(figsize=(3.2 * len(meshes), 3.4))
-    lo = meshes[0][1].min(0)
-    hi = meshes[0][1].max(0)
-    for k, (title, v, f) in enumerate(meshes):
-        ax = fig.add_subplot(1, len(meshes), k + 1, projection="3d")
-        f = np.asarray(f)
-        if len(f) > max_faces:
-            f = f[np.random.default_rng(0).choice(len(f), max_faces, replace=False)]  # (holes show as specks)
-        tri = np.asarray(v)[f]
-        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
-        light = np.array([0.4, -0.6, 0.7]) / np.linalg.norm([0.4, -0.6, 0.7])
-        shade = 0.25 + 0.7 * np.abs(n @ light)  # two-sided: the look does not depend on winding
-        coll = Poly3DCollection(tri, facecolors=plt.cm.gray(shade), edgecolors="none")
-        ax.add_collection3d(coll)
-        c, r = (lo + hi) / 2, (hi - lo).max() / 2 * 1.1
-        ax.set_xlim(c[0] - r, c[0] + r)
-        ax.set_ylim(c[1] - r, c[1] + r)
-        ax.set_zlim(c[2] - r, c[2] + r)
-        ax.view_init(elev=25, azim=-60)
+    from nstr.geometry.mesh import Mesh
+    from nstr.geometry.sampling import surface_points
+
+    az, el = np.radians(-55.0), np.radians(25.0)
+    view = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])  # towards the viewer
+    right = np.cross([0.0, 0.0, 1.0], view)
+    right /= np.linalg.norm(right)
+    up = np.cross(view, right)
+    light = view + 0.5 * right + 0.5 * up
+    light /= np.linalg.norm(light)
+    lo, hi = np.asarray(meshes[0][1]).min(0), np.asarray(meshes[0][1]).max(0)
+    c, r = (lo + hi) / 2, (hi - lo).max() * 0.85
+    fig, axes = plt.subplots(1, len(meshes), figsize=(3.0 * len(meshes), 3.2))
+    for ax, (title, v, f) in zip(np.atleast_1d(axes), meshes):
+        p, n = surface_points(Mesh(np.asarray(v, np.float64), np.asarray(f, np.int64)), n_points,
+                              np.random.default_rng(0))
+        q = p - c
+        order = np.argsort(q @ view)  # far first
+        shade = 0.15 + 0.8 * np.abs(n @ light)
+        ax.scatter((q @ right)[order], (q @ up)[order], c=shade[order], cmap="gray", vmin=0, vmax=1, s=3.0,
+                   marker="s", linewidths=0)
+        ax.set_xlim(-r, r)
+        ax.set_ylim(-r, r)
+        ax.set_aspect("equal")
         ax.set_axis_off()
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
