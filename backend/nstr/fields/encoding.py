@@ -120,24 +120,17 @@ def _interpolate(table: Tensor, rows: Tensor, t: Tensor, scale: Tensor | None, n
     F, d = table.shape[1], t.shape[-1]
     with_jacobian = scale is not None
     if F == 2:
-        # Two fp32 features are one complex64: the gather and the scatter-add move 8-byte elements,
-        # and every interpolation op touches half as many elements (about 2x faster on the CPU).
-        values = torch.view_as_complex(table).index_select(0, rows).view(n, L, -1)  # (N, L, C)
-        ts = [t[..., j:j + 1] for j in range(d)]  # (N, L, 1)
+        # Two fp32 features are one complex64: the gather and the scatter-add move 8-byte elements
+        # (about 2x faster on the CPU than gathering rows of two floats).
+        values = torch.view_as_real(torch.view_as_complex(table).index_select(0, rows)).view(n, L, -1, 2)
     else:
-        values = table.index_select(0, rows).view(n, L, -1, F).transpose(-1, -2)  # (N, L, F, C)
-        ts = [t[..., j:j + 1].unsqueeze(-1) for j in range(d)]  # (N, L, 1, 1)
-    feats, dfeats = _multilinear(values, ts, with_jacobian)
-    if F == 2:
-        feats = torch.view_as_real(feats)  # (N, L, 2)
+        values = table.index_select(0, rows).view(n, L, -1, F)  # (N, L, C, F)
+    ts = [t[..., j:j + 1].unsqueeze(-1) for j in range(d)]  # (N, L, 1, 1)
+    feats, dfeats = _multilinear(values, ts, with_jacobian)  # (N, L, F), d x (N, L, F)
     feats = feats.reshape(n, L * F)
     if scale is None:
         return feats, None
-    jac = torch.stack(dfeats, -1)  # (N, L, d) complex or (N, L, F, d)
-    if F == 2:
-        jac = torch.view_as_real(jac * scale).transpose(-1, -2)  # (N, L, 2, d)
-    else:
-        jac = jac * scale.unsqueeze(2)
+    jac = torch.stack(dfeats, -1) * scale.unsqueeze(2)  # (N, L, F, d)
     return feats, jac.reshape(n, L * F, d)
 
 
@@ -149,6 +142,7 @@ class _TableInterp(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(rows, t, scale)
         ctx.shape = (table.shape[0], n, L)
+        ctx.cdtype = torch.complex128 if table.dtype == torch.float64 else torch.complex64
         feats, jac = _interpolate(table, rows, t, scale, n, L)
         return (feats,) if jac is None else (feats, jac)
 
@@ -157,37 +151,38 @@ class _TableInterp(torch.autograd.Function):
         rows, t, scale = ctx.saved_tensors
         size, n, L = ctx.shape
         d = t.shape[-1]
-        zero = torch.zeros(n, L, 1, dtype=torch.complex64, device=t.device)
-        g = zero if grad_feats is None else torch.view_as_complex(grad_feats.reshape(n, L, 2).contiguous())[..., None]
+        zero = torch.zeros(n, L, 1, 2, dtype=t.dtype, device=t.device)
+        g = zero if grad_feats is None else grad_feats.view(n, L, 1, 2)  # (N, L, corners so far, F)
         gd = [zero] * d
         if grad_jac is not None:
-            gj = torch.view_as_complex((grad_jac.view(n, L, 2, d) * scale.unsqueeze(2)).transpose(-1, -2).contiguous())
-            gd = [gj[..., k:k + 1] for k in range(d)]
+            gj = grad_jac.view(n, L, 2, d) * scale.unsqueeze(2)
+            gd = [gj[..., k].unsqueeze(2) for k in range(d)]
         # The transpose of _multilinear in closed form, built up axis by axis by broadcasting (no slicing):
         # corner weight prod_j P_j[b_j] with P_j = (1 - t_j, t_j); the axis-k derivative swaps P_k for (-1, +1).
-        sign = torch.tensor([-1.0, 1.0], dtype=t.dtype, device=t.device)
-        ext = [q for q in gd]  # the Jacobian's gradients, each waiting for its own axis
+        sign = torch.tensor([-1.0, 1.0], dtype=t.dtype, device=t.device).view(2, 1, 1)
+        ext = list(gd)  # the Jacobian's gradients, each waiting for its own axis
         for j in range(d):
             tj = t[..., j:j + 1]
-            pj = torch.cat([1.0 - tj, tj], -1)  # (N, L, 2)
-            g = (pj.unsqueeze(-1) * g.unsqueeze(-2) + sign.view(2, 1) * ext[j].unsqueeze(-2)).flatten(-2)
-            ext = [q if k <= j else (pj.unsqueeze(-1) * q.unsqueeze(-2)).flatten(-2) for k, q in enumerate(ext)]
-        grad = torch.zeros(size, dtype=torch.complex64, device=t.device).index_add_(0, rows, g.reshape(-1))
+            pj = torch.cat([1.0 - tj, tj], -1)[..., None, None]  # (N, L, 2, 1, 1)
+            g = (pj * g.unsqueeze(2) + sign * ext[j].unsqueeze(2)).flatten(2, 3)
+            ext = [q if k <= j else (pj * q.unsqueeze(2)).flatten(2, 3) for k, q in enumerate(ext)]
+        g = torch.view_as_complex(g.contiguous())
+        grad = torch.zeros(size, dtype=ctx.cdtype, device=t.device).index_add_(0, rows, g.reshape(-1))
         return torch.view_as_real(grad), None, None, None, None, None
 
 
 def _multilinear(values: Tensor, ts: list[Tensor], with_jacobian: bool) -> tuple[Tensor, list[Tensor]]:
-    """Multilinear interpolation of corner values (..., 2^d), corner c = sum_j bit_j 2^j, by successive
+    """Multilinear interpolation of corner values (..., 2^d, F), corner c = sum_j bit_j 2^j, by successive
     lerps along axis 0, 1, ...; with the derivative along every axis (d/dt_j) from the same lerps."""
     cur, dcur = values, []
     for t in ts:
-        lo, hi = cur[..., 0::2], cur[..., 1::2]
+        lo, hi = cur[..., 0::2, :], cur[..., 1::2, :]
         diff = hi - lo
         if with_jacobian:
-            dcur = [dl + t * (dh - dl) for dl, dh in ((g[..., 0::2], g[..., 1::2]) for g in dcur)]
+            dcur = [dl + t * (dh - dl) for dl, dh in ((g[..., 0::2, :], g[..., 1::2, :]) for g in dcur)]
             dcur.append(diff)
         cur = lo + t * diff
-    return cur[..., 0], [g[..., 0] for g in dcur]
+    return cur[..., 0, :], [g[..., 0, :] for g in dcur]
 
 
 def _combine(base: Tensor, plus_one: Tensor, op, shifted: bool = False) -> Tensor:
@@ -209,4 +204,5 @@ def linear_jacobian(weight: Tensor, jac: Tensor) -> Tensor:
     """The Jacobian (N, O, d) of ``Linear(feats)`` from the features' Jacobian (N, K, d), in fp32 even under
     autocast (where einsum would otherwise round it to bf16: a 4e-3 relative error in the PDE loss)."""
     with torch.autocast(jac.device.type, enabled=False):
-        return torch.einsum("ok,nkd->nod", weight.float(), jac.float())
+        dtype = torch.promote_types(jac.dtype, torch.float32)
+        return torch.einsum("ok,nkd->nod", weight.to(dtype), jac.to(dtype))
