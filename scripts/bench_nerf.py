@@ -74,6 +74,16 @@ def picture(path: Path, meshes: list[tuple[str, "object", "object"]], n_points: 
     plt.close(fig)
 
 
+def render_scene(out: Path, kind: str, n_train: int, n_test: int, res: int, engine: str = "CYCLES",
+                 samples: int = 16) -> Path:
+    """A truth scene for other scripts (scripts/bench_gpu.py): nstr.nerf.truth_scenes, Cycles only."""
+    from nstr.nerf.truth_scenes import render_truth_scene
+
+    if engine.upper() != "CYCLES":
+        raise ValueError("truth scenes render with Cycles (the only engine Debian's Blender runs headless here)")
+    return render_truth_scene(Path(out), kind, n_train, n_test, res, samples=samples)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "demo_output" / "bench_nerf")
