@@ -125,12 +125,15 @@ def _interpolate(table: Tensor, rows: Tensor, t: Tensor, scale: Tensor | None, n
         values = torch.view_as_real(torch.view_as_complex(table).index_select(0, rows)).view(n, L, -1, 2)
     else:
         values = table.index_select(0, rows).view(n, L, -1, F)  # (N, L, C, F)
-    ts = [t[..., j:j + 1].unsqueeze(-1) for j in range(d)]  # (N, L, 1, 1)
-    feats, dfeats = _multilinear(values, ts, with_jacobian)  # (N, L, F), d x (N, L, F)
-    feats = feats.reshape(n, L * F)
+    # Points innermost, (C, F, L, N): every lerp below then runs over long contiguous rows, with t
+    # broadcast along the outer axes (with the points outermost, the inner loops were 2 to 16 long).
+    values = values.permute(2, 3, 1, 0)
+    ts = [t[..., j].t() for j in range(d)]  # (L, N)
+    feats, dfeats = _multilinear(values, ts, with_jacobian)  # (F, L, N), d x (F, L, N)
+    feats = feats.permute(2, 1, 0).reshape(n, L * F)
     if scale is None:
         return feats, None
-    jac = torch.stack(dfeats, -1) * scale.unsqueeze(2)  # (N, L, F, d)
+    jac = torch.stack(dfeats, -1).permute(2, 1, 0, 3) * scale.unsqueeze(2)  # (N, L, F, d)
     return feats, jac.reshape(n, L * F, d)
 
 
@@ -151,38 +154,39 @@ class _TableInterp(torch.autograd.Function):
         rows, t, scale = ctx.saved_tensors
         size, n, L = ctx.shape
         d = t.shape[-1]
-        zero = torch.zeros(n, L, 1, 2, dtype=t.dtype, device=t.device)
-        g = zero if grad_feats is None else grad_feats.view(n, L, 1, 2)  # (N, L, corners so far, F)
+        zero = torch.zeros(1, 2, L, n, dtype=t.dtype, device=t.device)
+        # gradients in the points-innermost layout of _interpolate: (corners so far, F, L, N)
+        g = zero if grad_feats is None else grad_feats.view(n, L, 2).permute(2, 1, 0).unsqueeze(0)
         gd = [zero] * d
         if grad_jac is not None:
-            gj = grad_jac.view(n, L, 2, d) * scale.unsqueeze(2)
-            gd = [gj[..., k].unsqueeze(2) for k in range(d)]
+            gj = (grad_jac.view(n, L, 2, d) * scale.unsqueeze(2)).permute(3, 2, 1, 0)  # (d, F, L, N)
+            gd = [gj[k].unsqueeze(0) for k in range(d)]
         # The transpose of _multilinear in closed form, built up axis by axis by broadcasting (no slicing):
         # corner weight prod_j P_j[b_j] with P_j = (1 - t_j, t_j); the axis-k derivative swaps P_k for (-1, +1).
-        sign = torch.tensor([-1.0, 1.0], dtype=t.dtype, device=t.device).view(2, 1, 1)
+        sign = torch.tensor([-1.0, 1.0], dtype=t.dtype, device=t.device).view(2, 1, 1, 1, 1)
         ext = list(gd)  # the Jacobian's gradients, each waiting for its own axis
         for j in range(d):
-            tj = t[..., j:j + 1]
-            pj = torch.cat([1.0 - tj, tj], -1)[..., None, None]  # (N, L, 2, 1, 1)
-            g = (pj * g.unsqueeze(2) + sign * ext[j].unsqueeze(2)).flatten(2, 3)
-            ext = [q if k <= j else (pj * q.unsqueeze(2)).flatten(2, 3) for k, q in enumerate(ext)]
-        g = torch.view_as_complex(g.contiguous())
+            tj = t[..., j].t()  # (L, N)
+            pj = torch.stack([1.0 - tj, tj]).view(2, 1, 1, L, n)
+            g = (pj * g.unsqueeze(0) + sign * ext[j].unsqueeze(0)).flatten(0, 1)
+            ext = [q if k <= j else (pj * q.unsqueeze(0)).flatten(0, 1) for k, q in enumerate(ext)]
+        g = torch.view_as_complex(g.permute(3, 2, 0, 1).contiguous())  # (N, L, C) like rows
         grad = torch.zeros(size, dtype=ctx.cdtype, device=t.device).index_add_(0, rows, g.reshape(-1))
         return torch.view_as_real(grad), None, None, None, None, None
 
 
 def _multilinear(values: Tensor, ts: list[Tensor], with_jacobian: bool) -> tuple[Tensor, list[Tensor]]:
-    """Multilinear interpolation of corner values (..., 2^d, F), corner c = sum_j bit_j 2^j, by successive
+    """Multilinear interpolation of corner values (2^d, ...), corner c = sum_j bit_j 2^j, by successive
     lerps along axis 0, 1, ...; with the derivative along every axis (d/dt_j) from the same lerps."""
     cur, dcur = values, []
     for t in ts:
-        lo, hi = cur[..., 0::2, :], cur[..., 1::2, :]
+        lo, hi = cur[0::2], cur[1::2]
         diff = hi - lo
         if with_jacobian:
-            dcur = [dl + t * (dh - dl) for dl, dh in ((g[..., 0::2, :], g[..., 1::2, :]) for g in dcur)]
+            dcur = [dl + t * (dh - dl) for dl, dh in ((g[0::2], g[1::2]) for g in dcur)]
             dcur.append(diff)
         cur = lo + t * diff
-    return cur[..., 0, :], [g[..., 0, :] for g in dcur]
+    return cur[0], [g[0] for g in dcur]
 
 
 def _combine(base: Tensor, plus_one: Tensor, op, shifted: bool = False) -> Tensor:
