@@ -1,18 +1,22 @@
 #!/usr/bin/env python
-"""NeRF benchmark: NSTR against the hash grid (and the Fourier-feature MLP) at matched parameters, on a
-scene rendered by Blender, same steps, side by side: test-view PSNR against training time.
+"""NeRF benchmark scored against the truth: Blender renders known meshes, we fit, extract, compare.
 
-    # CPU (this machine): the tiny scene, 16 views at 64x64
-    .venv/bin/python scripts/bench_nerf.py --out demo_output/bench_nerf --views 16 --res 64 --steps 600
-    # GPU goal: 100 views at 400x400, 5 minutes per model
-    .venv/bin/python scripts/bench_nerf.py --out out/bench_nerf_gpu --views 100 --res 400 --preset default \\
-        --steps 5000 --params 2000000 --device cuda
+For each scene (Suzanne, a cube, the shared bunny, an image-textured Suzanne; rendered by Cycles on the
+CPU, denoising off, transparent film, cameras on the full sphere) and each configuration
+(``geometry:model``, e.g. ``sdf:nstr``, ``sdf:hashgrid``, ``density:nstr``, ``density:hashgrid``, all at
+the same field parameter budget and steps) it reports side by side: test-view PSNR / SSIM, and the
+extracted mesh against the true one: Chamfer-L1, F@1%, normal consistency (nstr.geometry.metrics, in
+the true mesh's unit box), watertightness and genus (nstr.nerf.mesh_metrics), and the time.
 
-Writes OUT/results.json (per model: params, steps, seconds, test psnr/ssim, PSNR-vs-time curve),
-OUT/results.md (a table), OUT/psnr_vs_time.png, OUT/<model>_renders/test_sheet.png (truth above,
-render below) and OUT/<model>.ply (the extracted mesh; PLY colours = baked albedo).
-Scene: a checker-textured Suzanne (or cube) rendered by Cycles through nstr_blender's
-render_nerf_dataset in a bpy subprocess, or any transforms.json folder with --dataset.
+    # CPU (this machine): tiny scenes
+    flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_nerf.py --scenes cube,suzanne --views 24 --res 64
+    # GPU goal: 100 views at 400 px of the textured object, 5 minutes
+    .venv/bin/python scripts/bench_nerf.py --scenes textured --views 100 --res 400 --preset default \\
+        --steps 5000 --params 2000000 --configs sdf:hashgrid,sdf:nstr --device cuda
+
+Writes OUT/results.json, OUT/results.md (the table), OUT/<scene>/<config>.ply (PLY colours = albedo),
+OUT/<scene>/<config>_renders/test_sheet.png and OUT/<scene>_meshes.png (the true mesh beside each
+extracted one, shaded).
 """
 
 from __future__ import annotations
@@ -20,53 +24,81 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-import textwrap
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-RENDER = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {repo!r})
-    import bpy
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    from nstr_blender.blender.nerf_render import add_demo_object, render_nerf_dataset
-    obj = add_demo_object(bpy.context, {kind!r})
-    render_nerf_dataset(bpy.context, [obj], {out!r}, {n_train}, {n_test}, {res}, engine={engine!r},
-                        samples={samples})
-""")
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def render_scene(out: Path, kind: str, n_train: int, n_test: int, res: int, engine: str, samples: int) -> None:
-    script = out.parent / f"_render_{out.name}.py"
-    script.write_text(RENDER.format(repo=str(REPO), kind=kind, out=str(out), n_train=n_train, n_test=n_test,
-                                    res=res, engine=engine, samples=samples))
-    env = {**os.environ, "BLENDER_USER_RESOURCES": str(out.parent / "_blender_user")}
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
-    script.unlink()
-    if proc.returncode != 0:
-        sys.exit(f"bench_nerf: rendering the scene failed:\n{proc.stderr[-2000:]}")
+def picture(path: Path, meshes: list[tuple[str, "object", "object"]], n_points: int = 60000) -> None:
+    """Shaded pictures of meshes side by side, same view for all: area-uniform surface samples lit by
+    one light (two-sided, so the look does not depend on winding), drawn far to near."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from nstr.geometry.mesh import Mesh
+    from nstr.geometry.sampling import surface_points
+
+    az, el = np.radians(-55.0), np.radians(25.0)
+    view = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])  # towards the viewer
+    right = np.cross([0.0, 0.0, 1.0], view)
+    right /= np.linalg.norm(right)
+    up = np.cross(view, right)
+    light = view + 0.5 * right + 0.5 * up
+    light /= np.linalg.norm(light)
+    lo, hi = np.asarray(meshes[0][1]).min(0), np.asarray(meshes[0][1]).max(0)
+    c, r = (lo + hi) / 2, (hi - lo).max() * 0.85
+    fig, axes = plt.subplots(1, len(meshes), figsize=(3.0 * len(meshes), 3.2))
+    for ax, (title, v, f) in zip(np.atleast_1d(axes), meshes):
+        p, n = surface_points(Mesh(np.asarray(v, np.float64), np.asarray(f, np.int64)), n_points,
+                              np.random.default_rng(0))
+        q = p - c
+        order = np.argsort(q @ view)  # far first
+        shade = 0.15 + 0.8 * np.abs(n @ light)
+        ax.scatter((q @ right)[order], (q @ up)[order], c=shade[order], cmap="gray", vmin=0, vmax=1, s=3.0,
+                   marker="s", linewidths=0)
+        ax.set_xlim(-r, r)
+        ax.set_ylim(-r, r)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def render_scene(out: Path, kind: str, n_train: int, n_test: int, res: int, engine: str = "CYCLES",
+                 samples: int = 16) -> Path:
+    """A truth scene for other scripts (scripts/bench_gpu.py): nstr.nerf.truth_scenes, Cycles only."""
+    from nstr.nerf.truth_scenes import render_truth_scene
+
+    if engine.upper() != "CYCLES":
+        raise ValueError("truth scenes render with Cycles (the only engine Debian's Blender runs headless here)")
+    return render_truth_scene(Path(out), kind, n_train, n_test, res, samples=samples)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "demo_output" / "bench_nerf")
-    ap.add_argument("--dataset", type=Path, help="use this transforms.json folder instead of rendering one")
-    ap.add_argument("--object", choices=("suzanne", "cube"), default="suzanne")
-    ap.add_argument("--engine", default="CYCLES")
-    ap.add_argument("--samples", type=int, default=32, help="Cycles samples per pixel")
-    ap.add_argument("--views", type=int, default=16)
+    ap.add_argument("--scenes", default="cube,suzanne,bunny,textured")
+    ap.add_argument("--configs", default="sdf:nstr,sdf:hashgrid,density:nstr,density:hashgrid")
+    ap.add_argument("--views", type=int, default=24)
     ap.add_argument("--test-views", type=int, default=4)
     ap.add_argument("--res", type=int, default=64)
-    ap.add_argument("--models", default="nstr,hashgrid,ffn")
+    ap.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--params", type=int, default=40000, help="field parameter budget for every model")
-    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--mesh-resolution", type=int, default=128)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
 
@@ -74,73 +106,77 @@ def main() -> int:
     import torch
 
     from nstr.geometry.export import write_mesh
+    from nstr.geometry.mesh import Mesh
+    from nstr.geometry.metrics import mesh_metrics
     from nstr.nerf.dataset import load_dataset
+    from nstr.nerf.mesh_metrics import topology
+    from nstr.nerf.truth_scenes import load_true_mesh, render_truth_scene
     from nstr.tasks.nerf import fit_nerf, mesh_arrays, nerf_config, save_renders
 
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    data = args.dataset
-    if data is None:
-        data = args.out / f"scene_{args.object}_{args.views}x{args.res}"
-        if not (data / "transforms_train.json").is_file():
-            render_scene(data, args.object, args.views, args.test_views, args.res, args.engine, args.samples)
-    dataset = load_dataset(data, args.res)
-    results = []
-    for model in args.models.split(","):
-        overrides = {"model": model, "params": args.params, "steps": args.steps, "device": args.device,
-                     "train.eval_every": args.eval_every, "task.image_size": args.res}
-        overrides.update(dict(kv.split("=", 1) for kv in args.overrides))
-        cfg = nerf_config(args.preset, overrides)
-        print(f"bench_nerf: {model} ...", flush=True)
-        res = fit_nerf(dataset, cfg)
-        save_renders(res, args.out / f"{model}_renders")
-        mesh_info: dict = {}
-        try:
-            arrays = mesh_arrays(res)
-            file_arrays = {**arrays, "color_local_frequency": arrays["color_albedo"]}
-            write_mesh(args.out / f"{model}.ply", file_arrays)
-            mesh_info = res.report.get("mesh", {})
-        except Exception as err:  # noqa: BLE001 - a benchmark records the failure and goes on
-            mesh_info = {"error": str(err)}
-        # the trainer repeats the last metrics on every log row: keep the rows where an evaluation ran
-        curve = [(h["seconds"], h["psnr"]) for h in res.history
-                 if "psnr" in h and (h["step"] % args.eval_every == 0 or h is res.history[-1])]
-        row = {"model": model, "params": res.report["params"], "field_params": res.report["field_params"],
-               "steps": res.report["steps"], "seconds": res.report["seconds"], "device": res.report["device"],
-               "psnr": res.metrics["psnr"], "ssim": res.metrics["ssim"], "curve_seconds_psnr": curve,
-               "occupied_fraction": res.report["occupied_fraction"], "mesh": mesh_info,
-               "samples_per_ray": res.report["final_terms"].get("samples_per_ray"),
-               "pde_relative": res.report["final_terms"].get("pde_relative")}
-        results.append(row)
-        print(f"bench_nerf: {model}: {row['params']:,} params, {row['steps']} steps, {row['seconds']:.0f} s, "
-              f"test psnr {row['psnr']:.2f} dB, ssim {row['ssim']:.3f}", flush=True)
-    doc = {"dataset": dataset.describe(), "preset": args.preset, "params_budget": args.params, "results": results,
-           "note": "curve: PSNR on the evaluation subset of test views during training (seconds include evaluation); "
-                   "psnr/ssim: all test views at the end, over white"}
-    (args.out / "results.json").write_text(json.dumps(doc, indent=2))
-    lines = ["| model | params (field) | steps | seconds | test PSNR dB | SSIM | occupied |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['params']:,} ({r['field_params']:,}) | {r['steps']} | {r['seconds']:.0f} | "
-              f"{r['psnr']:.2f} | {r['ssim']:.3f} | {r['occupied_fraction']:.2f} |" for r in results]
+    rows = []
+    for scene in args.scenes.split(","):
+        t0 = time.perf_counter()
+        folder = render_truth_scene(args.out / f"scene_{scene}_{args.views}x{args.res}", scene, args.views,
+                                    args.test_views, args.res, samples=args.samples)
+        render_s = time.perf_counter() - t0
+        true_v, true_f = load_true_mesh(folder)
+        true_topo = topology(true_v, true_f)
+        dataset = load_dataset(folder, args.res)
+        pictures = [("true mesh", true_v, true_f)]
+        for config in args.configs.split(","):
+            geometry, model = config.split(":")
+            overrides = {"model": model, "params": args.params, "steps": args.steps, "device": args.device,
+                         "train.eval_every": 0, "task.image_size": args.res, "task.geometry": geometry,
+                         "task.mesh_resolution": args.mesh_resolution}
+            overrides.update(dict(kv.split("=", 1) for kv in args.overrides))
+            cfg = nerf_config(args.preset, overrides)
+            print(f"bench_nerf: {scene} {config} ... (load {load_average()})", flush=True)
+            t1 = time.perf_counter()
+            res = fit_nerf(dataset, cfg)
+            fit_s = time.perf_counter() - t1
+            save_renders(res, args.out / scene / f"{geometry}_{model}_renders")
+            row = {"scene": scene, "geometry": geometry, "model": model, "params": res.report["params"],
+                   "field_params": res.report["field_params"], "steps": res.report["steps"],
+                   "train_s": res.report["timings"]["train_s"], "psnr": res.metrics["psnr"],
+                   "ssim": res.metrics["ssim"], "render_views_s": round(render_s, 1), "load": load_average()}
+            try:
+                t2 = time.perf_counter()
+                arrays = mesh_arrays(res)
+                row["mesh_s"] = round(time.perf_counter() - t2, 1)
+                v, f = arrays["vertices"].astype(np.float64), arrays["faces"].astype(np.int64)
+                m = mesh_metrics(Mesh(v, f), Mesh(true_v, true_f), n_points=50_000)
+                topo = topology(v, f)
+                row.update(chamfer_l1=m["chamfer_l1"], fscore_1pct=m["fscore_1pct"],
+                           normal_consistency=m["normal_consistency"], iou=m["iou"],
+                           watertight=topo["watertight"], genus=topo["genus"], components=topo["components"],
+                           true_genus=true_topo["genus"])
+                write_mesh(args.out / scene / f"{geometry}_{model}.ply",
+                           {**arrays, "color_local_frequency": arrays["color_albedo"]})
+                pictures.append((f"{geometry} {model}: F@1% {m['fscore_1pct']:.2f}", v, f))
+            except Exception as err:  # noqa: BLE001 - a benchmark records the failure and goes on
+                row["mesh_error"] = str(err)
+            row["total_s"] = round(time.perf_counter() - t1, 1)
+            rows.append(row)
+            print(f"bench_nerf: {json.dumps(row)}", flush=True)
+            (args.out / "results.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)},
+                                                               "rows": rows}, indent=2, default=str))
+        picture(args.out / f"{scene}_meshes.png", pictures)
+    head = ("| scene | geometry | model | params (field) | steps | train s | PSNR dB | SSIM | Chamfer-L1 | F@1% | "
+            "normal cons. | watertight | genus (true) | load |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        if "mesh_error" in r:
+            mesh = f"no mesh: {r['mesh_error'][:40]} | | | | "
+        else:
+            mesh = (f"{r['chamfer_l1']:.4f} | {r['fscore_1pct']:.3f} | {r['normal_consistency']:.3f} | "
+                    f"{'yes' if r['watertight'] else 'no'} | {r['genus']} ({r['true_genus']})")
+        lines.append(f"| {r['scene']} | {r['geometry']} | {r['model']} | {r['params']:,} ({r['field_params']:,}) | "
+                     f"{r['steps']} | {r['train_s']:.0f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {mesh} | {r['load']} |")
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in results:
-        if r["curve_seconds_psnr"]:
-            xs, ys = zip(*r["curve_seconds_psnr"])
-            ax.plot(xs, ys, marker="o", label=f"{r['model']} ({r['params']:,} params)")
-    ax.set_xlabel(f"training seconds ({results[0]['device'] if results else ''})")
-    ax.set_ylabel("test PSNR (dB)")
-    ax.set_title(f"NeRF {dataset.describe()['train_views']} views {args.res}x{args.res}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.out / "psnr_vs_time.png", dpi=120)
     return 0
 
 

@@ -328,7 +328,7 @@ def test_tiny_blender_scene_trains_and_returns_a_coloured_mesh(suzanne_scene: Pa
 
     events: list[dict] = []
     config = {"preset": "quick", "dataset_dir": str(suzanne_scene), "task.image_size": 32, "steps": 250,
-              "train.eval_every": 0, "task.mesh_resolution": 48}
+              "train.eval_every": 0, "task.mesh_resolution": 48, "task.geometry": "density"}  # sdf: test_nerf_sdf
     torch.set_num_threads(1)  # two cores shared with other work: one thread is ~10x faster than two here
     arrays, report = run_job(config, {}, workdir=tmp_path, progress=events.append, should_stop=lambda: False)
 

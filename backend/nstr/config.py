@@ -270,6 +270,11 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "task.grid_resolution": (1, 512), "task.grid_update_every": (1, 1_000_000), "task.grid_warmup": (0, 1_000_000),
     "task.eval_views": (0, 1000), "task.render_chunk": (1, 2**22), "task.mesh_resolution": (8, 2048),
     "task.mesh_threshold": (0, 1e6),
+    # nerf, sdf geometry (issue 10)
+    "task.lambda_mask": (0, 1e3), "task.lambda_eikonal": (0, 1e3), "task.eikonal_points": (0, 1_000_000),
+    "task.sdf_coarse": (2, 4096), "task.sdf_fine": (1, 1024), "task.sdf_uniform": (0, 1024),
+    "task.init_radius": (0.01, 0.99), "task.sharpness_init": (0.1, 1e6), "task.sharpness_max": (0.1, 1e6),
+    "task.sharpness_ramp": (0, 1), "task.cos_anneal": (0, 1), "task.min_component_share": (0, 1),
     # image, audio
     "task.viz_max_side": (1, 8192), "task.start_s": (0, 1e6), "task.duration_s": (0, 1e6),
     "task.viz_max_points": (1, 1_000_000),

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from nstr.cli.common import add_fit_arguments, check_fit_paths, non_negative_int, overrides_from_args, write_report
 
 HELP = "fit a NeRF scene (transforms.json folder); report test-view PSNR and SSIM, write a coloured mesh"
-DESCRIPTION = """Fit a radiance field (density from the chosen field, view-dependent colour from a small head)
-to the posed RGBA views of a dataset in the transforms.json convention (NeRF synthetic, instant-ngp,
+DESCRIPTION = """Fit a radiance field (by default an SDF, NeuS-style, from the chosen field: --geometry sdf;
+or a density field: --geometry density; view-dependent colour from a small head) to the posed RGBA views of a dataset in the transforms.json convention (NeRF synthetic, instant-ngp,
 or one rendered by the Blender add-on), score it on the held-out test views (PSNR on [0, 1] and SSIM,
-over a white background) and extract a mesh from its density with baked vertex colours and, for NSTR,
-the spectral-flow attributes.
+over a white background) and extract a mesh (the SDF's zero level set, closed; or a density level)
+with baked vertex colours and, for NSTR, the spectral-flow attributes. Views with alpha (a transparent
+film) train with a mask loss; views without alpha still work (the border colour is the background).
 
 DATASET_DIR holds transforms_train.json (+ transforms_test.json / _val.json) or one transforms.json
 (every 8th frame is then a test view), with camera_angle_x or fl_x/fl_y/cx/cy/w/h.
@@ -40,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=non_negative_int,
                         help="resize views to this square size (default: the preset's; 0 keeps the dataset's)")
     parser.add_argument("--no-mesh", action="store_true", help="skip mesh extraction (only renders and metrics)")
+    parser.add_argument("--geometry", choices=("sdf", "density"),
+                        help="sdf (default): NeuS, a closed mesh; density: the density field, for comparison")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args)
     if args.image_size is not None:
         overrides["task.image_size"] = args.image_size
+    if args.geometry is not None:
+        overrides["task.geometry"] = args.geometry
     cfg = nerf_config(args.preset, overrides)
     dataset = load_dataset(args.dataset, cfg.task.image_size)
     result = _fit(dataset, cfg, args)
@@ -63,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
               "renders": [str(p) for p in renders]}
     write_report(args.report, report)
     m = report["metrics"]
+    for note in report.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     print(f"nerf {report['model']}: {report['params']:,} params, {report['steps']} steps, "
           f"{report['seconds']:.1f} s on {report['device']}: test psnr {m['psnr']:.2f} dB, ssim {m['ssim']:.3f}")
     print(json.dumps({"psnr": m["psnr"], "ssim": m["ssim"]}))

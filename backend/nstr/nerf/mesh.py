@@ -143,3 +143,69 @@ def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, threshold
                        "density_units": "per unit of the field's [-1, 1] box"}
     meta["timings"] = {"extract_s": round(t1 - t0, 3), "bake_s": round(t2 - t1, 3), "attributes_s": round(t3 - t2, 3)}
     return arrays, meta
+
+
+@torch.no_grad()
+def bake_sdf_colors(model: Any, vertices: np.ndarray, chunk: int = 16384) -> np.ndarray:
+    """(V, 4) sRGB albedo: the colour head at each vertex, looking along its inward normal."""
+    dev = next(model.parameters()).device
+    out = np.ones((len(vertices), 4), np.float32)
+    for s in range(0, len(vertices), chunk):
+        x = torch.as_tensor(vertices[s:s + chunk], dtype=torch.float32, device=dev)
+        _, grad, feat, _ = model.sdf_and_gradient(x)
+        n = torch.nn.functional.normalize(grad, dim=-1)
+        out[s:s + chunk, :3] = model.color(x, n, -n, feat).clamp(0, 1).cpu().numpy()
+    return out
+
+
+def extract_sdf_mesh(model: Any, box: SceneBox, resolution: int, bake: bool = True,
+                     min_component_share: float = 0.01) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The SDF's zero level set as arrays per architecture.md (world coordinates) and meta.
+
+    The SDF is forced positive on the cube's walls, so every surface marching cubes finds is closed;
+    components with fewer than ``min_component_share`` of the largest one's faces are dropped.
+    """
+    from nstr.nerf.mesh_metrics import keep_large_components, topology
+
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    wall = 2.0 / (resolution - 1)
+
+    def sdf_fn(x: np.ndarray) -> np.ndarray:
+        xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
+        with torch.no_grad():
+            value = model.sdf(xt).float().cpu().numpy()
+        walls = np.abs(x).max(1) > 0.995
+        value[walls] = np.maximum(value[walls], wall)  # close the surface at the box's walls
+        return value
+
+    try:
+        t0 = time.perf_counter()
+        ex = extract_surface(sdf_fn, resolution)
+        t1 = time.perf_counter()
+        if len(ex.faces) == 0:
+            raise NoSurfaceError("the SDF has no zero level set inside the scene box",
+                                 "Train longer (more steps), or check that the views show the object")
+        verts, faces, dropped = keep_large_components(ex.vertices.astype(np.float64), ex.faces.astype(np.int64),
+                                                      min_component_share)
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict[str, Any] = {"ranges": {}, "colormaps": {}, "units": {}}
+        if bake:
+            arrays["color_albedo"] = bake_sdf_colors(model, verts)
+        t2 = time.perf_counter()
+        if model.field.is_spectral:
+            attrs, attr_meta = spectral_attributes(model.field, verts, faces, scale=box.half)
+            arrays.update(attrs)
+            meta.update(attr_meta)
+        t3 = time.perf_counter()
+    finally:
+        model.train(was_training)
+    world = box.to_world(torch.as_tensor(verts, dtype=torch.float32, device=box.center.device)).cpu().numpy()
+    arrays["vertices"] = world.astype(np.float32)
+    arrays["faces"] = faces.astype(np.int32)
+    meta["units"] = {**meta.get("units", {}), "color_albedo": "sRGB colour seen along the inward normal"}
+    meta["surface"] = {"geometry": "sdf", "level": 0.0, "resolution": resolution,
+                       "dropped_components": dropped, **topology(verts, faces)}
+    meta["timings"] = {"extract_s": round(t1 - t0, 3), "bake_s": round(t2 - t1, 3), "attributes_s": round(t3 - t2, 3)}
+    return arrays, meta

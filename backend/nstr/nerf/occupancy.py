@@ -56,9 +56,9 @@ class OccupancyGrid(nn.Module):
         sigma = torch.cat([density_fn(chunk) for chunk in x.split(65536)]).float()
         old = flat[cells]
         flat[cells] = torch.where(old < 0, sigma, torch.maximum(old * self.decay, sigma))
-        seen = flat[flat >= 0]
-        mean = float(seen.mean()) if seen.numel() else 0.0
-        self.occupied.copy_((self.density >= min(self.density_threshold, mean)) | (self.density < 0))
+        seen = flat >= 0
+        mean = (flat * seen).sum() / seen.sum().clamp_min(1)  # a tensor: no host sync
+        self.occupied.copy_((self.density >= torch.clamp(mean, max=self.density_threshold)) | (self.density < 0))
         self.updates += 1
 
     @property

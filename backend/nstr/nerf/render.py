@@ -69,9 +69,8 @@ def sample_rays(origins: Tensor, dirs: Tensor, *, step: float, grid: OccupancyGr
 
     with torch.no_grad():
         sigma = torch.zeros_like(t)
-        if valid.any():
-            pts = origins[:, None] + t[..., None] * dirs[:, None]
-            sigma[valid] = density_fn(pts[valid]).float()
+        pts = origins[:, None] + t[..., None] * dirs[:, None]
+        sigma[valid] = density_fn(pts[valid]).float()  # (an empty selection is fine: no host check)
         weights, trans = _transmittance_padded(sigma, dt * valid)
         valid &= trans > min_transmittance
         if n_importance <= 0:

@@ -1,15 +1,22 @@
 """NeRF scenes: fit a radiance field to posed RGBA views, score held-out views, extract a coloured mesh.
 
-Pipeline: dataset (``nstr.nerf.dataset``) -> radiance field (density + features from
-``build_field``, colour head) trained by ``nstr.train`` with an occupancy grid, stratified +
-proportional samples and random backgrounds -> test-view PSNR / SSIM and renders -> marching cubes
-on density with albedo baked to vertices and the density field's spectral-flow attributes.
+Two geometries behind ``task.geometry``:
+
+* ``sdf`` (default): NeuS. The field is a signed distance (``nstr.nerf.sdf_field``), opacity comes
+  from it through a learned, coarse-to-fine sharpness, with an eikonal term; samples are placed from a
+  cached SDF grid (``nstr.nerf.sdf_render``); the mesh is the zero level set, closed by construction.
+* ``density``: instant-ngp style density with an occupancy grid, stratified + proportional samples;
+  the mesh is a density level read off the training views (``nstr.nerf.mesh``). Kept for comparison.
+
+Both: views with alpha are composited over random backgrounds with a mask loss on the rendered
+opacity; views without alpha use their border colour as the background (``nstr.nerf.masks``).
+Then test-view PSNR / SSIM and renders -> mesh with albedo baked to vertices and, for NSTR, the
+spectral-flow attributes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +27,20 @@ import torch
 from torch import Tensor
 
 from nstr.config import RunConfig, build_config
-from nstr.errors import Cancelled, ConfigError, InputError
+from nstr.errors import ConfigError, InputError
 from nstr.nerf.dataset import NerfDataset, Views, dataset_from_arrays, load_dataset
+from nstr.nerf.masks import MaskInfo, inspect_masks
 from nstr.nerf.radiance import RadianceField
+from nstr.nerf.sdf_field import SDFRadianceField
+from nstr.nerf.sdf_render import SdfSampling, render_sdf
 from nstr.nerf.rays import SceneBox, image_rays, rays_for_pixels
 from nstr.nerf.render import DIAGONAL, composite, sample_rays
 from nstr.signals.metrics import psnr, ssim
-from nstr.train import Objective, Progress, train
+from nstr.tasks.skeleton import TaskRun, config_from_job
+from nstr.train import Objective, Progress
 
 TASK = "nerf"
+GEOMETRIES = ("sdf", "density")
 
 
 @dataclass
@@ -48,8 +60,22 @@ class NerfOptions:
     eval_views: int = 4  # test views rendered at each evaluation during training (all at the end)
     render_chunk: int = 8192  # rays per forward pass when rendering a view
     mesh_resolution: int = 128  # marching-cubes cells per side of the object's box
-    mesh_threshold: float = 0.0  # surface density; 0: read off the training views (see nstr.nerf.mesh)
+    mesh_threshold: float = 0.0  # density only: surface density; 0: read off the training views (nstr.nerf.mesh)
     bake_colors: bool = True
+    geometry: str = "sdf"  # sdf (NeuS) | density (instant-ngp style, for comparison)
+    lambda_mask: float = 0.1  # BCE of rendered opacity against the views' alpha (views with alpha only)
+    # --- sdf only
+    lambda_eikonal: float = 0.1  # (|grad sdf| - 1)^2 on the ray samples and on eikonal_points random points
+    eikonal_points: int = 256
+    sdf_coarse: int = 128  # grid lookups per ray that place the network samples
+    sdf_fine: int = 32  # network samples per ray drawn near the surface
+    sdf_uniform: int = 8  # network samples per ray spread across the cube
+    init_radius: float = 0.6  # the sphere the SDF starts as, in the field's [-1, 1] box
+    sharpness_init: float = 20.0  # NeuS s at the start (1 / logistic width, per field unit)
+    sharpness_max: float = 1000.0  # the floor under s reached after sharpness_ramp of the steps
+    sharpness_ramp: float = 0.5
+    cos_anneal: float = 0.1  # fraction of the steps over which NeuS's cos annealing goes to 1
+    min_component_share: float = 0.01  # mesh components smaller than this share of the largest are dropped
 
 
 # The PDE weight trades view quality for a transport network that explains the spectrum. Measured on the
@@ -85,6 +111,15 @@ def nerf_config(preset: str = "default", overrides: Mapping[str, Any] | None = N
             raise ConfigError(f"task.{name} must be at least 1, not {getattr(o, name)}")
     if o.image_size < 0 or o.n_importance < 0 or o.head_depth < 0 or o.grid_warmup < 0:
         raise ConfigError("task.image_size, task.n_importance, task.head_depth and task.grid_warmup must be 0 or more")
+    if o.geometry not in GEOMETRIES:
+        raise ConfigError(f"unknown task.geometry '{o.geometry}'", "Choose sdf (default) or density")
+    if o.sdf_coarse < 2 or o.sdf_fine < 1 or o.sdf_uniform < 0 or o.eikonal_points < 0:
+        raise ConfigError("task.sdf_coarse must be 2 or more, task.sdf_fine 1 or more, task.sdf_uniform and "
+                          "task.eikonal_points 0 or more")
+    if o.lambda_mask < 0 or o.lambda_eikonal < 0:
+        raise ConfigError("task.lambda_mask and task.lambda_eikonal must be 0 or more")
+    if not (0 < o.sharpness_init <= o.sharpness_max) or not 0 < o.init_radius < 1:
+        raise ConfigError("task.sharpness_init must be in (0, task.sharpness_max] and task.init_radius in (0, 1)")
     if o.mesh_threshold < 0:
         raise ConfigError(f"task.mesh_threshold must be 0 (automatic) or a positive density, not {o.mesh_threshold}")
     return cfg
@@ -108,16 +143,26 @@ def with_band_limit(cfg: RunConfig, image_width: int) -> RunConfig:
 
 
 class Renderer:
-    """Everything between a radiance field and pixels: the scene box, sampling, compositing."""
+    """Everything between a radiance field (density or SDF) and pixels: the scene box, sampling, compositing."""
 
-    def __init__(self, model: RadianceField, box: SceneBox, opts: NerfOptions) -> None:
+    def __init__(self, model: RadianceField | SDFRadianceField, box: SceneBox, opts: NerfOptions) -> None:
         self.model, self.box, self.opts = model, box, opts
         self.step = DIAGONAL / opts.render_steps
+        self.is_sdf = isinstance(model, SDFRadianceField)
+        self.sdf_sampling = SdfSampling(opts.sdf_coarse, opts.sdf_fine, opts.sdf_uniform)
+        self.cos_anneal = 1.0  # NeuS's annealing, set per step by the objective; 1 when rendering
+        self.background: tuple[float, float, float] | None = None  # the views' own when they have no alpha
 
     def render(self, origins: Tensor, dirs: Tensor, background: Tensor, gen: torch.Generator | None,
                pde_fraction: float | None = None) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor], int]:
         """World rays -> colour (R, 3), opacity (R,), depth (R, world units), field terms, sample count."""
         o = self.box.to_field(origins)
+        if self.is_sdf:
+            training = pde_fraction is not None
+            color, acc, depth, terms, n = render_sdf(self.model, o, dirs, background, self.sdf_sampling, gen,
+                                                     training=training, cos_anneal=self.cos_anneal if training
+                                                     else 1.0, pde_fraction=pde_fraction)
+            return color, acc, depth * self.box.half, terms, n
         samples = sample_rays(o, dirs, step=self.step, grid=self.model.grid, density_fn=self.model.density,
                               n_importance=self.opts.n_importance, gen=gen)
         if samples.ray.numel() == 0:
@@ -128,14 +173,21 @@ class Renderer:
         color, acc, depth = composite(sigma, rgb, samples, background)
         return color, acc, depth * self.box.half, terms, int(samples.ray.numel())
 
+    def occupied_fraction(self) -> Tensor:
+        """Share of the grid near the surface (sdf) or occupied (density), as a tensor: no host sync."""
+        if self.is_sdf:
+            return self.model.grid.occupied_fraction()
+        return self.model.grid.occupied.float().mean()
+
     @torch.no_grad()
     def render_view(self, pose: Tensor, views: Views, background: tuple[float, float, float] = (1.0, 1.0, 1.0)
                     ) -> np.ndarray:
         """One view (H, W, 4): colour composited over ``background`` and opacity."""
         intr = views.intrinsics
         origins, dirs = image_rays(pose, intr)
+        chunk = max(256, self.opts.render_chunk // 4) if self.is_sdf else self.opts.render_chunk  # + gradients
         out = []
-        for o, d in zip(origins.split(self.opts.render_chunk), dirs.split(self.opts.render_chunk)):
+        for o, d in zip(origins.split(chunk), dirs.split(chunk)):
             bg = torch.tensor(background, device=o.device).expand(o.shape[0], 3)
             color, acc, _, _, _ = self.render(o, d, bg, None)
             out.append(torch.cat([color, acc[:, None]], -1))
@@ -151,11 +203,12 @@ def score_views(renderer: Renderer, views: Views, indices: list[int] | None = No
     """Mean PSNR / SSIM of renders against the views, both over a white background (NeRF synthetic's rule)."""
     dev = renderer.box.center.device
     idx = list(range(len(views))) if indices is None else indices
+    background = renderer.background or (1.0, 1.0, 1.0)  # views without alpha: their own background
     p, s, renders = [], [], []
     for i in idx:
         pose = torch.as_tensor(views.poses[i], device=dev)
-        pred = renderer.render_view(pose, views)
-        gt = over_background(views.images[i])
+        pred = renderer.render_view(pose, views, background)
+        gt = over_background(views.images[i], background)
         p.append(psnr(gt, pred[..., :3]))
         s.append(ssim(gt, pred[..., :3]))
         if keep:
@@ -167,50 +220,83 @@ def score_views(renderer: Renderer, views: Views, indices: list[int] | None = No
 
 
 class NerfObjective(Objective):
-    """Random rays from all training pixels; the occupancy grid is refreshed as batches are drawn."""
+    """Random rays from all training pixels; the grid (occupancy or cached SDF) is refreshed as batches
+    are drawn. No host sync per step: every logged term stays a tensor until the trainer's log step."""
 
-    def __init__(self, renderer: Renderer, dataset: NerfDataset, device: torch.device) -> None:
-        self.renderer, self.dataset, self.device = renderer, dataset, device
+    def __init__(self, renderer: Renderer, dataset: NerfDataset, device: torch.device, masks: MaskInfo,
+                 batch_size: int, total_steps: int) -> None:
+        self.renderer, self.dataset, self.device, self.masks = renderer, dataset, device, masks
         tr = dataset.train
         self.n, self.h, self.w = tr.images.shape[:3]
         self.pixels = torch.as_tensor(tr.images.reshape(-1, 4), device=device)
         self.poses = torch.as_tensor(tr.poses, device=device)
         self.opts: NerfOptions = renderer.opts
-        self.batch_size = 0  # set by fit_nerf from TrainConfig
+        self.batch_size = batch_size
+        self.total_steps = total_steps
         eval_views = dataset.test if dataset.test is not None else tr
         k = min(self.opts.eval_views, len(eval_views))
         self.eval_indices = sorted({int(round(i * (len(eval_views) - 1) / max(k - 1, 1))) for i in range(k)})
         self.eval_set = eval_views
 
-    def sample(self, step: int, gen: torch.Generator) -> dict[str, Any]:
+    def _schedule(self, step: int) -> None:
+        """Grid refresh, the floor under NeuS's sharpness (geometric, coarse to fine) and cos annealing."""
         model, opts = self.renderer.model, self.opts
-        if step % opts.grid_update_every == 0:
-            fraction = 1.0 if step < opts.grid_warmup else 0.25
-            model.grid.update(model.density, gen, fraction)
+        if self.renderer.is_sdf:
+            if step % opts.grid_update_every == 0:
+                model.grid.update(model.sdf)
+            ramp = min(1.0, step / max(1.0, opts.sharpness_ramp * self.total_steps))
+            model.set_sharpness_floor(opts.sharpness_init * (opts.sharpness_max / opts.sharpness_init) ** ramp)
+            self.renderer.cos_anneal = min(1.0, step / max(1.0, opts.cos_anneal * self.total_steps))
+        elif step % opts.grid_update_every == 0:
+            model.grid.update(model.density, self._grid_gen, 1.0 if step < opts.grid_warmup else 0.25)
+
+    def sample(self, step: int, gen: torch.Generator) -> dict[str, Any]:
+        self._grid_gen = gen
+        self._schedule(step)
         idx = torch.randint(0, self.pixels.shape[0], (self.batch_size,), generator=gen, device=self.device)
         cams = idx // (self.h * self.w)
         rows = (idx // self.w) % self.h
         cols = idx % self.w
         origins, dirs = rays_for_pixels(self.poses, self.dataset.train.intrinsics, cams, cols, rows)
         rgba = self.pixels[idx]
-        if opts.random_background:
-            bg = torch.rand(self.batch_size, 3, generator=gen, device=self.device)
+        if not self.masks.has_alpha:
+            bg = torch.tensor(self.masks.background, device=self.device).expand(self.batch_size, 3)
+            target = rgba[:, :3]
         else:
-            bg = torch.ones(self.batch_size, 3, device=self.device)
-        target = rgba[:, :3] * rgba[:, 3:] + bg * (1 - rgba[:, 3:])
+            if self.opts.random_background:
+                bg = torch.rand(self.batch_size, 3, generator=gen, device=self.device)
+            else:
+                bg = torch.ones(self.batch_size, 3, device=self.device)
+            target = rgba[:, :3] * rgba[:, 3:] + bg * (1 - rgba[:, 3:])
         ray_gen = torch.Generator(device=self.device)
-        ray_gen.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen, device=self.device)))
-        return {"origins": origins, "dirs": dirs, "bg": bg, "target": target, "gen": ray_gen}
+        ray_gen.manual_seed(gen.initial_seed() ^ 0x5DEECE66D)  # the host knows the seed: no device read
+        batch = {"origins": origins, "dirs": dirs, "bg": bg, "target": target, "alpha": rgba[:, 3], "gen": ray_gen}
+        if self.renderer.is_sdf and self.opts.lambda_eikonal > 0 and self.opts.eikonal_points > 0:
+            batch["eikonal_points"] = torch.rand(self.opts.eikonal_points, 3, generator=gen, device=self.device) * 2 - 1
+        return batch
 
     def loss(self, field: Any, batch: dict[str, Any], pde_fraction: float) -> tuple[Tensor, dict[str, Tensor]]:
-        color, _, _, terms, n_samples = self.renderer.render(batch["origins"], batch["dirs"], batch["bg"],
-                                                             batch["gen"], pde_fraction)
+        color, acc, _, terms, n_samples = self.renderer.render(batch["origins"], batch["dirs"], batch["bg"],
+                                                               batch["gen"], pde_fraction)
         mse = (color - batch["target"]).pow(2).mean()
-        logs = dict(terms)
-        logs["psnr_batch"] = (-10.0 * torch.log10(mse.detach().clamp_min(1e-10)))
+        loss = mse
+        logs = {k: v for k, v in terms.items() if k != "eikonal"}
+        if self.masks.has_alpha and self.opts.lambda_mask > 0:
+            bce = torch.nn.functional.binary_cross_entropy(acc.clamp(1e-4, 1 - 1e-4), batch["alpha"].clamp(0, 1))
+            loss = loss + self.opts.lambda_mask * bce
+            logs["mask_bce"] = bce.detach()
+        if "eikonal" in terms:
+            eik = terms["eikonal"]
+            if "eikonal_points" in batch:
+                _, grad, _, _ = self.renderer.model.sdf_and_gradient(batch["eikonal_points"], create_graph=True)
+                eik = 0.5 * (eik + (grad.norm(dim=-1) - 1.0).pow(2).mean())
+            loss = loss + self.opts.lambda_eikonal * eik
+            logs["eikonal"] = eik.detach()
+            logs["sharpness"] = self.renderer.model.sharpness.detach()
+        logs["psnr_batch"] = -10.0 * torch.log10(mse.detach().clamp_min(1e-10))
         logs["samples_per_ray"] = torch.tensor(n_samples / max(1, self.batch_size))
-        logs["occupied"] = torch.tensor(self.renderer.model.grid.occupied_fraction)
-        return mse, logs
+        logs["occupied"] = self.renderer.occupied_fraction()
+        return loss, logs
 
     def evaluate(self, field: Any) -> dict[str, float]:
         metrics, _ = score_views(self.renderer, self.eval_set, self.eval_indices)
@@ -233,27 +319,26 @@ class NerfResult:
 
 def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = None,
              on_progress: Callable[[Progress], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> NerfResult:
-    """Train a radiance field on ``dataset``; score and render every test view."""
+             should_stop: Callable[[], bool] | None = None, run: TaskRun | None = None) -> NerfResult:
+    """Train a radiance field on ``dataset``; score and render every test view.
+
+    ``run`` (the task skeleton) carries progress events and stop checks; without one, a run is made
+    from ``on_progress`` and ``should_stop``."""
     from nstr.device import device_name, resolve_device, seed_everything
 
     opts: NerfOptions = cfg.task
     cfg = with_band_limit(cfg, dataset.train.images.shape[2])
+    masks = inspect_masks(dataset)
     dev = resolve_device(cfg.train.device)
     seed_everything(cfg.train.seed)
-    step = DIAGONAL / opts.render_steps
-    model = RadianceField(cfg.field, opts.n_features, opts.head_width, opts.head_depth, opts.grid_resolution, step)
+    model = build_radiance_field(cfg)
     box = SceneBox.from_aabb(dataset.aabb, dev)
     renderer = Renderer(model, box, opts)
-    objective = NerfObjective(renderer, dataset, dev)
-    objective.batch_size = cfg.train.batch_size
+    renderer.background = masks.background
+    objective = NerfObjective(renderer, dataset, dev, masks, cfg.train.batch_size, cfg.train.steps)
+    run = run if run is not None else TaskRun(None, should_stop, on_progress)
     t0 = time.perf_counter()
-    final = None
-    for p in train(model, objective, cfg.train, device=dev, checkpoint=checkpoint, should_stop=should_stop):
-        final = p
-        if on_progress is not None:
-            on_progress(p)
-    assert final is not None
+    final = run.fit(model, objective, cfg.train, device=dev, checkpoint=checkpoint, metrics=_fit_metrics)
     train_seconds = time.perf_counter() - t0
     model.eval()
     t1 = time.perf_counter()
@@ -265,27 +350,47 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
         "task": TASK, "model": cfg.field.model, "params": model.n_params, "field_params": model.field.n_params,
         "steps": final.step, "seconds": round(final.elapsed, 3), "device": device_name(dev),
         "metrics": metrics, "metrics_on": "test" if dataset.test is not None else "train (no test split)",
-        "dataset": dataset.describe(), "occupied_fraction": round(model.grid.occupied_fraction, 4),
+        "geometry": opts.geometry, "masks": "alpha" if masks.has_alpha else "none (border colour as background)",
+        "notes": masks.notes,
+        "dataset": dataset.describe(), "occupied_fraction": round(float(renderer.occupied_fraction()), 4),
         "timings": {"train_s": round(train_seconds, 3), "eval_s": round(eval_seconds, 3)},
         "final_terms": final.terms, "config": cfg.to_dict(), "model_info": model.describe(),
         "history": final.history,
     }
+    if renderer.is_sdf:
+        report["sharpness"] = round(float(model.sharpness.detach()), 2)
     return NerfResult(model, renderer, dataset, metrics, renders, final.history, report)
 
 
+def build_radiance_field(cfg: RunConfig) -> RadianceField | SDFRadianceField:
+    """The field ``task.geometry`` names, sized by ``cfg.field`` (``build_field`` inside)."""
+    opts: NerfOptions = cfg.task
+    if opts.geometry == "sdf":
+        return SDFRadianceField(cfg.field, opts.n_features, opts.head_width, opts.head_depth, opts.grid_resolution,
+                                init_radius=opts.init_radius, init_sharpness=opts.sharpness_init)
+    return RadianceField(cfg.field, opts.n_features, opts.head_width, opts.head_depth, opts.grid_resolution,
+                         DIAGONAL / opts.render_steps)
+
+
 def mesh_arrays(result: NerfResult) -> dict[str, np.ndarray]:
-    """The mesh result (architecture.md's table) with ``meta_json``: marching cubes on density, baked
-    albedo, and the spectral-flow attributes of the density field (NSTR only)."""
+    """The mesh result (architecture.md's table) with ``meta_json``: the SDF's zero level set (or a
+    density level), baked albedo, and the spectral-flow attributes of the field (NSTR only)."""
     from nstr.geometry.export import encode_meta
-    from nstr.nerf.mesh import extract_mesh, threshold_from_views
+    from nstr.nerf.mesh import extract_mesh, extract_sdf_mesh, threshold_from_views
+    from nstr.nerf.mesh_metrics import topology
 
     opts: NerfOptions = result.renderer.opts
     result.model.eval()
-    threshold = opts.mesh_threshold or threshold_from_views(result.renderer, result.dataset.train)
-    arrays, meta = extract_mesh(result.model, result.renderer.box, opts.mesh_resolution, threshold,
-                                bake=opts.bake_colors)
-    meta["surface"]["threshold_from"] = "fixed (task.mesh_threshold)" if opts.mesh_threshold else \
-        "median density where training rays through opaque pixels become half opaque"
+    if result.renderer.is_sdf:
+        arrays, meta = extract_sdf_mesh(result.model, result.renderer.box, opts.mesh_resolution,
+                                        bake=opts.bake_colors, min_component_share=opts.min_component_share)
+    else:
+        threshold = opts.mesh_threshold or threshold_from_views(result.renderer, result.dataset.train)
+        arrays, meta = extract_mesh(result.model, result.renderer.box, opts.mesh_resolution, threshold,
+                                    bake=opts.bake_colors)
+        meta["surface"]["threshold_from"] = "fixed (task.mesh_threshold)" if opts.mesh_threshold else \
+            "median density where training rays through opaque pixels become half opaque"
+        meta["surface"].update(geometry="density", **topology(arrays["vertices"], arrays["faces"]))
     if "color_albedo" in arrays:
         meta.setdefault("colormaps", {})["albedo"] = "baked radiance (sRGB)"
     result.report["mesh"] = {"vertices": int(len(arrays["vertices"])), "faces": int(len(arrays["faces"])),
@@ -323,18 +428,20 @@ def save_renders(result: NerfResult, folder: Path) -> list[Path]:
 ProgressFn = Callable[[dict], None]
 
 
+def _fit_metrics(p: Progress) -> dict[str, float]:
+    metrics = dict(p.metrics)
+    if "psnr_batch" in p.terms:
+        metrics["psnr_train_batch"] = p.terms["psnr_batch"]
+    return metrics
+
+
 def _config_from_job(config: Mapping[str, Any]) -> tuple[RunConfig, str | None]:
-    if not isinstance(config, Mapping):
-        raise ConfigError("the job config must be a JSON object", 'Send {"preset": "quick", ...}')
-    rest = dict(config)
-    preset = rest.pop("preset", "default")
-    dataset_dir = rest.pop("dataset_dir", None)
-    if not isinstance(preset, str):
-        raise ConfigError(f"preset must be a string, not {preset!r}", "Use quick, default or high")
+    cfg, extras = config_from_job(config, nerf_config, extras=("dataset_dir",))
+    dataset_dir = extras["dataset_dir"]
     if dataset_dir is not None and not isinstance(dataset_dir, str):
         raise ConfigError(f"dataset_dir must be a string (a folder path), not {dataset_dir!r}",
                           "Send the dataset folder's path, or the dataset as arrays")
-    return nerf_config(preset, rest), dataset_dir
+    return cfg, dataset_dir
 
 
 def _dataset_from_job(dataset_dir: str | None, arrays: Mapping[str, np.ndarray], image_size: int) -> NerfDataset:
@@ -365,41 +472,22 @@ def validate_job(config: dict, arrays: dict[str, np.ndarray]) -> None:
         if arrays:
             raise InputError("the nerf job has both 'dataset_dir' and arrays", "Send one or the other")
         return
-    _dataset_from_job(None, arrays, 0)
-
-
-def _emit(progress: ProgressFn | None, phase: str, step: int, total: int, loss: float | None = None,
-          eta: float | None = None, metrics: dict | None = None) -> None:
-    if progress is None:
-        return
-    ok = lambda v: v is not None and math.isfinite(v)  # noqa: E731
-    progress({"phase": phase, "step": step, "total": total, "loss": float(loss) if ok(loss) else None,
-              "eta_s": float(eta) if ok(eta) else None, "metrics": metrics or {}})
+    inspect_masks(_dataset_from_job(None, arrays, 0))
 
 
 def run_job(config: dict, arrays: dict[str, np.ndarray], *, workdir: Path, progress: ProgressFn,
             should_stop: Callable[[], bool]) -> tuple[dict[str, np.ndarray], dict]:
     """One NeRF job (phases: loading, fitting, extracting, attributes); renders go to ``workdir/renders``."""
     cfg, dataset_dir = _config_from_job(config)
-    _emit(progress, "loading", 0, 1)
-    dataset = _dataset_from_job(dataset_dir, arrays, cfg.task.image_size)
-    _emit(progress, "loading", 1, 1)
-    if should_stop():
-        raise Cancelled("cancelled by the user")
-
-    def on_progress(p: Progress) -> None:
-        metrics = dict(p.metrics)
-        if "psnr_batch" in p.terms:
-            metrics["psnr_train_batch"] = p.terms["psnr_batch"]
-        _emit(progress, "fitting", p.step, p.total, p.loss, p.eta, metrics)
-
-    result = fit_nerf(dataset, cfg, on_progress=on_progress, should_stop=should_stop)
-    if should_stop():
-        raise Cancelled("cancelled by the user")
-    _emit(progress, "extracting", 0, 1, metrics=result.metrics)
+    run = TaskRun(progress, should_stop)
+    with run.stage("loading"):
+        dataset = _dataset_from_job(dataset_dir, arrays, cfg.task.image_size)
+    result = fit_nerf(dataset, cfg, run=run)
+    run.check_stop()
+    run.emit("extracting", 0, 1, metrics=result.metrics)
     renders = save_renders(result, Path(workdir) / "renders")
     out = mesh_arrays(result)
-    _emit(progress, "attributes", 1, 1, metrics=result.metrics)
+    run.emit("attributes", 1, 1, metrics=result.metrics)
     report = {k: v for k, v in result.report.items()}
     report["renders"] = [str(p) for p in renders]
     return out, report

@@ -1,0 +1,74 @@
+"""What the views' alpha says before a fit: a mask and a known background, or why there is none.
+
+Blender renders with a transparent film, so every pixel carries coverage (alpha). With alpha the fit
+composites its renders over a random background (the colour of empty space is then unlearnable, so
+the field has to leave it empty) and adds a mask loss on the rendered opacity.
+
+Without alpha (every pixel opaque: a JPEG, or a render without a transparent film) the background is
+in the pictures. The fit then still works: the background is taken as the median colour of the views'
+borders, composited behind the field, and there is no mask loss; the report says so.
+
+Views that cannot give a surface are refused, each with one line: every view all background, or a
+view that is opaque from corner to corner while the others are not, taken by a camera inside the
+object's box (a camera inside the object sees its inside faces everywhere).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nstr.errors import InputError
+from nstr.nerf.dataset import NerfDataset
+
+OPAQUE = 0.999  # alpha at or above this is "no transparency"
+EMPTY = 1.0 / 255  # alpha at or below this is background
+
+
+@dataclass
+class MaskInfo:
+    has_alpha: bool
+    background: tuple[float, float, float] | None  # the pictures' background when there is no alpha
+    notes: list[str]
+
+
+def border_color(images: np.ndarray) -> tuple[float, float, float]:
+    """Median RGB of the outermost pixel ring of every view: the background of an object shot."""
+    ring = np.concatenate([images[:, 0, :, :3].reshape(-1, 3), images[:, -1, :, :3].reshape(-1, 3),
+                           images[:, :, 0, :3].reshape(-1, 3), images[:, :, -1, :3].reshape(-1, 3)])
+    r, g, b = np.median(ring, 0).tolist()
+    return float(r), float(g), float(b)
+
+
+def inspect_masks(dataset: NerfDataset) -> MaskInfo:
+    """Read the training views' alpha; raise InputError for views that cannot give a surface."""
+    alpha = dataset.train.images[..., 3]
+    per_view_max = alpha.reshape(len(alpha), -1).max(1)
+    per_view_min = alpha.reshape(len(alpha), -1).min(1)
+    if np.all(per_view_max <= EMPTY):
+        raise InputError(f"all {len(alpha)} training views are empty background (alpha 0 everywhere)",
+                         "Aim the cameras at the object (or select it before rendering the views)")
+    opaque_views = per_view_min >= OPAQUE
+    if np.all(opaque_views):
+        bg = border_color(dataset.train.images)
+        return MaskInfo(False, bg, [
+            "the views have no alpha (every pixel opaque): no mask loss; the background is taken as the "
+            f"views' border colour ({bg[0]:.2f}, {bg[1]:.2f}, {bg[2]:.2f}). Render with a transparent film "
+            "for a cleaner surface"])
+    notes = []
+    lo, hi = dataset.aabb[0], dataset.aabb[1]
+    for i in np.nonzero(opaque_views)[0]:
+        eye = dataset.train.poses[i, :3, 3]
+        inside = bool(np.all(eye > lo) and np.all(eye < hi))
+        where = dataset.train.files[i] if i < len(dataset.train.files) else f"train view {i}"
+        if inside:
+            raise InputError(f"camera of {where} is inside the object (its view is opaque everywhere and the "
+                             f"camera is inside the object's box)",
+                             "Move that camera out of the object, or leave the view out")
+        notes.append(f"{where} is opaque everywhere (the object fills the frame)")
+    empty = int(np.sum(per_view_max <= EMPTY))
+    if empty:
+        notes.append(f"{empty} of {len(alpha)} training views show only background; they still tell the fit "
+                     "where the object is not")
+    return MaskInfo(True, None, notes)

@@ -1,0 +1,117 @@
+"""NeRF scenes whose right answer is known: Blender renders a known mesh, and that mesh is kept.
+
+``render_truth_scene`` runs real Blender (the ``bpy`` module, in a subprocess so that its state never
+leaks into ours) to build one object, render its views through the add-on's own
+``render_nerf_dataset`` (Cycles on the CPU, denoising off, transparent film) and write the evaluated
+mesh in world coordinates to ``true_mesh.npz`` beside ``transforms_*.json``. The benchmark and the
+tests score extracted meshes against that file.
+
+Objects: ``suzanne`` and ``cube`` (the add-on's checker-textured demo objects), ``bunny`` (the shared
+Stanford bunny, ``../shared/data/meshes/bunny00.off``, with the checker) and ``textured`` (Suzanne
+with an image texture, skimage's astronaut, through its UVs).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+KINDS = ("cube", "suzanne", "bunny", "textured")
+REPO = Path(__file__).resolve().parents[3]
+SHARED_MESH = REPO.parent / "shared" / "data" / "meshes" / "bunny00.off"
+
+_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    sys.path.insert(0, {repo!r})
+    import bpy
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    from nstr_blender.blender.nerf_render import add_demo_object, render_nerf_dataset
+    kind, out = {kind!r}, {out!r}
+    ctx = bpy.context
+    if kind in ("suzanne", "cube"):
+        obj = add_demo_object(ctx, kind)
+    elif kind == "bunny":
+        obj = add_demo_object(ctx, "cube")
+        lines = [l.split('#')[0].strip() for l in open({mesh!r})]
+        lines = [l for l in lines if l]
+        assert lines[0].startswith("OFF")
+        head = lines[0][3:].split() or lines[1].split()
+        start = 1 if lines[0][3:].split() else 2
+        nv, nf = int(head[0]), int(head[1])
+        v = np.array([[float(t) for t in l.split()[:3]] for l in lines[start:start + nv]])
+        f = [[int(t) for t in l.split()[1:4]] for l in lines[start + nv:start + nv + nf]]
+        lo, hi = v.min(0), v.max(0)
+        v = (v - (lo + hi) / 2) * (1.6 / (hi - lo).max())
+        me = bpy.data.meshes.new("bunny")
+        me.from_pydata(v.tolist(), [], f)
+        me.update()
+        me.materials.append(obj.data.materials[0])
+        obj.data = me
+        obj.name = "bunny"
+    elif kind == "textured":
+        from PIL import Image
+        import skimage.data
+        png = out + "_astronaut.png"
+        Image.fromarray(skimage.data.astronaut()).resize((256, 256)).save(png)
+        obj = add_demo_object(ctx, "suzanne")
+        mat = obj.data.materials[0]
+        nodes, links = mat.node_tree.nodes, mat.node_tree.links
+        checker = next(n for n in nodes if n.type == "TEX_CHECKER")
+        bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+        tex = nodes.new("ShaderNodeTexImage")
+        tex.image = bpy.data.images.load(png)
+        uv = nodes.new("ShaderNodeTexCoord")
+        links.new(uv.outputs["UV"], tex.inputs["Vector"])
+        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+        nodes.remove(checker)
+    else:
+        raise SystemExit("unknown kind " + kind)
+    dg = ctx.evaluated_depsgraph_get()
+    ev = obj.evaluated_get(dg)
+    me = ev.to_mesh()
+    me.calc_loop_triangles()
+    mw = np.array(obj.matrix_world)
+    verts = np.array([tuple(v.co) for v in me.vertices], np.float64)
+    verts = verts @ mw[:3, :3].T + mw[:3, 3]
+    faces = np.array([tuple(t.vertices) for t in me.loop_triangles], np.int64)
+    ev.to_mesh_clear()
+    render_nerf_dataset(ctx, [obj], out, {n_train}, {n_test}, {res}, engine="CYCLES", hemisphere={hemisphere},
+                        samples={samples})
+    np.savez(out + "/true_mesh.npz", vertices=verts, faces=faces)
+""")
+
+
+def render_truth_scene(out: Path, kind: str, n_train: int, n_test: int, res: int, samples: int = 16,
+                       hemisphere: bool = False, timeout: float = 900) -> Path:
+    """Render ``kind`` into ``out`` (unless it is already there); returns ``out``, which then holds
+    ``transforms_train.json``, ``transforms_test.json`` and ``true_mesh.npz`` (world coordinates)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown scene '{kind}': choose one of {', '.join(KINDS)}")
+    out = Path(out)
+    if (out / "true_mesh.npz").is_file() and (out / "transforms_train.json").is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    script = out.parent / f"_render_{out.name}.py"
+    script.write_text(_SCRIPT.format(repo=str(REPO), kind=kind, out=str(out), mesh=str(SHARED_MESH),
+                                     n_train=n_train, n_test=n_test, res=res, samples=samples,
+                                     hemisphere=hemisphere))
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(out.parent / "_blender_user")}
+    try:
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                              timeout=timeout)
+    finally:
+        script.unlink(missing_ok=True)
+    if proc.returncode != 0 or not (out / "true_mesh.npz").is_file():
+        raise RuntimeError(f"rendering the {kind} scene failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-2500:]}")
+    return out
+
+
+def load_true_mesh(folder: Path) -> tuple["np.ndarray", "np.ndarray"]:  # noqa: F821
+    import numpy as np
+
+    with np.load(Path(folder) / "true_mesh.npz") as z:
+        return z["vertices"], z["faces"]
