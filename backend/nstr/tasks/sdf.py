@@ -52,7 +52,7 @@ class SDFOptions:
     mc: str = "skimage"  # skimage | mcubes
     sparse_from: int = 512  # coarse-to-fine extraction from this resolution on
     eval_chunk: int = 65536
-    attributes: bool = True  # spectral-flow attributes on the vertices (NSTR only)
+    attributes: bool = True  # spectral-flow attributes on the vertices (measured for every model)
     metrics: bool = True  # chamfer_l1, normal_consistency, fscore_1pct, iou against the input
     metric_points: int = 100_000
 
@@ -192,7 +192,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
 
     from nstr.device import device_name, resolve_device, seed_everything
     from nstr.fields import build_field
-    from nstr.geometry.attributes import spectral_attributes
+    from nstr.geometry.attributes import field_sdf_fn, spectral_attributes
     from nstr.geometry.export import encode_meta
     from nstr.geometry.extraction import extract_surface
     from nstr.geometry.ground_truth import MeshSDF
@@ -277,9 +277,11 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     meta: dict[str, Any] = {}
     # attributes
     t0 = time.perf_counter()
-    if opts.attributes and field.is_spectral:
+    if opts.attributes:  # every model gets the measured readout; NSTR its internal one too
         _emit(progress, "attributes", 0, 1)
-        attrs, meta = spectral_attributes(field, ext.vertices, ext.faces, transform.scale, chunk=opts.eval_chunk)
+        attrs, meta = spectral_attributes(field, ext.vertices, ext.faces, transform.scale, chunk=opts.eval_chunk,
+                                          voxel=2.0 / (opts.resolution - 1),
+                                          sdf_fn=field_sdf_fn(field, opts.eval_chunk))
         arrays.update(attrs)
         _emit(progress, "attributes", 1, 1)
     timings["attributes"] = time.perf_counter() - t0
