@@ -150,7 +150,7 @@ def per_sample(frames: dict[str, np.ndarray], n: int, rate: float) -> dict[str, 
 
 
 # --- 2-D: images -------------------------------------------------------------------------------
-def image_local_frequency(image: np.ndarray, window: int = 16, stride: int = 2,
+def image_local_frequency(image: np.ndarray, window: int = 24, stride: int = 2,
                           floor: float = 0.01) -> dict[str, np.ndarray]:
     """Per-pixel readout of an image (H, W) or (H, W, C) (channels averaged): ``local_frequency``
     and ``bandwidth`` in cycles per pixel, ``drift`` (H, W, 2) = its gradient (d/dx, d/dy) per pixel."""
