@@ -6,6 +6,8 @@
 2. Overhead: jobs one at a time on an idle server; the client's wall time from submit to having
    the result arrays, against the fit itself (the server's started -> finished), plus the cost of
    each HTTP call (submit upload, one status poll, result download).
+3. Upload memory (--upload-mb, needs the launcher's server): a grid mesh of about that many MiB is
+   submitted (then cancelled); the server's peak resident memory (VmHWM) before and after.
 
 Starts its own server with the launcher (the add-on's path) unless --server is given.
 
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from nstr.remote.client import BackendClient
+from nstr.remote.client import BackendClient, BackendError
 from nstr.remote.launcher import LocalBackend
 
 TINY = {"preset": "quick", "batch_size": 512, "task.resolution": 24, "task.samples": 2000,
@@ -121,6 +123,51 @@ def overhead(client: BackendClient, mesh: dict[str, np.ndarray], config: dict[st
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
 
 
+def grid_mesh(mib: float) -> dict[str, np.ndarray]:
+    """A flat n x n grid whose float32 vertices + int32 faces take about ``mib`` MiB on the wire."""
+    n = int((mib * 2**20 / 36) ** 0.5)
+    ij = np.stack(np.meshgrid(np.arange(n), np.arange(n), indexing="ij"), -1).reshape(-1, 2)
+    xy = ij / (n - 1)
+    vertices = np.concatenate([xy, 0.5 * xy[:, :1] * xy[:, 1:]], 1).astype(np.float32)  # a saddle: not flat
+    k = (np.arange(n - 1)[:, None] * n + np.arange(n - 1)[None, :]).reshape(-1)
+    faces = np.concatenate([np.stack([k, k + n, k + 1], 1), np.stack([k + 1, k + n, k + n + 1], 1)]).astype(np.int32)
+    return {"vertices": vertices, "faces": faces}
+
+
+def peak_rss(pid: int) -> tuple[int, int]:
+    """(VmHWM, VmRSS) of a process in bytes."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            fields[key] = int(value.split()[0]) * 1024
+    return fields["VmHWM"], fields["VmRSS"]
+
+
+def upload_memory(client: BackendClient, pid: int, mib: float) -> dict[str, Any]:
+    mesh = grid_mesh(mib)
+    body = sum(a.nbytes for a in mesh.values())
+    # transport only: a task name no server has is refused after the body was received and parsed
+    hwm0, _ = peak_rss(pid)
+    t = time.perf_counter()
+    try:
+        client.submit("no-such-task", {}, mesh)
+    except BackendError:
+        pass
+    transport_s = time.perf_counter() - t
+    hwm_t, _ = peak_rss(pid)
+    # the whole submission: the body, then the SDF task's synchronous mesh validation
+    t = time.perf_counter()
+    job = client.submit("sdf", {"preset": "quick", "steps": 1}, mesh)
+    seconds = time.perf_counter() - t
+    hwm1, rss1 = peak_rss(pid)
+    client.cancel(job)
+    return {"body_mib": body / 2**20, "submit_s": seconds, "peak_before_mib": hwm0 / 2**20,
+            "transport_s": transport_s, "transport_rise_mib": (hwm_t - hwm0) / 2**20,
+            "peak_after_mib": hwm1 / 2**20, "peak_rise_mib": (hwm1 - hwm0) / 2**20,
+            "rise_per_body": (hwm1 - hwm0) / body, "rss_after_mib": rss1 / 2**20}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", help="URL of a running server (default: start one with the launcher)")
@@ -133,6 +180,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5, help="sequential jobs for the overhead figures")
     ap.add_argument("--poll", type=float, default=0.05, help="status poll interval of the overhead run")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--upload-mb", type=float, default=0, help="also measure the server's memory for an upload "
+                                                               "of this many MiB (launcher's server only)")
     args = ap.parse_args()
 
     mesh = load_mesh(args.mesh)
@@ -153,6 +202,8 @@ def main() -> int:
               f"config: {config}")
         load = load_test(client, mesh, config, args.jobs, args.clients)
         over = overhead(client, mesh, config, args.repeats, args.poll)
+        upload = upload_memory(client, backend.process.pid, args.upload_mb) \
+            if args.upload_mb > 0 and backend is not None else None
     finally:
         if backend is not None:
             backend.stop()
@@ -170,8 +221,15 @@ def main() -> int:
           f"{100 * over['overhead'] / over['total']:.1f}% | {1000 * over['submit']:.1f} ms | "
           f"{1000 * over['status']:.1f} ms | {1000 * over['result']:.1f} ms | {over['result_bytes'] / 1024:.0f} KiB | "
           f"{1000 * over['queued']:.1f} ms |")
+    if upload is not None:
+        print(f"\nUpload memory (server VmHWM, a {upload['body_mib']:.1f} MiB grid mesh)")
+        print("| body | transport only: time, peak rise | full sdf submit: time | peak before | peak after | peak rise | rise / body |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print(f"| {upload['body_mib']:.1f} MiB | {upload['transport_s']:.2f} s, {upload['transport_rise_mib']:.0f} MiB | "
+              f"{upload['submit_s']:.2f} s | {upload['peak_before_mib']:.0f} MiB | "
+              f"{upload['peak_after_mib']:.0f} MiB | {upload['peak_rise_mib']:.0f} MiB | {upload['rise_per_body']:.2f}x |")
     if args.json:
-        args.json.write_text(json.dumps({"load": load, "overhead": over, "device": health["device_name"],
+        args.json.write_text(json.dumps({"load": load, "overhead": over, "upload": upload, "device": health["device_name"],
                                          "config": config}, indent=2))
     lost = load["accepted"] != load["unique_ids"] or load["listed"] != load["accepted"] \
         or sum(load["states"].values()) != load["accepted"]

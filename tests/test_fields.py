@@ -10,7 +10,8 @@ import torch
 from nstr.config import FieldConfig, TrainConfig
 from nstr.errors import ConfigError
 from nstr.fields import build_field
-from nstr.train import Objective, run_to_end, train
+from nstr.tasks.skeleton import TaskRun
+from nstr.train import Objective
 
 torch.set_num_threads(1)
 
@@ -90,6 +91,6 @@ def test_each_model_overfits_a_tiny_signal(model: str, lr: float, steps: int) ->
     torch.manual_seed(0)
     cfg = FieldConfig(model=model, params=4000, max_freq=16, grid_max_res=128, ffn_sigma=8.0, width=32)
     field = build_field(cfg, 1, 1)
-    final = run_to_end(train(field, _Signal1D(), TrainConfig(steps=steps, lr=lr, log_every=100, lambda_pde=0.01),
-                             device=torch.device("cpu")))
+    final = TaskRun().fit(field, _Signal1D(), TrainConfig(steps=steps, lr=lr, log_every=100, lambda_pde=0.01),
+                          device=torch.device("cpu"))
     assert final.metrics["psnr"] > 35.0, final.metrics

@@ -12,7 +12,8 @@ from nstr.config import FieldConfig, TrainConfig, build_config, EmptyOptions
 from nstr.errors import Cancelled, ConfigError
 from nstr.fields import build_field
 from nstr.spectral import spectral_flow, transport_prediction_gain
-from nstr.train import Objective, run_to_end, train
+from nstr.tasks.skeleton import TaskRun
+from nstr.train import Objective
 
 torch.set_num_threads(1)
 
@@ -35,6 +36,10 @@ class _Image(Objective):
         return (pred - y).pow(2).mean(), terms
 
 
+def _drain(field, objective, cfg, *, device, checkpoint=None, should_stop=None):
+    return TaskRun(should_stop=should_stop).fit(field, objective, cfg, device=device, checkpoint=checkpoint)
+
+
 def _field(seed: int = 0):
     torch.manual_seed(seed)
     return build_field(FieldConfig(n_freqs=16, grid_levels=4, grid_max_res=32, grid_table_size=256, width=32,
@@ -44,7 +49,7 @@ def _field(seed: int = 0):
 def test_pde_loss_falls_during_training() -> None:
     field = _field()
     cfg = TrainConfig(steps=300, log_every=25, lambda_pde=1.0, pde_fraction=0.5)
-    history = run_to_end(train(field, _Image(), cfg, device=torch.device("cpu"))).history
+    history = _drain(field, _Image(), cfg, device=torch.device("cpu")).history
     first, last = history[0]["term_pde"], history[-1]["term_pde"]
     assert last < 0.5 * first, (first, last)
     flow = spectral_flow(field, torch.rand(500, 2) * 2 - 1)
@@ -54,14 +59,14 @@ def test_pde_loss_falls_during_training() -> None:
 
 def test_transport_field_predicts_held_out_spectra() -> None:
     field = _field()
-    run_to_end(train(field, _Image(), TrainConfig(steps=300, log_every=50, lambda_pde=0.01), device=torch.device("cpu")))
+    _drain(field, _Image(), TrainConfig(steps=300, log_every=50, lambda_pde=0.01), device=torch.device("cpu"))
     gain = transport_prediction_gain(field, torch.rand(2000, 2) * 1.6 - 0.8, step=0.02)
     assert gain["rmse_transport"] < gain["rmse_constant"], gain
 
 
 def test_resume_from_checkpoint_continues_the_loss_curve(tmp_path: Path) -> None:
     cfg = TrainConfig(steps=60, log_every=10, lambda_pde=0.1)
-    straight = run_to_end(train(_field(), _Image(), cfg, device=torch.device("cpu"))).history
+    straight = _drain(_field(), _Image(), cfg, device=torch.device("cpu")).history
 
     ckpt = tmp_path / "run.ckpt"
     calls = {"n": 0}
@@ -71,10 +76,10 @@ def test_resume_from_checkpoint_continues_the_loss_curve(tmp_path: Path) -> None
         return calls["n"] > 30
 
     with pytest.raises(Cancelled):
-        run_to_end(train(_field(), _Image(), cfg, device=torch.device("cpu"), checkpoint=ckpt,
-                         should_stop=stop_after_30))
+        _drain(_field(), _Image(), cfg, device=torch.device("cpu"), checkpoint=ckpt,
+               should_stop=stop_after_30)
     assert ckpt.exists()
-    resumed = run_to_end(train(_field(seed=123), _Image(), cfg, device=torch.device("cpu"), checkpoint=ckpt)).history
+    resumed = _drain(_field(seed=123), _Image(), cfg, device=torch.device("cpu"), checkpoint=ckpt).history
     assert [row["step"] for row in resumed] == [10, 20, 30, 40, 50, 60]
     for a, b in zip(straight, resumed):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-7), (a, b)
@@ -82,11 +87,10 @@ def test_resume_from_checkpoint_continues_the_loss_curve(tmp_path: Path) -> None
 
 def test_checkpoint_from_another_model_is_a_clear_error(tmp_path: Path) -> None:
     ckpt = tmp_path / "run.ckpt"
-    run_to_end(train(_field(), _Image(), TrainConfig(steps=5, log_every=5), device=torch.device("cpu"),
-                     checkpoint=ckpt))
+    _drain(_field(), _Image(), TrainConfig(steps=5, log_every=5), device=torch.device("cpu"), checkpoint=ckpt)
     other = build_field(FieldConfig(model="siren", width=16), 2, 1)
     with pytest.raises(ConfigError, match="different model"):
-        run_to_end(train(other, _Image(), TrainConfig(steps=10), device=torch.device("cpu"), checkpoint=ckpt))
+        _drain(other, _Image(), TrainConfig(steps=10), device=torch.device("cpu"), checkpoint=ckpt)
 
 
 def test_config_rejects_unknown_keys_and_bad_types() -> None:

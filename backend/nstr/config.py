@@ -240,8 +240,65 @@ def build_config(task_options: type, presets: Mapping[str, Mapping[str, Any]], p
     return cfg
 
 
+# Every numeric option's accepted range, inclusive, checked when a config is built (so the server
+# refuses at submit with a 400 naming the key and its range). Keyed by block.name; task options of
+# every task share the "task." namespace. tests/test_hardening.py checks that no numeric option
+# of any config dataclass is missing here.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "field.params": (100, 100_000_000), "field.n_freqs": (1, 1024), "field.min_freq": (0, 10_000),
+    "field.max_freq": (0, 10_000), "field.freq_lr_scale": (0, 100), "field.grid_levels": (1, 32),
+    "field.grid_features": (1, 16), "field.grid_base_res": (1, 4096), "field.grid_max_res": (1, 65_536),
+    "field.grid_table_size": (1, 2**24), "field.width": (1, 4096), "field.depth": (0, 32),
+    "field.spectrum_width": (1, 4096), "field.spectrum_depth": (0, 32), "field.transport_width": (1, 4096),
+    "field.transport_depth": (0, 32), "field.omega0": (0, 10_000), "field.ffn_features": (1, 65_536),
+    "field.ffn_sigma": (0, 10_000),
+    "train.steps": (1, 1_000_000), "train.batch_size": (1, 2**22), "train.lr": (0, 10),
+    "train.lr_final_ratio": (0, 1), "train.lambda_pde": (0, 1e6), "train.pde_fraction": (0, 1),
+    "train.seed": (0, 2**32 - 1), "train.log_every": (1, 1_000_000), "train.eval_every": (0, 1_000_000),
+    "train.checkpoint_every": (0, 1_000_000),
+    # sdf
+    "task.samples": (1000, 50_000_000), "task.surface_fraction": (0, 1), "task.near_fraction": (0, 1),
+    "task.near_scales": (1e-6, 1), "task.band": (0, 2), "task.padding": (0, 0.5), "task.eikonal_weight": (0, 1000),
+    "task.normal_weight": (0, 1000), "task.gradient_fraction": (0, 1), "task.resolution": (16, 2048),
+    "task.sparse_from": (16, 8192), "task.eval_chunk": (1, 2**22), "task.metric_points": (100, 10_000_000),
+    # nerf
+    "task.image_size": (0, 4096), "task.n_features": (1, 256), "task.head_width": (1, 4096),
+    "task.head_depth": (0, 16), "task.render_steps": (1, 4096), "task.n_importance": (0, 1024),
+    "task.grid_resolution": (1, 512), "task.grid_update_every": (1, 1_000_000), "task.grid_warmup": (0, 1_000_000),
+    "task.eval_views": (0, 1000), "task.render_chunk": (1, 2**22), "task.mesh_resolution": (8, 2048),
+    "task.mesh_threshold": (0, 1e6),
+    # image, audio
+    "task.viz_max_side": (1, 8192), "task.start_s": (0, 1e6), "task.duration_s": (0, 1e6),
+    "task.viz_max_points": (1, 1_000_000),
+}
+
+
+def check_bounds(cfg: RunConfig) -> None:
+    """Each numeric option (and each number of a numeric list) within its :data:`BOUNDS` range."""
+    for block in ("field", "train", "task"):
+        obj = getattr(cfg, block)
+        for f in fields(obj):
+            key = f"{block}.{f.name}"
+            bound = BOUNDS.get(key)
+            value = getattr(obj, f.name)
+            if bound is None or value is None or isinstance(value, (bool, str)):
+                continue
+            values = value if isinstance(value, (list, tuple)) else [value]
+            lo, hi = bound
+            for v in values:
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
+                    side = f"at least {_num(lo)}" if v < lo else f"at most {_num(hi)}"
+                    raise ConfigError(f"{key} must be {side}, not {_num(v)} (range {_num(lo)} to {_num(hi)})",
+                                      f"Set {key} within [{_num(lo)}, {_num(hi)}]")
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
 def validate(cfg: RunConfig) -> None:
     """Range checks that would otherwise fail deep inside torch."""
+    check_bounds(cfg)
     f, t = cfg.field, cfg.train
     if f.model not in MODELS:
         raise ConfigError(f"unknown model '{f.model}'", "Choose one of: " + ", ".join(MODELS))
@@ -270,4 +327,5 @@ def validate(cfg: RunConfig) -> None:
 
 
 __all__ = ["FieldConfig", "TrainConfig", "MODEL_SHAPES", "with_model_shape", "RunConfig", "EmptyOptions", "build_config", "apply_overrides",
+           "BOUNDS", "check_bounds",
            "ALIASES", "MODELS", "PRESET_NAMES", "field"]

@@ -72,3 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("nstr: interrupted\n")
         return EXIT_INTERRUPTED
+    except (OSError, RecursionError, ValueError, MemoryError) as err:  # never a traceback for the user
+        if os.environ.get("NSTR_DEBUG"):
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        sys.stderr.write(f"nstr: error: {type(err).__name__}: {first}. Run with NSTR_DEBUG=1 for the traceback\n")
+        return EXIT_USER_ERROR

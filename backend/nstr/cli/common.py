@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from nstr.config import MODELS, PRESET_NAMES
 
@@ -27,6 +29,17 @@ def non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"'{text}' must be 0 or more")
+    return value
+
+
+def finite_positive(text: str) -> float:
+    """A number > 0 that is neither NaN nor infinite (seconds, MiB, days...)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a finite number above 0")
     return value
 
 
@@ -59,6 +72,18 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, output_help: str) -> N
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def check_fit_paths(args: argparse.Namespace, output: Path, inputs: Sequence[Path | None],
+                    extra_outputs: dict[str, Path | None] | None = None) -> None:
+    """The shared fit flags that write (-o, --report, --checkpoint) checked against the inputs before
+    fitting, and an existing --checkpoint read safely now rather than after the sampling."""
+    outputs = {"-o": output, "--report": args.report, "--checkpoint": args.checkpoint, **(extra_outputs or {})}
+    check_outputs(outputs, inputs)
+    if args.checkpoint is not None and Path(args.checkpoint).is_file():
+        from nstr.train.loop import read_checkpoint
+
+        read_checkpoint(Path(args.checkpoint))
+
+
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The shared flags as config overrides (None values mean 'keep the preset')."""
     out: dict[str, Any] = {"model": args.model, "steps": args.steps, "params": args.params,
@@ -66,6 +91,42 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     for key, value in args.overrides:
         out[key] = value
     return {k: v for k, v in out.items() if v is not None}
+
+
+def check_outputs(outputs: dict[str, Path | None], inputs: Sequence[Path | None]) -> None:
+    """Refuse, before any work, an output (``{"-o": path, "--report": path, ...}``) that resolves to an
+    input file or into an input folder (a dataset), or that cannot be written. One rule for every flag
+    that writes, so a new one (``--flow``) only has to be listed here by its caller."""
+    from nstr.errors import InputError
+
+    resolved_inputs = [Path(p).expanduser().resolve() for p in inputs if p is not None]
+    seen: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        target = Path(path).expanduser().resolve()
+        for src in resolved_inputs:
+            if target == src:
+                raise InputError(f"{flag} '{path}' is the input file {src.name}; writing it would destroy your data",
+                                 f"Choose another path for {flag}")
+            if src.is_dir() and src in target.parents:
+                raise InputError(f"{flag} '{path}' lies inside the input folder {src}; writing there could "
+                                 "overwrite your data", f"Choose a path for {flag} outside {src}")
+        if target in seen:
+            raise InputError(f"{flag} and {seen[target]} both name '{path}'", f"Give {flag} its own path")
+        seen[target] = flag
+        if target.is_dir():
+            raise InputError(f"{flag} '{path}' is a folder", f"Pass a file name for {flag}")
+        if target.exists():
+            if not os.access(target, os.W_OK):
+                raise InputError(f"{flag} '{path}' is not writable", "Check its permissions or choose another path")
+            continue
+        parent = target.parent
+        while not parent.exists():  # the folders will be created: the nearest existing one must be writable
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"cannot write {flag} '{path}': the folder {parent} is not writable",
+                             "Choose a writable location")
 
 
 def write_report(path: Path | None, report: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nstr.cli.common import positive_int, write_report
+from nstr.cli.common import check_outputs, positive_int, write_report
 
 HELP = "score a mesh against a reference: chamfer_l1, normal_consistency, fscore_1pct, iou"
 DESCRIPTION = """Score MESH against REFERENCE (any formats nstr reads, .npz results included) with the
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nstr.geometry.metrics import mesh_metrics
 
+    check_outputs({"--report": args.report}, [args.mesh, args.reference])
     candidate = _load(args.mesh)
     reference = _load(args.reference)
     metrics = mesh_metrics(candidate, reference, n_points=args.points, seed=args.seed)

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nstr.cli.common import add_fit_arguments, non_negative_int, overrides_from_args, write_report
+from nstr.cli.common import add_fit_arguments, check_fit_paths, non_negative_int, overrides_from_args, write_report
 
 HELP = "fit a NeRF scene (transforms.json folder); report test-view PSNR and SSIM, write a coloured mesh"
 DESCRIPTION = """Fit a radiance field (density from the chosen field, view-dependent colour from a small head)
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     output = args.output or Path(f"{args.dataset.resolve().name}_{args.model}.ply")
     check_writable_output(output, (), OUTPUT_SUFFIXES, "the mesh")  # before a long fit, not after
+    check_fit_paths(args, output, [args.dataset])
     overrides = overrides_from_args(args)
     if args.image_size is not None:
         overrides["task.image_size"] = args.image_size

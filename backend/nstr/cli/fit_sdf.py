@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nstr.cli.common import add_fit_arguments, overrides_from_args, positive_int, write_report
+from nstr.cli.common import add_fit_arguments, check_fit_paths, overrides_from_args, positive_int, write_report
 
 HELP = "fit a signed distance field to a mesh (OBJ/PLY/STL/OFF/GLB); extract it with spectral-flow colours"
 DESCRIPTION = """Fit a neural signed distance field to a triangle mesh (watertight or not), extract
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     output = args.output or Path(f"{args.mesh.stem}_{args.model}.ply")
     check_writable_output(output, (args.mesh,), OUTPUT_SUFFIXES, "the mesh")  # before a long fit
+    check_fit_paths(args, output, [args.mesh])
     overrides = overrides_from_args(args)
     if args.resolution is not None:
         overrides["task.resolution"] = args.resolution

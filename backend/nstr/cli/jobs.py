@@ -24,6 +24,10 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_server_arguments(p)
     p.add_argument("--json", action="store_true", help="print the raw status records as JSON")
+    p.add_argument("--prune", action="store_true",
+                   help="remove finished jobs by the server's retention policy (or --older-than / --max-gb)")
+    p.add_argument("--older-than", type=float, metavar="DAYS", help="with --prune: remove finished jobs older than this")
+    p.add_argument("--max-gb", type=float, metavar="GB", help="with --prune: keep at most this many GB of finished jobs")
 
 
 def client_from_args(args: argparse.Namespace, timeout: float = 30.0) -> Any:
@@ -71,6 +75,18 @@ def print_table(rows: list[list[str]], head: list[str]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     client = client_from_args(args)
+    if args.prune:
+        from nstr.errors import ConfigError
+
+        for flag, value in (("--older-than", args.older_than), ("--max-gb", args.max_gb)):
+            if value is not None and not 0 <= value < 1e9:  # NaN fails this too
+                raise ConfigError(f"{flag} must be a number from 0 up, not {value}")
+        out = remote_call(client.prune, args.older_than, args.max_gb)
+        print(f"removed {len(out['removed'])} finished job(s) from {client.url}"
+              + (f": {', '.join(out['removed'])}" if out["removed"] else "")
+              + f"; {out['kept_bytes'] / 2**20:.1f} MiB kept (policy: {out['max_age_days']:g} days, "
+              f"{out['max_total_gb']:g} GB)")
+        return 0
     jobs = remote_call(client.jobs)
     if args.json:
         json.dump(jobs, sys.stdout, indent=1)

@@ -14,7 +14,12 @@ their logs and results are kept in --jobs-dir and survive restarts."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from nstr.cli.common import finite_positive
+    from nstr.server.engine import ENGINES
     from nstr.server.main import DEFAULT_MAX_BODY_MB, DEFAULT_PORT
+    from nstr.server.retention import DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_TOTAL_GB
+
+    ENGINE_NAMES = tuple(ENGINES)
 
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any free port)")
@@ -22,8 +27,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs-dir", type=Path, help="where jobs, logs and results live (default: ~/.local/share/nstr/jobs)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where jobs run: auto is CUDA when present, else the CPU (default: auto)")
-    p.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB,
+    p.add_argument("--max-body-mb", type=finite_positive, default=DEFAULT_MAX_BODY_MB,
                    help=f"largest accepted request body in MiB (default: {DEFAULT_MAX_BODY_MB})")
+    p.add_argument("--engine", choices=ENGINE_NAMES, default="local",
+                   help="what runs the jobs: local = one worker thread in this process (default: local)")
+    p.add_argument("--data-root", dest="data_roots", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder whose datasets clients may name as dataset_dir (repeatable; none: refused)")
+    p.add_argument("--keep-days", type=finite_positive, default=DEFAULT_MAX_AGE_DAYS,
+                   help=f"remove finished jobs older than this many days (default: {DEFAULT_MAX_AGE_DAYS:g})")
+    p.add_argument("--keep-gb", type=finite_positive, default=DEFAULT_MAX_TOTAL_GB,
+                   help=f"remove the oldest finished jobs beyond this total size (default: {DEFAULT_MAX_TOTAL_GB:g})")
     p.add_argument("--url-file", type=Path, help=argparse.SUPPRESS)  # the launcher waits on this file
     p.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # the launcher's process: exit when it is gone
 
@@ -31,8 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nstr.errors import ConfigError
     from nstr.server.main import serve
+    from nstr.server.retention import Retention
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a port number", "Use 1-65535, or 0 for any free port")
     return serve(host=args.host, port=args.port, token=args.token, jobs_dir=args.jobs_dir, device=args.device,
-                 max_body_mb=args.max_body_mb, url_file=args.url_file, parent_pid=args.parent_pid)
+                 max_body_mb=args.max_body_mb, url_file=args.url_file, parent_pid=args.parent_pid,
+                 engine=args.engine, data_roots=args.data_roots,
+                 retention=Retention(max_age_days=args.keep_days, max_total_gb=args.keep_gb))

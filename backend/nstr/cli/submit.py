@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nstr.cli.common import key_value, non_negative_int, positive_int
+from nstr.cli.common import check_outputs, finite_positive, key_value, non_negative_int, positive_int
 from nstr.cli.jobs import add_server_arguments, client_from_args, remote_call
 
 HELP = "send a mesh to a fitting server ('nstr serve') as an SDF job; --wait fetches the result"
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="result mesh: .ply, .glb or .npz (implies --wait; default with --wait: MESH_MODEL.ply)")
     p.add_argument("--report", type=Path, help="write a JSON report here (implies --wait)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
-    p.add_argument("--poll", type=float, default=0.5, help="seconds between status polls (default: 0.5)")
+    p.add_argument("--poll", type=finite_positive, default=0.5, help="seconds between status polls (default: 0.5)")
 
 
 def job_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or Path(f"{args.mesh.stem}_{args.model or 'nstr'}.ply")  # as 'nstr fit sdf'
     if wait:
         check_writable_output(output, (args.mesh,), OUTPUT_SUFFIXES, "the mesh")  # before the fit, not after
+        check_outputs({"-o": output, "--report": args.report}, [args.mesh])
     vertices, faces = load_mesh(args.mesh)
     client = client_from_args(args)
     t0 = time.perf_counter()
@@ -106,13 +107,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_mesh(path: Path) -> tuple[Any, Any]:
-    """(vertices (V,3) float32, faces (F,3) int32), read and checked by the SDF task's own loader."""
+    """(vertices (V,3) float64, faces (F,3) int32), read and checked by the SDF task's own loader.
+    float64: a mesh far from the origin (x = 1e7) keeps its sub-unit detail on the wire."""
     import numpy as np
 
     from nstr.geometry.mesh import load_mesh as read_mesh
 
     mesh, _report = read_mesh(path)
-    return mesh.vertices.astype(np.float32), mesh.faces.astype(np.int32)
+    return mesh.vertices.astype(np.float64), mesh.faces.astype(np.int32)
 
 
 class _Progress:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from nstr.config import FieldConfig
 from nstr.fields.base import Field
-from nstr.fields.encoding import MultiresGrid
+from nstr.fields.encoding import MultiresGrid, linear_jacobian
 from nstr.fields.mlp import MLP
 
 
@@ -92,7 +92,7 @@ class NSTRField(Field):
             out = self.head(feats)
             if not with_jacobian:
                 return out, None
-            return out, torch.einsum("ok,nkd->nod", self.head.weight.to(jac.dtype), jac)
+            return out, linear_jacobian(self.head.weight, jac)
         if with_jacobian:
             return self.spectrum_mlp.forward_with_jacobian(x)
         return self.spectrum_mlp(x), None

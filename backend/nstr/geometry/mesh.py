@@ -168,8 +168,11 @@ def validate_mesh(vertices: Any, faces: Any, source: str = "arrays", n_parts: in
         raise InputError("the mesh is degenerate: all its faces collapse to one point",
                          "Give a mesh with some size")
     # zero-area faces carry no surface; drop them but say so
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    area2 = np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    area2 = np.empty(len(f))
+    for s0 in range(0, len(f), 1 << 18):  # in blocks: the server validates every upload, memory stays flat
+        blk = f[s0:s0 + (1 << 18)]
+        a = v[blk[:, 0]]
+        area2[s0:s0 + len(blk)] = np.linalg.norm(np.cross(v[blk[:, 1]] - a, v[blk[:, 2]] - a), axis=1)
     keep = area2 > 1e-14 * size * size
     n_degenerate = int((~keep).sum())
     if not keep.any():
@@ -192,25 +195,38 @@ def describe(v: np.ndarray, f: np.ndarray, *, source: str, n_parts: int, n_degen
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-    undirected = np.sort(edges, axis=1)
-    key = undirected[:, 0] * len(v) + undirected[:, 1]
-    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    # one int64 key per edge slot (slot k of face i is edge k * F + i); lean on memory, since the server
+    # runs this on every upload: sorted keys give counts, winding and face adjacency without more copies
+    n_f, n_v = len(f), len(v)
+    a_idx = f.reshape(-1, order="F") if f.flags.f_contiguous else np.concatenate([f[:, 0], f[:, 1], f[:, 2]])
+    b_idx = np.concatenate([f[:, 1], f[:, 2], f[:, 0]])
+    directed = a_idx * n_v + b_idx
+    undirected = np.minimum(a_idx, b_idx) * n_v + np.maximum(a_idx, b_idx)
+    del a_idx, b_idx
+    # consistent winding: every interior manifold edge is traversed once in each direction
+    directed.sort()
+    directed_repeats = bool((directed[1:] == directed[:-1]).any())
+    del directed
+    order = np.argsort(undirected, kind="stable")
+    keys = undirected[order]
+    del undirected
+    same = keys[1:] == keys[:-1]
+    starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    counts = np.diff(np.append(starts, len(keys)))
+    del keys
     open_edges = int((counts == 1).sum())
     nonmanifold = int((counts > 2).sum())
-    # consistent winding: every interior manifold edge is traversed once in each direction
-    directed = edges[:, 0] * len(v) + edges[:, 1]
-    _, dcounts = np.unique(directed, return_counts=True)
-    winding_consistent = bool(dcounts.max() == 1) and nonmanifold == 0
+    winding_consistent = not directed_repeats and nonmanifold == 0
     # components: faces joined through shared edges (pieces that only touch at a vertex, like
-    # Suzanne's eyes, stay separate); a bipartite face-edge graph keeps this linear in size
-    n_f = len(f)
-    used = np.unique(f)
-    n_e = int(inverse.max()) + 1
-    face_of_edge = np.tile(np.arange(n_f), 3)
-    graph = coo_matrix((np.ones(len(edges)), (face_of_edge, n_f + inverse.reshape(-1))), shape=(n_f + n_e, n_f + n_e))
+    # Suzanne's eyes, stay separate): consecutive slots with the same key link their faces
+    face = (order % n_f).astype(np.int32)
+    del order
+    link = np.flatnonzero(same)
+    graph = coo_matrix((np.ones(len(link), np.int8), (face[link], face[link + 1])), shape=(n_f, n_f))
+    del face, link, same
     _, labels = connected_components(graph, directed=False)
-    n_comp = len(np.unique(labels[:n_f]))
+    n_comp = len(np.unique(labels))
+    used = np.unique(f)
     notes = []
     if n_f > HUGE_FACE_COUNT:
         notes.append(f"huge mesh ({n_f} faces): ground truth and metrics will be slow; sample counts are unchanged")

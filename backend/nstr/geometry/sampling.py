@@ -68,6 +68,7 @@ def sample_sdf(mesh_unit: Mesh, spec: SamplingSpec, gt: MeshSDF | None = None,
                     out = SampleSet(points=z["points"], sdf=z["sdf"], normals=z["normals"],
                                     n_surface=int(z["n_surface"]), from_cache=True)
                 out.seconds = time.perf_counter() - start
+                os.utime(path)  # least recently used goes first when the cache is trimmed
                 return out
             except Exception:  # a torn or foreign file: resample and overwrite
                 pass
@@ -78,7 +79,37 @@ def sample_sdf(mesh_unit: Mesh, spec: SamplingSpec, gt: MeshSDF | None = None,
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(tmp, points=out.points, sdf=out.sdf, normals=out.normals, n_surface=out.n_surface)
         os.replace(tmp, path)  # atomic: concurrent fits never read half a file
+        trim_cache(path.parent)
     return out
+
+
+def trim_cache(folder: Path, max_bytes: int | None = None) -> list[Path]:
+    """Keep the sample cache under ``$NSTR_CACHE_MAX_MB`` (default 2048 MiB): least recently used out first."""
+    if max_bytes is None:
+        try:
+            max_bytes = int(float(os.environ.get("NSTR_CACHE_MAX_MB", "2048")) * 2**20)
+        except ValueError:
+            max_bytes = 2048 * 2**20
+    entries = []
+    for p in Path(folder).glob("*.npz"):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        entries.append((st.st_mtime, st.st_size, p))
+    entries.sort()
+    total = sum(size for _, size, _ in entries)
+    removed = []
+    for _mtime, size, p in entries[:-1]:  # never the newest (the one just written)
+        if total <= max_bytes:
+            break
+        try:
+            p.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed.append(p)
+    return removed
 
 
 def surface_points(mesh: Mesh, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -144,8 +144,13 @@ def intrinsics_from(doc: Mapping[str, Any], width: int, height: int, where: str)
 
 def _resolve_image(root: Path, file_path: str, where: str) -> Path:
     rel = file_path[2:] if file_path.startswith("./") else file_path
+    base = root.resolve()
     candidates = [root / rel] + [root / (rel + ext) for ext in (".png", ".PNG", ".jpg", ".jpeg")]
     for c in candidates:
+        # an absolute path, '..' or a symlink must not lead out of the dataset folder (a server reads these)
+        if base not in c.resolve().parents:
+            raise InputError(f"{where}: image '{file_path}' lies outside the dataset folder",
+                             "Frame paths must be relative paths inside the dataset folder")
         if c.is_file():
             return c
     raise InputError(f"{where}: image '{file_path}' not found in {root}", "Fix file_path or add the image")

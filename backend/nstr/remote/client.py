@@ -11,8 +11,10 @@ shared between threads (the add-on polls while the user submits).
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
+import secrets
 import socket
 import time
 from typing import Any, Callable, Mapping
@@ -55,7 +57,12 @@ class BackendClient:
     """Talks to ``nstr serve`` at ``url``. Thread-safe: one connection per request."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
-        parts = urlsplit(url.strip() if isinstance(url, str) else "")
+        try:
+            parts = urlsplit(url.strip() if isinstance(url, str) else "")
+            parts.hostname  # noqa: B018 - raises on a malformed IPv6 literal such as 'http://[::1'
+        except ValueError as err:
+            raise RemoteError(f"'{url}' is not a server URL ({err})",
+                              "Use http://HOST:PORT, e.g. http://127.0.0.1:8765 or http://[::1]:8765") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RemoteError(f"'{url}' is not a server URL", "Use http://HOST:PORT, e.g. http://127.0.0.1:8765")
         try:
@@ -77,10 +84,24 @@ class BackendClient:
     def openapi(self) -> dict[str, Any]:
         return self._json("GET", "/openapi.json")
 
-    def submit(self, task: str, config: Mapping[str, Any], arrays: Mapping[str, Any]) -> str:
-        """Queue a job; returns its id. ``arrays`` holds numpy arrays or :class:`Array` values."""
+    def submit(self, task: str, config: Mapping[str, Any], arrays: Mapping[str, Any],
+               idempotency_key: str | None = None, retries: int = 2) -> str:
+        """Queue a job; returns its id. ``arrays`` holds numpy arrays or :class:`Array` values.
+
+        The request carries an idempotency key (a fresh random one unless given): when the answer is
+        lost (a timeout, a dropped connection) the upload is retried with the same key, and the server
+        returns the job the first attempt made instead of queueing a second one."""
         body = wire.encode_parts({"task": task, "config": dict(config)}, arrays)
-        return str(self._json("POST", "/jobs", body=body, content_type=wire.CONTENT_TYPE)["id"])
+        key = idempotency_key or secrets.token_urlsafe(18)
+        for attempt in range(retries + 1):
+            try:
+                return str(self._json("POST", "/jobs", body=body, content_type=wire.CONTENT_TYPE,
+                                      headers={"Idempotency-Key": key})["id"])
+            except BackendUnreachable:
+                if attempt == retries:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def status(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/jobs/{_seg(job_id)}")
@@ -116,6 +137,11 @@ class BackendClient:
     def release_gpu(self) -> dict[str, Any]:
         return self._json("POST", "/release-gpu")
 
+    def prune(self, max_age_days: float | None = None, max_total_gb: float | None = None) -> dict[str, Any]:
+        """Remove finished jobs by the server's retention policy, or by these limits; returns what went."""
+        limits = {k: v for k, v in (("max_age_days", max_age_days), ("max_total_gb", max_total_gb)) if v is not None}
+        return self._json("POST", "/prune", body=json.dumps(limits).encode(), content_type="application/json")
+
     def wait(self, job_id: str, *, poll: float = 0.5, timeout: float | None = None,
              on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Poll until the job is done, failed or cancelled; returns its last status."""
@@ -141,11 +167,15 @@ class BackendClient:
                                "Check that the URL points to an NSTR backend ('nstr serve')") from None
 
     def _request(self, method: str, path: str, body: list[bytes | memoryview] | bytes | None = None,
-                 content_type: str | None = None, timeout: float | None = None) -> tuple[int, dict[str, str], bytes]:
+                 content_type: str | None = None, timeout: float | None = None,
+                 headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         conn_cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
         conn = conn_cls(self._host, self._port, timeout=timeout or self.timeout)
         parts = [body] if isinstance(body, (bytes, bytearray)) else list(body or [])
-        headers = {"Accept": "application/json", "Content-Length": str(sum(memoryview(p).nbytes for p in parts))}
+        # X-NSTR-Client marks a request no web page could have sent (the server refuses state changes
+        # without it or a non-form content type); results come gzip-compressed as they are stored
+        headers = {"Accept": "application/json", "Accept-Encoding": "gzip", "X-NSTR-Client": f"nstr-remote/{API}",
+                   "Content-Length": str(sum(memoryview(p).nbytes for p in parts)), **(headers or {})}
         if content_type:
             headers["Content-Type"] = content_type
         if self.token:
@@ -165,10 +195,12 @@ class BackendClient:
             data = resp.read()
             status = resp.status
             resp_headers = {k.lower(): v for k, v in resp.getheaders()}
+            if resp_headers.get("content-encoding", "").lower() == "gzip":
+                data = gzip.decompress(data)
         except socket.timeout:
             raise BackendUnreachable(f"the NSTR backend at {self.url} did not answer within {conn.timeout:g} s",
                                      "It may be busy or stopped; check that it is running") from None
-        except (ConnectionError, OSError, http.client.HTTPException) as err:
+        except (ConnectionError, OSError, http.client.HTTPException, EOFError, gzip.BadGzipFile) as err:
             reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
             raise BackendUnreachable(f"cannot reach the NSTR backend at {self.url} ({reason})",
                                      "Start it ('nstr serve' or the add-on's Start button) and check the URL") from None

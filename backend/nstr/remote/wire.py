@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import struct
 import sys
@@ -199,10 +200,7 @@ def decode(buf: bytes | bytearray | memoryview) -> tuple[dict[str, Any], dict[st
         raise WireError(f"the message header claims {hlen} bytes (limit {MAX_HEADER_BYTES})")
     if 12 + hlen > len(view):
         raise WireError(f"the message is truncated: header needs {hlen} bytes, {len(view) - 12} present")
-    try:
-        header = json.loads(bytes(view[12:12 + hlen]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise WireError(f"the message header is not valid UTF-8 JSON ({err})") from None
+    header = _parse_header(bytes(view[12:12 + hlen]))
     if not isinstance(header, dict) or not isinstance(header.get("meta", {}), dict) \
             or not isinstance(header.get("arrays", []), list):
         raise WireError("the message header must be an object with 'meta' (object) and 'arrays' (list)")
@@ -227,6 +225,15 @@ def decode(buf: bytes | bytearray | memoryview) -> tuple[dict[str, Any], dict[st
     if len(data) - end >= 8 or len(data) < end:
         raise WireError(f"the message has {len(data) - end} unexpected bytes after its arrays")
     return header.get("meta", {}), arrays
+
+
+def _parse_header(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise WireError("the message header is nested too deeply", "Send a flat JSON header") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise WireError(f"the message header is not valid UTF-8 JSON ({err})") from None
 
 
 def _decode_entry(spec: Any, data: memoryview) -> tuple[str, Array, tuple[int, int]]:
@@ -268,8 +275,33 @@ def write_file(path: str | os.PathLike[str], meta: Mapping[str, Any], arrays: Ma
 
 
 def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Array]]:
-    return decode(Path(path).read_bytes())
+    """A message from a file, memory-mapped: the arrays are views on the file's pages, so reading a
+    large upload costs no second copy in memory."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return decode(b"")
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    return decode(mapped)
+
+
+def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Only the meta of a message file (its header), without touching the array data."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:8] != MAGIC:
+            raise WireError("the body is not an NSTR wire message (bad magic bytes)")
+        (hlen,) = struct.unpack("<I", head[8:12])
+        if hlen > MAX_HEADER_BYTES:
+            raise WireError(f"the message header claims {hlen} bytes (limit {MAX_HEADER_BYTES})")
+        raw = fh.read(hlen)
+    if len(raw) < hlen:
+        raise WireError(f"the message is truncated: header needs {hlen} bytes, {len(raw)} present")
+    header = _parse_header(raw)
+    if not isinstance(header, dict) or not isinstance(header.get("meta", {}), dict):
+        raise WireError("the message header must be an object with 'meta' (object) and 'arrays' (list)")
+    return header.get("meta", {})
 
 
 __all__ = ["Array", "WireError", "CONTENT_TYPE", "MAGIC", "DTYPES", "encode", "encode_parts", "decode",
-           "as_array", "write_file", "read_file"]
+           "as_array", "write_file", "read_file", "read_meta"]

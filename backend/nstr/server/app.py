@@ -1,33 +1,43 @@
-"""The HTTP layer: routing, token check, body limits, and turning errors into 4xx answers.
+"""The HTTP layer: a Starlette app (served by uvicorn) over the job queue.
 
-Built on the standard library's ``ThreadingHTTPServer``: the backend needs no web framework,
-the body-size limit and the constant-time token check are explicit code here rather than
-framework settings, and every bad request is answered by one function (:meth:`Handler._fail`)
-with ``{"error": {"status", "code", "message", "fix"}}``. Request threads only validate and
-enqueue; the fitting happens in the single worker of :mod:`nstr.server.worker`.
+Every request first passes :class:`~nstr.server.guard.Guard` (Host, Origin, CSRF, token). Uploads
+stream to the job's staging folder on disk chunk by chunk, with the body limit counted as they
+arrive and a timeout on each chunk, so neither a large mesh nor a stalled client holds memory or a
+thread. Validation and queueing run in the thread pool; the fitting happens on the engine
+(:mod:`nstr.server.engine`). Every refusal is answered by one function (:func:`error_response`)
+with ``{"error": {"status", "code", "message", "fix"}}``.
 """
 
 from __future__ import annotations
 
-import hmac
+import asyncio
+import gzip
 import json
-import os
-import re
-import shutil
-import socket
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import traceback
 from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
 
 from nstr import __version__
 from nstr.errors import NSTRError
 from nstr.remote import wire
 from nstr.server import device_info, schema
+from nstr.server.guard import Guard
+from nstr.server.schema import BINARY, JOB_REF, WIRE, describe
+from nstr.server.store import INPUT
 from nstr.server.worker import JobConflict, JobNotFound, JobQueue
 
 API = "v1"
-DRAIN_LIMIT = 2 << 30  # an oversized body up to this size is read and discarded so the client sees the 413
+BODY_CHUNK_TIMEOUT_S = 30.0  # a client that sends nothing for this long loses its upload (408)
+MAX_JSON_BODY = 1 << 20  # JSON submissions carry no arrays
+IDEMPOTENCY_HEADER = "idempotency-key"
 
 
 class HTTPError(Exception):
@@ -36,258 +46,269 @@ class HTTPError(Exception):
         self.status, self.code, self.message, self.fix = status, code, message, fix
 
 
-class FittingServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # many clients submitting at once must not see refused connections
-
-    def __init__(self, address: tuple[str, int], jobs: JobQueue, token: str | None, max_body: int) -> None:
-        super().__init__(address, Handler)
-        self.jobs = jobs
-        self.token = token.encode("utf-8") if token else None
-        self.max_body = max_body
-        self.openapi = schema.openapi(jobs.registry.available())
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
-        return f"http://{host}:{port}"
+def error_response(status: int, code: str, message: str, fix: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"status": status, "code": code, "message": message, "fix": fix}}, status_code=status)
 
 
-Route = tuple[str, "re.Pattern[str]", str]
-ROUTES: list[Route] = [
-    ("GET", re.compile(r"^/v1/health$"), "health"),
-    ("GET", re.compile(r"^/v1/openapi\.json$"), "openapi"),
-    ("GET", re.compile(r"^/v1/jobs$"), "list_jobs"),
-    ("POST", re.compile(r"^/v1/jobs$"), "submit"),
-    ("GET", re.compile(r"^/v1/jobs/([^/]+)$"), "status"),
-    ("DELETE", re.compile(r"^/v1/jobs/([^/]+)$"), "delete"),
-    ("GET", re.compile(r"^/v1/jobs/([^/]+)/result$"), "result"),
-    ("GET", re.compile(r"^/v1/jobs/([^/]+)/log$"), "log"),
-    ("POST", re.compile(r"^/v1/jobs/([^/]+)/cancel$"), "cancel"),
-    ("POST", re.compile(r"^/v1/jobs/([^/]+)/resubmit$"), "resubmit"),
-    ("POST", re.compile(r"^/v1/release-gpu$"), "release_gpu"),
-]
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload, allow_nan=False), status_code=status, media_type="application/json")
 
 
-class Handler(BaseHTTPRequestHandler):
-    server: FittingServer
-    server_version = f"nstr/{__version__}"
-    protocol_version = "HTTP/1.1"
-    timeout = 120  # seconds of silence before a half-sent request is dropped
+# ------------------------------------------------------------------------------------------ routes
+@describe("device, free GPU memory, version, queue length; 503 when the worker is not alive",
+          {"200": {"description": "health", "content": {"application/json": {
+              "schema": {"$ref": "#/components/schemas/Health"}}}}}, errors=(503,))
+def health(request: Request) -> Response:
+    state = request.app.state
+    jobs: JobQueue = state.jobs
+    alive = jobs.alive()
+    payload = {"version": __version__, "api": API, **device_info.describe(jobs.device),
+               "queue_length": jobs.queue_length(), "tasks": jobs.registry.available(),
+               "max_body_bytes": state.max_body, "auth": state.token is not None, "worker_alive": alive,
+               "engine": jobs.engine.name, "data_roots": len(jobs.admission.data_roots.roots)}
+    if not alive:
+        return error_response(503, "worker_dead", "the job worker is not running: queued jobs cannot start",
+                              "Restart the server (the add-on's Restart button or 'nstr serve'); jobs are kept")
+    return _json(payload)
 
-    # ------------------------------------------------------------- dispatch
-    def do_GET(self) -> None:
-        self._dispatch("GET")
 
-    def do_POST(self) -> None:
-        self._dispatch("POST")
+@describe("this document", {"200": {"description": "OpenAPI"}})
+def openapi_doc(request: Request) -> Response:
+    return _json(request.app.state.openapi)
 
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
 
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
+@describe("all jobs, oldest first: everything a panel shows, in one call",
+          {"200": {"description": "{jobs: [JobStatus]}", "content": {"application/json": {"schema": {
+              "type": "object", "properties": {"jobs": {"type": "array", "items": {
+                  "$ref": "#/components/schemas/JobStatus"}}}}}}}})
+def list_jobs(request: Request) -> Response:
+    return _json({"jobs": request.app.state.jobs.list()})
 
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
 
-    def _dispatch(self, method: str) -> None:
-        self._body_read = False
-        self.close_connection = True  # one request per connection: simple and robust under load
+@describe("submit a job: a wire message whose meta is SubmitMeta and whose arrays are the task's inputs "
+          "(sdf: vertices (V,3) float, faces (F,3) int); a repeated Idempotency-Key returns the first job (200)",
+          {"201": JOB_REF, "200": JOB_REF}, errors=(400, 408, 411, 413, 415),
+          body={"required": True, "content": {WIRE: BINARY, "application/json": {
+              "schema": {"$ref": "#/components/schemas/SubmitMeta"}}}},
+          headers=[("Idempotency-Key", "a client-chosen unique string; retrying with it never duplicates the job")])
+async def submit(request: Request) -> Response:
+    state = request.app.state
+    jobs: JobQueue = state.jobs
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in (wire.CONTENT_TYPE, "application/json"):
+        raise HTTPError(415, "unsupported_media_type", f"Content-Type {ctype or '(none)'} is not accepted",
+                        f"Send {wire.CONTENT_TYPE} (nstr.remote.wire) or application/json")
+    length_text = request.headers.get("content-length")
+    chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+    if length_text is None and not chunked:
+        raise HTTPError(411, "length_required", "the request has no Content-Length", "Send a Content-Length header")
+    limit = state.max_body if ctype == wire.CONTENT_TYPE else MAX_JSON_BODY
+    if length_text is not None:
         try:
-            self._check_token()
-            path = self.path.split("?", 1)[0]
-            allowed = []
-            for route_method, pattern, name in ROUTES:
-                m = pattern.match(path)
-                if m:
-                    if route_method == method:
-                        getattr(self, "_" + name)(*m.groups())
-                        return
-                    allowed.append(route_method)
-            if allowed:
-                raise HTTPError(405, "method_not_allowed", f"{method} is not allowed on {path}",
-                                "Use " + " or ".join(allowed))
-            raise HTTPError(404, "not_found", f"there is no endpoint {path}",
-                            f"See GET /{API}/openapi.json for the API")
-        except HTTPError as err:
-            self._fail(err.status, err.code, err.message, err.fix)
-        except JobNotFound as err:
-            self._fail(404, "job_not_found", f"there is no job {err.args[0]!r} on this server",
-                       f"List the jobs with GET /{API}/jobs (or 'nstr jobs')")
-        except JobConflict as err:
-            self._fail(409, "conflict", str(err), err.fix)
-        except wire.WireError as err:
-            self._fail(400, "bad_body", err.problem, err.fix)
-        except NSTRError as err:
-            self._fail(400, "bad_input", err.problem, err.fix)
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
-            self.close_connection = True
-        except Exception as err:  # never let one request take the server down
-            self.log_error("internal error on %s %s: %r", method, self.path, err)
-            self._fail(500, "internal", f"internal server error ({type(err).__name__}: {err})".splitlines()[0],
-                       "See the server's log; other requests are unaffected")
-
-    # --------------------------------------------------------------- checks
-    def _check_token(self) -> None:
-        expected = self.server.token
-        if expected is None:
-            return
-        header = self.headers.get("Authorization", "")
-        given = header[7:].strip() if header[:7].lower() == "bearer " else self.headers.get("X-NSTR-Token", "")
-        if not given:
-            raise HTTPError(401, "token_missing", "this server needs a token",
-                            "Pass --token TOKEN (printed by 'nstr serve') or set it in the add-on preferences")
-        if not hmac.compare_digest(given.encode("utf-8"), expected):
-            raise HTTPError(401, "token_wrong", "the token is wrong",
-                            "Use the token that 'nstr serve' printed when it started")
-
-    def _read_body(self) -> bytes:
-        length_text = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            raise HTTPError(411, "length_required", "chunked request bodies are not accepted",
-                            "Send a Content-Length header")
-        if length_text is None:
-            raise HTTPError(411, "length_required", "the request has no Content-Length", "Send a Content-Length header")
-        try:
-            length = int(length_text)
-            if length < 0:
+            declared = int(length_text)
+            if declared < 0:
                 raise ValueError
         except ValueError:
             raise HTTPError(400, "bad_length", f"Content-Length {length_text!r} is not a byte count") from None
-        if length > self.server.max_body:
-            raise HTTPError(413, "body_too_large",
-                            f"the request body is {length / 2**20:.1f} MiB; this server accepts at most "
-                            f"{self.server.max_body / 2**20:.1f} MiB",
-                            "Decimate the mesh, or restart the server with a larger --max-body-mb")
-        data = self.rfile.read(length)
-        self._body_read = True
-        if len(data) != length:
-            raise HTTPError(400, "short_body", f"the body ended after {len(data)} of {length} bytes",
-                            "Send the whole request")
-        return data
-
-    # ------------------------------------------------------------ responses
-    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, payload: Any) -> None:
-        self._send(status, json.dumps(payload, allow_nan=False).encode("utf-8"), "application/json")
-
-    def _fail(self, status: int, code: str, message: str, fix: str | None = None) -> None:
-        body = {"error": {"status": status, "code": code, "message": message, "fix": fix}}
-        try:
-            self._json(status, body)
-            self.wfile.flush()
-            self._discard_unread_body()
-        except (BrokenPipeError, ConnectionResetError, socket.timeout, OSError):
-            pass
-
-    def _discard_unread_body(self) -> None:
-        """After an early error answer, read what the client is still sending (up to a limit), so closing
-        the socket does not reset the connection before the client has read the answer."""
-        if self._body_read:
-            return
-        try:
-            remaining = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            return
-        if remaining <= 0:
-            return
-        self.connection.shutdown(socket.SHUT_WR)
-        self.connection.settimeout(10)
-        remaining = min(remaining, DRAIN_LIMIT)
-        while remaining > 0:
-            chunk = self.rfile.read1(min(remaining, 1 << 20)) if hasattr(self.rfile, "read1") else \
-                self.rfile.read(min(remaining, 1 << 20))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # status polls would drown the log; everything else (and every error) is logged
-        if self.command == "GET" and str(code).startswith("2"):
-            return
-        super().log_request(code, size)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        sys.stderr.write(f"{time.strftime('%H:%M:%S')} {self.address_string()} {format % args}\n")
-
-    # ------------------------------------------------------------- handlers
-    def _health(self) -> None:
-        jobs = self.server.jobs
-        self._json(200, {"version": __version__, "api": API, **device_info.describe(jobs.device),
-                         "queue_length": jobs.queue_length(), "tasks": jobs.registry.available(),
-                         "max_body_bytes": self.server.max_body, "auth": self.server.token is not None})
-
-    def _openapi(self) -> None:
-        self._json(200, self.server.openapi)
-
-    def _list_jobs(self) -> None:
-        self._json(200, {"jobs": self.server.jobs.list()})
-
-    def _submit(self) -> None:
-        ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if ctype not in (wire.CONTENT_TYPE, "application/json"):
-            self._read_body()  # still enforce the size limit first
-            raise HTTPError(415, "unsupported_media_type", f"Content-Type {ctype or '(none)'} is not accepted",
-                            f"Send {wire.CONTENT_TYPE} (nstr.remote.wire) or application/json")
-        body = self._read_body()
+        if declared > limit:
+            raise _too_large(declared, limit)
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not (0 < len(key) <= 200 and key.isprintable()):
+        raise HTTPError(400, "bad_idempotency_key", "the Idempotency-Key must be 1-200 printable characters")
+    staged = await run_in_threadpool(jobs.store.staging)
+    try:
+        size = await _receive_to_file(request, staged / INPUT, limit)
         if ctype == "application/json":
+            await run_in_threadpool(_json_to_wire, staged / INPUT)
+        job, created = await run_in_threadpool(_submit_staged, jobs, staged, key, size)
+    except BaseException:
+        await run_in_threadpool(jobs.store.discard, staged)
+        raise
+    return _json(jobs.status(job.id), 201 if created else 200)
+
+
+async def _receive_to_file(request: Request, path: Any, limit: int) -> int:
+    """Stream the body to ``path``; at most one chunk is in memory at a time."""
+    size = 0
+    with open(path, "wb") as fh:
+        while True:
             try:
-                meta, arrays = json.loads(body.decode("utf-8")), {}
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise HTTPError(400, "bad_body", f"the body is not valid JSON ({err})") from None
-            if not isinstance(meta, dict):
-                raise HTTPError(400, "bad_body", "the body must be a JSON object with 'task' and 'config'")
-        else:
-            meta, arrays = wire.decode(body)
-        unknown = sorted(set(meta) - {"task", "config"})
-        if unknown:
-            raise HTTPError(400, "bad_body", f"unknown request field(s): {', '.join(unknown)}",
-                            "A submission has only 'task' and 'config'; data goes in the arrays")
-        if "task" not in meta:
-            raise HTTPError(400, "bad_body", "the request names no task",
-                            "Set 'task' to one of: " + ", ".join(self.server.jobs.registry.available()))
-        job = self.server.jobs.submit(meta["task"], meta.get("config", {}), arrays)
-        self._json(201, self.server.jobs.status(job.id))
+                message = await asyncio.wait_for(request.receive(), BODY_CHUNK_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                raise HTTPError(408, "body_timeout", f"the upload stalled for {BODY_CHUNK_TIMEOUT_S:g} s",
+                                "Check the connection and submit again (with the same Idempotency-Key)") from None
+            if message["type"] == "http.disconnect":
+                raise HTTPError(400, "disconnected", "the client went away during the upload")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(size, limit, at_least=True)
+            fh.write(chunk)
+            if not message.get("more_body", False):
+                return size
 
-    def _status(self, job_id: str) -> None:
-        self._json(200, self.server.jobs.status(job_id))
 
-    def _delete(self, job_id: str) -> None:
-        self.server.jobs.delete(job_id)
-        self._json(200, {"id": job_id, "deleted": True})
+def _too_large(size: int, limit: int, at_least: bool = False) -> HTTPError:
+    return HTTPError(413, "body_too_large",
+                     f"the request body is {'over ' if at_least else ''}{size / 2**20:.1f} MiB; this server accepts "
+                     f"at most {limit / 2**20:.1f} MiB",
+                     "Decimate the mesh, or restart the server with a larger --max-body-mb")
 
-    def _result(self, job_id: str) -> None:
-        path = self.server.jobs.result_path(job_id)
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            self.send_response(200)
-            self.send_header("Content-Type", wire.CONTENT_TYPE)
-            self.send_header("Content-Length", str(size))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            shutil.copyfileobj(fh, self.wfile, 1 << 20)
 
-    def _log(self, job_id: str) -> None:
-        self._send(200, self.server.jobs.log(job_id).encode("utf-8"), "text/plain; charset=utf-8")
+def _json_to_wire(path: Any) -> None:
+    """A JSON submission (no arrays) stored in the same form as a wire upload."""
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        detail = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise HTTPError(400, "bad_body", f"the body is not valid JSON ({detail})") from None
+    if not isinstance(meta, dict):
+        raise HTTPError(400, "bad_body", "the body must be a JSON object with 'task' and 'config'")
+    wire.write_file(path, meta, {})
 
-    def _cancel(self, job_id: str) -> None:
-        self._json(200, self.server.jobs.cancel(job_id))
 
-    def _resubmit(self, job_id: str) -> None:
-        job = self.server.jobs.resubmit(job_id)
-        self._json(201, self.server.jobs.status(job.id))
+def _submit_staged(jobs: JobQueue, staged: Any, key: str | None, size: int) -> Any:
+    meta = wire.read_meta(staged / INPUT)
+    unknown = sorted(set(meta) - {"task", "config"})
+    if unknown:
+        raise HTTPError(400, "bad_body", f"unknown request field(s): {', '.join(unknown)}",
+                        "A submission has only 'task' and 'config'; data goes in the arrays")
+    if "task" not in meta:
+        raise HTTPError(400, "bad_body", "the request names no task",
+                        "Set 'task' to one of: " + ", ".join(jobs.registry.available()))
+    return jobs.submit(meta["task"], meta.get("config", {}), staged, key=key)
 
-    def _release_gpu(self) -> None:
-        self._json(200, self.server.jobs.release_gpu())
 
+@describe("a job's status", {"200": JOB_REF}, errors=(404,))
+def job_status(request: Request) -> Response:
+    return _json(request.app.state.jobs.status(request.path_params["job_id"]))
+
+
+@describe("remove a finished job and its files", {"200": {"description": "{id, deleted: true}"}}, errors=(404, 409))
+def delete_job(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    request.app.state.jobs.delete(job_id)
+    return _json({"id": job_id, "deleted": True})
+
+
+@describe("a done job's result: a wire message with the mesh arrays and attributes (architecture.md), "
+          "gzip-encoded when the client accepts it",
+          {"200": {"description": "result", "content": {WIRE: BINARY}}}, errors=(404, 409))
+def job_result(request: Request) -> Response:
+    path = request.app.state.jobs.result_path(request.path_params["job_id"])
+    if "gzip" in request.headers.get("accept-encoding", "").lower():
+        return FileResponse(path, media_type=wire.CONTENT_TYPE, headers={"Content-Encoding": "gzip"})
+
+    def inflate() -> Any:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                yield chunk
+    return StreamingResponse(inflate(), media_type=wire.CONTENT_TYPE)
+
+
+@describe("the job's log (text)", {"200": {"description": "log", "content": {"text/plain": {}}}}, errors=(404,))
+def job_log(request: Request) -> Response:
+    return PlainTextResponse(request.app.state.jobs.log(request.path_params["job_id"]))
+
+
+@describe("cancel a queued or running job", {"200": JOB_REF}, errors=(404,))
+def cancel_job(request: Request) -> Response:
+    return _json(request.app.state.jobs.cancel(request.path_params["job_id"]))
+
+
+@describe("queue a finished job again with its stored inputs", {"201": JOB_REF}, errors=(400, 404, 409))
+def resubmit_job(request: Request) -> Response:
+    jobs: JobQueue = request.app.state.jobs
+    job = jobs.resubmit(request.path_params["job_id"])
+    return _json(jobs.status(job.id), 201)
+
+
+@describe("drop cached models and empty the CUDA cache", {"200": {"description": "what was released"}})
+def release_gpu(request: Request) -> Response:
+    return _json(request.app.state.jobs.release_gpu())
+
+
+@describe("remove finished jobs by age and total size (the retention policy, or the limits in the JSON body)",
+          {"200": {"description": "{removed: [ids], kept_bytes, max_age_days, max_total_gb}"}}, errors=(400,),
+          body={"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {
+              "max_age_days": {"type": "number", "minimum": 0}, "max_total_gb": {"type": "number", "minimum": 0}}}}}})
+async def prune(request: Request) -> Response:
+    body = await request.body()
+    limits: dict[str, Any] = {}
+    if body.strip():
+        try:
+            limits = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise HTTPError(400, "bad_body", "the body is not a JSON object") from None
+        if not isinstance(limits, dict) or set(limits) - {"max_age_days", "max_total_gb"}:
+            raise HTTPError(400, "bad_body", "the body may only hold max_age_days and max_total_gb")
+        for k, v in limits.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e9):
+                raise HTTPError(400, "bad_body", f"{k} must be a number from 0 to 1e9, not {v!r}")
+    state = request.app.state
+    out = await run_in_threadpool(state.retention.apply, state.jobs, limits.get("max_age_days"),
+                                  limits.get("max_total_gb"))
+    return _json(out)
+
+
+ROUTES = [
+    Route(f"/{API}/health", health, methods=["GET"]),
+    Route(f"/{API}/openapi.json", openapi_doc, methods=["GET"]),
+    Route(f"/{API}/jobs", list_jobs, methods=["GET"]),
+    Route(f"/{API}/jobs", submit, methods=["POST"]),
+    Route(f"/{API}/jobs/{{job_id}}", job_status, methods=["GET"]),
+    Route(f"/{API}/jobs/{{job_id}}", delete_job, methods=["DELETE"]),
+    Route(f"/{API}/jobs/{{job_id}}/result", job_result, methods=["GET"]),
+    Route(f"/{API}/jobs/{{job_id}}/log", job_log, methods=["GET"]),
+    Route(f"/{API}/jobs/{{job_id}}/cancel", cancel_job, methods=["POST"]),
+    Route(f"/{API}/jobs/{{job_id}}/resubmit", resubmit_job, methods=["POST"]),
+    Route(f"/{API}/release-gpu", release_gpu, methods=["POST"]),
+    Route(f"/{API}/prune", prune, methods=["POST"]),
+]
+
+
+# ------------------------------------------------------------------------------------------ errors
+async def _on_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, HTTPError):
+        return error_response(exc.status, exc.code, exc.message, exc.fix)
+    if isinstance(exc, JobNotFound):
+        return error_response(404, "job_not_found", f"there is no job {exc.args[0]!r} on this server",
+                              f"List the jobs with GET /{API}/jobs (or 'nstr jobs')")
+    if isinstance(exc, JobConflict):
+        return error_response(409, "conflict", str(exc), exc.fix)
+    if isinstance(exc, wire.WireError):
+        return error_response(400, "bad_body", exc.problem, exc.fix)
+    if isinstance(exc, NSTRError):
+        return error_response(400, "bad_input", exc.problem, exc.fix)
+    if isinstance(exc, StarletteHTTPException):
+        if exc.status_code == 405:
+            return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}",
+                                  f"See GET /{API}/openapi.json for the methods of each endpoint")
+        if exc.status_code == 404:
+            return error_response(404, "not_found", f"there is no endpoint {request.url.path}",
+                                  f"See GET /{API}/openapi.json for the API")
+        return error_response(exc.status_code, "http_error", str(exc.detail))
+    if isinstance(exc, RecursionError):
+        return error_response(400, "bad_body", "the request is nested too deeply", "Send a flat JSON object")
+    sys.stderr.write(f"{time.strftime('%H:%M:%S')} internal error on {request.method} {request.url.path}:\n")
+    traceback.print_exception(type(exc), exc, exc.__traceback__)
+    return error_response(500, "internal", f"internal server error ({type(exc).__name__}: {exc})".splitlines()[0][:300],
+                          "See the server's log; other requests are unaffected")
+
+
+def build_app(jobs: JobQueue, token: str | None, max_body: int, retention: Any) -> Any:
+    """The ASGI app: the guard in front of the Starlette routes."""
+    # Starlette looks handlers up by class: each kind we answer gets one (Exception: the 500 fallback)
+    handlers: dict[Any, Any] = {cls: _on_error for cls in (HTTPError, JobNotFound, JobConflict, wire.WireError,
+                                                            NSTRError, RecursionError, StarletteHTTPException,
+                                                            Exception)}
+    app = Starlette(routes=ROUTES, exception_handlers=handlers)
+    app.state.jobs = jobs
+    app.state.token = token
+    app.state.max_body = max_body
+    app.state.retention = retention
+    app.state.openapi = schema.openapi(ROUTES, jobs.registry.available())
+    return Guard(app, token)
+
+
+__all__ = ["build_app", "ROUTES", "HTTPError", "API"]

@@ -1,21 +1,33 @@
-"""Start the server: resolve the device, recover the jobs folder, decide on the token, listen."""
+"""Start the server: lock and recover the jobs folder, pick the engine, decide on the token, listen.
+
+Signals: SIGTERM and SIGINT stop the server cleanly (exit 0): uvicorn finishes the open requests,
+the running job is marked interrupted, the engine stops. Both are unblocked and given handlers at
+start, whatever mask and dispositions the parent (Blender) left us. With ``--parent-pid`` a watchdog
+thread asks the server to stop when that process is gone, and ends the process outright if the
+graceful stop has not finished a few seconds later: an orphan never keeps the GPU.
+"""
 
 from __future__ import annotations
 
-import _thread
-import ipaddress
+import math
 import os
 import secrets
 import signal
+import socket
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, Sequence
 
 from nstr.errors import ConfigError
+from nstr.server.guard import is_loopback
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY_MB = 512
+MAX_BODY_MB_LIMIT = 64 * 1024  # a body limit past 64 GiB is a typo
+CONCURRENCY_LIMIT = 64  # open connections at once; more get 503 (no thread per connection)
+PARENT_GRACE_S = 6.0  # after the parent is gone: graceful stop first, then os._exit
 
 
 def default_jobs_dir() -> Path:
@@ -24,22 +36,27 @@ def default_jobs_dir() -> Path:
     return Path(base) / "nstr" / "jobs"
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def check_max_body_mb(value: float) -> float:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= MAX_BODY_MB_LIMIT:
+        raise ConfigError(f"--max-body-mb must be a number of MiB between 0 and {MAX_BODY_MB_LIMIT}, not {value}",
+                          f"Use e.g. --max-body-mb {DEFAULT_MAX_BODY_MB}")
+    return float(value)
 
 
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
           jobs_dir: Path | None = None, device: str = "auto", max_body_mb: float = DEFAULT_MAX_BODY_MB,
-          url_file: Path | None = None, parent_pid: int | None = None) -> int:
-    """Run until SIGINT/SIGTERM. A token is required off loopback; one is generated when none is given."""
+          url_file: Path | None = None, parent_pid: int | None = None, engine: str = "local",
+          data_roots: Sequence[str | os.PathLike[str]] = (), retention: Any = None) -> int:
+    """Run until SIGINT/SIGTERM (or the parent's death). A token is required off loopback."""
+    _reset_signals()
+    import uvicorn
+
     from nstr.device import resolve_device
-    from nstr.server.app import FittingServer
+    from nstr.server.admission import Admission, DataRoots
+    from nstr.server.app import build_app
+    from nstr.server.engine import ENGINES
     from nstr.server.registry import TaskRegistry
+    from nstr.server.retention import Retention
     from nstr.server.store import JobStore
     from nstr.server.worker import JobQueue
 
@@ -47,67 +64,110 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
     generated = False
     if token is None and not is_loopback(host):
         token, generated = secrets.token_urlsafe(24), True
-    if max_body_mb <= 0:
-        raise ConfigError(f"--max-body-mb must be positive, not {max_body_mb}")
+    max_body = int(check_max_body_mb(max_body_mb) * 2**20)
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine '{engine}'", "Choose one of: " + ", ".join(ENGINES))
+    roots = DataRoots(data_roots)
+    for root in roots.roots:
+        if not root.is_dir():
+            raise ConfigError(f"--data-root {root} is not a folder", "Pass existing dataset folders with --data-root")
     dev = resolve_device(device)
-    jobs_dir = Path(jobs_dir) if jobs_dir is not None else default_jobs_dir()
+    jobs_dir = Path(jobs_dir).expanduser() if jobs_dir is not None else default_jobs_dir()
+    store = JobStore(jobs_dir)  # takes the folder's lock: a second server stops here with a clear message
     try:
-        store = JobStore(jobs_dir)
-    except OSError as err:
-        raise ConfigError(f"cannot use the jobs folder {jobs_dir} ({err.strerror or err})",
-                          "Pass a writable folder with --jobs-dir") from None
-    registry = TaskRegistry()
-    for warning in registry.preload():
-        _say(f"warning: {warning}")
-    jobs = JobQueue(store, registry, dev)
-    for note in jobs.recover():
-        _say(note)
-    try:
-        server = FittingServer((host, port), jobs, token, int(max_body_mb * 2**20))
-    except OSError as err:
-        raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror or err})",
-                          "Choose another --port (0 picks a free one) or stop the program using it") from None
-    jobs.start()
-    _say(f"NSTR backend listening on {server.url} (device: {dev}, jobs: {jobs_dir}, "
-         f"tasks: {', '.join(registry.available()) or 'none'})")
-    if generated:
-        _say(f"token: {token}   (not on loopback, so clients must pass --token {token})")
-    elif token:
-        _say("token: required (as given)")
-    if url_file is not None:
-        tmp = Path(str(url_file) + ".tmp")
-        tmp.write_text(server.url + "\n")
-        os.replace(tmp, url_file)
-
-    def _stop(signum: int, frame: object) -> NoReturn:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    if parent_pid is not None:
-        _exit_with_parent(parent_pid)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
+        registry = TaskRegistry()
+        for warning in registry.preload():
+            _say(f"warning: {warning}")
+        policy = retention or Retention()
+        runner = ENGINES[engine](registry=registry, device=dev)
+        jobs = JobQueue(store, registry, dev, runner, Admission(dev, roots), retention=policy)
+        for note in jobs.recover():
+            _say(note)
+        pruned = policy.apply(jobs)["removed"]
+        if pruned:
+            _say(f"retention: removed {len(pruned)} finished job(s) past {policy.max_age_days:g} days or "
+                 f"{policy.max_total_gb:g} GB")
+        try:
+            sock = _listen(host, port)
+        except OSError as err:
+            raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror or err})",
+                              "Choose another --port (0 picks a free one) or stop the program using it") from None
+        app = build_app(jobs, token, max_body, policy)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                limit_concurrency=CONCURRENCY_LIMIT, timeout_keep_alive=5,
+                                timeout_graceful_shutdown=5, h11_max_incomplete_event_size=64 * 1024)
+        server = uvicorn.Server(config)
+        bound_host, bound_port = sock.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        url = f"http://{shown}:{bound_port}"
+        jobs.start()
+        if store.lock is not None:
+            store.lock.note(f"pid {os.getpid()}, {url}")
+        _say(f"NSTR backend listening on {url} (device: {dev}, engine: {runner.name}, jobs: {jobs_dir}, "
+             f"data roots: {', '.join(map(str, roots.roots)) or 'none'}, tasks: {', '.join(registry.available()) or 'none'})")
+        if generated:
+            _say(f"token: {token}   (not on loopback, so clients must pass --token {token})")
+        elif token:
+            _say("token: required (as given)")
+        if url_file is not None:
+            tmp = Path(str(url_file) + ".tmp")
+            tmp.write_text(url + "\n")
+            os.replace(tmp, url_file)
+        if parent_pid is not None:
+            _watch_parent(parent_pid, server, jobs)
+        server.run(sockets=[sock])
+        stopped = jobs.shutdown(timeout=3.0)
     finally:
-        jobs.shutdown()
-        server.server_close()
-        _say("NSTR backend stopped")
+        store.close()
+    _say("NSTR backend stopped")
+    if not stopped:  # a job is still inside torch: leave without running its C++ destructors
+        _exit_now(0)
     return 0
 
 
-def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
-    """Stop (gracefully) once the process that launched us is gone, even if it crashed and could not
-    stop us itself: Blender killed or crashing must not leave a server holding the GPU."""
+def _reset_signals() -> None:
+    """Blender may hand us SIGINT ignored or blocked; take both stop signals back."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    # uvicorn installs its own handlers while serving and re-raises the signal it caught when it is
+    # done; these are what it re-raises into, so the clean-up after server.run() still happens
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _note_signal)
+
+
+def _note_signal(signum: int, frame: object) -> None:
+    _say(f"received {signal.Signals(signum).name}; stopping")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+
+
+def _watch_parent(parent_pid: int, server: Any, jobs: Any, every_s: float = 1.0) -> None:
+    """Stop once the process that launched us is gone, even if it crashed and could not stop us."""
     def watch() -> None:
-        while True:
+        while os.getppid() == parent_pid:
             time.sleep(every_s)
-            if os.getppid() != parent_pid:
-                _say(f"the parent process {parent_pid} is gone; stopping")
-                _thread.interrupt_main()
-                return
+        _say(f"the parent process {parent_pid} is gone; stopping")
+        server.should_exit = True
+        time.sleep(PARENT_GRACE_S)
+        _say("graceful stop took too long; exiting")
+        jobs.shutdown(timeout=0.5)
+        _exit_now(0)
 
     threading.Thread(target=watch, name="nstr-parent-watch", daemon=True).start()
+
+
+def _exit_now(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _say(line: str) -> None:

@@ -19,9 +19,10 @@ import torch
 from torch import Tensor
 
 from nstr.config import FieldConfig, RunConfig
-from nstr.device import device_name, resolve_device, seed_everything
+from nstr.device import device_name, precision_policy, resolve_device, seed_everything
 from nstr.fields import Field, build_field
-from nstr.train import Objective, Progress, train
+from nstr.tasks.skeleton import ProgressFn, TaskRun
+from nstr.train import Objective, Progress
 
 Scorer = Callable[[np.ndarray], dict[str, float]]
 
@@ -123,6 +124,7 @@ class SignalFit:
             "steps": int(self.final.step),
             "seconds": round(float(self.final.elapsed), 3),
             "device": device_name(self.device),
+            "precision": precision_policy(self.device, cfg.train.amp),
             "metrics": metrics,
             "steps_per_second": round(run_steps / max(self.train_seconds, 1e-9), 3),
             "final_loss": self.final.loss,
@@ -135,20 +137,18 @@ class SignalFit:
 
 def fit_samples(coords: np.ndarray, targets: np.ndarray, cfg: RunConfig, scorer: Scorer, *,
                 checkpoint: Any = None, on_progress: Callable[[Progress], None] | None = None,
-                should_stop: Callable[[], bool] | None = None, chunk: int = 65536) -> SignalFit:
-    """Build the configured field, train it on (coords, targets), predict every sample."""
+                should_stop: Callable[[], bool] | None = None, chunk: int = 65536,
+                progress: ProgressFn | None = None) -> SignalFit:
+    """Build the configured field, train it on (coords, targets), predict every sample.
+
+    ``on_progress`` gets each :class:`Progress`; ``progress`` the same as job events (phase "fitting")."""
     device = resolve_device(cfg.train.device)
     seed_everything(cfg.train.seed)
     field = build_field(cfg.field, in_dim=coords.shape[1], out_dim=targets.shape[1])
     objective = SampleRegression(coords, targets, device, cfg.train.batch_size, scorer, chunk)
-    t0 = time.perf_counter()
-    final = None
-    for p in train(field, objective, cfg.train, device=device, checkpoint=checkpoint, should_stop=should_stop):
-        if on_progress is not None:
-            on_progress(p)
-        final = p
-    assert final is not None and final.done
-    wall = time.perf_counter() - t0
+    run = TaskRun(progress, should_stop, on_progress)
+    final = run.fit(field, objective, cfg.train, device=device, checkpoint=checkpoint)
+    wall = run.timings["fitting"]
     prediction = predict(field, objective.coords, chunk)
     return SignalFit(field=field, prediction=prediction, final=final, device=device,
                      train_seconds=max(wall - objective.eval_seconds, 1e-9), eval_seconds=objective.eval_seconds)

@@ -85,7 +85,8 @@ def select(audio: Audio, opts: AudioOptions) -> Audio:
 
 def fit_audio(audio: Audio, cfg: RunConfig, *, checkpoint: Any = None,
               on_progress: Callable[[Any], None] | None = None,
-              should_stop: Callable[[], bool] | None = None) -> AudioResult:
+              should_stop: Callable[[], bool] | None = None,
+              progress: Callable[[dict[str, Any]], None] | None = None) -> AudioResult:
     """Fit ``cfg``'s field to a mono clip; returns the reconstruction, SNR and report."""
     from nstr.signals.fitting import fit_samples, grid_coordinates, transport_check, with_band_limit
 
@@ -101,7 +102,7 @@ def fit_audio(audio: Audio, cfg: RunConfig, *, checkpoint: Any = None,
         return {"snr_db": snr_db(x, pred.reshape(-1) * peak)}
 
     fit = fit_samples(coords, (x / peak)[:, None], cfg, score, checkpoint=checkpoint, on_progress=on_progress,
-                      should_stop=should_stop, chunk=opts.eval_chunk)
+                      should_stop=should_stop, chunk=opts.eval_chunk, progress=progress)
     reconstruction = (fit.prediction.reshape(-1) * peak).astype(np.float32)
     metrics = {"snr_db": round(snr_db(x, reconstruction), 4)}
     report = fit.summary(TASK, cfg, metrics)

@@ -94,7 +94,8 @@ def check_image(image: np.ndarray) -> np.ndarray:
 
 def fit_image(image: np.ndarray, cfg: RunConfig, *, checkpoint: Any = None,
               on_progress: Callable[[Any], None] | None = None,
-              should_stop: Callable[[], bool] | None = None) -> ImageResult:
+              should_stop: Callable[[], bool] | None = None,
+              progress: Callable[[dict[str, Any]], None] | None = None) -> ImageResult:
     """Fit ``cfg``'s field to an ``(H, W, C)`` image in [0, 1]; returns the reconstruction, metrics, report."""
     from nstr.signals.fitting import fit_samples, grid_coordinates, samples_per_unit, transport_check, with_band_limit
 
@@ -106,7 +107,7 @@ def fit_image(image: np.ndarray, cfg: RunConfig, *, checkpoint: Any = None,
     opts: ImageOptions = cfg.task
     fit = fit_samples(coords, targets, cfg, image_scorer(image, opts.ssim_during_training),
                       checkpoint=checkpoint, on_progress=on_progress, should_stop=should_stop,
-                      chunk=opts.eval_chunk)
+                      chunk=opts.eval_chunk, progress=progress)
     reconstruction = np.clip(fit.prediction.reshape(h, w, c) * 0.5 + 0.5, 0.0, 1.0).astype(np.float32)
     metrics = {"psnr": round(psnr(image, reconstruction), 4), "ssim": round(ssim(image, reconstruction), 5)}
     report = fit.summary(TASK, cfg, metrics)

@@ -272,7 +272,11 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     _check_stop(should_stop)
 
     vertices_input = transform.to_input(ext.vertices)
-    arrays: dict[str, np.ndarray] = {"vertices": vertices_input.astype(np.float32),
+    # float32 keeps ~7 digits: a mesh far from the origin for its size (a unit sphere at x = 1e7) would
+    # collapse to a few distinct coordinates, so such meshes keep float64 (architecture.md)
+    extent = float(np.ptp(vertices_input, axis=0).max()) if len(vertices_input) else 0.0
+    far = extent > 0 and float(np.abs(vertices_input).max()) > 100 * extent
+    arrays: dict[str, np.ndarray] = {"vertices": vertices_input.astype(np.float64 if far else np.float32),
                                      "faces": ext.faces.astype(np.int32)}
     meta: dict[str, Any] = {}
     # attributes

@@ -1,8 +1,8 @@
 """Training: a generic loop (a generator of Progress), checkpoints, and a terminal progress bar."""
 
-from nstr.train.loop import Progress, load_checkpoint, run_to_end, save_checkpoint, train
+from nstr.train.loop import Progress, load_checkpoint, save_checkpoint, train
 from nstr.train.objective import Objective
 from nstr.train.progress_bar import ProgressBar, format_seconds
 
-__all__ = ["train", "run_to_end", "Progress", "Objective", "ProgressBar", "format_seconds", "save_checkpoint",
+__all__ = ["train", "Progress", "Objective", "ProgressBar", "format_seconds", "save_checkpoint",
            "load_checkpoint"]

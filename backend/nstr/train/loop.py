@@ -65,14 +65,27 @@ def save_checkpoint(path: Path, field: Field, optimizer: torch.optim.Optimizer, 
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, field: Field, optimizer: torch.optim.Optimizer) -> tuple[int, float, list]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents, unpickled with ``weights_only=True``: tensors, numbers, strings and
+    plain containers only, so a crafted file cannot run code; it gets a one-line error instead."""
+    import warnings
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise ConfigError(f"checkpoint {path} is unreadable ({type(err).__name__})",
-                          "Delete it to start afresh, or pass another --checkpoint") from None
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; the error below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable or unsafe file is the same user problem
+        detail = "it holds objects other than tensors and plain data" if "weights_only" in str(err) \
+            or "Unsupported global" in str(err) else type(err).__name__
+        raise ConfigError(f"checkpoint {path} cannot be loaded safely ({detail})",
+                          "Delete it to start afresh, or pass a checkpoint written by nstr") from None
     if not isinstance(state, dict) or state.get("format") != "nstr-checkpoint-1":
         raise ConfigError(f"{path} is not an NSTR checkpoint", "Pass another --checkpoint path")
+    return state
+
+
+def load_checkpoint(path: Path, field: Field, optimizer: torch.optim.Optimizer) -> tuple[int, float, list]:
+    state = read_checkpoint(path)
     try:
         field.load_state_dict(state["field"])
         optimizer.load_state_dict(state["optimizer"])
@@ -163,13 +176,3 @@ def _evaluate(field: Field, objective: Objective) -> dict[str, float]:
     finally:
         field.train()
 
-
-def run_to_end(iterator: Iterator[Progress], on_progress: Callable[[Progress], None] | None = None) -> Progress:
-    """Drain a training generator; returns the final Progress."""
-    last = None
-    for p in iterator:
-        if on_progress is not None:
-            on_progress(p)
-        last = p
-    assert last is not None and last.done
-    return last

@@ -1,0 +1,212 @@
+"""The engine seam: what runs a job, apart from what queues it.
+
+:class:`~nstr.server.worker.JobQueue` owns the jobs (the index, the queue order, cancel, the
+public status). An :class:`Engine` only executes: the queue calls ``start(spec)`` when a slot is
+free, ``cancel(job_id)`` when the user cancels, ``alive()`` for the health check and ``stop()`` at
+shutdown. The engine reports back through ONE callback, ``report(job_id, event)``, with events:
+
+* ``{"type": "log", "line": str}``                 a line for the job's log.txt
+* ``{"type": "progress", "phase", "step", "total", "loss", "eta_s", "metrics"}``
+* ``{"type": "end", "state": "done"|"failed"|"cancelled", "message", "error", "fix", "trace", "metrics"}``
+
+exactly one ``end`` per started job, whatever happens. :func:`execute` is the whole life of one job
+(load the upload, run the task, write the compressed result) and never raises, so any engine
+(this process's thread, a Ray actor on the same file system) gets the same failure handling.
+Engines are chosen with ``nstr serve --engine NAME`` from :data:`ENGINES`.
+"""
+
+from __future__ import annotations
+
+import abc
+import gc
+import json
+import math
+import queue
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from nstr.errors import Cancelled, NSTRError
+from nstr.remote import wire
+from nstr.server.store import INPUT, fault, jsonable, write_result
+
+Report = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything an engine needs to run a job; plain data, so it can cross a process boundary."""
+
+    id: str
+    task: str
+    config: dict[str, Any]  # as validated at submit, with the server's device filled in
+    folder: Path  # the job's folder: input.nstr is read from it, the result is written into it
+
+
+class Engine(abc.ABC):
+    """Runs jobs. ``slots`` jobs at once; the queue never starts more."""
+
+    name = "abstract"
+    slots = 1
+
+    def bind(self, report: Report) -> None:
+        self.report = report
+
+    @abc.abstractmethod
+    def start(self, spec: JobSpec) -> None:
+        """Begin running ``spec`` (returns at once); report an ``end`` event later."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> None:
+        """Ask a started job to stop (it then ends as cancelled, or as whatever it reached first)."""
+
+    @abc.abstractmethod
+    def alive(self) -> bool:
+        """Whether jobs can still run (the health check answers 503 otherwise)."""
+
+    @abc.abstractmethod
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop running jobs and the engine; True when everything stopped within ``timeout``."""
+
+    def release(self) -> dict[str, Any] | None:
+        """Optional: free cached device memory between jobs (``POST /v1/release-gpu``)."""
+        return None
+
+
+def execute(spec: JobSpec, registry: Any, report: Report, should_stop: Callable[[], bool]) -> None:
+    """Run one job to its end event. Never raises: an exception anywhere, saving the result included,
+    becomes a failed job with a one-line message (the traceback goes to its log)."""
+    end: dict[str, Any]
+    try:
+        report(spec.id, {"type": "log", "line": "started"})
+        module = registry.get(spec.task)
+        _meta, arrays = wire.read_file(spec.folder / INPUT)
+        from nstr.server.registry import to_numpy
+
+        def progress(ev: Mapping[str, Any]) -> None:
+            if should_stop():
+                raise Cancelled("cancelled by the user")
+            report(spec.id, {**ev, "type": "progress"})
+
+        result, job_report = module.run_job(spec.config, to_numpy(arrays), workdir=spec.folder, progress=progress,
+                                            should_stop=should_stop)
+        if should_stop():
+            raise Cancelled("cancelled by the user")
+        try:
+            meta = {"job": spec.id, "task": spec.task,
+                    "report": json.loads(json.dumps(job_report, default=jsonable))}
+            write_result(spec.folder, meta, result, job_report)
+        except Exception as err:
+            end = {"state": "failed", "message": "failed", "trace": traceback.format_exc(),
+                   "error": f"the result could not be saved ({type(err).__name__}: {err})".splitlines()[0][:300],
+                   "fix": "Check the disk space, the open-file limit and the permissions of the jobs folder"}
+        else:
+            metrics = job_report.get("metrics", {}) if isinstance(job_report, dict) else {}
+            end = {"state": "done", "message": "done", "metrics": plain(metrics if isinstance(metrics, dict) else {})}
+    except Cancelled:
+        end = {"state": "cancelled", "message": "cancelled while running"}
+    except NSTRError as err:
+        end = {"state": "failed", "message": "failed", "error": err.problem, "fix": err.fix,
+               "trace": traceback.format_exc()}
+    except BaseException as err:  # a bug, an out-of-memory, a full disk: this job fails, the server carries on
+        error, fix = describe_crash(err)
+        end = {"state": "failed", "message": "failed", "error": error, "fix": fix, "trace": traceback.format_exc()}
+    try:
+        report(spec.id, {"type": "end", **end})
+    except BaseException:  # the queue's own bookkeeping failed; it logs that itself
+        traceback.print_exc()
+
+
+class LocalEngine(Engine):
+    """One worker thread in this process: a fit uses the whole device, a second at once only slows both."""
+
+    name = "local"
+    slots = 1
+
+    def __init__(self, registry: Any, device: Any) -> None:
+        self.registry = registry
+        self.device = device
+        self._inbox: queue.Queue[JobSpec | None] = queue.Queue()
+        self._cancelled: set[str] = set()
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="nstr-job-worker", daemon=True)
+        self._thread.start()
+
+    def start(self, spec: JobSpec) -> None:
+        self._inbox.put(spec)
+
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            self._cancelled.add(job_id)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._stopping
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        self._stopping = True
+        self._inbox.put(None)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while True:
+            spec = self._inbox.get()
+            if spec is None or self._stopping:
+                return
+            try:
+                execute(spec, self.registry, self.report,
+                        lambda: self._stopping or spec.id in self._cancelled)
+            except BaseException:  # execute() never raises; this is the last line of defence
+                traceback.print_exc()
+            finally:
+                with self._lock:
+                    self._cancelled.discard(spec.id)
+                self._free_memory()
+            if fault("worker_exit"):  # NSTR_FAULT=worker_exit: the worker thread dies after one job
+                return
+
+    def _free_memory(self) -> None:
+        """Give the finished job's GPU memory back before the next one. Only on CUDA: a full garbage
+        collection holds the interpreter for ~0.15 s, which every status request would wait for."""
+        if getattr(self.device, "type", "cpu") == "cuda":
+            import torch
+
+            gc.collect()
+            torch.cuda.empty_cache()
+
+
+ENGINES: dict[str, Callable[..., Engine]] = {"local": LocalEngine}
+
+
+def describe_crash(err: BaseException) -> tuple[str, str]:
+    """One line for a job that raised something other than an NSTRError; memory exhaustion is named as such."""
+    first = (str(err).strip().splitlines() or [""])[0][:300]
+    name = type(err).__name__
+    if name == "OutOfMemoryError" or "cuda out of memory" in first.lower():
+        return (f"the GPU ran out of memory ({first})",
+                "Use a smaller preset or parameter budget, release GPU memory, or close other GPU programs, "
+                "then resubmit")
+    if isinstance(err, MemoryError) or "can't allocate memory" in first or "out of memory" in first.lower():
+        return (f"the job ran out of memory ({first})",
+                "Use a smaller preset, batch size or resolution, then resubmit")
+    return (f"{name}: {first}" if first else name,
+            "This is a bug in the backend; the job's log.txt has the traceback. Other jobs are unaffected")
+
+
+def plain(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics as JSON scalars (tensors and numpy scalars unwrapped, NaN/inf as None)."""
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if hasattr(v, "item") and callable(v.item):
+            try:
+                v = v.item()
+            except (ValueError, RuntimeError):
+                continue
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            out[str(k)] = v
+    return out
