@@ -90,13 +90,17 @@ def test_image_fit_writes_reconstruction_pictures_and_report(tmp_path: Path, cam
     assert 0 <= report["spectral"]["pde_relative"] and "gain" in report["spectral"]["transport_prediction"]
 
 
-def test_baseline_image_fit_has_no_flow_picture(tmp_path: Path, camera_png: Path) -> None:
+def test_baseline_image_fit_gets_the_measured_flow(tmp_path: Path, camera_png: Path) -> None:
     rep = tmp_path / "r.json"
     r = nstr("fit", "image", camera_png, "-o", tmp_path / "h.jpg", "--model", "hashgrid", "--preset", "quick",
-             "--steps", "40", "--device", "cpu", "--report", rep, "--quiet")
+             "--steps", "40", "--device", "cpu", "--report", rep, "--quiet", "--flow", tmp_path / "f.npz")
     assert r.returncode == 0, r.stderr
     report = json.loads(rep.read_text())
-    assert report["model"] == "hashgrid" and set(report["pictures"]) == {"compare"} and "spectral" not in report
+    assert report["model"] == "hashgrid" and set(report["pictures"]) == {"compare", "flow"} and "spectral" not in report
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as z:
+        assert set(z.files) == {"local_frequency", "bandwidth", "drift", "meta_json"}  # measured readout only
+        assert z["local_frequency"].shape == (24, 32) and z["drift"].shape == (24, 32, 2)
+        assert json.loads(z["meta_json"].tobytes())["units"]["local_frequency"] == "cycles per pixel"
     assert r.stderr == ""  # --quiet: no progress bar
 
 

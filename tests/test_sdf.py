@@ -104,7 +104,8 @@ def test_job_interface_runs_baseline_and_cancels(ball: trimesh.Trimesh, tmp_path
     config = {"preset": "quick", **TINY, "model": "siren", "field.width": 32}
     validate_job(config, arrays)
     result, report = run_job(config, arrays, workdir=tmp_path, progress=lambda e: None, should_stop=lambda: False)
-    assert report["model"] == "siren" and "local_frequency" not in result  # baselines: geometry only
+    assert report["model"] == "siren" and "local_frequency" in result  # baselines: the measured readout ...
+    assert "spectral_frequency" not in result and "transport_residual" not in result  # ... and no NSTR internals
     # in the input's frame: inside the sphere's box padded as the unit box is (scale = RADIUS / 0.9)
     assert np.all(np.abs(result["vertices"] - CENTER) <= RADIUS / 0.9 + 1e-4)
     assert np.abs(result["vertices"].mean(0) - CENTER).max() < 0.5 * RADIUS

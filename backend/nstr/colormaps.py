@@ -13,6 +13,7 @@ import numpy as np
 ATTRIBUTE_COLORMAPS: dict[str, str] = {
     "local_frequency": "viridis",
     "bandwidth": "cividis",
+    "spectral_frequency": "plasma",
     "transport_residual": "inferno",
     "drift": "hue-direction",  # hue = direction, brightness = magnitude
 }

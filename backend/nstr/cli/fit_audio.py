@@ -15,8 +15,11 @@ Files written, for -o OUT.wav (default: INPUT_MODEL.wav in the current folder):
   OUT.wav            the reconstruction (16-bit PCM, the input's rate; the excerpt when
                      --start/--duration are given)
   OUT_compare.png    waveforms, error, and spectrograms of input and reconstruction
-  OUT_flow.png       NSTR only: spectrogram with the local frequency on top, the local
-                     spectrum S over time, drift and transport residual over time
+  OUT_flow.png       the input's spectrogram with the measured local frequency of the fit on
+                     top (every model); NSTR also its internal readout, S over time, drift
+  FLOW.npz           with --flow: per sample time_s, local_frequency, bandwidth (Hz), drift
+                     (Hz/s); NSTR also spectral_frequency, transport_drift, drift_exact,
+                     transport_residual; meta_json holds units and descriptions
   REPORT.json        with --report: task, model, params, steps, seconds, device, metrics
                      {snr_db}, config, pictures, spectral (NSTR), history
 
@@ -51,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=positive_seconds, metavar="SECONDS",
                         help="fit an excerpt this long (default: to the end of the clip)")
     parser.add_argument("--no-pictures", action="store_true", help="skip the comparison and spectral-flow pictures")
+    from nstr.cli.fit_image import add_flow_argument
+
+    add_flow_argument(parser, "per sample: time_s, local_frequency, bandwidth (Hz), drift (Hz/s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
     output = args.output or Path(f"{args.input.stem}_{args.model}.wav")
     check_writable_output(output, (args.input,), (".wav",), "the reconstruction")  # before a long fit
+    from nstr.cli.fit_image import FLOW_DESCRIPTIONS, check_flow_output, write_flow
+
+    check_flow_output(args.flow, (args.input, output, args.report))
     overrides = overrides_from_args(args)
     if args.start is not None:
         overrides["task.start_s"] = args.start
@@ -70,12 +79,20 @@ def run(args: argparse.Namespace) -> int:
     select(audio, cfg.task)  # a bad excerpt or a silent clip fails now, not after the fit
     result = _fit(audio, cfg, args)
     save_wav(output, result.reconstruction, result.audio.rate)
+    if args.flow:
+        from nstr.tasks.audio import audio_flow
+
+        write_flow(args.flow, audio_flow(result),
+                   {"time_s": "s", "local_frequency": "Hz", "bandwidth": "Hz", "drift": "Hz per second",
+                    "spectral_frequency": "Hz", "transport_drift": "Hz per second", "drift_exact": "Hz per second",
+                    "transport_residual": "|dS/dx - F| per unit of the field's [-1, 1] box"}, FLOW_DESCRIPTIONS)
     pictures = {}
     if not args.no_pictures:
         from nstr.viz import audio_pictures
 
         pictures = audio_pictures(result, output.with_suffix(""))
     report = {**result.report, "input": str(args.input), "output": str(output),
+              **({"flow": str(args.flow)} if args.flow else {}),
               "pictures": {k: str(v) for k, v in pictures.items()}}
     write_report(args.report, report)
     from nstr.cli.fit_image import _print_summary

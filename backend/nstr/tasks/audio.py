@@ -114,3 +114,27 @@ def fit_audio(audio: Audio, cfg: RunConfig, *, checkpoint: Any = None,
                               "pde_relative": fit.final.terms.get("pde_relative"),
                               "transport_prediction": transport_check(fit.field, coords, 2.0 / n)}
     return AudioResult(audio=audio, reconstruction=reconstruction, metrics=metrics, report=report, fit=fit)
+
+
+def audio_flow(result: AudioResult) -> dict[str, np.ndarray]:
+    """The spectral flow of the fitted clip, per sample, for ``--flow FLOW.npz``.
+
+    Every model: ``time_s``, ``local_frequency`` and ``bandwidth`` in Hz and ``drift`` (d nu / dt)
+    in Hz per second, measured on the reconstruction with 32 ms short-time windows
+    (nstr.spectral.measured). NSTR also: its internal readout ``spectral_frequency`` (Hz),
+    ``transport_drift``, ``drift_exact`` (Hz per second) and ``transport_residual``.
+    """
+    from nstr.signals.fitting import grid_coordinates
+    from nstr.spectral.measured import per_sample, signal_local_frequency
+
+    rate, n = result.audio.rate, len(result.reconstruction)
+    out: dict[str, np.ndarray] = per_sample(signal_local_frequency(result.reconstruction, rate), n, rate)
+    if result.field.is_spectral:
+        from nstr.spectral import spectral_flow
+
+        hz = result.hz_per_cycle_per_unit
+        fl = spectral_flow(result.field, grid_coordinates((n,)))
+        out.update(spectral_frequency=fl["local_frequency"] * hz, transport_drift=fl["drift"][:, 0] * hz * hz,
+                   drift_exact=fl["drift_exact"][:, 0] * hz * hz,
+                   transport_residual=fl["transport_residual"])
+    return {k: np.asarray(v, np.float32) for k, v in out.items()}

@@ -118,3 +118,30 @@ def fit_image(image: np.ndarray, cfg: RunConfig, *, checkpoint: Any = None,
                               "pde_relative": fit.final.terms.get("pde_relative"),
                               "transport_prediction": transport_check(fit.field, coords, 2.0 / max(h, w))}
     return ImageResult(reconstruction=reconstruction, metrics=metrics, report=report, fit=fit)
+
+
+def image_flow(result: ImageResult) -> dict[str, np.ndarray]:
+    """The spectral flow of the fitted image, per pixel, for ``--flow FLOW.npz``.
+
+    Every model: ``local_frequency`` and ``bandwidth`` (H, W) in cycles per pixel and ``drift``
+    (H, W, 2) = their gradient (d/dx, d/dy) in cycles per pixel per pixel, measured on the
+    reconstruction (nstr.spectral.measured, 24-pixel windows). NSTR also: its internal readout
+    ``spectral_frequency``, ``transport_drift``, ``drift_exact`` (same units) and ``transport_residual``.
+    """
+    from nstr.signals.fitting import grid_coordinates
+    from nstr.spectral.measured import image_local_frequency
+
+    rec = result.reconstruction
+    h, w = rec.shape[:2]
+    m = image_local_frequency(rec)
+    out = {"local_frequency": m["local_frequency"], "bandwidth": m["bandwidth"], "drift": m["drift"]}
+    if result.field.is_spectral:
+        from nstr.spectral import spectral_flow
+
+        ppu = max(h, w) / 2.0
+        fl = spectral_flow(result.field, grid_coordinates((h, w)))
+        out.update(spectral_frequency=fl["local_frequency"].reshape(h, w) / ppu,
+                   transport_drift=fl["drift"].reshape(h, w, 2) / ppu**2,
+                   drift_exact=fl["drift_exact"].reshape(h, w, 2) / ppu**2,
+                   transport_residual=fl["transport_residual"].reshape(h, w))
+    return {k: np.asarray(v, np.float32) for k, v in out.items()}

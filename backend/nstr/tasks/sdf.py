@@ -69,7 +69,7 @@ class SDFOptions:
     mc: str = "skimage"  # skimage | mcubes
     sparse_from: int = 160  # coarse-to-fine extraction from this resolution on
     eval_chunk: int = 65536
-    attributes: bool = True  # spectral-flow attributes on the vertices (NSTR only)
+    attributes: bool = True  # spectral-flow attributes on the vertices (measured for every model)
     metrics: bool = True  # chamfer_l1, normal_consistency, fscore_1pct, iou against the input
     metric_points: int = 100_000
 
@@ -297,7 +297,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     """Fit ``cfg``'s field to the mesh's SDF and return the extracted mesh (input coordinates) + report."""
     from nstr.device import device_name, resolve_device, seed_everything
     from nstr.fields import build_field
-    from nstr.geometry.attributes import spectral_attributes
+    from nstr.geometry.attributes import field_sdf_fn, spectral_attributes
     from nstr.geometry.export import encode_meta
     from nstr.geometry.metrics import mesh_metrics, topology
 
@@ -325,9 +325,11 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     arrays: dict[str, np.ndarray] = {"vertices": vertices_input.astype(np.float64 if far else np.float32),
                                      "faces": ext.faces.astype(np.int32)}
     meta: dict[str, Any] = {}
-    with run.stage("attributes", emit=bool(opts.attributes and field.is_spectral)):
-        if opts.attributes and field.is_spectral:
-            attrs, meta = spectral_attributes(field, ext.vertices, ext.faces, prep.transform.scale, chunk=opts.eval_chunk)
+    with run.stage("attributes", emit=bool(opts.attributes)):
+        if opts.attributes:  # every model gets the measured readout; NSTR its internal one too
+            attrs, meta = spectral_attributes(field, ext.vertices, ext.faces, prep.transform.scale,
+                                              chunk=opts.eval_chunk, voxel=2.0 / (prep.resolution - 1),
+                                              sdf_fn=field_sdf_fn(field, opts.eval_chunk))
             arrays.update(attrs)
     metrics: dict[str, Any] = {"sign_accuracy": final.metrics.get("sign_accuracy")}
     with run.stage("score", emit=False):

@@ -3,9 +3,9 @@
 ``image_pictures`` and ``audio_pictures`` write, next to a reconstruction ``STEM.ext``:
 
 * ``STEM_compare.png``: input, reconstruction and error (every model);
-* ``STEM_flow.png``: the spectral flow (NSTR only): local frequency, drift, transport residual,
-  bandwidth for images; a spectrogram with the local frequency on top, the local spectrum S over
-  time, drift and residual over time for audio.
+* ``STEM_flow.png`` (every model): the measured local frequency of the fit beside the same readout
+  of the input (images: maps, with drift and bandwidth; audio: on top of the input's spectrogram,
+  with drift), and for NSTR its internal readout, S over time and the transport residual.
 """
 
 from nstr.viz.audio import audio_pictures

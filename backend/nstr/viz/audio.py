@@ -17,8 +17,7 @@ def audio_pictures(result: Any, stem: Path) -> dict[str, Path]:
     """Write ``STEM_compare.png`` and, for NSTR, ``STEM_flow.png``; returns {name: path}."""
     stem = Path(stem)
     out = {"compare": _compare(result, stem.with_name(stem.name + "_compare.png"))}
-    if result.field.is_spectral:
-        out["flow"] = _flow(result, stem.with_name(stem.name + "_flow.png"))
+    out["flow"] = _flow(result, stem.with_name(stem.name + "_flow.png"))
     return out
 
 
@@ -87,41 +86,52 @@ def flow_over_time(result: Any) -> dict[str, np.ndarray]:
 
 
 def _flow(result: Any, path: Path) -> Path:
+    """The input's spectrogram with the MEASURED local frequency of the fit on top (every model),
+    the same readout of the input itself (the reference), and for NSTR its internal readout,
+    its local spectrum S over time, and drift."""
+    from nstr.spectral.measured import signal_local_frequency
+
     plt = pyplot()
-    fl = flow_over_time(result)
     x, rate = result.audio.samples, result.audio.rate
-    t = fl["time"]
-    fig, axes = plt.subplots(4, 1, figsize=(11, 11), sharex=True,
-                             gridspec_kw={"height_ratios": [1, 1.4, 1.4, 1]})
-    t_all = np.arange(len(x)) / rate
-    axes[0].plot(t_all, x, lw=0.5, color="0.3", label="input")
-    axes[0].plot(t_all, result.reconstruction, lw=0.5, color="C1", alpha=0.8, label="reconstruction")
-    axes[0].legend(loc="upper right", fontsize=7)
-    axes[0].set_title(f"NSTR fit: SNR {result.metrics['snr_db']:.2f} dB", fontsize=10)
-    _spectrogram(axes[1], x, rate, "input spectrogram (dB) with NSTR local frequency (white) +- bandwidth")
-    nu, bw = fl["local_frequency"], fl["bandwidth"]
-    axes[1].plot(t, nu, color="white", lw=1.2)
-    axes[1].fill_between(t, np.maximum(nu - bw, 0), nu + bw, color="white", alpha=0.15)
-    axes[1].set_ylim(0, rate / 2)
-    # the local spectrum |S_i(t)|, bases sorted by frequency: NSTR's own spectrogram
-    order = np.argsort(fl["basis_frequency"])
-    freqs = fl["basis_frequency"][order]
-    mag = np.abs(fl["spectrum"][:, order]).T
-    im = axes[2].pcolormesh(t, np.arange(len(freqs)), mag, shading="nearest", cmap="viridis",
-                            vmin=0, vmax=float(np.percentile(mag, 99.5)) or 1.0)
-    ticks = np.linspace(0, len(freqs) - 1, min(8, len(freqs))).round().astype(int)
-    axes[2].set_yticks(ticks, [f"{freqs[i]:.0f}" for i in ticks])
-    axes[2].set_ylabel("basis frequency (Hz)")
-    axes[2].set_title("local spectrum |S_i(t)| (one row per global basis, sorted by frequency)", fontsize=9)
-    fig.colorbar(im, ax=axes[2], fraction=0.02, pad=0.01)
-    axes[3].plot(t, fl["drift"], lw=0.8, color="C0", label="drift d(nu)/dt via F_theta")
-    axes[3].plot(t, fl["drift_exact"], lw=0.6, color="C2", alpha=0.7, label="drift via exact dS/dt")
-    axes[3].set_ylabel("kHz / s")
-    axes[3].legend(loc="upper left", fontsize=7)
-    ax2 = axes[3].twinx()
-    ax2.plot(t, fl["transport_residual"], lw=0.6, color="C3", alpha=0.7)
-    ax2.set_ylabel("transport residual", color="C3")
-    axes[3].set_xlabel("s")
-    axes[3].set_title("frequency drift and transport residual ||dS/dt - F||", fontsize=9)
+    fit = signal_local_frequency(result.reconstruction, rate)
+    ref = signal_local_frequency(x, rate)
+    spectral = result.field.is_spectral
+    rows = 4 if spectral else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(11, 2.8 * rows + 1), sharex=True, squeeze=False)
+    axes = axes[:, 0]
+    _spectrogram(axes[0], x, rate, "input spectrogram (dB); measured local frequency of the fit (white) +- "
+                                   "bandwidth, of the input (cyan dashed)" + (", NSTR internal (red)" if spectral else ""))
+    t, nu, bw = fit["time_s"], fit["local_frequency"], fit["bandwidth"]
+    axes[0].plot(t, nu, color="white", lw=1.2)
+    axes[0].fill_between(t, np.maximum(nu - bw, 0), nu + bw, color="white", alpha=0.15)
+    axes[0].plot(ref["time_s"], ref["local_frequency"], color="cyan", lw=0.9, ls="--")
+    axes[0].set_ylim(0, rate / 2)
+    axes[1].plot(t, fit["drift"] / 1000.0, lw=0.8, color="C0", label="measured drift d(nu)/dt of the fit")
+    axes[1].plot(ref["time_s"], ref["drift"] / 1000.0, lw=0.6, color="C2", alpha=0.7, ls="--", label="of the input")
+    axes[1].set_ylabel("kHz / s")
+    axes[1].legend(loc="upper left", fontsize=7)
+    axes[1].set_title(f"{result.report['model']} fit, SNR {result.metrics['snr_db']:.2f} dB: drift", fontsize=9)
+    if spectral:
+        fl = flow_over_time(result)
+        axes[0].plot(fl["time"], fl["local_frequency"], color="C3", lw=0.9)
+        order = np.argsort(fl["basis_frequency"])
+        freqs = fl["basis_frequency"][order]
+        mag = np.abs(fl["spectrum"][:, order]).T
+        im = axes[2].pcolormesh(fl["time"], np.arange(len(freqs)), mag, shading="nearest", cmap="viridis",
+                                vmin=0, vmax=float(np.percentile(mag, 99.5)) or 1.0)
+        ticks = np.linspace(0, len(freqs) - 1, min(8, len(freqs))).round().astype(int)
+        axes[2].set_yticks(ticks, [f"{freqs[i]:.0f}" for i in ticks])
+        axes[2].set_ylabel("basis frequency (Hz)")
+        axes[2].set_title("NSTR local spectrum |S_i(t)| (one row per global basis, sorted by frequency)", fontsize=9)
+        fig.colorbar(im, ax=axes[2], fraction=0.02, pad=0.01)
+        axes[3].plot(fl["time"], fl["drift"], lw=0.8, color="C0", label="internal drift via F_theta")
+        axes[3].plot(fl["time"], fl["drift_exact"], lw=0.6, color="C2", alpha=0.7, label="via exact dS/dt")
+        axes[3].set_ylabel("kHz / s")
+        axes[3].legend(loc="upper left", fontsize=7)
+        ax2 = axes[3].twinx()
+        ax2.plot(fl["time"], fl["transport_residual"], lw=0.6, color="C3", alpha=0.7)
+        ax2.set_ylabel("transport residual", color="C3")
+        axes[3].set_title("NSTR internal drift and transport residual ||dS/dt - F||", fontsize=9)
+    axes[-1].set_xlabel("s")
     fig.tight_layout()
     return save(fig, path)

@@ -18,8 +18,7 @@ def image_pictures(result: Any, image: np.ndarray, stem: Path) -> dict[str, Path
     """Write ``STEM_compare.png`` and, for NSTR, ``STEM_flow.png``; returns {name: path}."""
     stem = Path(stem)
     out = {"compare": _compare(result, image, stem.with_name(stem.name + "_compare.png"))}
-    if result.field.is_spectral:
-        out["flow"] = _flow(result, image, stem.with_name(stem.name + "_flow.png"))
+    out["flow"] = _flow(result, image, stem.with_name(stem.name + "_flow.png"))
     return out
 
 
@@ -65,48 +64,63 @@ def flow_maps(field: Any, shape: tuple[int, int], max_side: int) -> dict[str, np
 
 
 def _flow(result: Any, image: np.ndarray, path: Path) -> Path:
+    """Measured local frequency of the fit beside the same readout of the input (its local
+    spectrum), drift and bandwidth (every model); NSTR's internal readout and residual (NSTR)."""
     from nstr.colormaps import ATTRIBUTE_COLORMAPS, direction_colors, robust_range
+    from nstr.spectral.measured import image_local_frequency
 
     plt = pyplot()
     h, w = image.shape[:2]
-    maps = flow_maps(result.field, (h, w), result.report["config"]["task"]["viz_max_side"])
-    gh, gw = maps["local_frequency"].shape
-    extent = (0, w, h, 0)
-    fig, axes = plt.subplots(2, 3, figsize=(13.5, 8))
+    fit = image_local_frequency(result.reconstruction)
+    ref = image_local_frequency(image)
+    spectral = result.field.is_spectral
+    fig, axes = plt.subplots(2, 4 if spectral else 3, figsize=(18 if spectral else 13.5, 8))
     fig.subplots_adjust(wspace=0.45)
-    panels = [("local_frequency", "local frequency (cycles / pixel)", axes[0, 0]),
-              ("bandwidth", "bandwidth (cycles / pixel)", axes[1, 1]),
-              ("transport_residual", "transport residual ||dS/dx - F_theta||", axes[1, 2])]
-    for key, title, ax in panels:
-        lo, hi = robust_range(maps[key])
-        im = ax.imshow(maps[key], cmap=ATTRIBUTE_COLORMAPS[key], vmin=lo, vmax=hi, extent=extent,
+    lo, hi = robust_range(np.concatenate([fit["local_frequency"].ravel(), ref["local_frequency"].ravel()]))
+    panels = [(fit["local_frequency"], "measured local frequency of the fit\n(cycles / pixel)", axes[0, 0], lo, hi,
+               "local_frequency"),
+              (ref["local_frequency"], "the same readout of the input\n(its local spectrum's centroid)", axes[0, 1],
+               lo, hi, "local_frequency"),
+              (fit["bandwidth"], "measured bandwidth (cycles / pixel)", axes[1, 1], None, None, "bandwidth")]
+    if spectral:
+        maps = flow_maps(result.field, (h, w), result.report["config"]["task"]["viz_max_side"])
+        panels += [(maps["local_frequency"], "NSTR internal readout (S-weighted carriers)\n(cycles / pixel)",
+                    axes[0, 3], None, None, "spectral_frequency"),
+                   (maps["transport_residual"], "transport residual ||dS/dx - F_theta||", axes[1, 3], None, None,
+                    "transport_residual")]
+    for values, title, ax, vlo, vhi, key in panels:
+        if vlo is None:
+            vlo, vhi = robust_range(values)
+        im = ax.imshow(values, cmap=ATTRIBUTE_COLORMAPS[key], vmin=vlo, vmax=vhi, extent=(0, w, h, 0),
                        interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    # drift: hue = direction, brightness = magnitude, arrows on top
-    ax = axes[0, 1]
-    d = maps["drift"]
+    ax = axes[1, 2]
+    d = fit["drift"] * 100.0
     mag = np.hypot(d[..., 0], d[..., 1])
     rgba, (_, top) = direction_colors(np.arctan2(d[..., 1], d[..., 0]).ravel(), mag.ravel())
-    ax.imshow(rgba.reshape(gh, gw, 4), extent=extent, interpolation="nearest")
-    step = max(1, max(gh, gw) // 16)
-    ys, xs = np.mgrid[0:gh:step, 0:gw:step]
+    ax.imshow(rgba.reshape(h, w, 4), extent=(0, w, h, 0), interpolation="nearest")
+    step = max(1, max(h, w) // 16)
+    ys, xs = np.mgrid[0:h:step, 0:w:step]
     sub = d[ys, xs]
     scale = top / (0.8 * step) if top > 0 else 1.0
-    ax.quiver((xs + 0.5) * w / gw, (ys + 0.5) * h / gh, sub[..., 0] / scale * w / gw, sub[..., 1] / scale * h / gh,
+    ax.quiver(xs + 0.5, ys + 0.5, sub[..., 0] / scale, sub[..., 1] / scale,
               angles="xy", scale_units="xy", scale=1.0, color="white", width=0.004)
     ax.set_xlim(0, w)
     ax.set_ylim(h, 0)
-    ax.set_title("drift of local frequency via F_theta\n(hue = direction, brightness = magnitude)", fontsize=9)
+    ax.set_title("measured drift (gradient of local frequency)\n(hue = direction, brightness = magnitude)", fontsize=9)
     ax.set_axis_off()
     hue_wheel(ax.inset_axes([1.04, 0.02, 0.3, 0.3]), top, "cycles/px\nper 100 px")
     _show(axes[0, 2], image, "input")
     _show(axes[1, 0], result.reconstruction, f"reconstruction, PSNR {result.metrics['psnr']:.2f} dB")
-    spec = result.report.get("spectral", {})
-    gain = spec.get("transport_prediction", {}).get("gain")
-    rel = spec.get("pde_relative")
-    fig.suptitle(f"NSTR spectral flow: {result.report['params']:,} params, K = {result.report['field'].get('K')}, "
-                 f"relative PDE residual {rel if rel is not None else float('nan'):.3g}"
-                 + (f", transport prediction gain {gain:.2f}x" if gain is not None else ""), fontsize=10)
+    title = f"{result.report['model']} spectral flow: {result.report['params']:,} params"
+    if spectral:
+        spec = result.report.get("spectral", {})
+        gain = spec.get("transport_prediction", {}).get("gain")
+        rel = spec.get("pde_relative")
+        title += (f", K = {result.report['field'].get('K')}, relative PDE residual "
+                  f"{rel if rel is not None else float('nan'):.3g}"
+                  + (f", transport prediction gain {gain:.2f}x" if gain is not None else ""))
+    fig.suptitle(title, fontsize=10)
     return save(fig, path)

@@ -1,0 +1,343 @@
+#!/usr/bin/env python
+"""Spectral-flow truth benchmark (issue 9): do the colours follow the surface / signal?
+
+For every validation case (nstr.validation: chirp slab, rippled sphere, flat and smooth controls;
+1-D chirp, a downward sweep and the shared speech clip; the drifting texture) and every model and
+seed, prints rho against the truth, the calibration slope, the controls' CV, seed-pair rho next to
+cross-mesh rho, the drift's weighted cosine, and accuracy (IoU / SNR / PSNR), for:
+
+* ``measured``: the model-independent readout (nstr.spectral.measured) on the fitted field: what
+  ``local_frequency`` / ``drift`` mean in every result;
+* ``internal``: NSTR's own readout (S-weighted carrier centroid; drift through F_theta and through J);
+* ``curvature``: smoothed |mean curvature| of the output mesh (a trivial estimator);
+* ``mesh_fft``: the same windowed FFT applied to the exact distance of the OUTPUT mesh (a trivial
+  estimator that never looks at the field).
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_spectral.py meshes --out bench/spectral --seeds 0 1
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_spectral.py signals --out bench/spectral
+
+Writes OUT/meshes.json, OUT/meshes.md, OUT/signals.json, OUT/signals.md and pictures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "backend"))
+
+SURFACE_CASES = ("chirp_slab", "rippled_sphere", "flat_slab", "smooth_sphere")
+CONTROL_OF = {"chirp_slab": "flat_slab", "rippled_sphere": "smooth_sphere"}
+
+
+def _load() -> str:
+    return os.popen("uptime").read().strip()
+
+
+# --- meshes ------------------------------------------------------------------------------------
+def mean_curvature(vertices: np.ndarray, faces: np.ndarray, radius: float) -> np.ndarray:
+    """Smoothed |mean curvature| (cotangent Laplacian, lumped mass), diffused over ``radius``."""
+    import igl
+    import scipy.sparse as sp
+
+    from nstr.spectral.measured import smooth_on_mesh
+
+    v = np.ascontiguousarray(vertices, np.float64)
+    f = np.ascontiguousarray(faces, np.int64)
+    lap = igl.cotmatrix(v, f)
+    mass = igl.massmatrix(v, f, igl.MASSMATRIX_TYPE_VORONOI)
+    hn = sp.diags(1.0 / np.maximum(mass.diagonal(), 1e-300)) @ (lap @ v)
+    h = 0.5 * np.linalg.norm(hn, axis=1)
+    return smooth_on_mesh(np.nan_to_num(h), v, f, radius)
+
+
+def score_mesh_case(case, arrays: dict, readouts: dict[str, np.ndarray], drifts: dict[str, np.ndarray]) -> dict:
+    from nstr.validation.scores import calibration_slope, cv, relative_error, spearman, weighted_cosine
+
+    v = arrays["vertices"].astype(np.float64)
+    truth, grad, mask = case.truth(v)
+    row: dict = {"n_scored": int(mask.sum())}
+    for name, values in readouts.items():
+        x = values[mask]
+        if case.control:
+            row[f"{name}_cv"] = cv(x)
+            row[f"{name}_mean"] = float(x.mean())
+        else:
+            row[f"{name}_rho"] = spearman(x, truth[mask])
+            row[f"{name}_slope"] = calibration_slope(x, truth[mask])
+            row[f"{name}_relerr"] = relative_error(x, truth[mask])
+    if not case.control:
+        for name, vec in drifts.items():
+            row[f"{name}_cos"] = weighted_cosine(vec[mask], grad[mask])
+    return row
+
+
+def run_meshes(args: argparse.Namespace) -> None:
+    import torch
+
+    from nstr.geometry.ground_truth import MeshSDF
+    from nstr.geometry.mesh import mesh_from_arrays
+    from nstr.spectral.measured import SurfaceWindow, surface_local_frequency
+    from nstr.tasks.sdf import fit_sdf, sdf_config
+    from nstr.validation.surfaces import CASES
+
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "meshes.json"
+    rows = json.loads(path.read_text()) if path.exists() and args.resume else []
+    done = {(r["case"], r["model"], r["seed"]) for r in rows}
+    for name in args.cases:
+        case = CASES[name]
+        mesh, report = mesh_from_arrays(*case.mesh(args.mesh_n), source=name)
+        for model in args.models:
+            for seed in args.seeds:
+                if (name, model, seed) in done:
+                    continue
+                overrides = {"model": model, "seed": seed, "device": "cpu", "task.metrics": True}
+                if args.params:
+                    overrides["params"] = args.params
+                if args.steps:
+                    overrides["steps"] = args.steps
+                for kv in args.set or []:
+                    k, _, val = kv.partition("=")
+                    overrides[k] = json.loads(val) if val[:1] in "[{0123456789-tf" and val not in ("t", "f") else val
+                cfg = sdf_config(args.preset, overrides)
+                t0 = time.perf_counter()
+                res = fit_sdf(mesh, cfg, mesh_report=report)
+                wall = time.perf_counter() - t0
+                a = res.arrays
+                v, f = a["vertices"].astype(np.float64), a["faces"].astype(np.int64)
+                np.savez_compressed(out / f"{name}_{model}_s{seed}.npz", **a)
+                readouts = {"measured": a["local_frequency"]}
+                drifts = {"measured": a["drift"]}
+                if "spectral_frequency" in a:
+                    readouts["internal"] = a["spectral_frequency"]
+                    drifts["transport"] = a["transport_drift"]
+                    drifts["exact_J"] = a["drift_exact"]
+                diag = float(np.linalg.norm(v.max(0) - v.min(0)))
+                win = SurfaceWindow.from_scale(diag)
+                readouts["curvature"] = mean_curvature(v, f, win.half_width)
+                out_sdf = MeshSDF(v, f, closed=True)
+                readouts["mesh_fft"] = surface_local_frequency(out_sdf.signed_distance, v, f, win)["local_frequency"]
+                row = {"case": name, "model": model, "seed": seed, "params": res.report["params"],
+                       "steps": res.report["steps"], "iou": res.report["metrics"].get("iou"),
+                       "chamfer_l1": res.report["metrics"].get("chamfer_l1"), "wall_s": round(wall, 1),
+                       "t_attributes": res.report["timings"].get("attributes"),
+                       **score_mesh_case(case, a, readouts, drifts)}
+                np.savez_compressed(out / f"{name}_{model}_s{seed}_readouts.npz", vertices=v.astype(np.float32),
+                                    **{k: np.asarray(x, np.float32) for k, x in readouts.items()})
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                path.write_text(json.dumps(rows, indent=1))
+    add_pair_scores(rows, out)
+    path.write_text(json.dumps(rows, indent=1))
+    md = mesh_table(rows, args)
+    (out / "meshes.md").write_text(md)
+    print(md)
+
+
+def add_pair_scores(rows: list[dict], out: Path) -> None:
+    """Seed-pair rho (same case and model, seeds s0 and s1) and cross-mesh rho (same model and seed,
+    the case against its control), each by nearest-vertex matching on the textured part."""
+    from scipy.spatial import cKDTree
+
+    from nstr.validation.scores import spearman
+    from nstr.validation.surfaces import CASES
+
+    def load(case: str, model: str, seed: int):  # noqa: ANN202
+        p = out / f"{case}_{model}_s{seed}_readouts.npz"
+        return dict(np.load(p)) if p.exists() else None
+
+    for r in rows:
+        if r["case"] not in CONTROL_OF:
+            continue
+        a = load(r["case"], r["model"], r["seed"])
+        if a is None:
+            continue
+        _, _, mask = CASES[r["case"]].truth(a["vertices"].astype(np.float64))
+        others = sorted({q["seed"] for q in rows if q["case"] == r["case"] and q["model"] == r["model"]} - {r["seed"]})
+        pairs = {"seed_pair": load(r["case"], r["model"], others[0]) if others else None,
+                 "cross_mesh": load(CONTROL_OF[r["case"]], r["model"], r["seed"])}
+        for label, b in pairs.items():
+            if b is None:
+                continue
+            nn = cKDTree(b["vertices"]).query(a["vertices"][mask])[1]
+            for k in ("measured", "internal", "curvature", "mesh_fft"):
+                if k in a and k in b:
+                    r[f"{k}_{label}_rho"] = spearman(a[k][mask], b[k][nn])
+
+
+def _f(x, fmt: str = "{:.3f}") -> str:  # noqa: ANN001
+    return "" if x is None or (isinstance(x, float) and not np.isfinite(x)) else fmt.format(x)
+
+
+def mesh_table(rows: list[dict], args: argparse.Namespace) -> str:
+    head = (f"Preset `{args.preset}`, params {args.params or 'preset'}, CPU ({os.cpu_count()} cores, "
+            f"{platform.processor() or platform.machine()}), load: {_load()}\n\n")
+    lines = ["| case | model | seed | IoU | readout | rho | slope | rel.err | seed-pair rho | cross-mesh rho | "
+             "control CV | drift cos |", "|" + "---|" * 12]
+    for r in rows:
+        if r["case"] not in CONTROL_OF:
+            continue
+        ctrl = next((q for q in rows if q["case"] == CONTROL_OF[r["case"]] and q["model"] == r["model"]
+                     and q["seed"] == r["seed"]), {})
+        for k, dk in (("measured", "measured"), ("internal", "transport"), ("curvature", None), ("mesh_fft", None)):
+            if f"{k}_rho" not in r:
+                continue
+            drift = _f(r.get(f"{dk}_cos")) if dk else ""
+            if k == "internal":
+                drift += f" (J: {_f(r.get('exact_J_cos'))})"
+            lines.append(f"| {r['case']} | {r['model']} | {r['seed']} | {_f(r.get('iou'), '{:.4f}')} | {k} | "
+                         f"{_f(r[f'{k}_rho'])} | {_f(r[f'{k}_slope'])} | {_f(r[f'{k}_relerr'])} | "
+                         f"{_f(r.get(f'{k}_seed_pair_rho'))} | {_f(r.get(f'{k}_cross_mesh_rho'))} | "
+                         f"{_f(ctrl.get(f'{k}_cv'))} | {drift} |")
+    lines.append("")
+    lines.append("Controls: | case | model | seed | IoU | readout means (CV) |")
+    for r in rows:
+        if r["case"] in CONTROL_OF:
+            continue
+        parts = ", ".join(f"{k} {_f(r.get(f'{k}_mean'), '{:.3g}')} (CV {_f(r.get(f'{k}_cv'))})"
+                          for k in ("measured", "internal", "curvature", "mesh_fft") if f"{k}_cv" in r)
+        lines.append(f"| {r['case']} | {r['model']} | {r['seed']} | {_f(r.get('iou'), '{:.4f}')} | {parts} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("meshes", help="fitted SDFs of the analytic surfaces")
+    m.add_argument("--out", default="bench/spectral")
+    m.add_argument("--cases", nargs="+", default=list(SURFACE_CASES))
+    m.add_argument("--models", nargs="+", default=["nstr", "hashgrid", "siren", "ffn"])
+    m.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    m.add_argument("--preset", default="quick")
+    m.add_argument("--params", type=int, default=None)
+    m.add_argument("--steps", type=int, default=None)
+    m.add_argument("--mesh-n", type=int, default=80)
+    m.add_argument("--set", nargs="*", help="extra config overrides KEY=VALUE")
+    m.add_argument("--resume", action="store_true")
+    s = sub.add_parser("signals", help="1-D chirp / sweep / speech and the drifting texture")
+    s.add_argument("--out", default="bench/spectral")
+    s.add_argument("--models", nargs="+", default=["nstr", "hashgrid", "siren", "ffn"])
+    s.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    s.add_argument("--preset", default="quick")
+    s.add_argument("--params", type=int, default=None)
+    s.add_argument("--steps", type=int, default=None)
+    s.add_argument("--cases", nargs="*", help="chirp_1d sweep_down drifting_texture speech (default: all)")
+    args = p.parse_args(argv)
+    if args.cmd == "meshes":
+        run_meshes(args)
+    else:
+        run_signals(args)
+
+
+def _signal_cases(args: argparse.Namespace) -> dict:
+    """name -> (kind, signal, rate or None, truth per sample / pixel or None = the input's own readout)."""
+    from nstr.signals.audio_io import load_wav
+    from nstr.signals.synthetic import chirp, drifting_texture, drifting_texture_frequency
+
+    cases = {"chirp_1d": ("audio", chirp(4096, 16000, 200.0, 4000.0), np.linspace(200.0, 4000.0, 4096, endpoint=False)),
+             "sweep_down": ("audio", chirp(8000, 16000, 5000.0, 300.0), np.linspace(5000.0, 300.0, 8000, endpoint=False)),
+             "drifting_texture": ("image", drifting_texture(64), drifting_texture_frequency(64))}
+    speech = REPO.parent / "shared" / "data" / "audio" / "Front_Center.wav"
+    if speech.exists():
+        cases["speech"] = ("audio", load_wav(speech).excerpt(0.5, 0.25), None)
+    return cases
+
+
+def run_signals(args: argparse.Namespace) -> None:
+    import torch
+
+    from nstr.spectral.measured import image_local_frequency, per_sample, signal_local_frequency
+    from nstr.tasks.audio import audio_config, audio_flow, fit_audio
+    from nstr.tasks.image import fit_image, image_config, image_flow
+    from nstr.validation.scores import calibration_slope, relative_error, spearman
+
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, (kind, sig, truth) in _signal_cases(args).items():
+        if args.cases and name not in args.cases:
+            continue
+        variants = [(m, {}) for m in args.models] + [("nstr", {"lambda_pde": 0.0})]
+        for model, extra in variants:
+            for seed in args.seeds:
+                if extra and seed != args.seeds[0]:
+                    continue
+                over = {"model": model, "seed": seed, "device": "cpu", **extra}
+                if args.params:
+                    over["params"] = args.params
+                if args.steps:
+                    over["steps"] = args.steps
+                t0 = time.perf_counter()
+                if kind == "audio":
+                    res = fit_audio(sig, audio_config(args.preset, over))
+                    flow = audio_flow(res)
+                    frames = signal_local_frequency(sig.samples, sig.rate)
+                    ref = truth if truth is not None else per_sample(frames, len(sig.samples), sig.rate)["local_frequency"]
+                    n = len(ref)
+                    m = np.zeros(n, bool)
+                    m[n // 20:n - n // 20] = True
+                    if truth is None:  # real audio: score where there is sound (>= -20 dB of the loudest
+                        # frame); in near-silence the fit's own error is what the window hears
+                        amp = np.interp(np.arange(n) / sig.rate, frames["time_s"], frames["amplitude"])
+                        m &= amp >= 0.1 * amp.max()
+                    acc = {"snr_db": res.metrics["snr_db"]}
+                    true_drift = np.gradient(ref, 1.0 / sig.rate)
+                else:
+                    res = fit_image(sig, image_config(args.preset, over))
+                    flow = image_flow(res)
+                    ref = truth if truth is not None else image_local_frequency(sig)["local_frequency"]
+                    mm = np.zeros(ref.shape, bool)
+                    mm[12:-12, 12:-12] = True
+                    m = mm
+                    acc = {"psnr": res.metrics["psnr"]}
+                    true_drift = None
+                row = {"case": name, "model": model + ("(lambda=0)" if extra else ""), "seed": seed,
+                       "params": res.report["params"], **acc, "wall_s": round(time.perf_counter() - t0, 1)}
+                for key, label in (("local_frequency", "measured"), ("spectral_frequency", "internal")):
+                    if key in flow:
+                        x, t = flow[key][m].ravel(), ref[m].ravel()
+                        row[f"{label}_rho"] = spearman(x, t)
+                        row[f"{label}_slope"] = calibration_slope(x, t)
+                        row[f"{label}_relerr"] = relative_error(x, t)
+                if "transport_drift" in flow:
+                    md = flow["drift"][m].reshape(len(flow["drift"][m]), -1)
+                    td = flow["transport_drift"][m].reshape(len(md), -1)
+                    row["F_vs_measured_drift_cos"] = float((np.sum(md * td, 1) / np.maximum(
+                        np.linalg.norm(md, axis=1) * np.linalg.norm(td, axis=1), 1e-30)).mean())
+                    sp = res.report.get("spectral", {})
+                    row["pde_relative"] = sp.get("pde_relative")
+                    row["transport_gain"] = (sp.get("transport_prediction") or {}).get("gain")
+                if true_drift is not None:
+                    row["measured_drift_rel"] = float(np.median(flow["drift"][m]) / np.median(true_drift[m]))
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                (out / "signals.json").write_text(json.dumps(rows, indent=1))
+    lines = [f"Preset `{args.preset}`, params {args.params or 'preset'}, load: {_load()}", "",
+             "| case | model | seed | params | SNR/PSNR dB | measured rho | slope | rel.err | internal rho | slope | "
+             "F-drift vs measured cos | PDE rel. | transport gain |", "|" + "---|" * 13]
+    for r in rows:
+        accv = r.get("snr_db", r.get("psnr"))
+        lines.append(f"| {r['case']} | {r['model']} | {r['seed']} | {r['params']:,} | {_f(accv, '{:.2f}')} | "
+                     f"{_f(r.get('measured_rho'))} | {_f(r.get('measured_slope'))} | {_f(r.get('measured_relerr'))} | "
+                     f"{_f(r.get('internal_rho'))} | {_f(r.get('internal_slope'))} | "
+                     f"{_f(r.get('F_vs_measured_drift_cos'))} | {_f(r.get('pde_relative'), '{:.3g}')} | "
+                     f"{_f(r.get('transport_gain'))} |")
+    md = "\n".join(lines) + "\n"
+    (out / "signals.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The measured local frequency against known answers (issue 9): analytic chirps, the drifting
+texture, the chirp-heightfield slab and its flat control, a x10 scaled mesh, fitted fields with
+two seeds, and ``--flow`` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nstr.signals.synthetic import chirp, drifting_texture, drifting_texture_frequency
+from nstr.spectral.measured import image_local_frequency, per_sample, signal_local_frequency
+from nstr.validation.scores import calibration_slope, cv, relative_error, spearman, weighted_cosine
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NSTR_DEBUG": ""}
+RATE, N = 16000, 4096
+
+
+def _inner(n: int, frac: float = 0.05) -> slice:
+    return slice(int(n * frac), n - int(n * frac))
+
+
+def test_chirp_reads_its_instantaneous_frequency_in_hz() -> None:
+    for f0, f1 in ((200.0, 4000.0), (5000.0, 300.0)):  # rising chirp and a downward sweep
+        a = chirp(N, RATE, f0, f1)
+        out = per_sample(signal_local_frequency(a.samples, RATE), N, RATE)
+        truth = np.linspace(f0, f1, N, endpoint=False)
+        m = _inner(N)
+        nu = out["local_frequency"][m]
+        assert spearman(nu, truth[m]) > 0.99
+        assert 0.95 < calibration_slope(nu, truth[m]) < 1.05
+        assert relative_error(nu, truth[m]) < 0.05
+        assert abs(np.median(out["drift"][m]) / ((f1 - f0) / (N / RATE)) - 1) < 0.1  # Hz per second
+
+
+def test_constant_frequency_control_stays_flat() -> None:
+    t = np.arange(N) / RATE
+    out = signal_local_frequency(np.sin(2 * np.pi * 1000.0 * t), RATE)
+    nu = out["local_frequency"][4:-4]
+    assert cv(nu) < 0.01 and abs(nu.mean() - 1000.0) < 10.0
+    grating = 0.5 + 0.4 * np.sin(2 * np.pi * 0.15 * np.mgrid[0:64, 0:64][1])
+    img = image_local_frequency(grating)["local_frequency"][12:-12, 12:-12]
+    assert cv(img) < 0.05 and abs(img.mean() - 0.15) < 0.01
+    silence = signal_local_frequency(np.zeros(N), RATE)["local_frequency"]  # no detail: the prior, stable
+    assert cv(silence) < 1e-6 and np.isfinite(silence).all()
+
+
+def test_drifting_texture_reads_cycles_per_pixel_and_its_drift() -> None:
+    size, f0, f1 = 64, 0.03, 0.25
+    out = image_local_frequency(drifting_texture(size, f0, f1))
+    truth = drifting_texture_frequency(size, f0, f1)
+    m = np.zeros_like(truth, bool)
+    m[12:-12, 12:-12] = True
+    nu = out["local_frequency"][m]
+    assert spearman(nu, truth[m]) > 0.99 and 0.9 < calibration_slope(nu, truth[m]) < 1.1
+    assert weighted_cosine(out["drift"][m], np.tile([1.0, 0.0], (m.sum(), 1))) > 0.9  # it drifts along +x
+
+
+def _slab_readout(scale: float, control: bool = False):  # noqa: ANN202
+    from nstr.geometry.attributes import spectral_attributes
+    from nstr.geometry.ground_truth import MeshSDF
+    from nstr.geometry.normalize import fit_unit_box
+    from nstr.validation.surfaces import SurfaceCase
+
+    case = SurfaceCase("slab", "slab", 3.0, 8.0, 0.02, scale=scale, control=control)
+    v, f = case.mesh(64)
+    tr = fit_unit_box(v, 0.1)
+    unit = tr.to_unit(v)
+    gt = MeshSDF(unit, f, closed=True)
+    arrays, meta = spectral_attributes(None, unit, f, tr.scale, sdf_fn=gt.signed_distance, max_points=800)
+    return case, v, arrays, meta
+
+
+def test_chirp_slab_is_calibrated_and_scales_with_the_mesh() -> None:
+    case, v, a, meta = _slab_readout(1.0)
+    truth, grad, mask = case.truth(v)
+    nu = a["local_frequency"][mask]
+    assert spearman(nu, truth[mask]) > 0.95 and 0.85 < calibration_slope(nu, truth[mask]) < 1.15
+    assert weighted_cosine(a["drift"][mask], grad[mask]) > 0.7
+    assert meta["units"]["local_frequency"] == "cycles per unit of input length" and "local_frequency" in meta["descriptions"]
+    case10, v10, a10, _ = _slab_readout(10.0)
+    np.testing.assert_allclose(v10, v * 10.0)
+    ratio = a["local_frequency"] / a10["local_frequency"]
+    # x10 the mesh: frequency / 10 (a few vertices at the slab's sharp edges, where the distance's sign
+    # is decided by rounding, differ by a few %)
+    assert abs(np.median(ratio) - 10.0) < 0.001 and np.mean(np.abs(ratio - 10.0) < 0.01 * 10.0) > 0.97
+    assert abs(np.median(a["drift_magnitude"][mask] / a10["drift_magnitude"][mask]) - 100.0) < 1.0
+    _, vc, ac, _ = _slab_readout(1.0, control=True)
+    _, _, mc = case.truth(vc)
+    assert cv(ac["local_frequency"][mc]) < 0.1  # flat control
+    assert ac["local_frequency"][mc].mean() < 0.6 * nu.mean()  # flat reads coarser than the texture
+
+
+@pytest.fixture(scope="module")
+def chirp_fits():  # noqa: ANN201
+    """NSTR fitted (tiny) to a 1-D chirp with two seeds."""
+    import torch
+
+    from nstr.tasks.audio import audio_config, audio_flow, fit_audio
+
+    torch.set_num_threads(1)
+    a = chirp(2048, 8000, 200.0, 1800.0)
+    out = []
+    for seed in (0, 1):
+        cfg = audio_config("quick", {"steps": 250, "seed": seed, "device": "cpu", "batch_size": 2048})
+        res = fit_audio(a, cfg)
+        out.append((res, audio_flow(res)))
+    return a, out
+
+
+def test_fitted_chirp_measured_frequency_matches_truth_and_seeds_agree(chirp_fits) -> None:  # noqa: ANN001
+    a, fits = chirp_fits
+    n = len(a.samples)
+    truth = np.linspace(200.0, 1800.0, n, endpoint=False)
+    m = _inner(n, 0.1)
+    for res, flow in fits:
+        assert res.metrics["snr_db"] > 10, res.metrics
+        assert flow["time_s"].shape == (n,) and abs(flow["time_s"][-1] - (n - 1) / 8000) < 1e-6
+        nu = flow["local_frequency"][m]
+        assert spearman(nu, truth[m]) > 0.9 and 0.8 < calibration_slope(nu, truth[m]) < 1.25
+        assert relative_error(nu, truth[m]) < 0.25
+        assert {"spectral_frequency", "transport_drift", "drift_exact", "transport_residual"} <= flow.keys()
+    assert spearman(fits[0][1]["local_frequency"][m], fits[1][1]["local_frequency"][m]) > 0.9
+
+
+def _write_chirp_wav(path: Path) -> None:
+    x = (chirp(1600, 8000, 300.0, 2500.0).samples * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as wf:
+        wf.setnchannels(1), wf.setsampwidth(2), wf.setframerate(8000)
+        wf.writeframes(x.tobytes())
+
+
+def test_flow_option_writes_units_and_refuses_inputs(tmp_path: Path) -> None:
+    wav = tmp_path / "chirp.wav"
+    _write_chirp_wav(wav)
+    original = wav.read_bytes()
+    flow, out = tmp_path / "flow.npz", tmp_path / "fit.wav"
+
+    def nstr(*args: object) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "nstr", "fit", "audio", *map(str, args)], capture_output=True,
+                              text=True, timeout=240, env=ENV)
+
+    r = nstr(wav, "-o", out, "--flow", wav)  # the input itself
+    assert r.returncode != 0 and "flow" in r.stderr and r.stderr.count("\n") == 1
+    fake = tmp_path / "clip.npz"  # an input that does end in .npz cannot be the flow either
+    r = nstr(wav, "-o", out, "--flow", out.with_suffix(".npz"), "--report", out.with_suffix(".npz"))
+    assert r.returncode != 0 and "same file" in r.stderr
+    assert wav.read_bytes() == original and not fake.exists()
+    r = nstr(wav, "-o", out, "--flow", flow, "--model", "hashgrid", "--preset", "quick", "--steps", "60",
+             "--device", "cpu", "--quiet", "--no-pictures")
+    assert r.returncode == 0, r.stderr
+    with np.load(flow, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    meta = json.loads(data.pop("meta_json").tobytes())
+    assert {"time_s", "local_frequency", "bandwidth", "drift"} == set(data)  # a baseline: the measured readout
+    assert all(v.shape == (1600,) for v in data.values())
+    assert meta["units"]["local_frequency"] == "Hz" and meta["units"]["drift"] == "Hz per second"
+    assert 0 < np.median(data["local_frequency"]) < 4000
