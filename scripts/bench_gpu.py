@@ -155,14 +155,16 @@ def bench_marching_cubes(dev: torch.device, tiny: bool) -> dict[str, Any]:
 
 
 def to_markdown(doc: dict[str, Any]) -> str:
+    from nstr.tasks.sdf import STAGES
+
     lines = [f"# GPU benchmark on {doc['device']} ({'tiny smoke run' if doc['tiny'] else 'full'})", "",
              f"Precision: {doc['precision']}", "", "## Bunny end to end", "",
-             "| model | params | seconds | sampling | fitting | extraction | attributes | IoU | F@1% |",
+             "| model | params | seconds | " + " | ".join(STAGES) + " | IoU | F@1% |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in doc["bunny"]:
         t = r["timings"]
-        lines.append(f"| {r['model']} | {r['params']} | {r['seconds']} | {t.get('sampling')} | {t.get('fitting')} | "
-                     f"{t.get('extraction')} | {t.get('attributes')} | {r['iou']:.4f} | {r['fscore_1pct']:.4f} |")
+        lines.append(f"| {r['model']} | {r['params']} | {r['seconds']} | " + " | ".join(str(t.get(k)) for k in STAGES) +
+                     f" | {r['iou']:.4f} | {r['fscore_1pct']:.4f} |")
     lines += ["", "## Field queries per second (matched parameters)", "",
               "| model | params | batch | inference q/s | training q/s |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {r['model']} | {r['params']} | {r['batch']} | {r['inference_qps']:.3g} | {r['training_qps']:.3g} |"

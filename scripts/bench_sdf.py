@@ -58,7 +58,7 @@ def run_fidelity(args: argparse.Namespace) -> None:
     import torch
 
     from nstr.geometry.metrics import genus
-    from nstr.tasks.sdf import fit_sdf, sdf_config
+    from nstr.tasks.sdf import STAGES, fit_sdf, sdf_config
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -83,7 +83,7 @@ def run_fidelity(args: argparse.Namespace) -> None:
                        "resolution": r["extraction"]["resolution"],
                        "feature_width": r["extraction"]["resolution_choice"]["feature_width_unit"],
                        "evaluated": r["extraction"]["evaluated_points"],
-                       **{f"t_{k}": r["timings"].get(k) for k in ("sample", "fit", "extract", "attributes", "score")},
+                       **{f"t_{k}": r["timings"].get(k) for k in (*STAGES, "score")},
                        "wall_s": round(wall, 1), "load": [round(x, 2) for x in os.getloadavg()],
                        "faces_in": report.n_faces, "set": args.set}
                 rows.append(row)
@@ -113,7 +113,7 @@ def run_fits(args: argparse.Namespace) -> None:
 
     from nstr.errors import NSTRError
     from nstr.geometry.export import write_mesh
-    from nstr.tasks.sdf import fit_sdf, sdf_config
+    from nstr.tasks.sdf import STAGES, fit_sdf, sdf_config
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -142,8 +142,7 @@ def run_fits(args: argparse.Namespace) -> None:
             r = res.report
             row = {"mesh": name, "model": model, "params": r["params"], "steps": r["steps"],
                    **{k: r["metrics"].get(k) for k in ("iou", "fscore_1pct", "chamfer_l1", "normal_consistency")},
-                   **{f"t_{k}": r["timings"].get(k) for k in ("sampling", "fitting", "extraction", "attributes",
-                                                              "metrics")},
+                   **{f"t_{k}": r["timings"].get(k) for k in (*STAGES, "score")},
                    "total_s": round(wall, 1), "faces_in": report.n_faces, "watertight": report.watertight,
                    "pde_relative": (r.get("spectral") or {}).get("pde_relative")}
             rows.append(row)

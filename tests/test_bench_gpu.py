@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nstr.tasks.sdf import STAGES
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -23,7 +25,7 @@ def test_bench_gpu_tiny_runs_every_section(tmp_path: Path) -> None:
     assert [r["model"] for r in doc["bunny"]] == ["nstr", "hashgrid"]
     for r in doc["bunny"]:
         assert 0.0 < r["iou"] <= 1.0 and 0.0 <= r["fscore_1pct"] <= 1.0
-        assert {"sampling", "fitting", "extraction", "attributes"} <= set(r["timings"])
+        assert set(STAGES) <= set(r["timings"])
     assert {r["model"] for r in doc["queries"]} == {"nstr", "siren", "ffn", "hashgrid"}
     assert all(r["inference_qps"] > 0 and r["training_qps"] > 0 for r in doc["queries"])
     assert doc["nerf"]["psnr_vs_seconds"] and doc["nerf"]["test_psnr"] > 5.0

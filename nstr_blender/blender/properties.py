@@ -62,7 +62,8 @@ class NSTR_SceneSettings(bpy.types.PropertyGroup):
     steps: IntProperty(name="Steps", min=0, max=1_000_000, default=FIRST["steps"],
                        description="Training steps (set to the preset's when the preset changes)")
     resolution: IntProperty(name="Resolution", min=0, max=2048, default=FIRST["resolution"],
-                            description="Marching-cubes grid resolution (set to the preset's when the preset changes)")
+                            description="Marching-cubes grid resolution; 0 picks it from the mesh's finest feature "
+                                        "(set to the preset's when the preset changes)")
     mc_backend: EnumProperty(name="Marching cubes", default=FIRST["mc_backend"] or "preset",
                              items=MC_ITEMS)
     overrides: StringProperty(name="Overrides", default="",

@@ -84,6 +84,14 @@ def _meta_get(meta: Mapping[str, Any], block: str, name: str) -> Any:
     return None
 
 
+def sentence(text: str) -> str:
+    """``text`` as a sentence: the backend's descriptions are lower-case phrases without a full stop."""
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def build_legend(meta: Mapping[str, Any], name: str, values: np.ndarray | None = None,
                  colors_linear: np.ndarray | None = None, unit_scale: float = 1.0) -> Legend:
     """The legend of attribute ``name`` of a result: range and descriptions from its meta, colours
@@ -91,7 +99,8 @@ def build_legend(meta: Mapping[str, Any], name: str, values: np.ndarray | None =
     attr = DISPLAY_BY_NAME[name]
     unit_scale = unit_scale if unit_scale > 0 else 1.0
     described = _meta_get(meta, "descriptions", name)
-    legend = Legend(title=attr.label, words=str(described) if described else PLAIN_WORDS.get(name, ""))
+    words = str(described).strip() if described else PLAIN_WORDS.get(name, "")
+    legend = Legend(title=attr.label, words=sentence(words))
     rng = _meta_get(meta, "ranges", name)
     if rng is not None and len(rng) == 2:
         lo, hi = float(rng[0]), float(rng[1])

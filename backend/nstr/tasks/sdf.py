@@ -40,6 +40,7 @@ from nstr.geometry.mesh import Mesh, MeshReport, mesh_from_arrays
 from nstr.tasks.skeleton import TaskRun, config_from_job
 
 TASK = "sdf"
+STAGES = ("sample", "fit", "extract", "attributes")   # the timed stages whose sum is report["seconds"]
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
@@ -342,7 +343,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     resolved = dataclasses.replace(cfg, field=getattr(field, "config", cfg.field))
     report: dict[str, Any] = {
         "task": TASK, "model": resolved.field.model, "params": int(field.n_params), "steps": int(final.step),
-        "seconds": round(sum(timings[k] for k in ("sample", "fit", "extract", "attributes")), 3),
+        "seconds": round(sum(timings[k] for k in STAGES), 3),
         "device": device_name(device), "metrics": metrics, "timings": timings,
         "final_loss": final.loss, "final_terms": final.terms,
         "mesh": mesh_report.to_dict() if mesh_report else None,
