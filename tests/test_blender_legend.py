@@ -35,7 +35,7 @@ def test_frequencies_are_cycles_per_metre_and_wavelengths_follow_the_scene_scale
     cm = build_legend(meta, "local_frequency", values, srgb_to_linear(srgb), unit_scale=0.01)   # 1 unit = 1 cm
     assert cm.unit == "cycles per metre (wavelength 5 mm to 1 mm)"
     assert [label for _, label in cm.ticks] == ["200", "400", "600", "800", "1e+03"]
-    assert build_legend({"descriptions": {"bandwidth": "from the backend"}}, "bandwidth").words == "from the backend"
+    assert build_legend({"descriptions": {"bandwidth": "from the backend"}}, "bandwidth").words == "From the backend."   # as a sentence
     assert build_legend({}, "albedo").stops == []                                  # no bar for a colour
 
 

@@ -1,5 +1,5 @@
 """The add-on's timer against hostile conditions, in Blender 5.0 (the bpy 5.0.1 module) with the
-add-on installed from its extension zip: a server that answers only after 6 s (no timer call may
+add-on installed from its extension zip: a server that answers only after 10 s (no timer call may
 block), Blender killed with SIGKILL (the backend it launched must end too), and NeRF views of a
 file that was never saved (one view per timer call, into the add-on's user folder, cancellable)."""
 
@@ -22,7 +22,7 @@ class Slow(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
     def _answer(self, body):
-        time.sleep(6.0)      # a remote server on a bad day, inside the client's 10 s timeout (at 10 s it races it)
+        time.sleep(10.0)                                  # a remote server on a bad day
         data = json.dumps(body).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -49,7 +49,7 @@ threading.Thread(target=server.serve_forever, daemon=True).start()
 '''
 
 
-def test_no_timer_call_blocks_on_a_server_that_answers_after_6_s(tmp_path):
+def test_no_timer_call_blocks_on_a_server_that_answers_after_10_s(tmp_path):
     out = run_scenario(SLOW_SERVER + textwrap.dedent('''
         src = suzanne(subsurf=False)
         prefs.backend_mode = "url"
@@ -60,7 +60,7 @@ def test_no_timer_call_blocks_on_a_server_that_answers_after_6_s(tmp_path):
         OUT["op"] = list(bpy.ops.nstr.fit())
         OUT["op_s"] = time.perf_counter() - t0
         rec = RUNTIME.tracker.records[0]
-        drive(lambda: rec.state == "running", timeout=120)   # health, submit and one jobs poll: 6 s each
+        drive(lambda: rec.state == "running", timeout=120)   # health, submit and one jobs poll: 10 s each
         OUT["ticks"] = len(RUNTIME.tick_seconds)
         OUT["max_tick_s"] = max(RUNTIME.tick_seconds)
         OUT["progress"] = rec.progress_text()
@@ -70,7 +70,7 @@ def test_no_timer_call_blocks_on_a_server_that_answers_after_6_s(tmp_path):
     print(f"slow server: {out['ticks']} timer calls, longest {1000 * out['max_tick_s']:.2f} ms; "
           f"operator {1000 * out['op_s']:.1f} ms; requests {out['requests']}")
     assert out["op"] == ["FINISHED"] and out["op_s"] < 0.1       # the button returns at once too
-    assert out["ticks"] > 50                                     # the timer kept running for ~18 s
+    assert out["ticks"] > 50                                     # the timer kept running for ~30 s
     assert out["max_tick_s"] < 0.1, out["max_tick_s"]            # recorded inside the timer, every call
     assert out["progress"].startswith("fitting 50%")
     # one batched status call (the jobs list), never one status call per job
@@ -148,8 +148,9 @@ def test_nerf_views_of_an_unsaved_file_render_one_per_tick_into_the_user_folder(
     # nothing in the working directory but what the test made (its zip, its NSTR_LOG_DIR, user resources)
     assert out["cwd_files"] == ["blender", "dist", "logs", "scenario.py"]
     assert out["cameras_left"] == []
-    # the views travel as arrays (no shared folder): uint8 RGBA, camera-to-world poses, intrinsics
+    # the views travel as arrays (no shared folder): uint8 RGBA, camera-to-world poses, intrinsics and
+    # the object's world box (the server takes every one of them, see test_nerf_job_takes_the_addon_arrays)
     assert out["record"] == ["nerf", False, {"train_images": [3, 16, 16, 4], "train_poses": [3, 4, 4],
                                              "test_images": [1, 16, 16, 4], "test_poses": [1, 4, 4],
-                                             "intrinsics": [4]}, "uint8"]
+                                             "intrinsics": [4], "aabb": [2, 3]}, "uint8"]
     assert out["after_cancel"] == [True, 0, []]

@@ -220,6 +220,35 @@ def test_numeric_options_are_bounded_at_submit(server: ServerProcess) -> None:
     assert err.value.status == 400 and "nested too deeply" in str(err.value)
 
 
+def test_nerf_job_takes_the_addon_arrays(server: ServerProcess) -> None:
+    """The arrays the add-on sends for a NeRF job (views, poses, intrinsics and the object's world box)
+    are all taken, and the box that was sent is the one the field is fitted in."""
+    eyes = [(2.5, 0.0, 0.0), (0.0, 2.5, 0.0), (0.0, 0.0, 2.5)]
+    poses = []
+    for eye in eyes:
+        e = np.asarray(eye, np.float64)
+        back = e / np.linalg.norm(e)                       # the camera looks down -z at the origin
+        up = np.array([0.0, 0.0, 1.0]) if abs(back[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        right = np.cross(up, back)
+        right /= np.linalg.norm(right)
+        pose = np.eye(4)
+        pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, np.cross(back, right), back, e
+        poses.append(pose)
+    images = np.zeros((3, 8, 8, 4), np.uint8)
+    images[:, 2:6, 2:6] = (200, 40, 40, 255)
+    box = np.array([[0.2, -0.3, -0.1], [0.7, 0.1, 0.3]], np.float32)
+    arrays = {"train_images": images, "train_poses": np.stack(poses).astype(np.float32),
+              "intrinsics": np.array([8.0, 8.0, 4.0, 4.0]), "aabb": box}
+    c = server.client()
+    job = c.submit("nerf", {"preset": "quick", "steps": 2, "batch_size": 64, "task.mesh_resolution": 16,
+                            "task.eval_views": 1}, arrays)
+    st = wait_state(c, job, FINAL, timeout=300)
+    assert st["state"] == "done", c.log(job)[-2000:]
+    meta, _ = c.result(job)
+    dataset = meta["report"]["dataset"]
+    assert dataset["aabb_from"] == "file" and np.allclose(dataset["aabb"], box)
+
+
 def test_every_numeric_option_of_every_task_has_a_bound() -> None:
     import typing
 

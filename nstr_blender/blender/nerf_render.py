@@ -180,8 +180,8 @@ class ViewRenderer:
         h, w = out["train_images"].shape[1:3]
         fx = 0.5 * w / math.tan(0.5 * self.angle)
         out["intrinsics"] = np.array([fx, fx, 0.5 * w, 0.5 * h], dtype=np.float64)
-        # The world box (transforms_*.json "aabb") is not sent: the server's nerf job refuses an 'aabb'
-        # array today although nstr.nerf.dataset.dataset_from_arrays reads one (reported on issue 12).
+        # the object's world box: the field is fitted inside it (a box guessed from the cameras is loose)
+        out["aabb"] = np.asarray(self.box, dtype=np.float32).reshape(2, 3)
         return out
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from .meshdata import MeshResult, parse_result
 from .settings import BackendSettings
 
 Log = Callable[[str], None]
+CALL_TIMEOUT_S = 30.0     # every call runs off the main thread, so a slow server only delays, never freezes
 HEALTH_EVERY_S = 5.0      # device / GPU memory / queue while connected
 
 
@@ -71,11 +72,11 @@ class BackendSession:
             except remote.LaunchError as err:
                 self.local = None
                 raise self._problem(str(err)) from None
-            self.client = remote.BackendClient(url, token=getattr(self.local, "token", None), timeout=10.0)
+            self.client = remote.BackendClient(url, token=getattr(self.local, "token", None), timeout=CALL_TIMEOUT_S)
             self.log(f"backend started at {url} (log: {log_dir})")
         else:
             self.client = remote.BackendClient(self.settings.url.strip(), token=self.settings.token or None,
-                                               timeout=10.0)
+                                               timeout=CALL_TIMEOUT_S)
             try:
                 return self.refresh()
             except BackendProblem:

@@ -125,8 +125,13 @@ def mesh_from_arrays(vertices: Any, faces: Any, source: str = "arrays") -> tuple
     return validate_mesh(vertices, faces, source=source)
 
 
-def validate_mesh(vertices: Any, faces: Any, source: str = "arrays", n_parts: int = 1) -> tuple[Mesh, MeshReport]:
-    """Check everything later stages rely on; describe what is imperfect but usable."""
+CHECK_CHUNK = 1 << 20  # rows per pass of the cheap checks: memory stays flat whatever the mesh's size
+
+
+def check_mesh_arrays(vertices: Any, faces: Any, source: str = "arrays") -> None:
+    """The checks every later stage relies on (shapes, numbers, finite, indices in range), in
+    chunks and without copies, so that a server can refuse a bad upload at submit while holding
+    it memory-mapped; the costlier repairs and descriptions wait for :func:`validate_mesh`."""
     v = np.asarray(vertices)
     f = np.asarray(faces)
     if v.size == 0:
@@ -141,21 +146,34 @@ def validate_mesh(vertices: Any, faces: Any, source: str = "arrays", n_parts: in
     if f.ndim != 2 or f.shape[1] != 3:
         raise InputError(f"faces must have shape (F, 3) triangles, not {tuple(f.shape)}",
                          "Triangulate the mesh first (Blender: Triangulate modifier)")
-    if not np.issubdtype(f.dtype, np.integer):
-        if np.issubdtype(f.dtype, np.floating) and np.all(np.isfinite(f)) and np.all(f == np.round(f)):
-            f = f.astype(np.int64)
-        else:
+    integral = np.issubdtype(f.dtype, np.integer)
+    if not integral and not np.issubdtype(f.dtype, np.floating):
+        raise InputError(f"face indices must be integers, not {f.dtype}", "Send int32 or int64 faces")
+    for s in range(0, len(v), CHECK_CHUNK):
+        bad = ~np.isfinite(v[s:s + CHECK_CHUNK]).all(axis=1)
+        if bad.any():
+            n_bad = int(sum((~np.isfinite(v[t:t + CHECK_CHUNK]).all(axis=1)).sum()
+                            for t in range(s, len(v), CHECK_CHUNK)))
+            raise InputError(f"{n_bad} vertices have NaN or infinite coordinates (first: vertex {s + int(np.argmax(bad))})",
+                             "Fix or delete those vertices (Blender: Mesh > Clean Up)")
+    lo, hi = None, None
+    for s in range(0, len(f), CHECK_CHUNK):
+        part = f[s:s + CHECK_CHUNK]
+        if not integral and not (np.all(np.isfinite(part)) and np.all(part == np.round(part))):
             raise InputError(f"face indices must be integers, not {f.dtype}", "Send int32 or int64 faces")
-    v = v.astype(np.float64)
-    f = f.astype(np.int64)
-    bad = ~np.isfinite(v).all(axis=1)
-    if bad.any():
-        raise InputError(f"{int(bad.sum())} vertices have NaN or infinite coordinates (first: vertex {int(np.argmax(bad))})",
-                         "Fix or delete those vertices (Blender: Mesh > Clean Up)")
-    if f.min() < 0 or f.max() >= len(v):
-        worst = int(f.min()) if f.min() < 0 else int(f.max())
+        plo, phi = part.min(), part.max()
+        lo, hi = (plo, phi) if lo is None else (min(lo, plo), max(hi, phi))
+    if lo < 0 or hi >= len(v):
+        worst = int(lo) if lo < 0 else int(hi)
         raise InputError(f"face index {worst} is out of range for {len(v)} vertices",
                          "Face indices must be between 0 and V-1 (0-based)")
+
+
+def validate_mesh(vertices: Any, faces: Any, source: str = "arrays", n_parts: int = 1) -> tuple[Mesh, MeshReport]:
+    """Check everything later stages rely on; describe what is imperfect but usable."""
+    check_mesh_arrays(vertices, faces, source)
+    v = np.asarray(vertices).astype(np.float64)
+    f = np.asarray(faces).astype(np.int64)
     # triangle soups (STL, some OBJ/GLB exports) repeat coincident vertices: weld exact copies so
     # open edges, components and watertightness describe the surface, not the file layout
     n_before = len(v)

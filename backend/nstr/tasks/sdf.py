@@ -36,7 +36,7 @@ import numpy as np
 
 from nstr.config import RunConfig, build_config
 from nstr.errors import ConfigError, InputError
-from nstr.geometry.mesh import Mesh, MeshReport, mesh_from_arrays
+from nstr.geometry.mesh import Mesh, MeshReport, check_mesh_arrays, mesh_from_arrays
 from nstr.tasks.skeleton import TaskRun, config_from_job
 
 TASK = "sdf"
@@ -367,18 +367,23 @@ def _config_from_job(config: Mapping[str, Any]) -> RunConfig:
     return config_from_job(config, sdf_config)[0]
 
 
-def _mesh_from_job(arrays: Mapping[str, np.ndarray]) -> tuple[Mesh, MeshReport]:
+def _mesh_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     missing = [k for k in ("vertices", "faces") if k not in arrays]
     if missing:
         raise InputError(f"the sdf job needs arrays 'vertices' and 'faces' (missing: {', '.join(missing)})",
                          "Send vertices (V, 3) float32 and faces (F, 3) int32")
-    return mesh_from_arrays(arrays["vertices"], arrays["faces"], source="the job's arrays")
+    return arrays["vertices"], arrays["faces"]
+
+
+def _mesh_from_job(arrays: Mapping[str, np.ndarray]) -> tuple[Mesh, MeshReport]:
+    return mesh_from_arrays(*_mesh_arrays(arrays), source="the job's arrays")
 
 
 def validate_job(config: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Cheap checks before queueing: config keys/types and the mesh itself."""
+    """Cheap checks before queueing: config keys/types, and the mesh's shapes, numbers and indices
+    (in chunks, on the memory-mapped upload; welding and the watertight check wait for the job)."""
     _config_from_job(config)
-    _mesh_from_job(arrays)
+    check_mesh_arrays(*_mesh_arrays(arrays), source="the job's arrays")
 
 
 def run_job(config: dict, arrays: dict[str, np.ndarray], *, workdir: Path, progress: ProgressFn,
