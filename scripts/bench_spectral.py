@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "backend"))
 
 SURFACE_CASES = ("chirp_slab", "rippled_sphere", "flat_slab", "smooth_sphere")
+SHARED_MESHES = REPO.parent / "shared" / "data" / "meshes"
 CONTROL_OF = {"chirp_slab": "flat_slab", "rippled_sphere": "smooth_sphere"}
 
 
@@ -80,6 +81,16 @@ def score_mesh_case(case, arrays: dict, readouts: dict[str, np.ndarray], drifts:
     return row
 
 
+def score_agreement(readouts: dict[str, np.ndarray]) -> dict:
+    """A mesh with no analytic truth: how the readout on the FIELD agrees with the same window FFT of
+    the output mesh's exact distance (mesh_fft) and with smoothed curvature, over all vertices."""
+    from nstr.validation.scores import spearman
+
+    m = readouts["measured"]
+    return {f"measured_vs_{k}_rho": spearman(m, readouts[k]) for k in ("mesh_fft", "curvature", "internal")
+            if k in readouts}
+
+
 def run_meshes(args: argparse.Namespace) -> None:
     import torch
 
@@ -95,9 +106,12 @@ def run_meshes(args: argparse.Namespace) -> None:
     path = out / "meshes.json"
     rows = json.loads(path.read_text()) if path.exists() and args.resume else []
     done = {(r["case"], r["model"], r["seed"]) for r in rows}
-    for name in args.cases:
-        case = CASES[name]
-        mesh, report = mesh_from_arrays(*case.mesh(args.mesh_n), source=name)
+    from nstr.geometry.mesh import load_mesh
+
+    subjects = [(name, CASES[name], mesh_from_arrays(*CASES[name].mesh(args.mesh_n), source=name))
+                for name in args.cases]
+    subjects += [(f"shared:{name}", None, load_mesh(SHARED_MESHES / f"{name}.off")) for name in args.shared or []]
+    for name, case, (mesh, report) in subjects:
         for model in args.models:
             for seed in args.seeds:
                 if (name, model, seed) in done:
@@ -130,9 +144,11 @@ def run_meshes(args: argparse.Namespace) -> None:
                 readouts["mesh_fft"] = surface_local_frequency(out_sdf.signed_distance, v, f, win)["local_frequency"]
                 row = {"case": name, "model": model, "seed": seed, "params": res.report["params"],
                        "steps": res.report["steps"], "iou": res.report["metrics"].get("iou"),
+                       "fscore_1pct": res.report["metrics"].get("fscore_1pct"),
                        "chamfer_l1": res.report["metrics"].get("chamfer_l1"), "wall_s": round(wall, 1),
                        "t_attributes": res.report["timings"].get("attributes"),
-                       **score_mesh_case(case, a, readouts, drifts)}
+                       **(score_mesh_case(case, a, readouts, drifts) if case is not None
+                          else score_agreement(readouts))}
                 np.savez_compressed(out / f"{name}_{model}_s{seed}_readouts.npz", vertices=v.astype(np.float32),
                                     **{k: np.asarray(x, np.float32) for k, x in readouts.items()})
                 rows.append(row)
@@ -158,15 +174,17 @@ def add_pair_scores(rows: list[dict], out: Path) -> None:
         return dict(np.load(p)) if p.exists() else None
 
     for r in rows:
-        if r["case"] not in CONTROL_OF:
+        shared = r["case"].startswith("shared:")
+        if r["case"] not in CONTROL_OF and not shared:
             continue
         a = load(r["case"], r["model"], r["seed"])
         if a is None:
             continue
-        _, _, mask = CASES[r["case"]].truth(a["vertices"].astype(np.float64))
+        mask = (np.ones(len(a["vertices"]), bool) if shared
+                else CASES[r["case"]].truth(a["vertices"].astype(np.float64))[2])
         others = sorted({q["seed"] for q in rows if q["case"] == r["case"] and q["model"] == r["model"]} - {r["seed"]})
         pairs = {"seed_pair": load(r["case"], r["model"], others[0]) if others else None,
-                 "cross_mesh": load(CONTROL_OF[r["case"]], r["model"], r["seed"])}
+                 "cross_mesh": None if shared else load(CONTROL_OF[r["case"]], r["model"], r["seed"])}
         for label, b in pairs.items():
             if b is None:
                 continue
@@ -203,11 +221,22 @@ def mesh_table(rows: list[dict], args: argparse.Namespace) -> str:
     lines.append("")
     lines.append("Controls: | case | model | seed | IoU | readout means (CV) |")
     for r in rows:
-        if r["case"] in CONTROL_OF:
+        if r["case"] in CONTROL_OF or r["case"].startswith("shared:"):
             continue
         parts = ", ".join(f"{k} {_f(r.get(f'{k}_mean'), '{:.3g}')} (CV {_f(r.get(f'{k}_cv'))})"
                           for k in ("measured", "internal", "curvature", "mesh_fft") if f"{k}_cv" in r)
         lines.append(f"| {r['case']} | {r['model']} | {r['seed']} | {_f(r.get('iou'), '{:.4f}')} | {parts} |")
+    shared = [r for r in rows if r["case"].startswith("shared:")]
+    if shared:
+        lines += ["", "Shared meshes (no analytic truth: accuracy, and the measured readout on the field against the "
+                      "same window FFT of the output mesh and against curvature):", "",
+                  "| mesh | model | seed | params | IoU | F@1% | rho vs mesh FFT | rho vs curvature | rho vs internal |"
+                  " seed-pair rho | s |", "|" + "---|" * 11]
+        for r in shared:
+            lines.append(f"| {r['case'][7:]} | {r['model']} | {r['seed']} | {r['params']:,} | {_f(r.get('iou'), '{:.4f}')} "
+                         f"| {_f(r.get('fscore_1pct'), '{:.4f}')} | {_f(r.get('measured_vs_mesh_fft_rho'))} | "
+                         f"{_f(r.get('measured_vs_curvature_rho'))} | {_f(r.get('measured_vs_internal_rho'))} | "
+                         f"{_f(r.get('measured_seed_pair_rho'))} | {r['wall_s']} |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -216,13 +245,15 @@ def main(argv: list[str] | None = None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("meshes", help="fitted SDFs of the analytic surfaces")
     m.add_argument("--out", default="bench/spectral")
-    m.add_argument("--cases", nargs="+", default=list(SURFACE_CASES))
+    m.add_argument("--cases", nargs="*", default=list(SURFACE_CASES))
     m.add_argument("--models", nargs="+", default=["nstr", "hashgrid", "siren", "ffn"])
     m.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     m.add_argument("--preset", default="quick")
     m.add_argument("--params", type=int, default=None)
     m.add_argument("--steps", type=int, default=None)
     m.add_argument("--mesh-n", type=int, default=80)
+    m.add_argument("--shared", nargs="*", default=[], help="also shared meshes by name (rotor elephant bunny00): "
+                                                          "accuracy and readout agreement, no truth")
     m.add_argument("--set", nargs="*", help="extra config overrides KEY=VALUE")
     m.add_argument("--resume", action="store_true")
     s = sub.add_parser("signals", help="1-D chirp / sweep / speech and the drifting texture")

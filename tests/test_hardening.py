@@ -284,6 +284,31 @@ def test_a_retry_with_the_same_idempotency_key_never_duplicates_the_job(server: 
     assert wait_state(c, second["id"], FINAL)["state"] == "done"
 
 
+def test_slow_loris_connections_are_closed_and_the_server_answers_again(tmp_path: Path) -> None:
+    """More half-sent request heads than the connection cap: each is closed by the head deadline
+    (or refused with 503 beyond the cap); none is answered, and afterwards the server serves again."""
+    with ServerProcess(tmp_path / "jobs", "--header-timeout", "1") as srv:
+        host, port = srv.url.rsplit("/", 1)[-1].rsplit(":", 1)
+        socks = []
+        for _ in range(70):  # CONCURRENCY_LIMIT is 64
+            s = socket.create_connection((host, int(port)), timeout=60)
+            s.sendall(b"GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # the head never ends
+            socks.append(s)
+        endings = []
+        for s in socks:
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            endings.append("closed" if not data else data.split(b"\r\n", 1)[0].decode())
+        assert set(endings) <= {"closed", "HTTP/1.1 503 Service Unavailable"}, sorted(set(endings))
+        assert endings.count("closed") >= 64
+        assert srv.client().health()["worker_alive"] is True
+
+
 # -------------------------------------------------------------------- 7. retention and compression
 def test_results_are_compressed_and_prune_removes_finished_jobs(tmp_path: Path) -> None:
     import gzip

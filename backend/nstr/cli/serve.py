@@ -16,7 +16,7 @@ their logs and results are kept in --jobs-dir and survive restarts."""
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from nstr.cli.common import finite_positive
     from nstr.server.engine import ENGINES
-    from nstr.server.main import DEFAULT_MAX_BODY_MB, DEFAULT_PORT
+    from nstr.server.main import DEFAULT_MAX_BODY_MB, DEFAULT_PORT, HEADER_TIMEOUT_S
     from nstr.server.retention import DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_TOTAL_GB
 
     ENGINE_NAMES = tuple(ENGINES)
@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where jobs run: auto is CUDA when present, else the CPU (default: auto)")
     p.add_argument("--max-body-mb", type=finite_positive, default=DEFAULT_MAX_BODY_MB,
                    help=f"largest accepted request body in MiB (default: {DEFAULT_MAX_BODY_MB})")
+    p.add_argument("--header-timeout", type=finite_positive, default=HEADER_TIMEOUT_S, metavar="S",
+                   help=f"close a connection whose request line and headers take longer (default: {HEADER_TIMEOUT_S:g} s)")
     p.add_argument("--engine", choices=ENGINE_NAMES, default="local",
                    help="what runs the jobs: local = one worker thread in this process; ray = a Ray cluster, "
                         "as many jobs at once as it holds (default: local)")
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port {args.port} is not a port number", "Use 1-65535, or 0 for any free port")
     return serve(host=args.host, port=args.port, token=args.token, jobs_dir=args.jobs_dir, device=args.device,
                  max_body_mb=args.max_body_mb, url_file=args.url_file, parent_pid=args.parent_pid,
-                 engine=args.engine, data_roots=args.data_roots,
+                 engine=args.engine, data_roots=args.data_roots, header_timeout_s=args.header_timeout,
                  engine_options={"address": args.address, "cpus_per_job": args.cpus_per_job,
                                  "gpus_per_job": args.gpus_per_job} if args.engine == "ray" else None,
                  retention=Retention(max_age_days=args.keep_days, max_total_gb=args.keep_gb))

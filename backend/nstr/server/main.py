@@ -26,6 +26,7 @@ from nstr.server.guard import is_loopback
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY_MB = 512
 MAX_BODY_MB_LIMIT = 64 * 1024  # a body limit past 64 GiB is a typo
+HEADER_TIMEOUT_S = 10.0  # a request line and headers must arrive within this (nstr.server.header_timeout)
 CONCURRENCY_LIMIT = 64  # open connections at once; more get 503 (no thread per connection)
 PARENT_GRACE_S = 6.0  # after the parent is gone: graceful stop first, then os._exit
 
@@ -47,7 +48,7 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
           jobs_dir: Path | None = None, device: str = "auto", max_body_mb: float = DEFAULT_MAX_BODY_MB,
           url_file: Path | None = None, parent_pid: int | None = None, engine: str = "local",
           data_roots: Sequence[str | os.PathLike[str]] = (), retention: Any = None,
-          engine_options: dict[str, Any] | None = None) -> int:
+          engine_options: dict[str, Any] | None = None, header_timeout_s: float = HEADER_TIMEOUT_S) -> int:
     """Run until SIGINT/SIGTERM (or the parent's death). A token is required off loopback."""
     _reset_signals()
     import uvicorn
@@ -56,6 +57,7 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
     from nstr.server.admission import Admission, DataRoots
     from nstr.server.app import build_app
     from nstr.server.engine import ENGINES
+    from nstr.server.header_timeout import protocol_with_header_timeout
     from nstr.server.registry import TaskRegistry
     from nstr.server.retention import Retention
     from nstr.server.store import JobStore
@@ -96,7 +98,8 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
         app = build_app(jobs, token, max_body, policy)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 limit_concurrency=CONCURRENCY_LIMIT, timeout_keep_alive=5,
-                                timeout_graceful_shutdown=5, h11_max_incomplete_event_size=64 * 1024)
+                                timeout_graceful_shutdown=5, h11_max_incomplete_event_size=64 * 1024,
+                                http=protocol_with_header_timeout(header_timeout_s))
         server = uvicorn.Server(config)
         bound_host, bound_port = sock.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
