@@ -130,6 +130,11 @@ def build_legend(meta: Mapping[str, Any], name: str, values: np.ndarray | None =
         legend.stops = [(p, tuple(float(c) for c in linear_to_srgb(np.asarray(rgba))[:4])) for p, rgba in stops]
         a, b = shown
         legend.ticks = [((t - a) / (b - a), format_value(t)) for t in nice_ticks(a, b)]
+    elif name == "drift" and math.isfinite(lo) and hi > lo:
+        # hue is the direction, so the bar shows what a colour's brightness says: how fast (black = none)
+        legend.stops = [(i / 15, (i / 15, i / 15, i / 15, 1.0)) for i in range(16)]
+        a, b = lo / unit_scale**2, hi / unit_scale**2
+        legend.ticks = [((t - a) / (b - a), format_value(t)) for t in nice_ticks(a, b)]
     return legend
 
 

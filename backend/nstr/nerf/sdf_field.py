@@ -36,6 +36,13 @@ from nstr.nerf.radiance import SH_DIM, sh_encode
 from nstr.nerf.sdf_grid import SdfGrid
 
 
+COLOR_FIELDS = ("shared", "separate")
+# The colour features' own grid ("separate"): 6 levels from 8 to 128 cells, 2^11 entries each (~24k
+# parameters), small next to the geometry field so that the geometry comparison stays about the SDF.
+COLOR_GRID = FieldConfig(model="hashgrid", grid_levels=6, grid_features=2, grid_base_res=8, grid_max_res=128,
+                         grid_table_size=2**11, width=32, depth=1)
+
+
 class SDFRadianceField(Field):
     """SDF + view-dependent colour on ``[-1, 1]^3``; carries its cached SDF grid as buffers."""
 
@@ -43,9 +50,15 @@ class SDFRadianceField(Field):
 
     def __init__(self, cfg: FieldConfig, n_features: int = 15, head_width: int = 64, head_depth: int = 2,
                  grid_resolution: int = 32, init_radius: float = 0.6, init_sharpness: float = 20.0,
-                 max_init_deviation: float = 0.02) -> None:
+                 max_init_deviation: float = 0.02, color_field: str = "shared") -> None:
         super().__init__(3, 4)
-        self.field = build_field(cfg, in_dim=3, out_dim=1 + n_features)
+        if color_field not in COLOR_FIELDS:
+            raise ValueError(f"color_field must be one of {COLOR_FIELDS}, not {color_field!r}")
+        separate = color_field == "separate"
+        self.field = build_field(cfg, in_dim=3, out_dim=1 if separate else 1 + n_features)
+        # "separate": the colour head's features come from their own small hash grid, so the colour loss
+        # reaches the geometry only through normals and opacity; a texture cannot be explained by bumps
+        self.color_net = build_field(COLOR_GRID, in_dim=3, out_dim=n_features) if separate else None
         self.config = self.field.config
         self.color_head = MLP(3 + 3 + SH_DIM + n_features, 3, head_width, head_depth, activation="relu")
         # NeuS's variance: s = exp(10 v); the factor lets s move over decades at the field's learning rate
@@ -78,7 +91,8 @@ class SDFRadianceField(Field):
             out, terms = self.field.training_terms(x, pde_fraction)
         out = out.float()
         sdf = self.residual_scale * out[:, 0] + x.norm(dim=-1) - self.init_radius
-        return sdf, out[:, 1:], terms
+        feat = out[:, 1:] if self.color_net is None else self.color_net(x.detach()).float()
+        return sdf, feat, terms
 
     def sdf(self, x: Tensor) -> Tensor:
         """Signed distance (N,) in field units at field-space points (N, 3); negative inside."""
@@ -121,8 +135,11 @@ class SDFRadianceField(Field):
         return torch.cat([sdf[:, None], rgb], -1)
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        return self.field.param_groups(lr) + [{"params": list(self.color_head.parameters()), "lr": lr},
-                                              {"params": [self.variance], "lr": lr}]
+        groups = self.field.param_groups(lr) + [{"params": list(self.color_head.parameters()), "lr": lr},
+                                                {"params": [self.variance], "lr": lr}]
+        if self.color_net is not None:  # at its own learning rate, scaled as the field's is
+            groups += self.color_net.param_groups(lr * self.color_net.default_lr / self.field.default_lr)
+        return groups
 
     @property
     def field_params(self) -> int:
@@ -131,4 +148,6 @@ class SDFRadianceField(Field):
     def describe(self) -> dict[str, Any]:
         return {**self.field.describe(), "geometry": "sdf", "params": self.n_params,
                 "field_params": self.field.n_params,
-                "head_params": sum(p.numel() for p in self.color_head.parameters())}
+                "head_params": sum(p.numel() for p in self.color_head.parameters()),
+                "color_field": "shared" if self.color_net is None else "separate",
+                "color_field_params": 0 if self.color_net is None else self.color_net.n_params}

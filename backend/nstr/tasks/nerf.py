@@ -31,7 +31,7 @@ from nstr.errors import ConfigError, InputError
 from nstr.nerf.dataset import NerfDataset, Views, dataset_from_arrays, load_dataset
 from nstr.nerf.masks import MaskInfo, inspect_masks
 from nstr.nerf.radiance import RadianceField
-from nstr.nerf.sdf_field import SDFRadianceField
+from nstr.nerf.sdf_field import COLOR_FIELDS, SDFRadianceField
 from nstr.nerf.sdf_render import SdfSampling, render_sdf
 from nstr.nerf.rays import SceneBox, image_rays, rays_for_pixels
 from nstr.nerf.render import DIAGONAL, composite, sample_rays
@@ -76,6 +76,7 @@ class NerfOptions:
     sharpness_ramp: float = 0.5
     cos_anneal: float = 0.1  # fraction of the steps over which NeuS's cos annealing goes to 1
     min_component_share: float = 0.01  # mesh components smaller than this share of the largest are dropped
+    color_field: str = "shared"  # sdf: colour features from the SDF network (NeuS) | "separate": their own grid
 
 
 # The PDE weight trades view quality for a transport network that explains the spectrum. Measured on the
@@ -113,6 +114,8 @@ def nerf_config(preset: str = "default", overrides: Mapping[str, Any] | None = N
         raise ConfigError("task.image_size, task.n_importance, task.head_depth and task.grid_warmup must be 0 or more")
     if o.geometry not in GEOMETRIES:
         raise ConfigError(f"unknown task.geometry '{o.geometry}'", "Choose sdf (default) or density")
+    if o.color_field not in COLOR_FIELDS:
+        raise ConfigError(f"unknown task.color_field '{o.color_field}'", "Choose " + " or ".join(COLOR_FIELDS))
     if o.sdf_coarse < 2 or o.sdf_fine < 1 or o.sdf_uniform < 0 or o.eikonal_points < 0:
         raise ConfigError("task.sdf_coarse must be 2 or more, task.sdf_fine 1 or more, task.sdf_uniform and "
                           "task.eikonal_points 0 or more")
@@ -367,7 +370,8 @@ def build_radiance_field(cfg: RunConfig) -> RadianceField | SDFRadianceField:
     opts: NerfOptions = cfg.task
     if opts.geometry == "sdf":
         return SDFRadianceField(cfg.field, opts.n_features, opts.head_width, opts.head_depth, opts.grid_resolution,
-                                init_radius=opts.init_radius, init_sharpness=opts.sharpness_init)
+                                init_radius=opts.init_radius, init_sharpness=opts.sharpness_init,
+                                color_field=opts.color_field)
     return RadianceField(cfg.field, opts.n_features, opts.head_width, opts.head_depth, opts.grid_resolution,
                          DIAGONAL / opts.render_steps)
 
