@@ -16,7 +16,8 @@ cross-mesh rho, the drift's weighted cosine, and accuracy (IoU / SNR / PSNR), fo
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_spectral.py meshes --out bench/spectral --seeds 0 1
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_spectral.py signals --out bench/spectral
 
-Writes OUT/meshes.json, OUT/meshes.md, OUT/signals.json, OUT/signals.md and pictures.
+Writes OUT/meshes.json, OUT/meshes.md, OUT/signals.json, OUT/signals.md, and per fitted mesh
+OUT/CASE_MODEL_sSEED.npz (the result) and OUT/CASE_MODEL_sSEED_attributes.png (its colours).
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def run_meshes(args: argparse.Namespace) -> None:
     from nstr.tasks.sdf import fit_sdf, sdf_config
     from nstr.validation.surfaces import CASES
 
+    sys.path.insert(0, str(REPO / "scripts"))
+    from bench_sdf import render_attributes  # one picture code for every mesh benchmark
+
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,6 +135,8 @@ def run_meshes(args: argparse.Namespace) -> None:
                 a = res.arrays
                 v, f = a["vertices"].astype(np.float64), a["faces"].astype(np.int64)
                 np.savez_compressed(out / f"{name}_{model}_s{seed}.npz", **a)
+                render_attributes(a, out / f"{name}_{model}_s{seed}_attributes.png",  # the colours artists see
+                                  f"{name}, {model}, seed {seed}: measured spectral-flow attributes")
                 readouts = {"measured": a["local_frequency"]}
                 drifts = {"measured": a["drift"]}
                 if "spectral_frequency" in a:

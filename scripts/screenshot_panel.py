@@ -310,7 +310,7 @@ def driver(argv: list[str]) -> int:
                     break
         xdo("mousemove", str(max(10, ux - 300)), str(wh // 2))   # off the panel: no hover highlight
         (state / "go").touch()
-        left = max(0, ux - 820)                       # the viewport around the result, the sidebar, its tabs
+        left = 0                                      # the whole viewport: its legend overlay sits bottom-left
         crop = f"{ux + uw + 2 - left}x{height}+{left}+0"
         t0 = time.monotonic()
         while not (state / "midfit.json").exists() and not (state / "ready.json").exists():

@@ -87,9 +87,21 @@ def test_mesh_arrays_applies_the_world_matrix():
     matrix = np.array([[2, 0, 0, 5], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]], float)
     out = mesh_arrays(co, np.array([0, 1, 2]), matrix, "Tri")
     np.testing.assert_allclose(out["vertices"], [[5, 0, 0], [7, 0, 0], [5, 2, 0]])
-    assert out["faces"].dtype == np.int32 and out["vertices"].dtype == np.float32
+    assert out["faces"].dtype == np.int32 and out["vertices"].dtype == np.float64
     with pytest.raises(SelectionError, match="'Dots' has no faces"):
         mesh_arrays(co, np.array([], int), matrix, "Dots")
+
+
+def test_a_mesh_far_from_the_origin_keeps_its_coordinates_both_ways():
+    """A unit triangle at x = 1e7 (an object placed far out in a large scene): float32 world
+    coordinates would keep about 3 distinct x values there; the arrays and the parsed result keep them all."""
+    co = np.array([0, 0, 0, 0.001, 0, 0, 0, 0.001, 0], np.float32)
+    matrix = np.array([[1, 0, 0, 1e7], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], float)
+    out = mesh_arrays(co, np.array([0, 1, 2]), matrix, "Far")
+    np.testing.assert_allclose(out["vertices"][:, 0] - 1e7, [0, 0.001, 0], atol=1e-9)
+    back = parse_result({"vertices": out["vertices"], "faces": out["faces"]})
+    np.testing.assert_allclose(back.vertices[:, 0] - 1e7, [0, 0.001, 0], atol=1e-9)
+    assert np.float32(1e7) + np.float32(0.001) == np.float32(1e7)  # what float32 would have done
 
 
 def test_corner_arrays_lay_out_triangles_for_blender():

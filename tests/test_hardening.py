@@ -66,6 +66,17 @@ def one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
     assert needle.lower() in lines[0].lower(), lines[0]
 
 
+def write_tiny_image_and_clip(image: Path, clip: Path) -> None:
+    """A 16x16 grey PNG and a 0.1 s 440 Hz WAV, written by the backend's own writers."""
+    from nstr.signals.audio_io import save_wav
+    from nstr.signals.image_io import save_image
+
+    yy, xx = np.mgrid[0:16, 0:16] / 16.0
+    save_image(image, (0.5 + 0.4 * np.sin(6 * xx + 3 * yy)).astype(np.float32))
+    t = np.arange(1600) / 16000.0
+    save_wav(clip, (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+
+
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("roots")
@@ -396,6 +407,9 @@ def test_report_output_and_checkpoint_never_overwrite_an_input(tmp_path: Path, s
     trimesh.Trimesh(**icosphere(), process=False).export(mesh)
     digest = hashlib.sha256(mesh.read_bytes()).hexdigest()
     scene = roots["root"] / "scene"
+    image, clip = tmp_path / "in.png", tmp_path / "in.wav"
+    write_tiny_image_and_clip(image, clip)
+    signal_digests = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (image, clip)}
     cases = [
         (["fit", "sdf", str(mesh), "--report", str(mesh)], "is the input file"),
         (["fit", "sdf", str(mesh), "--checkpoint", str(mesh)], "is the input file"),
@@ -406,11 +420,17 @@ def test_report_output_and_checkpoint_never_overwrite_an_input(tmp_path: Path, s
         (["fit", "nerf", str(scene), "--report", str(scene / "transforms.json")], "inside the input folder"),
         (["fit", "nerf", str(scene), "-o", str(scene / "mesh.ply")], "inside the input folder"),
         (["fit", "sdf", str(mesh), "--report", str(mesh) + "/sub/r.json"], "not writable"),
+        (["fit", "image", str(image), "--report", str(image)], "is the input file"),
+        (["fit", "image", str(image), "--checkpoint", str(image)], "is the input file"),
+        (["fit", "audio", str(clip), "--report", str(clip)], "is the input file"),
+        (["fit", "audio", str(clip), "--flow", str(tmp_path / "f.npz"), "--report", str(tmp_path / "f.npz")],
+         "same file as another output"),
     ]
     jobs_before = len(server.client().jobs())
     for args, needle in cases:
         one_line_error(nstr(*args), needle)
     assert hashlib.sha256(mesh.read_bytes()).hexdigest() == digest
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (image, clip)} == signal_digests
     assert json.loads((scene / "transforms.json").read_text())["camera_angle_x"] == 0.7
     assert len(server.client().jobs()) == jobs_before  # submit refused before sending anything
 

@@ -342,6 +342,7 @@ def test_tiny_blender_scene_trains_and_returns_a_coloured_mesh(suzanne_scene: Pa
     assert psnr > 20.0 and psnr > flat + 5.0, (psnr, flat)
     assert report["metrics"]["ssim"] > 0.7
     assert report["occupied_fraction"] < 0.6  # the grid learned to skip empty space
+    assert report["precision"] == {**report["precision"], "autocast": "off", "tf32_matmul": False}  # CPU
     phases = [e["phase"] for e in events]
     assert phases[0] == "loading" and "fitting" in phases and phases[-1] == "attributes"
     assert any("psnr" in e["metrics"] for e in events if e["phase"] == "fitting")
@@ -397,5 +398,8 @@ def test_job_cancels_and_cli_writes_mesh_renders_and_report(suzanne_scene: Path,
     assert report["model"] == "hashgrid" and report["dataset"]["test_views"] == 4
     assert (tmp_path / "out" / "scene_renders" / "test_sheet.png").is_file()
     with np.load(out, allow_pickle=False) as z:
-        assert {"vertices", "faces", "color_albedo", "meta_json"} <= set(z.files)
-        assert "local_frequency" not in z.files  # baselines carry no spectral attributes
+        assert {"vertices", "faces", "color_albedo", "meta_json", "local_frequency", "drift"} <= set(z.files)
+        assert "spectral_frequency" not in z.files  # a baseline: the measured readout only, from its SDF
+        from nstr.geometry.export import decode_meta
+
+        assert decode_meta(z["meta_json"])["readout"] == "measured"

@@ -42,3 +42,25 @@ def test_open_mesh_winding_number_matches_libigl() -> None:
     d_ref = np.sqrt(igl.point_mesh_squared_distance(q, v, f)[0])  # igl.signed_distance's magnitude is not
     # the distance on an open mesh (it differs by up to 0.06 here), so the exact point-mesh distance is the reference
     assert np.abs(TorchMeshSDF(v, f).unsigned_distance(q).numpy() - d_ref).max() < 1e-5
+
+
+def test_sdf_task_samples_from_the_device_ground_truth_match_libigl() -> None:
+    """The SDF task's training samples with task.ground_truth=torch (what CUDA gets by default) equal
+    the libigl ones: same points (same seed), same truncated signed distances and inside/outside."""
+    from nstr.geometry.mesh import Mesh
+    from nstr.geometry.normalize import fit_unit_box
+    from nstr.geometry.sampling import SamplingSpec, sample_sdf
+    from nstr.geometry.winding_torch import DeviceMeshSDF, ground_truth_for
+
+    v, f = suzanne_arrays()
+    unit = Mesh(fit_unit_box(np.asarray(v, np.float64), 0.1).to_unit(np.asarray(v, np.float64)), np.asarray(f))
+    spec = SamplingSpec(n_samples=3000, seed=3)
+    ref_gt = ground_truth_for(unit.vertices, unit.faces, False, "cpu")  # auto on the CPU: libigl
+    dev_gt = ground_truth_for(unit.vertices, unit.faces, False, "cpu", engine="torch")
+    assert not isinstance(ref_gt, DeviceMeshSDF) and isinstance(dev_gt, DeviceMeshSDF)
+    ref, dev = sample_sdf(unit, spec, ref_gt), sample_sdf(unit, spec, dev_gt)
+    np.testing.assert_array_equal(ref.points, dev.points)
+    off = slice(ref.n_surface, None)
+    assert np.abs(ref.sdf[off] - dev.sdf[off]).max() < 1e-5
+    assert (np.sign(ref.sdf[off]) == np.sign(dev.sdf[off])).mean() > 0.999  # Suzanne is open: signs by winding
+    assert np.abs(ref.sdf[off]).max() > 0.09  # the band (0.1) was reached: far points were tested too

@@ -32,7 +32,7 @@ def evaluated_arrays(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> d
 def build_mesh(name: str, result: MeshResult) -> bpy.types.Mesh:
     """A new mesh datablock with the result's geometry, raw attributes and linear colours."""
     mesh = bpy.data.meshes.new(name)
-    verts = result.vertices.reshape(-1)
+    verts = np.ascontiguousarray(result.vertices, dtype=np.float32).reshape(-1)  # Blender stores float32
     corners, loop_start = corner_arrays(result.faces)
     n_faces = len(result.faces)
     mesh.vertices.add(len(result.vertices))

@@ -62,7 +62,7 @@ COLOR_KEYS: tuple[str, ...] = tuple(a.color_key for a in DISPLAY_ATTRIBUTES)
 class MeshResult:
     """A fitted mesh ready to become Blender data: flat, typed, validated."""
 
-    vertices: np.ndarray                      # (V, 3) float32
+    vertices: np.ndarray                      # (V, 3) float64 (world or local; float32 only in Blender)
     faces: np.ndarray                         # (F, 3) int32
     raw: dict[str, np.ndarray] = field(default_factory=dict)     # name -> (V,) or (V, 3) float32
     colors: dict[str, np.ndarray] = field(default_factory=dict)  # color key -> (V, 4) float32, LINEAR
@@ -121,7 +121,7 @@ def parse_result(arrays: Mapping[str, Any], meta: Mapping[str, Any] | None = Non
         missing = [k for k in ("vertices", "faces") if k not in arrays]
         raise ResultError(f"the backend's result has no {' or '.join(missing)}",
                           "Update the backend to the add-on's version and fit again")
-    verts = np.ascontiguousarray(np.asarray(arrays["vertices"], dtype=np.float32))
+    verts = np.ascontiguousarray(np.asarray(arrays["vertices"], dtype=np.float64))  # to local, then float32
     faces = np.ascontiguousarray(np.asarray(arrays["faces"]).astype(np.int32, copy=False))
     if verts.ndim != 2 or verts.shape[1] != 3:
         raise ResultError(f"result vertices have shape {verts.shape}, expected (V, 3)",
@@ -180,7 +180,8 @@ def mesh_arrays(co_flat: np.ndarray, tri_flat: np.ndarray, matrix_world: Any, na
     extent = world.max(axis=0) - world.min(axis=0)
     if float(extent.max()) <= 0.0:
         raise SelectionError(f"'{name}' is flat to a point", "Select a mesh with some size")
-    return {"vertices": world.astype(np.float32), "faces": tris.astype(np.int32)}
+    # float64 on the wire: float32 world coordinates far from the origin (x = 1e7) keep ~3 distinct values
+    return {"vertices": world, "faces": tris.astype(np.int32)}
 
 
 def corner_arrays(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nstr.cli.common import add_fit_arguments, overrides_from_args, write_report
+from nstr.cli.common import add_fit_arguments, check_fit_paths, overrides_from_args, write_report
 
 HELP = "fit a field to a mono WAV clip; report the SNR in dB"
 DESCRIPTION = """Fit a neural field to every sample of a mono WAV clip (16/24/32-bit PCM or 32/64-bit
@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from nstr.cli.fit_image import FLOW_DESCRIPTIONS, check_flow_output, write_flow
 
     check_flow_output(args.flow, (args.input, output, args.report))
+    check_fit_paths(args, output, (args.input,), {"--flow": args.flow})  # --report, --checkpoint too
     overrides = overrides_from_args(args)
     if args.start is not None:
         overrides["task.start_s"] = args.start

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nstr.cli.common import add_fit_arguments, overrides_from_args, write_report
+from nstr.cli.common import add_fit_arguments, check_fit_paths, overrides_from_args, write_report
 
 HELP = "fit a field to a PNG/JPEG image (grey or RGB); report PSNR and SSIM"
 DESCRIPTION = """Fit a neural field to every pixel of a PNG or JPEG image (grey or RGB), write the
@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or Path(f"{args.input.stem}_{args.model}.png")
     check_writable_output(output, (args.input,), OUTPUT_SUFFIXES, "the reconstruction")  # before a long fit
     check_flow_output(args.flow, (args.input, output, args.report))
+    check_fit_paths(args, output, (args.input,), {"--flow": args.flow})  # --report, --checkpoint too
     cfg = image_config(args.preset, overrides_from_args(args))
     image = load_image(args.input)
     result = _fit(image, cfg, args)

@@ -9,7 +9,8 @@ tree. Results match libigl's exact ``winding_number`` and ``signed_distance`` (t
 * unsigned distance: to the plane inside the triangle, else to the nearest edge;
 * signed distance: negative where the winding number is above 1/2 (robust on open or messy meshes).
 
-It runs on the CPU too (slowly), which is how it is tested here; callers pick it when the device is CUDA.
+It runs on the CPU too (slowly), which is how it is tested here. The SDF task picks it through
+:func:`ground_truth_for` when its device is CUDA (``task.ground_truth``: auto | libigl | torch).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+
+from nstr.geometry.ground_truth import MeshSDF
 
 
 def _tiles(n_points: int, n_faces: int, pairs: int) -> tuple[int, int]:
@@ -100,3 +103,31 @@ class TorchMeshSDF:
         p = self._points(points)
         d = self.unsigned_distance(p)
         return torch.where(self.inside(p), -d, d)
+
+
+
+def ground_truth_for(vertices: np.ndarray, faces: np.ndarray, closed: bool, device: torch.device | str,
+                     engine: str = "auto") -> MeshSDF:
+    """The SDF task's ground truth: libigl on the CPU; on CUDA (``engine="auto"``) or when asked
+    (``engine="torch"``), :class:`DeviceMeshSDF`. Either way the same numbers (tests/test_winding_torch.py)."""
+    if engine == "torch" or (engine == "auto" and torch.device(device).type == "cuda"):
+        return DeviceMeshSDF(vertices, faces, closed=closed, device=device)
+    return MeshSDF(vertices, faces, closed=closed)
+
+
+class DeviceMeshSDF(MeshSDF):
+    """:class:`MeshSDF` with its bulk queries (the winding numbers and the training samples' signed
+    distances) answered on ``device`` by :class:`TorchMeshSDF`; libigl's tree still serves the few
+    closest-point probes of the feature size."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, closed: bool = False,
+                 device: torch.device | str = "cuda") -> None:
+        super().__init__(vertices, faces, closed=closed)
+        self.engine = TorchMeshSDF(self.vertices, self.faces, device=device)
+
+    def winding_number(self, points: np.ndarray) -> np.ndarray:
+        return self.engine.winding_number(points).double().cpu().numpy()
+
+    def signed_distance(self, points: np.ndarray, band: float | None = None) -> np.ndarray:
+        d = self.engine.signed_distance(points).double().cpu().numpy()
+        return np.clip(d, -band, band) if band is not None else d

@@ -351,7 +351,7 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
 
     ``run`` (the task skeleton) carries progress events and stop checks; without one, a run is made
     from ``on_progress`` and ``should_stop``."""
-    from nstr.device import device_name, resolve_device, seed_everything
+    from nstr.device import device_name, precision_policy, resolve_device, seed_everything
 
     opts: NerfOptions = cfg.task
     cfg = with_band_limit(cfg, dataset.train.images.shape[2])
@@ -376,6 +376,7 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
     report = {
         "task": TASK, "model": cfg.field.model, "params": model.n_params, "field_params": model.field.n_params,
         "steps": final.step, "seconds": round(final.elapsed, 3), "device": device_name(dev),
+        "precision": precision_policy(dev, cfg.train.amp),
         "metrics": metrics, "metrics_on": "test" if dataset.test is not None else "train (no test split)",
         "geometry": opts.geometry, "masks": "alpha" if masks.has_alpha else "none (border colour as background)",
         "notes": masks.notes,

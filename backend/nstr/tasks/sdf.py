@@ -68,6 +68,7 @@ class SDFOptions:
     feature_quantile: float = 0.02  # "thinnest": this area quantile of the feature widths
     feature_probes: int = 4000
     mc: str = "skimage"  # skimage | mcubes
+    ground_truth: str = "auto"  # auto (torch on CUDA, libigl on the CPU) | libigl | torch (nstr.geometry.winding_torch)
     sparse_from: int = 160  # coarse-to-fine extraction from this resolution on
     eval_chunk: int = 65536
     attributes: bool = True  # spectral-flow attributes on the vertices (measured for every model)
@@ -116,6 +117,8 @@ def check_options(o: SDFOptions) -> None:
         raise ConfigError(f"task.resolution must be 0 (from the mesh) or between 16 and 2048, not {o.resolution}")
     if not 16 <= o.resolution_min <= o.resolution_max <= 2048:
         raise ConfigError("task.resolution_min and task.resolution_max must satisfy 16 <= min <= max <= 2048")
+    if o.ground_truth not in ("auto", "libigl", "torch"):
+        raise ConfigError(f"unknown task.ground_truth '{o.ground_truth}'", "Choose auto, libigl or torch")
     if o.gradient not in ("fd", "autograd"):
         raise ConfigError(f"unknown task.gradient '{o.gradient}'", "Choose fd or autograd")
     if not 0 <= o.detail_fraction <= 1 or o.feature_noise < 0 or o.fd_step <= 0:
@@ -239,15 +242,17 @@ def choose_resolution(opts: SDFOptions, feature_width: float) -> tuple[int, dict
     return (opts.resolution or auto), info
 
 
-def _sample_stage(mesh: Mesh, opts: SDFOptions, seed: int, closed: bool, cache_dir: Path | None) -> Prepared:
+def _sample_stage(mesh: Mesh, opts: SDFOptions, seed: int, closed: bool, cache_dir: Path | None,
+                  device: Any = "cpu") -> Prepared:
     from nstr.geometry.feature_size import face_widths, feature_size
-    from nstr.geometry.ground_truth import MeshSDF
     from nstr.geometry.normalize import fit_unit_box
     from nstr.geometry.sampling import SamplingSpec, default_cache_dir, sample_sdf
 
     transform = fit_unit_box(mesh.vertices, opts.padding)
     unit = Mesh(transform.to_unit(mesh.vertices), mesh.faces)
-    gt = MeshSDF(unit.vertices, unit.faces, closed=closed)
+    from nstr.geometry.winding_torch import ground_truth_for
+
+    gt = ground_truth_for(unit.vertices, unit.faces, closed, device, opts.ground_truth)
     fs = feature_size(unit, gt, n_points=opts.feature_probes, seed=seed)
     resolution, info = choose_resolution(opts, fs.quantile(opts.feature_quantile))
     info["median_edge_unit"] = round(fs.median_edge, 5)
@@ -296,7 +301,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
             cache_dir: Path | None = None, checkpoint: Path | None = None,
             on_train_progress: Callable[[Any], None] | None = None) -> SDFResult:
     """Fit ``cfg``'s field to the mesh's SDF and return the extracted mesh (input coordinates) + report."""
-    from nstr.device import device_name, resolve_device, seed_everything
+    from nstr.device import device_name, precision_policy, resolve_device, seed_everything
     from nstr.fields import build_field
     from nstr.geometry.attributes import field_sdf_fn, spectral_attributes
     from nstr.geometry.export import encode_meta
@@ -310,7 +315,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     closed = bool(mesh_report and mesh_report.watertight and mesh_report.winding_consistent)
 
     with run.stage("sampling", timing="sample"):
-        prep = _sample_stage(mesh, opts, cfg.train.seed, closed, cache_dir)
+        prep = _sample_stage(mesh, opts, cfg.train.seed, closed, cache_dir, device)
     field = build_field(cfg.field, in_dim=3, out_dim=1)
     objective = _objective(prep.samples, opts, device, cfg.train.batch_size, prep.holdout)
     final = run.fit(field, objective, cfg.train, device=device, checkpoint=checkpoint)
@@ -344,12 +349,14 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     report: dict[str, Any] = {
         "task": TASK, "model": resolved.field.model, "params": int(field.n_params), "steps": int(final.step),
         "seconds": round(sum(timings[k] for k in STAGES), 3),
-        "device": device_name(device), "metrics": metrics, "timings": timings,
+        "device": device_name(device), "precision": precision_policy(device, cfg.train.amp),
+        "metrics": metrics, "timings": timings,
         "final_loss": final.loss, "final_terms": final.terms,
         "mesh": mesh_report.to_dict() if mesh_report else None,
         "transform": prep.transform.to_dict(),
         "samples": {"count": int(len(prep.samples.points)), "from_cache": prep.samples.from_cache,
-                    "seconds": round(prep.samples.seconds, 3)},
+                    "seconds": round(prep.samples.seconds, 3),
+                    "ground_truth": "torch" if hasattr(prep.gt, "engine") else "libigl"},
         "extraction": {"resolution": prep.resolution, "resolution_choice": prep.resolution_info, "mc": opts.mc,
                        "mode": ext.mode, "evaluated_points": ext.evaluated_points, "vertices": int(len(ext.vertices)),
                        "faces": int(len(ext.faces)), **ext.info},
