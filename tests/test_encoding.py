@@ -78,3 +78,17 @@ def test_nstr_jacobian_stays_fp32_under_autocast() -> None:
     assert sp.dtype == torch.bfloat16  # the head itself does run in bf16 ...
     assert jac.dtype == torch.float32 and _rel(jac, exact) < 1e-6  # ... its Jacobian does not
     assert terms["pde"].dtype == torch.float32
+
+
+@pytest.mark.parametrize("features", [1, 2])
+def test_an_empty_batch_gives_empty_features_gradients_and_jacobian(features: int) -> None:
+    """A render step can pack zero samples (the density NeRF when its occupancy grid empties); the grid
+    then returns (0, L*F) features and (0, L*F, d) Jacobians, and backward still runs (it crashed)."""
+    grid, _ = _pair(3, features, 2**10)
+    x = torch.zeros(0, 3)
+    feats, jac = grid(x, with_jacobian=True)
+    assert feats.shape == (0, 6 * features) and jac.shape == (0, 6 * features, 3)
+    (feats.sum() + jac.sum()).backward()  # the training path (hand-written backward for two features)
+    assert grid.table.grad is not None and float(grid.table.grad.abs().sum()) == 0.0
+    hashgrid = build_field(FieldConfig(model="hashgrid", grid_levels=4, grid_table_size=2**10), in_dim=3, out_dim=4)
+    assert hashgrid(torch.zeros(0, 3)).shape == (0, 4)

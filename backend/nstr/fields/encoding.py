@@ -122,9 +122,9 @@ def _interpolate(table: Tensor, rows: Tensor, t: Tensor, scale: Tensor | None, n
     if F == 2:
         # Two fp32 features are one complex64: the gather and the scatter-add move 8-byte elements
         # (about 2x faster on the CPU than gathering rows of two floats).
-        values = torch.view_as_real(torch.view_as_complex(table).index_select(0, rows)).view(n, L, -1, 2)
+        values = torch.view_as_real(torch.view_as_complex(table).index_select(0, rows)).view(n, L, 2 ** d, 2)
     else:
-        values = table.index_select(0, rows).view(n, L, -1, F)  # (N, L, C, F)
+        values = table.index_select(0, rows).view(n, L, 2 ** d, F)  # (N, L, C, F); C explicit: N may be 0
     # Points innermost, (C, F, L, N): every lerp below then runs over long contiguous rows, with t
     # broadcast along the outer axes (with the points outermost, the inner loops were 2 to 16 long).
     values = values.permute(2, 3, 1, 0)
@@ -154,6 +154,8 @@ class _TableInterp(torch.autograd.Function):
         rows, t, scale = ctx.saved_tensors
         size, n, L = ctx.shape
         d = t.shape[-1]
+        if n == 0:  # an empty batch splats nothing (and view_as_complex refuses its empty strided views)
+            return torch.zeros(size, 2, dtype=t.dtype, device=t.device), None, None, None, None, None
         zero = torch.zeros(1, 2, L, n, dtype=t.dtype, device=t.device)
         # gradients in the points-innermost layout of _interpolate: (corners so far, F, L, N)
         g = zero if grad_feats is None else grad_feats.view(n, L, 2).permute(2, 1, 0).unsqueeze(0)
