@@ -122,7 +122,11 @@ def simulated_cluster(inputs: list[Path], out: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-cluster", action="store_true")
+    ap.add_argument("--steps", type=int, default=CONFIG["steps"],
+                    help="training steps per job (200: ~3 s fits, where Ray's per-worker start-up shows; "
+                         "600: the quick preset's own)")
     args = ap.parse_args()
+    CONFIG["steps"] = args.steps
     work = Path(tempfile.mkdtemp(prefix="nstr-bench-batch-"))
     os.environ["NSTR_CACHE"] = str(work / "cache")
     subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=60)  # no stale local instance

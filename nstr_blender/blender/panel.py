@@ -48,7 +48,7 @@ class NSTR_PT_fit(bpy.types.Panel):
             adv.label(text=f"Values of the '{props.preset}' preset; change any to override it")
             adv.prop(props, "n_freqs")
             adv.prop(props, "steps")
-            adv.prop(props, "resolution", text="Resolution (0 = from the mesh)" if props.resolution == 0
+            adv.prop(props, "resolution", text="Resolution (0: auto)" if props.resolution == 0
                      else "Resolution")
             if props.task == "sdf":
                 adv.prop(props, "mc_backend", text="MC")
