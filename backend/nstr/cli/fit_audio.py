@@ -69,7 +69,6 @@ def run(args: argparse.Namespace) -> int:
     from nstr.cli.fit_image import FLOW_DESCRIPTIONS, check_flow_output, write_flow
 
     check_flow_output(args.flow, (args.input, output, args.report))
-    check_fit_paths(args, output, (args.input,), {"--flow": args.flow})  # --report, --checkpoint too
     overrides = overrides_from_args(args)
     if args.start is not None:
         overrides["task.start_s"] = args.start
@@ -78,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = audio_config(args.preset, overrides)
     audio = load_wav(args.input)
     select(audio, cfg.task)  # a bad excerpt or a silent clip fails now, not after the fit
+    check_fit_paths(args, output, (args.input,), {"--flow": args.flow})  # after the input's own checks
     result = _fit(audio, cfg, args)
     save_wav(output, result.reconstruction, result.audio.rate)
     if args.flow:

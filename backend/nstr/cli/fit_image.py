@@ -90,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or Path(f"{args.input.stem}_{args.model}.png")
     check_writable_output(output, (args.input,), OUTPUT_SUFFIXES, "the reconstruction")  # before a long fit
     check_flow_output(args.flow, (args.input, output, args.report))
-    check_fit_paths(args, output, (args.input,), {"--flow": args.flow})  # --report, --checkpoint too
     cfg = image_config(args.preset, overrides_from_args(args))
     image = load_image(args.input)
+    check_fit_paths(args, output, (args.input,), {"--flow": args.flow})  # after the input's own checks
     result = _fit(image, cfg, args)
     save_image(output, result.reconstruction)
     cpp = "cycles per pixel"
