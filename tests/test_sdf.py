@@ -61,6 +61,7 @@ def test_fitted_sphere_is_in_the_input_frame_and_close_to_analytic(ball_fit) -> 
     assert m["iou"] > 0.9 and m["fscore_1pct"] > 0.5 and np.isfinite(m["chamfer_l1"])
     assert set(result.report["timings"]) >= {"sample", "fit", "extract", "attributes", "score"}
     assert result.report["precision"]["autocast"] == "off"  # the CPU never autocasts; the policy is on record
+    assert result.report["samples"]["ground_truth"] == "libigl"  # task.ground_truth=auto on the CPU
 
 
 def test_attributes_have_the_right_shapes_ranges_and_are_finite(ball_fit) -> None:  # noqa: ANN001

@@ -75,8 +75,7 @@ def create_result_object(scene: bpy.types.Scene, source: str, result: MeshResult
     matrix = src.matrix_world.copy() if src is not None else None
     if matrix is not None:                         # world -> the source's local coordinates
         inverse = np.array([list(row) for row in matrix.inverted_safe()], dtype=np.float64)
-        world = result.vertices.astype(np.float64)
-        result.vertices = np.ascontiguousarray((world @ inverse[:3, :3].T + inverse[:3, 3]).astype(np.float32))
+        result.vertices = result.vertices @ inverse[:3, :3].T + inverse[:3, 3]  # float64; build_mesh casts
     mesh = build_mesh(name, result)
     obj = bpy.data.objects.new(name, mesh)
     result_collection(scene).objects.link(obj)

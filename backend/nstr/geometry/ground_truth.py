@@ -25,6 +25,8 @@ CHUNK = 262_144  # points per libigl call: bounds memory, keeps progress respons
 class MeshSDF:
     """Signed distance to one mesh (negative inside). Build once, query many times."""
 
+    backend = "libigl"  # what reports name as the ground truth behind the samples
+
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, cover: float | None = None,
                  closed: bool = False) -> None:
         """``closed``: the mesh is watertight and consistently wound (MeshReport says so), which

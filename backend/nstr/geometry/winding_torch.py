@@ -105,7 +105,6 @@ class TorchMeshSDF:
         return torch.where(self.inside(p), -d, d)
 
 
-
 def ground_truth_for(vertices: np.ndarray, faces: np.ndarray, closed: bool, device: torch.device | str,
                      engine: str = "auto") -> MeshSDF:
     """The SDF task's ground truth: libigl on the CPU; on CUDA (``engine="auto"``) or when asked
@@ -119,6 +118,8 @@ class DeviceMeshSDF(MeshSDF):
     """:class:`MeshSDF` with its bulk queries (the winding numbers and the training samples' signed
     distances) answered on ``device`` by :class:`TorchMeshSDF`; libigl's tree still serves the few
     closest-point probes of the feature size."""
+
+    backend = "torch"
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, closed: bool = False,
                  device: torch.device | str = "cuda") -> None:

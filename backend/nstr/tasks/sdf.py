@@ -243,15 +243,14 @@ def choose_resolution(opts: SDFOptions, feature_width: float) -> tuple[int, dict
 
 
 def _sample_stage(mesh: Mesh, opts: SDFOptions, seed: int, closed: bool, cache_dir: Path | None,
-                  device: Any = "cpu") -> Prepared:
+                  device: Any) -> Prepared:
     from nstr.geometry.feature_size import face_widths, feature_size
     from nstr.geometry.normalize import fit_unit_box
     from nstr.geometry.sampling import SamplingSpec, default_cache_dir, sample_sdf
+    from nstr.geometry.winding_torch import ground_truth_for
 
     transform = fit_unit_box(mesh.vertices, opts.padding)
     unit = Mesh(transform.to_unit(mesh.vertices), mesh.faces)
-    from nstr.geometry.winding_torch import ground_truth_for
-
     gt = ground_truth_for(unit.vertices, unit.faces, closed, device, opts.ground_truth)
     fs = feature_size(unit, gt, n_points=opts.feature_probes, seed=seed)
     resolution, info = choose_resolution(opts, fs.quantile(opts.feature_quantile))
@@ -356,7 +355,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
         "transform": prep.transform.to_dict(),
         "samples": {"count": int(len(prep.samples.points)), "from_cache": prep.samples.from_cache,
                     "seconds": round(prep.samples.seconds, 3),
-                    "ground_truth": "torch" if hasattr(prep.gt, "engine") else "libigl"},
+                    "ground_truth": prep.gt.backend},
         "extraction": {"resolution": prep.resolution, "resolution_choice": prep.resolution_info, "mc": opts.mc,
                        "mode": ext.mode, "evaluated_points": ext.evaluated_points, "vertices": int(len(ext.vertices)),
                        "faces": int(len(ext.faces)), **ext.info},
