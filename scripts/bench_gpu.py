@@ -4,9 +4,11 @@
 1. the bunny end to end, per stage (sampling, fitting, extraction, attributes), with IoU and F@1%,
    for NSTR and the hash grid;
 2. field queries per second, training (forward + backward, with NSTR's PDE term) and inference,
-   for every model at matched parameters;
+   for every model at matched parameters, and for NSTR and the hash grid inference under
+   ``torch.compile`` with its compile time (not with ``--tiny``);
 3. a Blender-rendered NeRF scene (checker-textured Suzanne, Cycles): test PSNR against training time;
-4. marching cubes at 512^3 on a sphere (known answer: every vertex at radius 0.5).
+4. marching cubes at 512^3 on a sphere (known answer: every vertex at radius 0.5), the PyTorch backend on
+   the device side by side with scikit-image on the CPU (same grid, same field).
 
     .venv/bin/python scripts/bench_gpu.py --out bench/gpu            # on a machine with CUDA
     .venv/bin/python scripts/bench_gpu.py --tiny --out /tmp/gpu_tiny # CPU smoke run, about a minute
@@ -85,6 +87,8 @@ def bench_queries(dev: torch.device, tiny: bool) -> list[dict[str, Any]]:
                 field(x)
             _sync(dev)
             infer = n * reps / (time.perf_counter() - t0)
+            compiled_qps, compile_s = _compiled_inference(field, x, dev, reps) if not tiny and model in (
+                "nstr", "hashgrid") else (None, None)
         from nstr.device import autocast
 
         def train_step() -> None:
@@ -103,9 +107,25 @@ def bench_queries(dev: torch.device, tiny: bool) -> list[dict[str, Any]]:
         _sync(dev)
         train = n * reps / (time.perf_counter() - t0)
         rows.append({"model": model, "params": int(field.n_params), "batch": n, "inference_qps": round(infer),
-                     "training_qps": round(train)})
+                     "training_qps": round(train), "compiled_inference_qps": compiled_qps, "compile_s": compile_s})
         print(f"queries {model}: {rows[-1]}", flush=True)
     return rows
+
+
+def _compiled_inference(field: Any, x: torch.Tensor, dev: torch.device, reps: int) -> tuple[int, float]:
+    """Inference queries/s of ``torch.compile(field)`` and the seconds its compile took: whether compiling
+    pays on this device (on the CPU it does not: scripts/bench_speed.py)."""
+    t0 = time.perf_counter()
+    compiled = torch.compile(field, dynamic=False)
+    with torch.no_grad():
+        compiled(x)
+        _sync(dev)
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            compiled(x)
+        _sync(dev)
+    return round(x.shape[0] * reps / (time.perf_counter() - t0)), round(compile_s, 1)
 
 
 def bench_nerf(dev: torch.device, tiny: bool, work: Path) -> dict[str, Any]:
@@ -135,23 +155,34 @@ def bench_nerf(dev: torch.device, tiny: bool, work: Path) -> dict[str, Any]:
 
 
 def bench_marching_cubes(dev: torch.device, tiny: bool) -> dict[str, Any]:
+    """Dense extraction (the full grid) of a sphere's SDF evaluated on ``dev``: the torch backend keeps the
+    grid on the device; skimage gets one host copy of it and runs on the CPU."""
     from nstr.geometry.extraction import extract_surface
 
     resolution = 64 if tiny else 512
 
-    def sphere(points: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(points, dtype=torch.float32, device=dev)
-        return (x.norm(dim=-1) - 0.5).cpu().numpy()
+    def sphere(x: torch.Tensor) -> torch.Tensor:
+        return x.norm(dim=-1) - 0.5
 
-    t0 = time.perf_counter()
-    ext = extract_surface(sphere, resolution, sparse_from=10**9)  # dense: the full grid, as the goal asks
-    seconds = time.perf_counter() - t0
-    radius_err = float(np.abs(np.linalg.norm(ext.vertices, axis=1) - 0.5).max())
-    out = {"resolution": resolution, "seconds": round(seconds, 3), "eval_s": round(ext.seconds_eval, 3),
-           "mc_s": round(ext.seconds_mc, 3), "faces": int(len(ext.faces)), "max_radius_error": radius_err,
-           "voxel": 2.0 / (resolution - 1), "backend": "skimage (CPU); no GPU marching cubes yet"}
-    print(f"marching cubes: {out}", flush=True)
-    return out
+    rows: dict[str, dict[str, Any]] = {}
+    mc_s: dict[str, float] = {}
+    for backend in ("torch", "skimage"):
+        extract_surface(sphere, 16, mc=backend, sparse_from=10**9, device=dev)  # warm-up: kernels, allocator
+        _sync(dev)
+        t0 = time.perf_counter()
+        ext = extract_surface(sphere, resolution, mc=backend, sparse_from=10**9, device=dev)
+        _sync(dev)
+        seconds = time.perf_counter() - t0
+        mc_s[backend] = ext.seconds_mc
+        rows[backend] = {"runs_on": str(dev) if backend == "torch" else "cpu", "seconds": round(seconds, 3),
+                         "eval_s": round(ext.seconds_eval, 3), "mc_s": round(ext.seconds_mc, 3),
+                         "vertices": int(len(ext.vertices)), "faces": int(len(ext.faces)),
+                         "max_radius_error": float(np.abs(np.linalg.norm(ext.vertices, axis=1) - 0.5).max())}
+        print(f"marching cubes {backend}: {rows[backend]}", flush=True)
+    t, sk = rows["torch"], rows["skimage"]
+    return {"resolution": resolution, "voxel": 2.0 / (resolution - 1), "backends": rows,
+            "same_counts": t["vertices"] == sk["vertices"] and t["faces"] == sk["faces"],
+            "mc_speedup": round(mc_s["skimage"] / mc_s["torch"], 2)}
 
 
 def to_markdown(doc: dict[str, Any]) -> str:
@@ -166,17 +197,23 @@ def to_markdown(doc: dict[str, Any]) -> str:
         lines.append(f"| {r['model']} | {r['params']} | {r['seconds']} | " + " | ".join(str(t.get(k)) for k in STAGES) +
                      f" | {r['iou']:.4f} | {r['fscore_1pct']:.4f} |")
     lines += ["", "## Field queries per second (matched parameters)", "",
-              "| model | params | batch | inference q/s | training q/s |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['model']} | {r['params']} | {r['batch']} | {r['inference_qps']:.3g} | {r['training_qps']:.3g} |"
-              for r in doc["queries"]]
+              "| model | params | batch | inference q/s | training q/s | compiled inference q/s (compile s) |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['model']} | {r['params']} | {r['batch']} | {r['inference_qps']:.3g} | {r['training_qps']:.3g} | "
+              + (f"{r['compiled_inference_qps']:.3g} ({r['compile_s']} s)" if r.get("compiled_inference_qps") else "-")
+              + " |" for r in doc["queries"]]
     n = doc["nerf"]
     lines += ["", f"## NeRF ({n['views']}, Blender Cycles)", "",
               f"test PSNR {n['test_psnr']} dB after {n['train_s']} s of training; PSNR against time: " +
               ", ".join(f"{s:.1f} s: {p:.2f} dB" for s, p in n["psnr_vs_seconds"])]
     m = doc["marching_cubes"]
-    lines += ["", f"## Marching cubes at {m['resolution']}^3", "",
-              f"{m['seconds']} s (field {m['eval_s']} s, marching cubes {m['mc_s']} s), {m['faces']} faces, "
-              f"max radius error {m['max_radius_error']:.2e} (voxel {m['voxel']:.2e}); {m['backend']}"]
+    lines += ["", f"## Marching cubes at {m['resolution']}^3 (sphere, dense grid)", "",
+              "| backend | runs on | seconds | field s | marching cubes s | vertices | faces | max radius error |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {b} | {r['runs_on']} | {r['seconds']} | {r['eval_s']} | {r['mc_s']} | {r['vertices']} | "
+              f"{r['faces']} | {r['max_radius_error']:.2e} |" for b, r in m["backends"].items()]
+    lines += ["", f"voxel {m['voxel']:.2e}; same vertex and face counts: {m['same_counts']}; "
+                  f"marching cubes speed-up of torch over skimage: {m['mc_speedup']}x"]
     return "\n".join(lines) + "\n"
 
 

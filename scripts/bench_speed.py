@@ -4,9 +4,12 @@
 1. the grid encoding (``nstr.fields.encoding.MultiresGrid``) against the per-level reference
    (``nstr.fields.encoding_reference``): forward + backward, without and with the Jacobian, and
    top-level op counts, at 4 / 8 / 16 levels (N = 65,536 points, table 2^19);
-2. the default SDF preset's training step (NSTR) with each encoding: step rate and the ratio;
+2. the default SDF preset's training step (NSTR): today's (the per-level reference grid and Adam's
+   unfused per-tensor loop, as shipped) against the shipped step (vectorised grid, fused Adam);
 3. step rates of every model at matched parameters (200k, batch 16,384) on the same SDF step;
-4. a profile summary of one NSTR step with each encoding (top ops, op count, share of ``aten::fill_``).
+4. a profile summary of one NSTR step with each encoding (top ops, op count, share of ``aten::fill_``);
+5. ``torch.compile`` against eager for field queries (the extraction's work) at the quick preset:
+   queries/s and the one-off compile time, to decide where compiling pays (``--no-compile`` skips it).
 
     OMP_NUM_THREADS=1 flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_speed.py --out bench/speed
 
@@ -109,6 +112,7 @@ def _sdf_step(model: str, params: int | None, tiny: bool, reference: bool = Fals
     from nstr.fields import build_field
     from nstr.fields.encoding_reference import MultiresGridReference
     from nstr.tasks.sdf import _objective, sdf_config
+    from nstr.train.loop import make_optimizer
 
     overrides: dict[str, Any] = {"model": model}
     if params:
@@ -129,7 +133,11 @@ def _sdf_step(model: str, params: int | None, tiny: bool, reference: bool = Fals
     samples = _Samples(cfg.task.samples)
     hold = (np.zeros((10, 3), np.float32), np.zeros(10, bool))
     objective = _objective(samples, cfg.task, torch.device("cpu"), cfg.train.batch_size, hold)
-    optimizer = torch.optim.Adam(field.param_groups(field.default_lr), betas=(0.9, 0.99), eps=field.adam_eps)
+    if reference:  # today's step as it shipped: the per-level grid and Adam's unfused per-tensor loop
+        optimizer = torch.optim.Adam(field.param_groups(field.default_lr), betas=(0.9, 0.99), eps=field.adam_eps,
+                                     foreach=False)
+    else:
+        optimizer = make_optimizer(field, field.default_lr)
     gen = torch.Generator()
     state = {"step": 0}
 
@@ -187,6 +195,34 @@ def bench_sdf(tiny: bool, steps: int) -> dict[str, Any]:
     return out
 
 
+def bench_compile(tiny: bool, repeats: int) -> list[dict[str, Any]]:
+    """Eager against ``torch.compile`` for inference queries, with the compile time it costs first."""
+    from nstr.fields import build_field
+    from nstr.tasks.sdf import sdf_config
+
+    rows = []
+    n = 4096 if tiny else 65536
+    x = torch.rand(n, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for model in ("nstr", "hashgrid"):
+        cfg = sdf_config("quick", {"model": model})
+        torch.manual_seed(0)
+        field = build_field(cfg.field, in_dim=3, out_dim=1).eval()
+        with torch.no_grad():
+            t_eager = _best(lambda: field(x), repeats)
+            t0 = time.perf_counter()
+            compiled = torch.compile(field, dynamic=False)
+            compiled(x)
+            t_compile = time.perf_counter() - t0
+            t_comp = _best(lambda: compiled(x), repeats)
+            gap = float((compiled(x) - field(x)).abs().max())
+        row = {"model": model, "points": n, "eager_qps": round(n / t_eager), "compiled_qps": round(n / t_comp),
+               "speedup": round(t_eager / t_comp, 2), "compile_s": round(t_compile, 1), "max_abs_diff": gap,
+               "break_even_points": (round(t_compile / (t_eager / n - t_comp / n)) if t_comp < t_eager else None)}
+        rows.append(row)
+        print(f"compile {model}: {row}", flush=True)
+    return rows
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     lines = [f"# CPU speed ({result['machine']}, torch {result['torch']}, threads {result['threads']}, "
              f"load before/after {result['load_before']} / {result['load_after']})", "",
@@ -199,9 +235,9 @@ def to_markdown(result: dict[str, Any]) -> str:
                      f"{r['speedup_jac']} | {r['reference_jac_ops']} / {r['vectorised_jac_ops']} |")
     s = result["sdf"]["nstr_default"]
     lines += ["", f"## Default SDF preset, NSTR training step ({s['params']} params, batch {s['batch']})", "",
-              "| encoding | s/step | steps/s |", "| --- | --- | --- |",
-              f"| reference (today's) | {s['reference_s_per_step']} | {s['reference_steps_per_s']} |",
-              f"| vectorised | {s['vectorised_s_per_step']} | {s['vectorised_steps_per_s']} |",
+              "| step | s/step | steps/s |", "| --- | --- | --- |",
+              f"| today's (reference grid, unfused Adam) | {s['reference_s_per_step']} | {s['reference_steps_per_s']} |",
+              f"| shipped (vectorised grid, fused Adam) | {s['vectorised_s_per_step']} | {s['vectorised_steps_per_s']} |",
               f"| speed-up | {s['speedup']}x | |", "",
               "## Every model at matched parameters (the default SDF step, batch {b})".format(b=result["sdf"]["models"][0].get("batch")), "",
               "| model | params | s/step | steps/s |", "| --- | --- | --- | --- |"]
@@ -211,6 +247,12 @@ def to_markdown(result: dict[str, Any]) -> str:
         top = ", ".join(f"{k} {100 * v:.0f}% ({c})" for k, v, c in p["top"][:6])
         lines.append(f"- {name}: {p['top_level_ops']} top-level ops, fill_/zero_ {100 * p['fill_share']:.0f}% "
                      f"of op time; top: {top}")
+    if result.get("compile"):
+        lines += ["", "## torch.compile against eager, field queries at the quick preset", "",
+                  "| model | eager queries/s | compiled queries/s | x | compile time | queries to break even |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['model']} | {r['eager_qps']} | {r['compiled_qps']} | {r['speedup']} | {r['compile_s']} s | "
+                  f"{r['break_even_points'] or 'never'} |" for r in result["compile"]]
     return "\n".join(lines) + "\n"
 
 
@@ -219,6 +261,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/speed"))
     ap.add_argument("--tiny", action="store_true", help="a smoke run with small sizes (not a measurement)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile section (it compiles ~30 s)")
     args = ap.parse_args()
     torch.manual_seed(0)
     n, table, levels = (4096, 2**12, [4, 8]) if args.tiny else (65536, 2**19, [4, 8, 16])
@@ -227,6 +270,7 @@ def main() -> None:
                               "n": n, "table": table, "tiny": args.tiny}
     result["encoding"] = bench_encoding(levels, n, table, 1 if args.tiny else args.repeats)
     result["sdf"] = bench_sdf(args.tiny, 1 if args.tiny else args.repeats)
+    result["compile"] = [] if args.no_compile else bench_compile(args.tiny, 1 if args.tiny else args.repeats)
     result["load_after"] = os.getloadavg()[0]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.json").write_text(json.dumps(result, indent=2))

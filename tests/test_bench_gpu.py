@@ -21,7 +21,9 @@ def test_bench_gpu_tiny_runs_every_section(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "gpu.json").read_text())
     assert doc["device"] == "cpu" and doc["precision"]["tf32_matmul"] is False
     mc = doc["marching_cubes"]  # a sphere of radius 0.5: every vertex within a fraction of a voxel of it
-    assert mc["faces"] > 1000 and mc["max_radius_error"] < 0.1 * mc["voxel"]
+    assert set(mc["backends"]) == {"torch", "skimage"} and mc["same_counts"]
+    for row in mc["backends"].values():
+        assert row["faces"] > 1000 and row["max_radius_error"] < 0.1 * mc["voxel"]
     assert [r["model"] for r in doc["bunny"]] == ["nstr", "hashgrid"]
     for r in doc["bunny"]:
         assert 0.0 < r["iou"] <= 1.0 and 0.0 <= r["fscore_1pct"] <= 1.0

@@ -218,7 +218,7 @@ def test_samples_have_outward_normals_two_noise_scales_and_are_cached(sphere: tr
 
 
 # --- extraction, export, metrics ------------------------------------------------------------
-@pytest.mark.parametrize("mc", ["skimage", "mcubes"])
+@pytest.mark.parametrize("mc", ["skimage", "mcubes", "torch", "auto"])
 @pytest.mark.parametrize("sparse_from", [10_000, 8], ids=["dense", "coarse-to-fine"])
 def test_marching_cubes_recovers_an_off_centre_ellipsoid_facing_out(mc: str, sparse_from: int) -> None:
     c, r = np.array([0.2, -0.1, 0.05]), np.array([0.5, 0.3, 0.4])
@@ -228,6 +228,7 @@ def test_marching_cubes_recovers_an_off_centre_ellipsoid_facing_out(mc: str, spa
 
     res = 64
     ext = extract_surface(ellipsoid, res, mc=mc, sparse_from=sparse_from, block=4)
+    assert ext.mc == ("skimage" if mc == "auto" else mc)  # auto: skimage for a field on the CPU
     m = trimesh.Trimesh(ext.vertices, ext.faces, process=False)
     assert m.is_watertight
     assert m.volume == pytest.approx(4 / 3 * np.pi * r.prod(), rel=0.02)  # positive: faces wound outward

@@ -110,6 +110,28 @@ def test_geometry_option_is_checked() -> None:
         nerf_config("quick", {"task.geometry": "mesh"})
 
 
+def test_lit_shading_lets_the_normal_only_shade() -> None:
+    """With ``task.shading=lit`` the normal reaches the colour through one global irradiance: the colour
+    at any two points under the same two normals changes by the same factor (a texture cannot be written
+    into normals), and the baked albedo is the unlit colour."""
+    from nstr.tasks.nerf import build_radiance_field, nerf_config
+
+    torch.manual_seed(0)
+    field = build_radiance_field(nerf_config("quick", {"task.shading": "lit"}))
+    with torch.no_grad():
+        field.light.weight.normal_(0.0, 0.5)  # a non-uniform light
+        x = torch.rand(64, 3) * 2 - 1
+        feat = torch.randn(64, field.color_head.layers[0].in_features - 3 - 16)
+        d = torch.nn.functional.normalize(torch.randn(1, 3), dim=-1).expand(64, 3)
+        n1 = torch.nn.functional.normalize(torch.randn(1, 3), dim=-1).expand(64, 3)
+        n2 = torch.nn.functional.normalize(torch.randn(1, 3), dim=-1).expand(64, 3)
+        ratio = field.color(x, n1, d, feat) / field.color(x, n2, d, feat)
+    assert float((ratio - ratio[:1]).abs().max()) < 1e-5  # the same factor at every point
+    assert float((ratio - 1).abs().max()) > 0.05  # and the light does shade
+    with pytest.raises(ConfigError, match="unknown task.shading 'phong'.*free or lit"):
+        nerf_config("quick", {"task.shading": "phong"})
+
+
 # ----------------------------------------------------------------------------------------- masks
 
 

@@ -62,6 +62,7 @@ def test_fitted_sphere_is_in_the_input_frame_and_close_to_analytic(ball_fit) -> 
     assert set(result.report["timings"]) >= {"sample", "fit", "extract", "attributes", "score"}
     assert result.report["precision"]["autocast"] == "off"  # the CPU never autocasts; the policy is on record
     assert result.report["samples"]["ground_truth"] == "libigl"  # task.ground_truth=auto on the CPU
+    assert result.report["extraction"]["mc"] == "skimage"  # task.mc=auto on the CPU, resolved in the report
 
 
 def test_attributes_have_the_right_shapes_ranges_and_are_finite(ball_fit) -> None:  # noqa: ANN001

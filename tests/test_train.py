@@ -105,3 +105,25 @@ def test_config_rejects_unknown_keys_and_bad_types() -> None:
         build_config(EmptyOptions, presets, "fast")
     with pytest.raises(ConfigError, match="unknown model"):
         build_config(EmptyOptions, presets, "default", {"model": "transformer"})
+
+
+def test_fused_adam_takes_the_same_steps_as_unfused_adam() -> None:
+    """The shipped optimizer is fused for speed; its updates must be Adam's, to fp32 rounding."""
+    from nstr.train.loop import make_optimizer
+
+    obj = _Image()
+    fields = [_field(0), _field(0)]
+    opts = [make_optimizer(fields[0], 1e-2),
+            torch.optim.Adam(fields[1].param_groups(1e-2), betas=(0.9, 0.99), eps=fields[1].adam_eps, foreach=False)]
+    assert opts[0].defaults["fused"] and not opts[1].defaults.get("fused")
+    for step in range(20):
+        for f, opt in zip(fields, opts):
+            gen = torch.Generator().manual_seed(step)
+            loss, terms = obj.loss(f, obj.sample(step, gen), 1.0)
+            opt.zero_grad()
+            (loss + 0.01 * terms["pde"]).backward()
+            opt.step()
+    moved = max(float((p - q).abs().max()) for p, q in zip(_field(0).parameters(), fields[1].parameters()))
+    gap = max(float((p - q).abs().max()) for p, q in zip(fields[0].parameters(), fields[1].parameters()))
+    assert moved > 1e-2  # the steps did move the parameters
+    assert gap < 1e-4 * moved

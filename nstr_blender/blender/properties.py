@@ -12,8 +12,11 @@ from . import results
 
 PRESET_WORDS = {"quick": ("Quick", "Seconds on a GPU, minutes on a CPU"),
                 "default": ("Default", "Good quality on a GPU"), "high": ("High", "Best quality; slow")}
-MC_WORDS = {"preset": ("Preset", "The preset's choice"), "skimage": ("scikit-image", "scikit-image's marching cubes"),
-            "mcubes": ("PyMCubes", "PyMCubes' marching cubes")}
+MC_WORDS = {"preset": ("Preset", "The preset's choice"),
+            "auto": ("Auto", "PyTorch's marching cubes on a CUDA backend, scikit-image's otherwise"),
+            "skimage": ("scikit-image", "scikit-image's marching cubes"),
+            "mcubes": ("PyMCubes", "PyMCubes' marching cubes"),
+            "torch": ("PyTorch", "Marching cubes in PyTorch, on the backend's device (GPU when it has one)")}
 
 
 PRESET_ITEMS = [(p, *PRESET_WORDS.get(p, (p.title(), ""))) for p in PRESETS]

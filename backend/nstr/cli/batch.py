@@ -40,10 +40,13 @@ def positive_float(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from nstr.geometry.extraction import MC_BACKENDS  # numpy only, no torch
+
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="mesh files, folders of meshes or glob patterns")
     add_fit_arguments(parser, output_help="output folder (required)")
     parser.add_argument("--resolution", type=positive_int, help="marching-cubes grid points per axis")
-    parser.add_argument("--mc", choices=("skimage", "mcubes"), help="marching-cubes implementation")
+    parser.add_argument("--mc", choices=MC_BACKENDS,
+                        help="marching-cubes implementation (default: auto, torch on CUDA, else skimage)")
     parser.add_argument("--format", dest="fmt", choices=("ply", "glb", "npz"), default="ply",
                         help="output mesh format (default: ply)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="where jobs run (default: local)")

