@@ -22,7 +22,7 @@ ray = pytest.importorskip("ray", reason="the 'ray' extra is installed by scripts
 
 TINY = {"steps": 150, "task.resolution": 24, "task.samples": 5000, "task.metric_points": 5000,
         "train.batch_size": 1024, "field.n_freqs": 8, "field.grid_levels": 4, "field.grid_table_size": 1024,
-        "device": "cpu"}
+        "field.grid_max_res": 96, "device": "cpu"}  # a tiny grid: 4 levels in a 1024-row table stop at 96 cells
 SPHERES = {"a": (1.0, (0.0, 0.0, 0.0)), "b": (2.0, (5.0, 0.0, 0.0)), "c": (0.5, (0.0, 3.0, -1.0))}
 
 
