@@ -157,7 +157,10 @@ def test_ctrl_c_cancels_what_is_unfinished_and_keeps_what_finished(tmp_path: Pat
     args = ["batch", str(src), "-o", str(out), "--preset", "quick", "--steps", "600", "--resolution", "24",
             "--cpus-per-job", "1", *[f"--set={k}={v}" for k, v in TINY.items() if k.startswith(("task.", "train.", "field."))
                                      and k != "task.resolution"]]
-    code = "import sys; from nstr.cli import main; sys.exit(main(sys.argv[1:]))"
+    # Ctrl-C in a terminal always reaches the process; a suite started in the background by a script
+    # (``cmd &``) passes SIGINT down as ignored, which Python then honours, so the job restores it
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from nstr.cli import main; sys.exit(main(sys.argv[1:]))")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
