@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).detach().abs().max() / b.abs().max().clamp_min(1e-30))
+    return float(((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).detach())
 
 
 def _pair(d: int, features: int, table: int) -> tuple[MultiresGrid, MultiresGridReference]:

@@ -94,3 +94,34 @@ def test_each_model_overfits_a_tiny_signal(model: str, lr: float, steps: int) ->
     final = TaskRun().fit(field, _Signal1D(), TrainConfig(steps=steps, lr=lr, log_every=100, lambda_pde=0.01),
                           device=torch.device("cpu"))
     assert final.metrics["psnr"] > 35.0, final.metrics
+
+
+def test_coarse_to_fine_band_switches_off_exactly_the_finest_scales() -> None:
+    """set_band(f): NSTR keeps the bases of the lowest f*K frequencies and zeroes the rest (one fades in
+    between); the hash grid does the same with its levels; set_band(1) gives back the full model."""
+    torch.manual_seed(0)
+    x = torch.rand(256, 3) * 2 - 1
+    nstr = build_field(FieldConfig(model="nstr", n_freqs=16, max_freq=8.0, grid_levels=4, grid_max_res=32,
+                                   grid_table_size=2**10, width=16, depth=1), in_dim=3, out_dim=1)
+    full = nstr(x).detach()
+    sp, _ = nstr._spectrum(x, with_jacobian=False)
+    rank = torch.argsort(torch.argsort(nstr.omega.detach().norm(dim=1)))
+    nstr.set_band(0.25)  # 4 of 16 on
+    h = nstr._bases(x, sp)
+    assert torch.equal(h[:, rank >= 4], torch.zeros_like(h[:, rank >= 4]))
+    assert torch.allclose(h[:, rank < 4], (sp[:, :16] * torch.sin(x @ nstr.omega.t() + nstr.phase))[:, rank < 4])
+    assert not torch.allclose(nstr(x), full)
+    nstr.set_band(1.0)
+    assert torch.equal(nstr(x).detach(), full)
+
+    grid = build_field(FieldConfig(model="hashgrid", grid_levels=4, grid_features=2, grid_max_res=32,
+                                   grid_table_size=2**10, width=16, depth=1), in_dim=3, out_dim=1)
+    full = grid(x).detach()
+    feats, _ = grid.grid(x)
+    grid.set_band(0.5)  # levels 0 and 1 on, 2 and 3 off
+    keep = torch.tensor([1.0] * 4 + [0.0] * 4)
+    assert torch.allclose(grid(x), grid.mlp(feats * keep))
+    grid.set_band(0.625)  # level 2 half faded in: w = (1 - cos(pi / 2)) / 2
+    assert torch.allclose(grid(x), grid.mlp(feats * torch.tensor([1.0] * 4 + [0.5] * 2 + [0.0] * 2)))
+    grid.set_band(1.0)
+    assert torch.equal(grid(x).detach(), full)

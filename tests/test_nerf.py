@@ -319,6 +319,40 @@ def test_occupancy_grid_skips_empty_space() -> None:
     assert float(t.max()) < entry + 0.25 < exit_  # samples behind the opaque front were dropped
 
 
+def test_padded_samples_render_what_packed_ones_do() -> None:
+    """The padded layout (CUDA: no host sync) keeps the packed samples in place and adds only
+    zero-length ones, so a ball with a colour gradient renders the same colour, opacity and depth."""
+    from nstr.nerf.occupancy import OccupancyGrid
+    from nstr.nerf.render import composite, sample_rays
+
+    def ball(x: torch.Tensor) -> torch.Tensor:
+        return 30.0 * (x.norm(dim=-1) < 0.5).float()
+
+    grid = OccupancyGrid(resolution=16, step_size=2 * math.sqrt(3) / 64)
+    grid.update(ball, torch.Generator().manual_seed(1))
+    gen0 = torch.Generator().manual_seed(2)
+    n = 300
+    origins = torch.randn(n, 3, generator=gen0)
+    origins = 3.0 * origins / origins.norm(dim=-1, keepdim=True)
+    target = torch.rand(n, 3, generator=gen0) * 1.2 - 0.6  # some rays miss the cube's occupied part, some the cube
+    dirs = torch.nn.functional.normalize(target - origins, dim=-1)
+    bg = torch.rand(n, 3, generator=gen0)
+    out = {}
+    for padded in (False, True):
+        s = sample_rays(origins, dirs, step=2 * math.sqrt(3) / 64, grid=grid, density_fn=ball, n_importance=8,
+                        gen=torch.Generator().manual_seed(3), padded=padded)
+        pts = s.points(origins, dirs)
+        out[padded] = (s, composite(ball(pts), 0.5 + 0.5 * pts, s, bg))
+    packed, padded = out[False][0], out[True][0]
+    assert padded.per_ray and padded.ray.numel() == n * padded.per_ray > packed.ray.numel()
+    assert int(padded.kept()) == packed.kept() > 0
+    assert float(padded.points(origins, dirs).abs().max()) <= 1.0  # skipped samples sit inside the cube
+    for a, b in zip(out[False][1], out[True][1]):
+        assert torch.allclose(a, b, atol=1e-5), float((a - b).abs().max())
+    hit = out[True][1][1] > 0.99
+    assert 0 < int(hit.sum()) < n  # the case covers rays that hit and rays that miss
+
+
 # ----------------------------------------------------------------------------------------- the tiny scene
 
 

@@ -275,7 +275,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "task.sdf_coarse": (2, 4096), "task.sdf_fine": (1, 1024), "task.sdf_uniform": (0, 1024),
     "task.init_radius": (0.01, 0.99), "task.sharpness_init": (0.1, 1e6), "task.sharpness_max": (0.1, 1e6),
     "task.sharpness_ramp": (0, 1), "task.cos_anneal": (0, 1), "task.min_component_share": (0, 1),
-    "task.lambda_smooth": (0, 1e3), "task.smooth_radius": (1e-6, 1),
+    "task.lambda_smooth": (0, 1e3), "task.smooth_radius": (1e-6, 1), "task.coarse_to_fine": (0, 1),
     # image, audio
     "task.viz_max_side": (1, 8192), "task.start_s": (0, 1e6), "task.duration_s": (0, 1e6),
     "task.viz_max_points": (1, 1_000_000),

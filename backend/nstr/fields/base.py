@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+
+def band_window(n: int, fraction: float, device: Any = None) -> Tensor | None:
+    """Weights (n,) of ``n`` scales ordered coarse to fine with only the coarsest ``fraction`` on, the
+    next one fading in (Nerfies' cosine window, as BARF and Neuralangelo anneal theirs); None at 1."""
+    if fraction >= 1.0:
+        return None
+    ramp = (fraction * n - torch.arange(n, device=device, dtype=torch.float32)).clamp(0.0, 1.0)
+    return 0.5 * (1.0 - torch.cos(math.pi * ramp))
 
 
 class Field(nn.Module):
@@ -29,6 +39,10 @@ class Field(nn.Module):
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    def set_band(self, fraction: float) -> None:
+        """Coarse to fine: only the coarsest ``fraction`` of the model's scales is on (1: all of them).
+        Models with ordered scales (NSTR's frequencies, a grid's levels) implement it; others ignore it."""
 
     @property
     def n_params(self) -> int:

@@ -57,8 +57,6 @@ class MultiresGrid(nn.Module):
         self.table_size = table_size
         self.table = nn.Parameter(torch.empty(offsets[-1], features))
         nn.init.uniform_(self.table, -init_scale, init_scale)
-        corners = torch.tensor([[(c >> j) & 1 for j in range(in_dim)] for c in range(2**in_dim)])
-        self.register_buffer("corners", corners, persistent=False)  # (C, d) in {0, 1}
         # Resolution grows with the level, so the dense levels are a prefix and the hashed ones the rest.
         self.n_dense = sum(1 for h in hashed if not h)
         res_t = torch.tensor(resolutions, dtype=torch.float32)

@@ -19,6 +19,12 @@ from nstr.fields.encoding import _PRIMES, MultiresGrid
 class MultiresGridReference(MultiresGrid):
     """``[-1, 1]^d -> R^(levels * features)``, level by level."""
 
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - MultiresGrid's own signature
+        super().__init__(*args, **kwargs)
+        d = self.in_dim
+        corners = torch.tensor([[(c >> j) & 1 for j in range(d)] for c in range(2**d)], device=self.table.device)
+        self.register_buffer("corners", corners, persistent=False)  # (C, d) in {0, 1}
+
     def _index(self, level: int, cell: Tensor) -> Tensor:
         """Table rows of integer lattice points ``cell`` (..., d) at ``level``."""
         res, size = self.resolutions[level], self.sizes[level]

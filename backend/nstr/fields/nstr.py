@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from nstr.config import FieldConfig
-from nstr.fields.base import Field
+from nstr.fields.base import Field, band_window
 from nstr.fields.encoding import MultiresGrid, linear_jacobian
 from nstr.fields.mlp import MLP
 
@@ -82,6 +82,7 @@ class NSTRField(Field):
             if cfg.phase_mod:
                 self.head.weight[K:].mul_(0.1)
                 self.head.bias[K:].zero_()
+        self._band: Tensor | None = None  # coarse-to-fine weights of the bases, by frequency (set_band)
         self.decoder = MLP(1 if cfg.literal_scalar else K, out_dim, cfg.width, cfg.depth, cfg.activation)
         self.transport = MLP(d + K, K * d, cfg.transport_width, cfg.transport_depth, activation="silu")
 
@@ -101,7 +102,15 @@ class NSTRField(Field):
         arg = x @ self.omega.t() + self.phase
         if self.phase_mod:
             arg = arg + sp[:, self.K:]
-        return sp[:, :self.K] * torch.sin(arg)
+        h = sp[:, :self.K] * torch.sin(arg)
+        return h if self._band is None else h * self._band
+
+    def set_band(self, fraction: float) -> None:
+        """Only the lowest ``fraction`` of the K frequencies (by radius) on; the rest fade in later."""
+        w = band_window(self.K, fraction, self.omega.device)
+        if w is not None:
+            w = w[torch.argsort(torch.argsort(self.omega.detach().norm(dim=1)))]  # each basis by its rank
+        self._band = w
 
     def _decode(self, h: Tensor) -> Tensor:
         return self.decoder(h.sum(-1, keepdim=True) if self.literal_scalar else h)

@@ -5,6 +5,12 @@ Samples are *packed*: one flat list over all rays (sorted by ray, then depth) wi
 belongs to, as nerfacc does, so no compute is spent on padding or on empty space. The no-grad pass
 also drops samples behind opaque surfaces (transmittance below ``min_transmittance``): what
 instant-ngp calls early ray termination.
+
+Packing needs the number of kept samples on the host (one ``nonzero`` and one ``bincount`` per step:
+two host syncs). ``padded=True`` keeps the (rays, samples) layout instead: skipped samples stay in
+place with zero length (so they add nothing) at a point inside the cube, and every tensor's size is
+known in advance, so a CUDA step never waits for the host. It spends compute on the skipped samples,
+which a GPU has to spare and a CPU does not: the renderer pads on CUDA and packs on the CPU.
 """
 
 from __future__ import annotations
@@ -30,9 +36,15 @@ class Samples:
     t: Tensor
     dt: Tensor
     n_rays: int
+    per_ray: int = 0  # padded layout: this many samples per ray, in ray order (0: packed)
+
+    def kept(self) -> Tensor | int:
+        """How many samples carry weight: an int when packed, a tensor (no host sync) when padded."""
+        return (self.dt > 0).sum() if self.per_ray else int(self.ray.numel())
 
     def points(self, origins: Tensor, dirs: Tensor) -> Tensor:
-        return origins[self.ray] + self.t[:, None] * dirs[self.ray]
+        p = origins[self.ray] + self.t[:, None] * dirs[self.ray]
+        return p.clamp(-1.0, 1.0) if self.per_ray else p  # a ray that misses the cube has no entry point in it
 
 
 def _transmittance_padded(sigma: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
@@ -45,13 +57,13 @@ def _transmittance_padded(sigma: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
 
 def sample_rays(origins: Tensor, dirs: Tensor, *, step: float, grid: OccupancyGrid | None,
                 density_fn: Callable[[Tensor], Tensor] | None, n_importance: int, gen: torch.Generator | None,
-                min_transmittance: float = 1e-3) -> Samples:
+                min_transmittance: float = 1e-3, padded: bool = False) -> Samples:
     """Samples along rays in field coordinates (origins, unit dirs: (R, 3)).
 
     ``gen`` None renders deterministically (bin centres); otherwise positions are jittered within bins
     (stratified). With ``density_fn`` a no-grad pass weights the bins; then ``n_importance`` extra samples
     per ray are drawn in proportion to those weights (inverse CDF), and samples hidden behind
-    opaque surfaces are dropped.
+    opaque surfaces are dropped. ``padded``: the (rays, samples) layout, without host syncs (module doc).
     """
     R, dev = origins.shape[0], origins.device
     near, far = intersect_cube(origins, dirs)
@@ -64,17 +76,22 @@ def sample_rays(origins: Tensor, dirs: Tensor, *, step: float, grid: OccupancyGr
         pts = origins[:, None] + t[..., None] * dirs[:, None]
         valid &= grid.is_occupied(pts.reshape(-1, 3)).reshape(R, n)
     dt = torch.full_like(t, step)
+    pack = _pad if padded else _pack
     if density_fn is None:
-        return _pack(t, dt, valid)
+        return pack(t, dt, valid, near)
 
     with torch.no_grad():
-        sigma = torch.zeros_like(t)
         pts = origins[:, None] + t[..., None] * dirs[:, None]
-        sigma[valid] = density_fn(pts[valid]).float()  # (an empty selection is fine: no host check)
+        if padded:  # every point, skipped ones at the ray's entry into the cube
+            pts = torch.where(valid[..., None], pts, (origins + near[:, None] * dirs).clamp(-1.0, 1.0)[:, None])
+            sigma = torch.where(valid, density_fn(pts.reshape(-1, 3)).float().reshape(valid.shape), 0.0)
+        else:
+            sigma = torch.zeros_like(t)
+            sigma[valid] = density_fn(pts[valid]).float()  # (an empty selection is fine: no host check)
         weights, trans = _transmittance_padded(sigma, dt * valid)
         valid &= trans > min_transmittance
         if n_importance <= 0:
-            return _pack(t, dt, valid)
+            return pack(t, dt, valid, near)
         w = weights * valid
         total = w.sum(-1, keepdim=True)
         has = total[:, 0] > 1e-4
@@ -106,12 +123,20 @@ def sample_rays(origins: Tensor, dirs: Tensor, *, step: float, grid: OccupancyGr
         hi = torch.minimum((nxt - all_t) * 0.5, torch.full_like(all_t, half))
         all_dt = torch.where(all_valid, lo + hi, torch.zeros_like(all_t))
         all_t = torch.where(all_valid, all_t, torch.zeros_like(all_t))
-        return _pack(all_t, all_dt, all_valid)
+        return pack(all_t, all_dt, all_valid, near)
 
 
-def _pack(t: Tensor, dt: Tensor, valid: Tensor) -> Samples:
+def _pack(t: Tensor, dt: Tensor, valid: Tensor, near: Tensor) -> Samples:
     rows, _ = valid.nonzero(as_tuple=True)
     return Samples(ray=rows, t=t[valid], dt=dt[valid], n_rays=t.shape[0])
+
+
+def _pad(t: Tensor, dt: Tensor, valid: Tensor, near: Tensor) -> Samples:
+    """Every sample kept in place; skipped ones get zero length, at the ray's entry into the cube."""
+    R, n = t.shape
+    rows = torch.arange(R, device=t.device).repeat_interleave(n)
+    t = torch.where(valid, t, near[:, None].expand(R, n))
+    return Samples(ray=rows, t=t.reshape(-1), dt=torch.where(valid, dt, 0.0).reshape(-1), n_rays=R, per_ray=n)
 
 
 def composite(sigma: Tensor, rgb: Tensor, samples: Samples, background: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -121,6 +146,13 @@ def composite(sigma: Tensor, rgb: Tensor, samples: Samples, background: Tensor) 
     so there is no per-ray loop and no padding.
     """
     R = samples.n_rays
+    if samples.per_ray:  # padded: per-ray cumulative sums, every size known in advance
+        tau = (sigma.float() * samples.dt).reshape(R, samples.per_ray)
+        w, _ = _transmittance_padded(tau, torch.ones_like(tau))
+        acc = w.sum(1)
+        color = (w[..., None] * rgb.float().reshape(R, samples.per_ray, 3)).sum(1)
+        depth = (w * samples.t.reshape(R, samples.per_ray)).sum(1)
+        return color + (1.0 - acc)[:, None] * background, acc, depth
     tau = (sigma.float() * samples.dt).double()
     cs = torch.cumsum(tau, 0)
     excl = cs - tau

@@ -135,6 +135,10 @@ class SDFRadianceField(Field):
     def set_sharpness_floor(self, value: float) -> None:
         self.sharpness_floor.fill_(value)  # host float -> device buffer: no sync
 
+    def set_band(self, fraction: float) -> None:
+        """Coarse to fine for the SDF network (``Field.set_band``); the colour network keeps every scale."""
+        self.field.set_band(fraction)
+
     # -------------------------------------------------------------------------------- colour
 
     def color(self, x: Tensor, normals: Tensor, dirs: Tensor, features: Tensor) -> Tensor:
