@@ -270,8 +270,13 @@ def surface_local_frequency(sdf: SurfaceFn, vertices: np.ndarray, faces: np.ndar
     if nv == 0:
         z = np.zeros(0, np.float32)
         return {"local_frequency": z, "bandwidth": z, "amplitude": z, "drift": np.zeros((0, 3), np.float32)}
-    normals = smooth_on_mesh(vertex_normals(v, faces), v, faces, 0.5 * window.half_width)
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
+    raw_normals = vertex_normals(v, faces)
+    normals = smooth_on_mesh(raw_normals, v, faces, 0.5 * window.half_width)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    # a closed speck smaller than the window (marching cubes' 6-vertex blob around one grid point) has
+    # normals that cancel: smoothed they go to 0 or 1e-300, and dividing by that overflowed (Suzanne at
+    # 384^3 had 690 such vertices); there the vertex's own normal is the only direction there is
+    normals = np.where(length > 1e-3, normals / np.maximum(length, 1e-300), raw_normals)
     t1, t2 = tangent_frame(normals)
     rng = np.random.default_rng(seed)
     idx = np.arange(nv) if nv <= max_points else np.sort(rng.choice(nv, max_points, replace=False))
