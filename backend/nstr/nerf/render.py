@@ -8,8 +8,8 @@ instant-ngp calls early ray termination.
 
 Packing needs the number of kept samples on the host (one ``nonzero`` and one ``bincount`` per step:
 two host syncs). ``padded=True`` keeps the (rays, samples) layout instead: skipped samples stay in
-place with zero length (so they add nothing) at a point inside the cube, and every tensor's size is
-known in advance, so a CUDA step never waits for the host. It spends compute on the skipped samples,
+place with zero length (so they add nothing) and are queried clamped into the cube; every tensor's
+size is known in advance, so a CUDA step never waits for the host. It spends compute on the skipped samples,
 which a GPU has to spare and a CPU does not: the renderer pads on CUDA and packs on the CPU.
 """
 
@@ -44,7 +44,7 @@ class Samples:
 
     def points(self, origins: Tensor, dirs: Tensor) -> Tensor:
         p = origins[self.ray] + self.t[:, None] * dirs[self.ray]
-        return p.clamp(-1.0, 1.0) if self.per_ray else p  # a ray that misses the cube has no entry point in it
+        return p.clamp(-1.0, 1.0) if self.per_ray else p  # skipped samples may lie outside the cube
 
 
 def _transmittance_padded(sigma: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
@@ -78,20 +78,20 @@ def sample_rays(origins: Tensor, dirs: Tensor, *, step: float, grid: OccupancyGr
     dt = torch.full_like(t, step)
     pack = _pad if padded else _pack
     if density_fn is None:
-        return pack(t, dt, valid, near)
+        return pack(t, dt, valid)
 
     with torch.no_grad():
         pts = origins[:, None] + t[..., None] * dirs[:, None]
-        if padded:  # every point, skipped ones at the ray's entry into the cube
-            pts = torch.where(valid[..., None], pts, (origins + near[:, None] * dirs).clamp(-1.0, 1.0)[:, None])
-            sigma = torch.where(valid, density_fn(pts.reshape(-1, 3)).float().reshape(valid.shape), 0.0)
+        if padded:  # every point, skipped ones clamped into the cube and their density masked
+            sigma = density_fn(pts.reshape(-1, 3).clamp(-1.0, 1.0)).float().reshape(valid.shape)
+            sigma = torch.where(valid, sigma, 0.0)
         else:
             sigma = torch.zeros_like(t)
             sigma[valid] = density_fn(pts[valid]).float()  # (an empty selection is fine: no host check)
         weights, trans = _transmittance_padded(sigma, dt * valid)
         valid &= trans > min_transmittance
         if n_importance <= 0:
-            return pack(t, dt, valid, near)
+            return pack(t, dt, valid)
         w = weights * valid
         total = w.sum(-1, keepdim=True)
         has = total[:, 0] > 1e-4
@@ -123,19 +123,18 @@ def sample_rays(origins: Tensor, dirs: Tensor, *, step: float, grid: OccupancyGr
         hi = torch.minimum((nxt - all_t) * 0.5, torch.full_like(all_t, half))
         all_dt = torch.where(all_valid, lo + hi, torch.zeros_like(all_t))
         all_t = torch.where(all_valid, all_t, torch.zeros_like(all_t))
-        return pack(all_t, all_dt, all_valid, near)
+        return pack(all_t, all_dt, all_valid)
 
 
-def _pack(t: Tensor, dt: Tensor, valid: Tensor, near: Tensor) -> Samples:
+def _pack(t: Tensor, dt: Tensor, valid: Tensor) -> Samples:
     rows, _ = valid.nonzero(as_tuple=True)
     return Samples(ray=rows, t=t[valid], dt=dt[valid], n_rays=t.shape[0])
 
 
-def _pad(t: Tensor, dt: Tensor, valid: Tensor, near: Tensor) -> Samples:
-    """Every sample kept in place; skipped ones get zero length, at the ray's entry into the cube."""
+def _pad(t: Tensor, dt: Tensor, valid: Tensor) -> Samples:
+    """Every sample kept in place; skipped ones get zero length, so they weigh nothing."""
     R, n = t.shape
     rows = torch.arange(R, device=t.device).repeat_interleave(n)
-    t = torch.where(valid, t, near[:, None].expand(R, n))
     return Samples(ray=rows, t=t.reshape(-1), dt=torch.where(valid, dt, 0.0).reshape(-1), n_rays=R, per_ray=n)
 
 
