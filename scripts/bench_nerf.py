@@ -107,7 +107,7 @@ def main() -> int:
 
     from nstr.geometry.export import write_mesh
     from nstr.geometry.mesh import Mesh
-    from nstr.geometry.metrics import mesh_metrics
+    from nstr.geometry.metrics import CONVENTION_POINTS, mesh_metrics
     from nstr.nerf.dataset import load_dataset
     from nstr.nerf.mesh_metrics import topology
     from nstr.nerf.truth_scenes import load_true_mesh, render_truth_scene
@@ -147,7 +147,7 @@ def main() -> int:
                 arrays = mesh_arrays(res)
                 row["mesh_s"] = round(time.perf_counter() - t2, 1)
                 v, f = arrays["vertices"].astype(np.float64), arrays["faces"].astype(np.int64)
-                m = mesh_metrics(Mesh(v, f), Mesh(true_v, true_f), n_points=50_000)
+                m = mesh_metrics(Mesh(v, f), Mesh(true_v, true_f), n_points=CONVENTION_POINTS)
                 topo = topology(v, f)
                 row.update(chamfer_l1=m["chamfer_l1"], fscore_1pct=m["fscore_1pct"],
                            normal_consistency=m["normal_consistency"], iou=m["iou"],

@@ -57,7 +57,7 @@ def run_fidelity(args: argparse.Namespace) -> None:
     """The whole matrix (meshes x presets x models) at each preset's own settings; rows appended as they finish."""
     import torch
 
-    from nstr.geometry.metrics import genus
+    from nstr.geometry.metrics import CONVENTION_POINTS, genus
     from nstr.tasks.sdf import STAGES, fit_sdf, sdf_config
 
     torch.set_num_threads(args.threads)
@@ -72,7 +72,9 @@ def run_fidelity(args: argparse.Namespace) -> None:
             for model in args.models:
                 if (name, model, preset) in done:
                     continue
-                cfg = sdf_config(preset, {"model": model, "device": "cpu", **dict(kv.split("=", 1) for kv in args.set)})
+                # scored at the anchors' point count whatever the preset scores itself at (quick: 50k)
+                overrides = {"model": model, "device": "cpu", "task.metric_points": CONVENTION_POINTS}
+                cfg = sdf_config(preset, {**overrides, **dict(kv.split("=", 1) for kv in args.set)})
                 t0 = time.perf_counter()
                 res = fit_sdf(mesh, cfg, mesh_report=report)
                 wall = time.perf_counter() - t0

@@ -120,6 +120,7 @@ def test_job_interface_runs_baseline_and_cancels(ball: trimesh.Trimesh, tmp_path
     ({"preset": "quick", "task.mc": "vtk"}, None, ConfigError),
     ({"preset": "fast"}, None, ConfigError),
     ({"preset": "quick", "task.bogus": 1}, None, ConfigError),
+    ({"preset": "quick", "task.smooth_steps": 3}, None, ConfigError),  # odd: would end on a shrinking step
     ({"preset": "quick"}, {"vertices": np.zeros((3, 3), np.float32)}, InputError),
     ({"preset": "quick"}, {"vertices": np.zeros((0, 3), np.float32), "faces": np.zeros((0, 3), np.int32)}, InputError),
     ({"preset": "quick"}, {"vertices": np.eye(3, dtype=np.float32), "faces": np.array([[0, 1, 5]], np.int32)},

@@ -183,13 +183,15 @@ def image_local_frequency(image: np.ndarray, window: int = 24, stride: int = 2,
 
 
 # --- surfaces ----------------------------------------------------------------------------------
-def mesh_adjacency(n_vertices: int, faces: np.ndarray):  # noqa: ANN201 - scipy sparse matrix
-    """Row-normalised vertex adjacency (with self loops) as a scipy CSR matrix."""
+def mesh_adjacency(n_vertices: int, faces: np.ndarray, self_loops: bool = True):  # noqa: ANN201 - scipy CSR
+    """Row-normalised vertex adjacency as a scipy CSR matrix: with self loops a diffusion step that never
+    overshoots; without, the neighbour mean of the uniform Laplacian (nstr.geometry.smoothing)."""
     import scipy.sparse as sp
 
     f = np.asarray(faces, np.int64)
-    i = np.concatenate([f[:, 0], f[:, 1], f[:, 2], f[:, 1], f[:, 2], f[:, 0], np.arange(n_vertices)])
-    j = np.concatenate([f[:, 1], f[:, 2], f[:, 0], f[:, 0], f[:, 1], f[:, 2], np.arange(n_vertices)])
+    own = np.arange(n_vertices) if self_loops else np.zeros(0, np.int64)
+    i = np.concatenate([f[:, 0], f[:, 1], f[:, 2], f[:, 1], f[:, 2], f[:, 0], own])
+    j = np.concatenate([f[:, 1], f[:, 2], f[:, 0], f[:, 0], f[:, 1], f[:, 2], own])
     a = sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(n_vertices, n_vertices))
     a.data[:] = 1.0
     deg = np.asarray(a.sum(1)).ravel()

@@ -80,13 +80,15 @@ class NerfOptions:
     cos_anneal: float = 0.1  # fraction of the steps over which NeuS's cos annealing goes to 1
     # coarse to fine: the SDF network starts with the coarsest BAND_START of its scales (NSTR's frequencies,
     # the hash grid's levels) and gains the rest linearly over this fraction of the steps (0: all from the start).
-    # Off: measured on the 96 px cube (32 views, 3000 steps, NSTR), F@1% 0.81 off against 0.76 at 0.5; the
-    # waves on the flat faces stayed (so did raising lambda_smooth: 0.75 at 0.3, 0.50 at 1.0; 0: 0.74)
+    # Off: measured on the 96 px cube (32 views, 3000 steps, NSTR; F@1% over 50k points, where a perfect cube
+    # scores 0.93), F@1% 0.81 off against 0.76 at 0.5; the waves on the flat faces stayed (so did raising
+    # lambda_smooth: 0.75 at 0.3, 0.50 at 1.0; 0: 0.74)
     coarse_to_fine: float = 0.0
     min_component_share: float = 0.01  # mesh components smaller than this share of the largest are dropped
     # sdf: "separate" = the colour head's features from their own small grid (nstr.nerf.sdf_field), so the colour
     # loss reaches the geometry only through normals and opacity; "shared" = from the SDF network (NeuS). Measured
-    # (scripts/bench_nerf.py, 24 views at 64 px, 600 steps): cube F@1% 0.21 -> 0.54 (hash grid), Suzanne 0.83 -> 0.86
+    # (scripts/bench_nerf.py, 24 views at 64 px, 600 steps, 50k points): cube F@1% 0.21 -> 0.54 (hash grid),
+    # Suzanne 0.83 -> 0.86
     color_field: str = "separate"
     # sdf: "lit" = albedo x one global SH irradiance of the normal, so normals can shade but not spell out a
     # texture, and the baked colour is the albedo; "free" = the NeuS colour head, which reads the normal
