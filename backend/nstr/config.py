@@ -262,7 +262,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "task.normal_weight": (0, 1000), "task.gradient_fraction": (0, 1), "task.resolution": (0, 2048),
     "task.resolution_min": (16, 2048), "task.resolution_max": (16, 2048), "task.cells_per_feature": (0.5, 64),
     "task.feature_quantile": (0, 0.5), "task.feature_probes": (100, 1_000_000), "task.detail_fraction": (0, 1),
-    "task.feature_noise": (0, 100), "task.fd_step": (1e-5, 0.5),
+    "task.feature_noise": (0, 100), "task.fd_step": (1e-5, 0.5), "task.smooth_steps": (0, 1000),
     "task.sparse_from": (16, 8192), "task.eval_chunk": (1, 2**22), "task.metric_points": (100, 10_000_000),
     # nerf
     "task.image_size": (0, 4096), "task.n_features": (1, 256), "task.head_width": (1, 4096),
