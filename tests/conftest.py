@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,13 @@ DATA = SHARED / "data"
 
 # Two cores: keep torch from oversubscribing when tests run next to a server process.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+# Every server the suite starts, directly or through Blender and fit.py, keeps its jobs under the suite's own
+# data folder, never the user's ~/.local/share/nstr: a server the user (or a README demo) is running there
+# holds that jobs folder, and a test's server must neither fail on it nor touch the user's jobs.
+_DATA_HOME = tempfile.mkdtemp(prefix="nstr-tests-data-")
+os.environ["XDG_DATA_HOME"] = _DATA_HOME
+atexit.register(shutil.rmtree, _DATA_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
