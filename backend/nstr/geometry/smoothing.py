@@ -22,7 +22,8 @@ TAUBIN_MU = 0.53
 
 def taubin_smooth(vertices: np.ndarray, faces: np.ndarray, steps: int,
                   lam: float = TAUBIN_LAMBDA, mu: float = TAUBIN_MU) -> np.ndarray:
-    """``steps`` alternating shrink (lam) / inflate (mu) uniform-Laplacian steps; a new array, same dtype."""
+    """``steps`` alternating shrink (lam) / inflate (mu) uniform-Laplacian steps: a new array of the same dtype
+    (0 steps: ``vertices`` itself, the mesh as extracted)."""
     if steps <= 0 or len(faces) == 0:
         return vertices
     from nstr.spectral.measured import mesh_adjacency
