@@ -162,3 +162,23 @@ def test_cli_fits_a_mesh_file_and_writes_npz_and_report(ball: trimesh.Trimesh, t
                              capture_output=True, text=True, timeout=120, env=env)
         assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
     assert ply.read_bytes() == before
+
+
+def test_detail_maps_of_a_smooth_sphere_read_no_detail_and_no_crease(ball_fit) -> None:  # noqa: ANN001
+    """Known answer: a sphere has no detail at any band and no crease; the arrays have the contract's shapes."""
+    result, _ = ball_fit
+    a = result.arrays
+    n = len(a["vertices"])
+    meta = json.loads(a["meta_json"].tobytes())["detail"]
+    bands = len(meta["bands"])
+    assert a["detail_bands"].shape == (n, bands) and bands >= 1
+    for name in ("detail_amplitude", "detail_anisotropy", "crease_strength"):
+        assert a[name].shape == (n,) and np.isfinite(a[name]).all(), name
+    assert a["detail_direction"].shape == (n, 3) and a["color_detail"].shape == (n, 4)
+    from nstr.spectral.detail import STATES
+
+    state = a["detail_state"]
+    print("states", {k: float((state == v).mean()) for k, v in STATES.items()}, "floor", meta["floor"])
+    assert (state == STATES["none"]).mean() >= 0.95
+    assert (state == STATES["crease"]).mean() <= 0.02   # a tiny 40^3 fit: a few lumpy vertices
+    assert np.isnan(a["detail_wavelength"][state != STATES["detail"]]).all()

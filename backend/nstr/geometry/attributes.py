@@ -75,6 +75,16 @@ DESCRIPTIONS = {
     "spectral_frequency": "NSTR only, research: the centroid of the model's own carriers weighted by S(x); "
                           "not calibrated, does not follow the surface on the validation cases",
     "transport_residual": "NSTR only: how far the transport network's prediction of dS/dx is from the real one",
+    "detail_bands": "how tall the detail is in each octave band of wavelength (RMS height, input units); "
+                    "meta_json['detail']['bands'] gives each band's wavelengths",
+    "detail_wavelength": "the size of the detail here: its dominant wavelength (input units), empty where there is none",
+    "detail_amplitude": "how tall the detail is here over all bands (RMS height, input units)",
+    "detail_direction": "which way the detail's waves run across the surface (a line: its sign is free)",
+    "detail_anisotropy": "0: bumps with no preferred direction .. 1: ripples all one way",
+    "crease_strength": "how sharply the surface turns at a crease or edge (degrees); creases stay out of the bands",
+    "detail_state": "detail, no detail (below the result's accuracy), coarser than the largest band, or crease",
+    "color_detail": "detail size as colour (one scale in input units: red fine .. blue coarse), fading to grey "
+                    "as the detail gets too faint to tell; greys for no detail, coarser, and creases",
 }
 
 
@@ -140,7 +150,15 @@ def spectral_attributes(field: Any, vertices_unit: np.ndarray, faces: np.ndarray
     if getattr(field, "is_spectral", False):
         units.update(spectral_frequency=per_unit, transport_drift=units["drift"], drift_exact=units["drift"],
                      transport_residual="|dS/dx - F| per unit of the field's [-1, 1] box")
-    meta = {"ranges": ranges, "readout": "measured",
+    # the detail maps (nstr.spectral.detail): octave bands, wavelength, height, direction, creases, in
+    # input units (the unit-box mesh times ``scale``: translation changes nothing)
+    from nstr.spectral.detail import detail_arrays
+
+    device = next(field.parameters()).device if hasattr(field, "parameters") else "cpu"
+    detail, detail_meta = detail_arrays(v * scale, faces, (voxel if voxel is not None else 2.0 / 255) * scale,
+                                        device=device)
+    arrays.update(detail)
+    meta = {"ranges": ranges, "readout": "measured", "detail": detail_meta,
             "colormaps": {**{n: ATTRIBUTE_COLORMAPS[n] for n in scalars}, "drift": ATTRIBUTE_COLORMAPS["drift"]},
             "units": units,
             "descriptions": {k: d for k, d in DESCRIPTIONS.items() if k in arrays},

@@ -1,0 +1,514 @@
+"""Detail maps: how much surface detail there is at each octave of wavelength, and which way it runs.
+
+The readout every model's mesh gets (``backend/docs/spectral-flow.md`` says what each map means and
+how it was validated). It reads the surface itself, at every scale at once, the way an image
+pyramid reads a picture:
+
+1. **Smooth copies of the surface.** At octave edges ``lambda_l = finest * 2^l`` the surface is
+   replaced by a Gaussian-weighted least-squares QUADRIC fit over a disc of ``sigma_l =
+   lambda_l / 2.5`` (a local Savitzky-Golay filter). A quadric follows a sphere, a cylinder, a
+   saddle exactly, so smooth shape never reads as detail; it passes a ripple of wavelength
+   ``lambda`` with a residual that is 0.94 of its height at ``2 sigma``, 0.70 at ``2.5 sigma`` and
+   0.21 at ``4 sigma`` (the continuous plane's transfer, computed): a sharp, octave-wide edge. The
+   fits are robust (iteratively reweighted, started from the disc's core), so a probe near a crease
+   follows its own side.
+2. **Bands.** ``r_l`` is each point's height above the smooth copy at scale l; band b is
+   ``h_b = r_{b+1} - r_b`` (detail between ``lambda_b`` and ``2 lambda_b``), with ``r_0 = 0`` (the
+   surface itself). Its surface gradient comes from the quadrics and the point's normal, so no
+   finite difference of noisy heights is taken.
+3. **Local statistics.** Per band, the local (Gaussian, radius ``0.6 lambda_b``) VARIANCE of
+   ``h_b`` is the band's energy (a slowly varying offset, e.g. a curvature bias, drops out), the
+   variance of its gradient gives the wavelength by Rice's formula ``lambda = 2 pi sqrt(<h^2> /
+   <|grad h|^2>)`` (exact for a ripple of any height: amplitude cannot leak into it), and the
+   gradient's covariance (structure tensor) gives the direction and the anisotropy.
+
+Everything runs on a point set with area weights (mesh vertices, or area-uniform samples of a
+mesh whose vertices do not sample its surface, such as a CAD input), pooled into coarser cells
+level by level, so each octave costs about a quarter of the finer one. The heavy algebra runs in
+torch on the given device; neighbour queries use scipy's k-d tree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+SIGMA_PER_WAVELENGTH = 1.0 / 2.5   # quadric-fit scale per octave edge (half-power wavelength = 2.5 sigma)
+FIT_RADIUS = 2.5                   # fit discs reach this many sigma
+STAT_RADIUS = 0.6                  # local statistics: Gaussian radius in wavelengths of the band
+FIT_NEIGHBOURS = 48
+STAT_NEIGHBOURS = 32
+BLEND_NEIGHBOURS = 6
+RESIDUAL_NEIGHBOURS = 10
+ORIENTATION_GATE = 0.3             # neighbours whose normal turns > 73 degrees away: another side (a box edge, a wall)
+ROBUST_SCALE = 0.15                # fits down-weight points farther off than this many sigma (creases)
+ROBUST_ITERATIONS = 2
+CREASE_NEIGHBOURS = 16             # a crease turns the normal between a probe's few nearest neighbours ...
+CREASE_LEVELS = (2, 4)             # ... at every smoothing scale of these levels (a ripple finer turns back)
+CREASE_ANGLE = math.radians(15.0)  # a crease turns the surface by at least this much
+
+
+# --- bands -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BandLayout:
+    """Octave bands of wavelength: band b holds ``[finest * 2^b, finest * 2^(b+1))``, input units."""
+
+    finest: float
+    count: int
+
+    @property
+    def edges(self) -> np.ndarray:
+        return self.finest * 2.0 ** np.arange(self.count + 1)
+
+    @property
+    def coarsest(self) -> float:
+        return float(self.edges[-1])
+
+    def describe(self) -> list[dict[str, float]]:
+        e = self.edges
+        return [{"band": b, "shortest": float(e[b]), "longest": float(e[b + 1])} for b in range(self.count)]
+
+
+def default_bands(voxel: float, object_size: float) -> BandLayout:
+    """From the finest wavelength the result can hold (2 voxels of its extraction grid) to about a
+    third of the object (its largest extent)."""
+    finest = 2.0 * voxel
+    top = object_size / 3.0
+    count = max(1, int(round(math.log2(max(top / finest, 2.0)))))
+    return BandLayout(finest, count)
+
+
+# --- points ------------------------------------------------------------------------------------
+@dataclass
+class SurfacePoints:
+    """An oriented point sample of a surface: positions, unit normals, the area each point stands for."""
+
+    points: np.ndarray   # (N, 3) float64
+    normals: np.ndarray  # (N, 3) float64, unit
+    areas: np.ndarray    # (N,) float64
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    @staticmethod
+    def from_vertices(vertices: np.ndarray, faces: np.ndarray) -> "SurfacePoints":
+        """Mesh vertices with their area-weighted normals and a third of their faces' area (marching
+        cubes meshes sample their surface evenly, so their vertices are the point set)."""
+        v = np.asarray(vertices, np.float64)
+        f = np.asarray(faces, np.int64)
+        cross = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+        n = np.zeros_like(v)
+        a = np.zeros(len(v))
+        face_area = 0.5 * np.linalg.norm(cross, axis=1)
+        for k in range(3):
+            np.add.at(n, f[:, k], cross)
+            np.add.at(a, f[:, k], face_area / 3.0)
+        length = np.linalg.norm(n, axis=1, keepdims=True)
+        n = np.where(length > 0, n / np.maximum(length, 1e-300), np.array([0.0, 0.0, 1.0]))
+        return SurfacePoints(v, n, a)
+
+    @staticmethod
+    def sample(vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0) -> "SurfacePoints":
+        """``count`` area-uniform random points with their face normals (for meshes whose vertices do
+        not sample the surface: a CAD part's flat face may be two triangles)."""
+        v = np.asarray(vertices, np.float64)
+        f = np.asarray(faces, np.int64)
+        cross = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+        area = 0.5 * np.linalg.norm(cross, axis=1)
+        total = float(area.sum())
+        rng = np.random.default_rng(seed)
+        face = rng.choice(len(f), size=count, p=area / max(total, 1e-300))
+        r1, r2 = rng.random(count), rng.random(count)
+        s = np.sqrt(r1)
+        bary = np.stack([1 - s, s * (1 - r2), s * r2], 1)
+        pts = np.einsum("nk,nkd->nd", bary, v[f[face]])
+        nrm = cross[face] / np.maximum(2 * area[face], 1e-300)[:, None]
+        return SurfacePoints(pts, nrm, np.full(count, total / count))
+
+
+def _pool(pts: SurfacePoints, cell: float) -> tuple[SurfacePoints, np.ndarray]:
+    """Area-weighted means of the points in each cubic cell of side ``cell``, kept apart by which way
+    they face (the six signed axes), so the two sides of a thin wall or of a box edge never merge.
+    Returns the pooled points and, for every input point, the index of its cell."""
+    ijk = np.floor(pts.points / cell).astype(np.int64)
+    ijk -= ijk.min(0)
+    span = ijk.max(0) + 1
+    axis = np.abs(pts.normals).argmax(1)
+    side = axis * 2 + (pts.normals[np.arange(len(pts)), axis] > 0)
+    key = ((ijk[:, 0] * span[1] + ijk[:, 1]) * span[2] + ijk[:, 2]) * 6 + side
+    _, inverse = np.unique(key, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    m = int(inverse.max()) + 1 if len(inverse) else 0
+    a = np.bincount(inverse, weights=pts.areas, minlength=m)
+    p = np.stack([np.bincount(inverse, weights=pts.areas * pts.points[:, k], minlength=m) for k in range(3)], 1)
+    n = np.stack([np.bincount(inverse, weights=pts.areas * pts.normals[:, k], minlength=m) for k in range(3)], 1)
+    p /= np.maximum(a, 1e-300)[:, None]
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    n = np.where(length > 1e-12, n / np.maximum(length, 1e-300), np.array([0.0, 0.0, 1.0]))
+    return SurfacePoints(p, n, a), inverse
+
+
+def _neighbours(tree: Any, queries: np.ndarray, k: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """(index (Q, k), distance (Q, k)) of the k nearest within ``radius``; missing slots: index 0, distance inf."""
+    k = max(1, min(k, tree.n))
+    dist, idx = tree.query(queries, k=k, distance_upper_bound=radius, workers=-1)
+    dist, idx = np.asarray(dist).reshape(len(queries), k), np.asarray(idx).reshape(len(queries), k)
+    missing = idx >= tree.n
+    return np.where(missing, 0, idx), np.where(missing, np.inf, dist)
+
+
+def _frames(normals: Any) -> tuple[Any, Any]:
+    """Orthonormal tangents (t1, t2) for unit normals (torch, (P, 3))."""
+    import torch
+
+    ref = torch.where(normals[:, 2:3].abs() < 0.9, torch.tensor([0.0, 0.0, 1.0], dtype=normals.dtype,
+                      device=normals.device), torch.tensor([1.0, 0.0, 0.0], dtype=normals.dtype, device=normals.device))
+    t1 = torch.linalg.cross(normals, ref.expand_as(normals), dim=-1)
+    t1 = t1 / t1.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    return t1, torch.linalg.cross(normals, t1, dim=-1)
+
+
+# --- one scale: the smooth copy ----------------------------------------------------------------
+@dataclass
+class SmoothCopy:
+    """The surface smoothed at one scale: a local quadric height ``z = c . (1, u, v, u^2, uv, v^2)``
+    over each probe's frame (centre, normal, t1, t2)."""
+
+    centre: Any   # (P, 3) torch
+    normal: Any
+    t1: Any
+    t2: Any
+    coef: Any     # (P, 6)
+    near: Any     # (P, k) each probe's nearest probes (itself first), where a point of its cell looks
+    turning: Any  # (P,) the largest angle between the fitted normals of a probe's nearest probes (radians)
+    fitted: Any   # (P, 3) the fitted surface's normal at each probe
+
+
+def _smooth_copy(level: SurfacePoints, sigma: float, device: Any, with_turning: bool = False) -> SmoothCopy:
+    """Quadric fits at every point of ``level`` (the probes) over its neighbours within FIT_RADIUS sigma."""
+    import torch
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(level.points)
+    idx, dist = _neighbours(tree, level.points, FIT_NEIGHBOURS, FIT_RADIUS * sigma)
+    dt = torch.float32
+    P = torch.as_tensor(level.points, dtype=torch.float64, device=device)
+    N = torch.as_tensor(level.normals, dtype=dt, device=device)
+    A = torch.as_tensor(level.areas, dtype=dt, device=device)
+    I = torch.as_tensor(idx, device=device)
+    D = torch.as_tensor(dist, dtype=dt, device=device)
+    w = torch.exp(-0.5 * (D / sigma) ** 2) * A[I]                       # inf distance -> 0
+    w = w * ((N[I] * N[:, None, :]).sum(-1) > ORIENTATION_GATE)
+    normal = (w[..., None] * N[I]).sum(1)
+    normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    normal = torch.where(normal.norm(dim=-1, keepdim=True) > 0.5, normal, N)
+    t1, t2 = _frames(normal)
+    d = (P[I] - P[:, None, :]).to(dt)
+    u, v, z = (d * t1[:, None]).sum(-1), (d * t2[:, None]).sum(-1), (d * normal[:, None]).sum(-1)
+    s = sigma  # scale u, v for conditioning
+    X = torch.stack([torch.ones_like(u), u / s, v / s, (u / s) ** 2, (u / s) * (v / s), (v / s) ** 2], -1)
+    ridge = 1e-6 * torch.eye(6, dtype=dt, device=device)
+    # start from the core of the disc (a probe near a crease sees mostly its own side there), then
+    # reweight iteratively: points far off the fit (the other side of a crease) stop counting
+    robust = torch.exp(-1.5 * (D / sigma) ** 2)          # with w: a Gaussian of sigma / 2
+    for _ in range(ROBUST_ITERATIONS + 1):
+        wr = w * robust
+        Xw = X * wr[..., None]
+        lhs = Xw.transpose(1, 2) @ X + ridge * wr.sum(1)[:, None, None].clamp_min(1e-30)
+        coef = torch.linalg.solve(lhs, (Xw * z[..., None]).sum(1))
+        res = z - (X * coef[:, None, :]).sum(-1)
+        robust = torch.exp(-0.5 * (res / (ROBUST_SCALE * sigma)) ** 2)
+    coef = coef * torch.tensor([1.0, 1 / s, 1 / s, 1 / s**2, 1 / s**2, 1 / s**2], dtype=dt, device=device)
+    # the fitted surface's own normal at the probe (the frame's normal is only a weighted mean)
+    fitted = normal - coef[:, 1:2] * t1 - coef[:, 2:3] * t2
+    fitted = fitted / fitted.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    turning = None
+    if with_turning:
+        # the largest angle between a neighbour's fitted normal and the normal this probe's own quadric
+        # predicts there: bending that a smooth surface explains (a sphere, a cylinder) does not count
+        J = I[:, :CREASE_NEIGHBOURS]
+        dn = (P[J] - P[:, None, :]).to(dt)
+        uu, vv = (dn * t1[:, None]).sum(-1), (dn * t2[:, None]).sum(-1)
+        qu = coef[:, None, 1] + 2 * coef[:, None, 3] * uu + coef[:, None, 4] * vv
+        qv = coef[:, None, 2] + coef[:, None, 4] * uu + 2 * coef[:, None, 5] * vv
+        pred = normal[:, None, :] - qu[..., None] * t1[:, None, :] - qv[..., None] * t2[:, None, :]
+        pred = pred / pred.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+        cos = (fitted[J] * pred).sum(-1)
+        cos = torch.where(D[:, :CREASE_NEIGHBOURS].isfinite(), cos, torch.ones_like(cos))
+        turning = torch.arccos(cos.amin(1).clamp(-1, 1))
+    return SmoothCopy(P, normal, t1, t2, coef, I[:, :RESIDUAL_NEIGHBOURS], turning, fitted)
+
+
+def _residual(copy: SmoothCopy, pts: Any, nrm: Any, member: Any, spacing: float,
+              chunk: int = 32768) -> tuple[Any, Any]:
+    """Height of each point above the smooth copy, and the copy's normal there: the probes' quadrics
+    blended with Gaussian weights (0.6 of the probes' ``spacing``) that fade out well inside the
+    neighbourhood, so the height has no seams where the set of nearest probes changes. A point looks
+    among the probes nearest to its own cell's (``member``: point -> probe)."""
+    import torch
+
+    dt = copy.coef.dtype
+    out = torch.empty(len(pts), dtype=pts.dtype, device=pts.device)
+    normal = torch.empty((len(pts), 3), dtype=pts.dtype, device=pts.device)
+    for s in range(0, len(pts), chunk):
+        I = copy.near[member[s:s + chunk]]
+        c, n, t1, t2, coef = copy.centre[I], copy.normal[I], copy.t1[I], copy.t2[I], copy.coef[I]
+        d64 = pts[s:s + chunk, None, :] - c
+        D = d64.norm(dim=-1).to(dt)
+        d = d64.to(dt)
+        u, v, z = (d * t1).sum(-1), (d * t2).sum(-1), (d * n).sum(-1)
+        q = coef[..., 0] + u * (coef[..., 1] + coef[..., 3] * u + coef[..., 4] * v) + v * (coef[..., 2] + coef[..., 5] * v)
+        facing = (nrm[s:s + chunk, None, :].to(dt) * n).sum(-1) > ORIENTATION_GATE
+        w = torch.exp(-0.5 * (D / (0.6 * spacing)) ** 2) * facing
+        w[:, 0] += 1e-30                                   # no probe faces the same way: its own cell's
+        out[s:s + chunk] = ((w * (z - q)).sum(1) / w.sum(1)).to(pts.dtype)
+        blend = (w[..., None] * n).sum(1)
+        normal[s:s + chunk] = (blend / blend.norm(dim=-1, keepdim=True).clamp_min(1e-30)).to(pts.dtype)
+    return out, normal
+
+
+def _face_gradient_moments(values: Any, V: Any, F: Any, base_normal: Any, vertex_area: Any) -> Any:
+    """Per vertex, the area-weighted mean over its faces of the gradient g of the piecewise-linear
+    ``values`` (N,) and of g g^T: (N, 9) = g (3) and the 6 entries xx yy zz xy xz yz. Each face is
+    projected on the plane of its smooth ``base_normal`` first, so g is the derivative along the
+    smooth surface (the heights are measured across it), not along the detail's own slopes; and
+    the moments are taken per face, before any averaging, so no gradient is smoothed away."""
+    import torch
+
+    nb = base_normal[F].sum(1)
+    nb = nb / nb.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    p = V[F]
+    p = p - (p * nb[:, None]).sum(-1, keepdim=True) * nb[:, None]        # onto the base plane
+    p0, p1, p2 = p[:, 0], p[:, 1], p[:, 2]
+    n = torch.linalg.cross(p1 - p0, p2 - p0, dim=-1)
+    area2 = n.norm(dim=-1)
+    real2 = torch.linalg.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]], dim=-1).norm(dim=-1)
+    usable = area2 > 0.2 * real2                                          # not seen edge-on from the base
+    area2 = area2.clamp_min(1e-30)
+    nu = n / area2[:, None]
+    s = values[F]
+    g = (s[:, 0:1] * torch.linalg.cross(nu, p2 - p1, dim=-1) + s[:, 1:2] * torch.linalg.cross(nu, p0 - p2, dim=-1)
+         + s[:, 2:3] * torch.linalg.cross(nu, p1 - p0, dim=-1)) / area2[:, None]
+    gg = torch.stack([g[:, 0] * g[:, 0], g[:, 1] * g[:, 1], g[:, 2] * g[:, 2],
+                      g[:, 0] * g[:, 1], g[:, 0] * g[:, 2], g[:, 1] * g[:, 2]], 1)
+    weight = real2 / 6.0 * usable                                         # a third of the face's area each
+    face_values = torch.cat([g, gg, torch.ones_like(g[:, :1])], 1) * weight[:, None]
+    out = torch.zeros((len(V), 10), dtype=V.dtype, device=V.device)
+    for k in range(3):
+        out.index_add_(0, F[:, k], face_values)
+    return out[:, :9] / out[:, 9:].clamp_min(1e-30)
+
+
+# --- local statistics --------------------------------------------------------------------------
+def _local_means(values: Any, pts_np: np.ndarray, normals: Any, areas: Any, member: np.ndarray,
+                 cells: SurfacePoints, radius: float) -> Any:
+    """Gaussian-weighted (``radius``) local means of per-point ``values`` (N, C), via the cells: pooled
+    to cell means, smoothed over neighbouring cells that face the same way, read back at each point
+    from its nearest cells."""
+    import torch
+    from scipy.spatial import cKDTree
+
+    out_dtype = values.dtype
+    values, areas = values.float(), areas.float()
+    dev, dt = values.device, values.dtype
+    M = torch.as_tensor(member, device=dev)
+    m = len(cells)
+    cell_area = torch.zeros(m, dtype=dt, device=dev).index_add_(0, M, areas)
+    cell_sum = torch.zeros((m, values.shape[1]), dtype=dt, device=dev).index_add_(0, M, values * areas[:, None])
+    tree = cKDTree(cells.points)
+    idx, dist = _neighbours(tree, cells.points, STAT_NEIGHBOURS, 2.5 * radius)
+    I, D = torch.as_tensor(idx, device=dev), torch.as_tensor(dist, dtype=dt, device=dev)
+    CN = torch.as_tensor(cells.normals, dtype=dt, device=dev)
+    w = torch.exp(-0.5 * (D / radius) ** 2) * ((CN[I] * CN[:, None]).sum(-1) > ORIENTATION_GATE)
+    smooth_sum = (w[..., None] * cell_sum[I]).sum(1)
+    smooth_area = (w * cell_area[I]).sum(1).clamp_min(1e-30)
+    cell_mean = smooth_sum / smooth_area[:, None]
+    # back to the points: Gaussian blend of the cells nearest to its own that face the same way
+    I = I[torch.as_tensor(member, device=dev)][:, :BLEND_NEIGHBOURS]
+    D = (torch.as_tensor(pts_np, dtype=dt, device=dev)[:, None, :] - torch.as_tensor(cells.points, dtype=dt,
+         device=dev)[I]).norm(dim=-1)
+    w = torch.exp(-0.5 * (D / radius) ** 2) * ((CN[I] * normals[:, None]).sum(-1) > ORIENTATION_GATE)
+    w[:, 0] += 1e-30
+    w = w / w.sum(1, keepdim=True)
+    return (w[..., None] * cell_mean[I]).sum(1).to(out_dtype)
+
+
+# --- the readout -------------------------------------------------------------------------------
+@dataclass
+class DetailMaps:
+    """Per point: the band heights and what they add up to. Lengths in the units of the points."""
+
+    bands: np.ndarray          # (N, B) RMS height of the detail in each band
+    beyond: np.ndarray         # (N,) RMS height of undulation coarser than the last band
+    amplitude: np.ndarray      # (N,) RMS height over all bands
+    dominant: np.ndarray       # (N,) index of the band with the most detail
+    normals: np.ndarray        # (N, 3) the coarsest smooth copy's normals
+    crease: np.ndarray         # (N,) how far the surface turns at a crease here (radians; 0 off creases)
+    layout: BandLayout
+    # with faces only:
+    wavelength: np.ndarray | None = None        # (N,) the dominant band's own wavelength
+    band_wavelength: np.ndarray | None = None   # (N, B) each band's wavelength
+    direction: np.ndarray | None = None         # (N, 3) unit wave direction in the tangent plane (a line)
+    anisotropy: np.ndarray | None = None        # (N,) 0: no preferred direction .. 1: one direction
+
+
+def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | None = None,
+                   device: Any = "cpu") -> DetailMaps:
+    """The multi-scale readout (module docstring) at every point of ``pts``.
+
+    With ``faces`` (``pts`` are then the mesh's vertices, :meth:`SurfacePoints.from_vertices`) the
+    band heights get gradients, hence wavelengths and directions; without, only heights (enough for
+    amplitudes, e.g. of an input mesh sampled by :meth:`SurfacePoints.sample`)."""
+    import torch
+
+    dev = torch.device(device)
+    dt = torch.float64
+    B = layout.count
+    edges = layout.finest * 2.0 ** np.arange(B + 2)      # one more edge: the band beyond the last
+    P = torch.as_tensor(pts.points, dtype=dt, device=dev)
+    N = torch.as_tensor(pts.normals, dtype=dt, device=dev)
+    A = torch.as_tensor(pts.areas, dtype=dt, device=dev)
+    F = torch.as_tensor(np.asarray(faces, np.int64), device=dev) if faces is not None else None
+    # the pyramid: level l pools the previous level's SMOOTH copy (blur, then subsample: detail finer than
+    # the cells cannot alias into the coarser fits) into cells of a quarter of lambda_l
+    heights = [torch.zeros(len(pts), dtype=dt, device=dev)]
+    normals = [N]
+    members = []
+    crease = torch.full((len(pts),), math.pi, dtype=dt, device=dev)
+    smooth = pts
+    for lvl in range(1, B + 2):
+        cells, member = _pool(smooth, edges[lvl] / 4.0)
+        members.append((cells, member))
+        member_t = torch.as_tensor(member, device=dev)
+        crease_level = CREASE_LEVELS[0] <= lvl <= CREASE_LEVELS[1]
+        copy = _smooth_copy(cells, edges[lvl] * SIGMA_PER_WAVELENGTH, dev, with_turning=crease_level)
+        r, n_l = _residual(copy, P, normals[-1], member_t, edges[lvl] / 4.0)
+        heights.append(r)
+        normals.append(n_l)
+        if crease_level:
+            crease = torch.minimum(crease, copy.turning[member_t].to(dt))
+        smooth = SurfacePoints((P - r[:, None] * n_l).cpu().numpy(), pts.normals, pts.areas)
+    if B + 1 < CREASE_LEVELS[0]:
+        crease.zero_()
+    # creases stay out of the bands' statistics: a bevel is not a ripple
+    A_stats = A * (crease < CREASE_ANGLE)
+    rms, totals, wavelengths, tensors = [], [], [], []
+    total = heights[B]                                   # all the bands together
+    for b in range(B + 1):
+        h = heights[b + 1] - heights[b]
+        columns = [h[:, None], (h * h)[:, None], total[:, None], (total * total)[:, None]]
+        n = normals[min(b + 2, B + 1)]      # a smooth copy that does not follow this band
+        if F is not None:
+            columns.append(_face_gradient_moments(h, P, F, n, A))
+        cells, member = members[b]
+        mean = _local_means(torch.cat(columns, 1), pts.points, N, A_stats, member, cells, STAT_RADIUS * edges[b])
+        var_h = (mean[:, 1] - mean[:, 0] ** 2).clamp_min(0)
+        rms.append(var_h.sqrt())
+        totals.append((mean[:, 3] - mean[:, 2] ** 2).clamp_min(0))
+        if F is not None:
+            mg, mgg = mean[:, 4:7], mean[:, 7:13]
+            T = torch.stack([torch.stack([mgg[:, 0], mgg[:, 3], mgg[:, 4]], -1),
+                             torch.stack([mgg[:, 3], mgg[:, 1], mgg[:, 5]], -1),
+                             torch.stack([mgg[:, 4], mgg[:, 5], mgg[:, 2]], -1)], -2) - mg[:, :, None] * mg[:, None, :]
+            proj = torch.eye(3, dtype=dt, device=dev) - n[:, :, None] * n[:, None, :]
+            T = proj @ T @ proj
+            var_g = T.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-300)
+            wavelengths.append(2 * math.pi * (var_h / var_g).sqrt())
+            tensors.append(T)
+    band_rms = torch.stack(rms[:B], 1)
+    dominant = band_rms.argmax(1)
+    n = normals[B + 1]
+    rows = torch.arange(len(pts), device=dev)
+    # the RMS of all the bands together, over the dominant band's window
+    amplitude = torch.stack(totals[:B], 1)[rows, dominant].sqrt()
+    out = DetailMaps(bands=band_rms.cpu().numpy(), beyond=rms[B].cpu().numpy(),
+                     amplitude=amplitude.cpu().numpy(), dominant=dominant.cpu().numpy(),
+                     normals=n.cpu().numpy(), crease=crease.cpu().numpy(), layout=layout)
+    if F is not None:
+        wl = torch.stack(wavelengths[:B], 1)
+        T = torch.stack(tensors[:B], 1)[rows, dominant]
+        evals, evecs = torch.linalg.eigh(T)
+        mu1, mu2 = evals[:, 2].clamp_min(0), evals[:, 1].clamp_min(0)
+        out.band_wavelength = wl.cpu().numpy()
+        out.wavelength = wl[rows, dominant].cpu().numpy()
+        out.direction = evecs[:, :, 2].cpu().numpy()
+        out.anisotropy = ((mu1 - mu2) / (mu1 + mu2).clamp_min(1e-300)).cpu().numpy()
+    return out
+
+
+# --- what a result carries ---------------------------------------------------------------------
+STATES = {"detail": 0, "none": 1, "coarser": 2, "crease": 3}
+STATE_WORDS = {
+    "detail": "detail: its dominant wavelength is in one of the bands",
+    "none": "no detail: every band's height is below the floor (the result's accuracy)",
+    "coarser": "coarser than the largest band: only undulation longer than the bands",
+    "crease": "a crease or sharp edge: kept out of the bands, so a bevel is not fine texture",
+}
+STATE_GREYS = {"none": 0.5, "coarser": 0.72, "crease": 0.28}   # sRGB grey levels, never a colour of the scale
+FLOOR_VOXELS = 0.1             # "no detail": every band's RMS height below this fraction of a voxel
+DETAIL_COLORMAP = "turbo_r"    # fine (short wavelength) = red ... coarse = blue
+
+
+def detail_colors(wavelength: np.ndarray, amplitude: np.ndarray, state: np.ndarray, wavelength_range: tuple[float, float],
+                  floor: float, amplitude_top: float | None = None) -> np.ndarray:
+    """sRGB RGBA: hue from log wavelength over ``wavelength_range`` (the same wavelength gets the same
+    colour whatever the object), blended toward grey as the height falls to the ``floor``; states
+    other than detail get their grey (STATE_GREYS)."""
+    import matplotlib
+
+    lo, hi = (math.log(max(x, 1e-30)) for x in wavelength_range)
+    t = (np.log(np.where(np.isfinite(wavelength) & (wavelength > 0), wavelength, 1.0)) - lo) / max(hi - lo, 1e-12)
+    rgba = matplotlib.colormaps[DETAIL_COLORMAP](np.clip(t, 0.0, 1.0)).astype(np.float64)
+    top = amplitude_top if amplitude_top is not None else max(float(np.percentile(amplitude, 95)), 2 * floor)
+    strength = np.clip(np.log(np.maximum(amplitude, 1e-30) / floor) / max(math.log(top / floor), 1e-6), 0.15, 1.0)
+    grey = STATE_GREYS["none"]
+    rgba[:, :3] = grey + strength[:, None] * (rgba[:, :3] - grey)
+    for name, level in STATE_GREYS.items():
+        rgba[state == STATES[name], :3] = level
+    rgba[:, 3] = 1.0
+    return rgba.astype(np.float32)
+
+
+def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floor: float | None = None,
+                  layout: BandLayout | None = None, device: Any = "cpu") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The detail maps of a mesh (lengths in its own units) as result arrays and their meta.
+
+    ``voxel``: the extraction grid's spacing (sets the finest band, 2 voxels, and the default floor,
+    FLOOR_VOXELS of a voxel). Arrays (architecture.md): ``detail_bands`` (V, B), ``detail_wavelength``
+    (NaN off detail), ``detail_amplitude``, ``detail_direction`` (V, 3), ``detail_anisotropy``,
+    ``crease_strength`` (degrees), ``detail_state`` (STATES) and ``color_detail``."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    size = float(np.ptp(v, axis=0).max()) if len(v) else 1.0
+    layout = layout or default_bands(voxel, size)
+    floor = FLOOR_VOXELS * voxel if floor is None else floor
+    maps = surface_detail(SurfacePoints.from_vertices(v, f), layout, f, device=device)
+    strongest = maps.bands.max(1)
+    state = np.full(len(v), STATES["detail"], np.uint8)
+    weak = strongest < floor
+    state[weak & (maps.beyond >= floor)] = STATES["coarser"]
+    state[weak & (maps.beyond < floor)] = STATES["none"]
+    state[maps.crease >= CREASE_ANGLE] = STATES["crease"]
+    detail = state == STATES["detail"]
+    wavelength = np.where(detail, maps.wavelength, np.nan)
+    span = (float(layout.edges[0]), float(layout.edges[-1]))
+    arrays = {
+        "detail_bands": maps.bands.astype(np.float32),
+        "detail_wavelength": wavelength.astype(np.float32),
+        "detail_amplitude": maps.amplitude.astype(np.float32),
+        "detail_direction": np.where(detail[:, None], maps.direction, 0.0).astype(np.float32),
+        "detail_anisotropy": np.where(detail, maps.anisotropy, 0.0).astype(np.float32),
+        "crease_strength": np.degrees(maps.crease).astype(np.float32),
+        "detail_state": state,
+        "color_detail": detail_colors(wavelength, maps.amplitude, state, span, floor),
+    }
+    meta = {"bands": layout.describe(), "floor": floor, "states": STATES, "state_words": STATE_WORDS,
+            "state_greys": STATE_GREYS, "wavelength_range": list(span), "colormap": DETAIL_COLORMAP,
+            "crease_angle_degrees": math.degrees(CREASE_ANGLE),
+            "rule": "bands: octaves from 2 voxels of the extraction grid to a third of the object's largest "
+                    f"extent; floor: {FLOOR_VOXELS} voxel"}
+    return arrays, meta
+
