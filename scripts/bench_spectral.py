@@ -270,11 +270,113 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--params", type=int, default=None)
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--cases", nargs="*", help="chirp_1d sweep_down drifting_texture speech (default: all)")
+    d = sub.add_parser("detail", help="the detail maps on composite meshes with known patches (issue 27)")
+    d.add_argument("--out", default="bench/detail")
+    d.add_argument("--cases", nargs="*", default=["patches", "shape", "sphere", "big"])
+    d.add_argument("--model", default="nstr")
+    d.add_argument("--preset", default="quick")
+    d.add_argument("--no-fit", action="store_true", help="read the exact meshes only")
     args = p.parse_args(argv)
     if args.cmd == "meshes":
         run_meshes(args)
+    elif args.cmd == "detail":
+        run_detail(args)
     else:
         run_signals(args)
+
+
+# --- detail maps -------------------------------------------------------------------------------
+def _detail_rows(case, arrays: dict, meta: dict, source: str) -> list[dict]:  # noqa: ANN001
+    """One row per patch: the readout against the case's truth (medians over the patch's core)."""
+    from nstr.spectral.detail import STATES
+    from nstr.validation.scores import spearman
+
+    v = np.asarray(arrays["vertices"], np.float64)
+    tr = case.truth(v)
+    state = arrays["detail_state"]
+    rows = []
+    for i, patch in enumerate(case.patches):
+        core = tr.core & (tr.patch == i)
+        if core.sum() < 5:
+            continue
+        wl = arrays["detail_wavelength"][core]
+        row = {"case": case.name, "source": source, "patch": patch.name, "n": int(core.sum()),
+               "true_wavelength": float(np.nanmedian(tr.wavelength[core])) if np.isfinite(tr.wavelength[core]).any()
+               else None,
+               "read_wavelength": float(np.nanmedian(wl)) if np.isfinite(wl).any() else None,
+               "true_rms": float(np.median(tr.rms[core])), "read_rms": float(np.median(arrays["detail_amplitude"][core])),
+               "detail_share": float((state[core] == STATES["detail"]).mean()),
+               "none_share": float((state[core] == STATES["none"]).mean()),
+               "crease_share": float((state[core] == STATES["crease"]).mean())}
+        if patch.kind in ("ripple", "ramp", "step"):
+            cos = np.abs(np.einsum("nd,nd->n", arrays["detail_direction"][core], tr.direction[core]))
+            row["direction_cos"] = float(np.median(cos))
+        row["anisotropy"] = float(np.median(arrays["detail_anisotropy"][core]))
+        if patch.kind == "ramp":
+            ok = np.isfinite(wl)
+            amp = arrays["detail_amplitude"][core][ok]
+            row["ramp_cv"] = float(np.std(wl[ok]) / np.mean(wl[ok]))
+            row["ramp_rho"] = float(spearman(wl[ok], amp))
+        if patch.kind == "step":   # each side of the change, half its wavelength away from it
+            inside = (tr.patch == i) & (np.abs(v[:, 1] - patch.centre[1]) < patch.half - patch.taper - patch.wavelength)
+            x = v[:, 0] - patch.centre[0]
+            edge = patch.half - patch.taper
+            fine = inside & (x < -patch.wavelength / 2) & (x > -edge + patch.wavelength / 2)
+            coarse = inside & (x > patch.wavelength2 / 2) & (x < edge - patch.wavelength2 / 2)
+            wl_all = arrays["detail_wavelength"]
+            row["step_ratio"] = float(np.nanmedian(wl_all[coarse]) / np.nanmedian(wl_all[fine]))
+            row["true_step_ratio"] = patch.wavelength2 / patch.wavelength
+        rows.append(row)
+    base = tr.on_base & (tr.patch < 0)
+    if base.any():
+        rows.append({"case": case.name, "source": source, "patch": "(base)", "n": int(base.sum()),
+                     "none_share": float(np.isin(state[base], [STATES["none"], STATES["coarser"]]).mean()),
+                     "crease_share": float((state[base] == STATES["crease"]).mean()),
+                     "read_rms": float(np.median(arrays["detail_amplitude"][base]))})
+    return rows
+
+
+def run_detail(args: argparse.Namespace) -> None:
+    from nstr.geometry.mesh import mesh_from_arrays
+    from nstr.spectral.detail import detail_arrays
+    from nstr.tasks.sdf import fit_sdf, sdf_config
+    from nstr.validation.detail_cases import CASES
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    for name in args.cases:
+        case = CASES[name]
+        v, f = case.mesh()
+        t0 = time.time()
+        cfg = sdf_config(args.preset, {"model": args.model, "device": "cpu"})
+        if not args.no_fit:
+            mesh, report = mesh_from_arrays(v, f)
+            res = fit_sdf(mesh, cfg, mesh_report=report)
+            arrays = res.arrays
+            voxel = 2.0 / (res.report["extraction"]["resolution"] - 1) * res.report["transform"]["scale"]
+            meta = json.loads(bytes(arrays["meta_json"]).decode())["detail"]
+            rows += _detail_rows(case, arrays, meta, f"{args.model} {args.preset} fit")
+            np.savez_compressed(out / f"{name}_{args.model}.npz", **{k: a for k, a in arrays.items()})
+        else:
+            voxel = 2.0 / 255 * float(np.ptp(v, axis=0).max()) / 1.8
+        exact, meta = detail_arrays(v, f, voxel)
+        rows += _detail_rows(case, {"vertices": v, **exact}, meta, "exact input")
+        print(f"{name}: {time.time() - t0:.0f} s", flush=True)
+    (out / "detail.json").write_text(json.dumps(rows, indent=1))
+    head = ("| case | source | patch | n | true wl | read wl | ratio | true rms | read rms | |cos| | aniso | detail | none "
+            "| crease | extra |\n|" + "---|" * 15 + "\n")
+    lines = []
+    for r in rows:
+        ratio = r["read_wavelength"] / r["true_wavelength"] if r.get("read_wavelength") and r.get("true_wavelength") else None
+        extra = ", ".join(f"{k} {r[k]:.3f}" for k in ("ramp_cv", "ramp_rho", "step_ratio", "true_step_ratio") if k in r)
+        lines.append(f"| {r['case']} | {r['source']} | {r['patch']} | {r['n']} | {_f(r.get('true_wavelength'))} | "
+                     f"{_f(r.get('read_wavelength'))} | {_f(ratio)} | {_f(r.get('true_rms'))} | {_f(r.get('read_rms'))} | "
+                     f"{_f(r.get('direction_cos'))} | {_f(r.get('anisotropy'))} | {_f(r.get('detail_share'))} | "
+                     f"{_f(r.get('none_share'))} | {_f(r.get('crease_share'))} | {extra} |")
+    table = head + "\n".join(lines) + "\n"
+    (out / "detail.md").write_text(table)
+    print(table)
 
 
 def _signal_cases(args: argparse.Namespace) -> dict:
