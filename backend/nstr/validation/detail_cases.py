@@ -158,7 +158,7 @@ class CompositeCase:
         for i, pt in enumerate(self.patches):
             inside = on & (np.abs(x - pt.centre[0]) < pt.half) & (np.abs(y - pt.centre[1]) < pt.half)
             patch[inside] = i
-            c = inside & pt.core(x, y, margin=max(pt.wavelength, pt.wavelength2, pt.bevel, 0.02))
+            c = inside & pt.core(x, y, margin=max(0.5 * max(pt.wavelength, pt.wavelength2), pt.bevel, 0.02))
             core |= c
             wl[inside] = pt.true_wavelength(x[inside])
             rms[inside] = pt.rms(x[inside], y[inside])
@@ -231,7 +231,7 @@ def _outward(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
 # the unit box, so a voxel is about 0.0087 here; the bands run from 2 voxels to a third of the slab.
 _G = 0.0087
 # One pattern on every base and size (absolute units): it must read the same, in the same colour.
-SHARED = dict(kind="ripple", wavelength=0.16, amplitude=0.012, angle=math.pi / 2)
+SHARED = dict(kind="ripple", wavelength=0.24, amplitude=0.018, angle=math.pi / 2)   # >= 4 voxels at quick on "big"
 # Heights keep every slope below about 30 degrees (a ripple's slope is 2 pi amplitude / wavelength).
 PATCHES = (
     Patch("lost", "ripple", (-0.64, 0.64), 0.3, wavelength=2.5 * _G, amplitude=0.002),
