@@ -14,7 +14,7 @@ hash grid: IoU, F@1%, Chamfer, normal consistency (nstr.geometry.metrics), the e
 chosen, components and genus of input and result (nstr.geometry.topology) and the floaters dropped,
 time per stage (sample, fit, extract, attributes, score), and OUT/fidelity_MESH_MODEL_PRESET.png, the
 result beside its input, and the result itself (OUT/fidelity_MESH_MODEL_PRESET.npz). --resume skips
-rows done.
+rows done; --rescore fits nothing and scores the kept results again (after a change to the scores).
 
 scores: each mesh scored against itself (the ceiling every fit is measured under) by the scoring path
 of the reports, beside the anchors' convention (nearest neighbour between two 100k-point sets, whose
@@ -67,6 +67,27 @@ GENERATED = ["plate", "holes"]  # the CAD-like parts made in code (nstr.geometry
 
 # --- fidelity ----------------------------------------------------------------------------------
 FIDELITY_MODELS = ("nstr", "hashgrid")
+SCORES = ("iou", "fscore_1pct", "chamfer_l1", "normal_consistency")
+
+
+def rescore_fidelity(args: argparse.Namespace) -> None:
+    """Score the results a fidelity run kept (OUT/fidelity_*.npz) again with today's scoring path."""
+    from nstr.geometry.export import read_npz
+    from nstr.geometry.mesh import Mesh
+    from nstr.geometry.metrics import mesh_metrics
+
+    out = Path(args.out)
+    rows = json.loads((out / "fidelity.json").read_text())
+    inputs: dict = {}
+    for row in rows:
+        arrays, _ = read_npz(out / f"fidelity_{row['mesh']}_{row['model']}_{row['preset']}.npz")
+        mesh = inputs.setdefault(row["mesh"], load(row["mesh"])[0])
+        m = mesh_metrics(Mesh(arrays["vertices"].astype(np.float64), arrays["faces"].astype(np.int64)), mesh)
+        row.update({k: m[k] for k in SCORES}, t_score=sum(m["seconds"].values()), rescored=m["method"])
+        print(json.dumps({k: row[k] for k in ("mesh", "model", "preset", *SCORES)}), flush=True)
+    (out / "fidelity.json").write_text(json.dumps(rows, indent=1))
+    (out / "fidelity.md").write_text(fidelity_table(rows))
+    print((out / "fidelity.md").read_text())
 
 
 def run_fidelity(args: argparse.Namespace) -> None:
@@ -96,7 +117,7 @@ def run_fidelity(args: argparse.Namespace) -> None:
                 r, m = res.report, res.report["metrics"]
                 topo = m["topology"]
                 row = {"mesh": name, "model": model, "preset": preset, "params": r["params"], "steps": r["steps"],
-                       **{k: m.get(k) for k in ("iou", "fscore_1pct", "chamfer_l1", "normal_consistency")},
+                       **{k: m.get(k) for k in SCORES},
                        "genus_in": topo["input"]["genus"], "genus_out": topo["output"]["genus"],
                        "components_in": topo["input"]["components"], "components_out": topo["output"]["components"],
                        "dropped": topo["floaters"]["dropped"],
@@ -159,15 +180,17 @@ def run_scores(args: argparse.Namespace) -> None:
     rows = []
     for name in args.meshes or all_mesh_names() + GENERATED:
         mesh, _ = load(name)
-        t0 = time.perf_counter()
+        t0, cpu = time.perf_counter(), time.process_time()
         m = mesh_metrics(mesh, mesh)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu
         topo = topology(mesh.faces, mesh.vertices, list_parts=10**9)
         area = sum(part["area"] for part in topo["parts"])  # in the mesh's units
         row = {"mesh": name, "faces": int(len(mesh.faces)), "unit_area": round(area / np.ptp(mesh.vertices, 0).max() ** 2, 3),
                "components": topo["components"], "genus": topo["genus"], "watertight": topo["watertight"],
                "fscore_1pct": m["fscore_1pct"], "chamfer_l1": m["chamfer_l1"], "normal_consistency": m["normal_consistency"],
-               "iou": m["iou"], "score_s": round(seconds, 2), "load": [round(x, 2) for x in os.getloadavg()]}
+               "iou": m["iou"], "score_s": round(seconds, 2), "cpu_s": round(cpu, 2),
+               "surface_s": m["seconds"]["surface"], "iou_s": m["seconds"]["iou"],
+               "load": [round(x, 2) for x in os.getloadavg()]}
         for n in (50_000, CONVENTION_POINTS):
             nn = nearest_neighbour_scores(mesh, n)
             row[f"nn{n // 1000}k_fscore_1pct"], row[f"nn{n // 1000}k_chamfer_l1"] = nn["fscore_1pct"], nn["chamfer_l1"]
@@ -176,7 +199,8 @@ def run_scores(args: argparse.Namespace) -> None:
     columns = [("mesh", "{mesh}"), ("faces", "{faces:,}"), ("area (unit box)", "{unit_area}"),
                ("components", "{components}"), ("genus", "{genus}"), ("F@1% exact", "{fscore_1pct:.4f}"),
                ("Chamfer exact", "{chamfer_l1:.2e}"), ("NC exact", "{normal_consistency:.4f}"), ("IoU", "{iou:.4f}"),
-               ("score s", "{score_s:.1f}"), ("F@1% NN 50k", "{nn50k_fscore_1pct:.4f}"),
+               ("score s (F, Chamfer, NC + IoU)", "{score_s:.1f} ({surface_s:.1f} + {iou_s:.1f})"),
+               ("CPU s", "{cpu_s:.1f}"), ("F@1% NN 50k", "{nn50k_fscore_1pct:.4f}"),
                ("Chamfer NN 50k", "{nn50k_chamfer_l1:.5f}"), ("F@1% NN 100k", "{nn100k_fscore_1pct:.4f}"),
                ("Chamfer NN 100k", "{nn100k_chamfer_l1:.5f}"), ("load 1m", "{load[0]:.1f}")]
     lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
@@ -220,7 +244,7 @@ def run_fits(args: argparse.Namespace) -> None:
             write_mesh(out / f"{name}_{model}.npz", res.arrays)
             r = res.report
             row = {"mesh": name, "model": model, "params": r["params"], "steps": r["steps"],
-                   **{k: r["metrics"].get(k) for k in ("iou", "fscore_1pct", "chamfer_l1", "normal_consistency")},
+                   **{k: r["metrics"].get(k) for k in SCORES},
                    **{f"t_{k}": r["timings"].get(k) for k in (*STAGES, "score")},
                    "total_s": round(wall, 1), "faces_in": report.n_faces, "watertight": report.watertight,
                    "pde_relative": (r.get("spectral") or {}).get("pde_relative")}
@@ -451,12 +475,16 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--models", nargs="+", default=list(FIDELITY_MODELS), choices=MODELS)
     d.add_argument("--set", nargs="*", default=[], help="extra overrides KEY=VALUE for every row (ablations)")
     d.add_argument("--resume", action="store_true", help="skip (mesh, model, preset) rows already in fidelity.json")
+    d.add_argument("--rescore", action="store_true", help="no fitting: score the kept results in OUT again")
     sc = sub.add_parser("scores", help="each mesh against itself: exact scores beside the nearest-neighbour convention")
     for q in (f, t, r, d, sc):
         q.add_argument("--out", default=str(REPO / "out" / "bench_sdf"))
         q.add_argument("--meshes", nargs="+")
         q.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
+    if args.what == "fidelity" and args.rescore:
+        rescore_fidelity(args)
+        return 0
     {"fits": run_fits, "timings": run_timings, "render": run_render, "fidelity": run_fidelity,
      "scores": run_scores}[args.what](args)
     return 0
