@@ -155,3 +155,20 @@ def test_holes_block_has_the_topology_it_was_built_with() -> None:
     for i in range(len(c)):
         for j in range(i + 1, len(c)):
             assert gap[i, j] < 0 if (i, j) in touching else gap[i, j] >= 1.0 - 1e-9
+
+
+def test_a_piece_the_fit_broke_off_is_kept_a_sliver_on_covered_surface_is_not() -> None:
+    """A bar whose result came back in two pieces (a 1 mm crack across it): the second piece is the
+    only thing near a fifth of the bar, so it stays. A sliver lying on surface the kept piece already
+    covers restores nothing, so it goes (a claim is coverage, not mere nearness)."""
+    bar = trimesh.creation.box((10.0, 1.0, 1.0))
+    left = trimesh.creation.box((7.5, 1.0, 1.0)).apply_translation([-1.25, 0, 0])
+    right = trimesh.creation.box((1.5, 1.0, 1.0)).apply_translation([4.25, 0, 0])  # x 3.5..5, the crack 2.5..3.5
+    sliver = trimesh.creation.box((1.0, 0.3, 0.01)).apply_translation([-2.0, 0, 0.5 + 0.005])  # on the top face
+    out = trimesh.util.concatenate([left, right, sliver])
+    v, f, info = drop_floaters(np.asarray(out.vertices), np.asarray(out.faces),
+                               reference=(np.asarray(bar.vertices), np.asarray(bar.faces)))
+    assert info["components_before"] == 3 and info["dropped"] == 1 and len(f) == len(left.faces) + len(right.faces)
+    assert v[:, 2].max() == pytest.approx(0.5)  # the sliver (up to z = 0.51) is the one dropped
+    # the crack, 1 mm of 10, is farther than tau (0.1 mm) from every piece: the rest is covered
+    assert info["inputs"][0]["covered_1pct"] == pytest.approx(0.9, abs=0.03)

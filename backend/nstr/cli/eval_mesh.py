@@ -17,7 +17,7 @@ F@1% 1 and Chamfer 0 whatever its area:
   chamfer_l1          1/2 (accuracy + completeness), mean sample-to-surface distance
   normal_consistency  mean |n . n'| with the closest triangle's normal, both directions
   fscore_1pct         F-score at 1% of the unit box
-  iou                 volumetric IoU over N uniform (padded box) + N near-surface points
+  iou                 volumetric IoU over 50k uniform (padded box) + 50k near-surface points
   topology            components, genus, watertight of both meshes (nstr.geometry.topology), in --report
 
 Example:
@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("mesh", type=Path, metavar="MESH", help="the mesh to score (.obj/.ply/.stl/.off/.glb/.npz)")
     parser.add_argument("reference", type=Path, metavar="REFERENCE", help="the reference mesh")
     parser.add_argument("--points", type=positive_int, default=100_000,
-                        help="surface samples per mesh, and IoU points per set (default: 100000; the scores' "
-                             "noise, not a floor, depends on it)")
+                        help="surface samples per mesh (default: 100000; with exact distances the count sets "
+                             "the scores' noise, not a floor)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     parser.add_argument("--report", type=Path, help="write the metrics as JSON here")
 

@@ -5,12 +5,14 @@ below zero away from the surface (inside holes, in empty corners, inside the sol
 edge-connected (:mod:`nstr.geometry.topology`), so they are the same pieces every report counts.
 
 * With the input mesh (SDF jobs), :func:`keep_supported`: each input component claims the output
-  components that cover it. Area-uniform samples on each input component (at least
-  ``MIN_SAMPLES`` per component, so Suzanne's eyes count as much as her head) find their closest
-  output triangle; an output component is kept when it is the closest for at least ``MIN_CLAIM`` of
-  some input component's samples, and always when it is an input component's most common one. A speck
-  in a hole is the closest piece for almost none of the hole wall's samples (the fitted wall is
-  nearer), so it goes; an inner void of the input claims the void the fit made, so that stays.
+  component that covers it. Area-uniform samples on each input component (at least ``MIN_SAMPLES``
+  per component, so Suzanne's eyes count as much as her head) find their closest output triangle:
+  each input component keeps the output component closest to most of its samples. Another output
+  component is kept only when it covers what those do not: it is within tau (1% of the input's box,
+  the F@1% threshold) of samples that are farther than tau from every kept component, at least
+  ``MIN_RESTORED`` of them and ``MIN_CLAIM`` of some input component's samples (a thin part the fit
+  broke off). A speck in a hole, or along a seam the kept surface already covers, restores nothing,
+  so it goes; an inner void of the input claims the void the fit made, so that stays.
 * Without one (NeRF jobs), :func:`keep_large`: components under ``min_share`` of the largest one's area.
 """
 
@@ -26,7 +28,8 @@ from nstr.geometry.topology import components, face_components, select_faces
 
 SUPPORT_SAMPLES = 20_000  # samples on the input surface, shared out over its components by area
 MIN_SAMPLES = 200  # ... but at least this many on every input component
-MIN_CLAIM = 0.02  # an output component nearest to this share of an input component's samples is kept
+MIN_CLAIM = 0.005  # a further component must restore coverage of this share of an input component's samples
+MIN_RESTORED = 10  # ... and of at least this many samples
 LISTED = 12  # input components listed in the report, largest first
 
 
@@ -50,8 +53,8 @@ def keep_supported(vertices: np.ndarray, faces: np.ndarray, ref_vertices: np.nda
     meshes in the same coordinates. Returns vertices, faces (re-indexed) and what was dropped."""
     from nstr.geometry.ground_truth import MeshSDF
 
-    rule = (f"kept: the output components nearest to >= {MIN_CLAIM:.0%} of an input component's surface "
-            "samples (and each input component's most common one)")
+    rule = ("kept: the output component nearest to most of each input component's surface samples, and any "
+            f"other that alone comes within 1% of the box of >= {MIN_CLAIM:.1%} of an input component's samples")
     labels = face_components(faces)
     n_out = int(labels.max()) + 1 if len(labels) else 0
     if n_out == 0:
@@ -66,19 +69,31 @@ def keep_supported(vertices: np.ndarray, faces: np.ndarray, ref_vertices: np.nda
     weight = want[ref_labels] / np.maximum(comp_area[ref_labels], 1e-300)
     points, _, face = surface_samples(Mesh(rv, rf), int(want.sum()), np.random.default_rng(seed), weight)
     dist, nearest, _ = MeshSDF(np.asarray(vertices, np.float64), np.asarray(faces, np.int64)).closest(points)
+    owner, piece = ref_labels[face], labels[nearest]  # per sample: its input component, its nearest output one
     votes = np.zeros((n_in, n_out))
-    np.add.at(votes, (ref_labels[face], labels[nearest]), 1.0)
-    share = votes / np.maximum(votes.sum(1, keepdims=True), 1.0)
-    claimed = (share >= MIN_CLAIM).any(0)
-    claimed[share.argmax(1)] = True
-    v, f, info = _result(vertices, faces, labels, np.flatnonzero(claimed), rule)
-    # each input component (the largest LISTED): how much of it the result covers within 1% of the
-    # input's box, and the size of the output piece that covers most of it (Suzanne's eyes: the head's)
+    np.add.at(votes, (owner, piece), 1.0)
+    kept = np.zeros(n_out, bool)
+    kept[votes.argmax(1)] = True
+    # distance to the kept components; samples whose nearest piece is not kept ask the kept ones alone
     tau = 0.01 * float(np.ptp(rv[np.unique(rf)], axis=0).max())
+    to_kept = dist.copy()
+    other = ~kept[piece]
+    if other.any():
+        kv, kf = select_faces(np.asarray(vertices, np.float64), np.asarray(faces, np.int64), kept[labels])
+        to_kept[other] = MeshSDF(kv, kf).closest(points[other])[0]
+    restored = np.zeros((n_in, n_out))
+    gain = other & (to_kept > tau) & (dist <= tau)
+    np.add.at(restored, (owner[gain], piece[gain]), 1.0)
+    need = np.maximum(MIN_RESTORED, MIN_CLAIM * votes.sum(1, keepdims=True))
+    kept |= (restored >= need).any(0)
+    v, f, info = _result(vertices, faces, labels, np.flatnonzero(kept), rule)
+    # each input component (the largest LISTED): how much of it the kept result covers within tau, and
+    # the size of the output piece nearest to most of it (Suzanne's eyes at the quick preset: the head's)
+    covered = np.where(kept[piece], dist, to_kept) <= tau
     out_faces = np.bincount(labels, minlength=n_out)
-    covered = np.bincount(ref_labels[face], weights=dist < tau, minlength=n_in) / np.maximum(votes.sum(1), 1.0)
-    info["inputs"] = [{"faces": parts[c].faces, "covered_1pct": round(float(covered[c]), 4),
-                       "output_faces": int(out_faces[share[c].argmax()])}
+    share = np.bincount(owner, weights=covered, minlength=n_in) / np.maximum(votes.sum(1), 1.0)
+    info["inputs"] = [{"faces": parts[c].faces, "covered_1pct": round(float(share[c]), 4),
+                       "output_faces": int(out_faces[votes[c].argmax()])}
                       for c in sorted(range(n_in), key=lambda c: -parts[c].faces)[:LISTED]]
     return v, f, info
 
