@@ -6,7 +6,8 @@ CPU, denoising off, transparent film, cameras on the full sphere) and each confi
 (``geometry:model``, e.g. ``sdf:nstr``, ``sdf:hashgrid``, ``density:nstr``, ``density:hashgrid``, all at
 the same field parameter budget and steps) it reports side by side: test-view PSNR / SSIM, and the
 extracted mesh against the true one: Chamfer-L1, F@1%, normal consistency (nstr.geometry.metrics, in
-the true mesh's unit box), watertightness and genus (nstr.nerf.mesh_metrics), and the time.
+the true mesh's unit box; exact distances, so the true mesh scores 1), watertightness, components and
+genus (nstr.geometry.topology), and the time.
 
     # CPU (this machine): tiny scenes
     flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_nerf.py --scenes cube,suzanne --views 24 --res 64
@@ -107,9 +108,9 @@ def main() -> int:
 
     from nstr.geometry.export import write_mesh
     from nstr.geometry.mesh import Mesh
-    from nstr.geometry.metrics import CONVENTION_POINTS, mesh_metrics
+    from nstr.geometry.metrics import mesh_metrics
+    from nstr.geometry.topology import topology
     from nstr.nerf.dataset import load_dataset
-    from nstr.nerf.mesh_metrics import topology
     from nstr.nerf.truth_scenes import load_true_mesh, render_truth_scene
     from nstr.tasks.nerf import fit_nerf, mesh_arrays, nerf_config, save_renders
 
@@ -123,7 +124,7 @@ def main() -> int:
                                     args.test_views, args.res, samples=args.samples)
         render_s = time.perf_counter() - t0
         true_v, true_f = load_true_mesh(folder)
-        true_topo = topology(true_v, true_f)
+        true_topo = topology(true_f)
         dataset = load_dataset(folder, args.res)
         pictures = [("true mesh", true_v, true_f)]
         for config in args.configs.split(","):
@@ -147,12 +148,13 @@ def main() -> int:
                 arrays = mesh_arrays(res)
                 row["mesh_s"] = round(time.perf_counter() - t2, 1)
                 v, f = arrays["vertices"].astype(np.float64), arrays["faces"].astype(np.int64)
-                m = mesh_metrics(Mesh(v, f), Mesh(true_v, true_f), n_points=CONVENTION_POINTS)
-                topo = topology(v, f)
+                m = mesh_metrics(Mesh(v, f), Mesh(true_v, true_f))
+                topo = topology(f)
                 row.update(chamfer_l1=m["chamfer_l1"], fscore_1pct=m["fscore_1pct"],
                            normal_consistency=m["normal_consistency"], iou=m["iou"],
                            watertight=topo["watertight"], genus=topo["genus"], components=topo["components"],
-                           true_genus=true_topo["genus"])
+                           true_genus=true_topo["genus"], true_components=true_topo["components"],
+                           dropped=res.report["mesh"]["floaters"]["dropped"])
                 write_mesh(args.out / scene / f"{geometry}_{model}.ply",
                            {**arrays, "color_local_frequency": arrays["color_albedo"]})
                 pictures.append((f"{geometry} {model}: F@1% {m['fscore_1pct']:.2f}", v, f))
@@ -165,14 +167,15 @@ def main() -> int:
                                                                "rows": rows}, indent=2, default=str))
         picture(args.out / f"{scene}_meshes.png", pictures)
     head = ("| scene | geometry | model | params (field) | steps | train s | PSNR dB | SSIM | Chamfer-L1 | F@1% | "
-            "normal cons. | watertight | genus (true) | load |")
+            "normal cons. | watertight | components (true; dropped) | genus (true) | load |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         if "mesh_error" in r:
-            mesh = f"no mesh: {r['mesh_error'][:40]} | | | | "
+            mesh = f"no mesh: {r['mesh_error'][:40]} | | | | | "
         else:
             mesh = (f"{r['chamfer_l1']:.4f} | {r['fscore_1pct']:.3f} | {r['normal_consistency']:.3f} | "
-                    f"{'yes' if r['watertight'] else 'no'} | {r['genus']} ({r['true_genus']})")
+                    f"{'yes' if r['watertight'] else 'no'} | {r['components']} ({r['true_components']}; "
+                    f"{r['dropped']}) | {r['genus']} ({r['true_genus']})")
         lines.append(f"| {r['scene']} | {r['geometry']} | {r['model']} | {r['params']:,} ({r['field_params']:,}) | "
                      f"{r['steps']} | {r['train_s']:.0f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {mesh} | {r['load']} |")
     (args.out / "results.md").write_text("\n".join(lines) + "\n")

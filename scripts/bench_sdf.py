@@ -6,11 +6,19 @@ marching-cubes, extraction and ground-truth timings at 256^3, 512^3 and 1024^3.
     .venv/bin/python scripts/bench_sdf.py fits --out bench/sdf --params 60000 --preset quick
     .venv/bin/python scripts/bench_sdf.py timings --out bench/sdf --resolutions 256 512 1024
     flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_sdf.py fidelity --presets quick --out bench/fid
+    flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_sdf.py scores --out bench/scores
 
-fidelity: every shared mesh, Suzanne and the generated 133-hole plate (nstr.geometry.plate), at each
-preset's own configuration (no --params), NSTR and hash grid: IoU, F@1%, Chamfer, normal consistency,
-the extraction resolution chosen, genus, time per stage (sample, fit, extract, attributes, score),
-and OUT/fidelity_MESH_MODEL_PRESET.png, the result beside its input. --resume skips rows done.
+fidelity: every shared mesh, Suzanne, the generated 133-hole plate (nstr.geometry.plate) and the
+120-hole block (nstr.geometry.holes_block), at each preset's own configuration (no --params), NSTR and
+hash grid: IoU, F@1%, Chamfer, normal consistency (nstr.geometry.metrics), the extraction resolution
+chosen, components and genus of input and result (nstr.geometry.topology) and the floaters dropped,
+time per stage (sample, fit, extract, attributes, score), and OUT/fidelity_MESH_MODEL_PRESET.png, the
+result beside its input, and the result itself (OUT/fidelity_MESH_MODEL_PRESET.npz). --resume skips
+rows done; --rescore fits nothing and scores the kept results again (after a change to the scores).
+
+scores: each mesh scored against itself (the ceiling every fit is measured under) by the scoring path
+of the reports, beside the anchors' convention (nearest neighbour between two 100k-point sets, whose
+floor depends on the mesh's area), with the scoring time and the mesh's topology.
 
 Writes OUT/fits.json + OUT/fits.md (table), OUT/MESH_attributes.png, OUT/timings.json + .md.
 Run with OMP_NUM_THREADS=1 on a shared CPU: two threads on two busy cores thrash.
@@ -34,6 +42,7 @@ MODELS = ("nstr", "siren", "ffn", "hashgrid")
 
 
 def load(name: str):  # noqa: ANN201
+    from nstr.geometry.holes_block import holes_block
     from nstr.geometry.mesh import load_mesh, mesh_from_arrays
     from nstr.geometry.plate import holes_plate
     from nstr.geometry.suzanne import suzanne_arrays
@@ -42,6 +51,10 @@ def load(name: str):  # noqa: ANN201
         return mesh_from_arrays(*suzanne_arrays(), source="bpy primitive_monkey_add")
     if name == "plate":
         return mesh_from_arrays(*holes_plate(), source="nstr.geometry.plate.holes_plate() (133 holes, mm)")
+    if name == "holes":
+        block = holes_block()
+        return mesh_from_arrays(block.vertices, block.faces, source=f"nstr.geometry.holes_block.holes_block() "
+                                f"({block.expected['holes']} spherical holes, seed 0, mm)")
     return load_mesh(MESHES_DIR / f"{name}.off")
 
 
@@ -49,15 +62,39 @@ def all_mesh_names() -> list[str]:
     return sorted(p.stem for p in MESHES_DIR.glob("*.off")) + ["suzanne"]
 
 
+GENERATED = ["plate", "holes"]  # the CAD-like parts made in code (nstr.geometry.plate, nstr.geometry.holes_block)
+
+
 # --- fidelity ----------------------------------------------------------------------------------
 FIDELITY_MODELS = ("nstr", "hashgrid")
+SCORES = ("iou", "fscore_1pct", "chamfer_l1", "normal_consistency")
+
+
+def rescore_fidelity(args: argparse.Namespace) -> None:
+    """Score the results a fidelity run kept (OUT/fidelity_*.npz) again with today's scoring path."""
+    from nstr.geometry.export import read_npz
+    from nstr.geometry.mesh import Mesh
+    from nstr.geometry.metrics import mesh_metrics
+
+    out = Path(args.out)
+    rows = json.loads((out / "fidelity.json").read_text())
+    inputs: dict = {}
+    for row in rows:
+        arrays, _ = read_npz(out / f"fidelity_{row['mesh']}_{row['model']}_{row['preset']}.npz")
+        mesh = inputs.setdefault(row["mesh"], load(row["mesh"])[0])
+        m = mesh_metrics(Mesh(arrays["vertices"].astype(np.float64), arrays["faces"].astype(np.int64)), mesh)
+        row.update({k: m[k] for k in SCORES}, t_score=sum(m["seconds"].values()), rescored=m["method"])
+        print(json.dumps({k: row[k] for k in ("mesh", "model", "preset", *SCORES)}), flush=True)
+    (out / "fidelity.json").write_text(json.dumps(rows, indent=1))
+    (out / "fidelity.md").write_text(fidelity_table(rows))
+    print((out / "fidelity.md").read_text())
 
 
 def run_fidelity(args: argparse.Namespace) -> None:
     """The whole matrix (meshes x presets x models) at each preset's own settings; rows appended as they finish."""
     import torch
 
-    from nstr.geometry.metrics import CONVENTION_POINTS, genus
+    from nstr.geometry.export import write_mesh
     from nstr.tasks.sdf import STAGES, fit_sdf, sdf_config
 
     torch.set_num_threads(args.threads)
@@ -67,21 +104,23 @@ def run_fidelity(args: argparse.Namespace) -> None:
     rows = json.loads(path.read_text()) if path.exists() and args.resume else []
     done = {(r["mesh"], r["model"], r["preset"]) for r in rows}
     for preset in args.presets:
-        for name in args.meshes or all_mesh_names() + ["plate"]:
+        for name in args.meshes or all_mesh_names() + GENERATED:
             mesh, report = load(name)
             for model in args.models:
                 if (name, model, preset) in done:
                     continue
-                # scored at the anchors' point count whatever the preset scores itself at (quick: 50k)
-                overrides = {"model": model, "device": "cpu", "task.metric_points": CONVENTION_POINTS}
+                overrides = {"model": model, "device": "cpu"}
                 cfg = sdf_config(preset, {**overrides, **dict(kv.split("=", 1) for kv in args.set)})
                 t0 = time.perf_counter()
                 res = fit_sdf(mesh, cfg, mesh_report=report)
                 wall = time.perf_counter() - t0
                 r, m = res.report, res.report["metrics"]
+                topo = m["topology"]
                 row = {"mesh": name, "model": model, "preset": preset, "params": r["params"], "steps": r["steps"],
-                       **{k: m.get(k) for k in ("iou", "fscore_1pct", "chamfer_l1", "normal_consistency")},
-                       "genus_in": genus(mesh.faces), "genus_out": m["topology"]["genus"],
+                       **{k: m.get(k) for k in SCORES},
+                       "genus_in": topo["input"]["genus"], "genus_out": topo["output"]["genus"],
+                       "components_in": topo["input"]["components"], "components_out": topo["output"]["components"],
+                       "dropped": topo["floaters"]["dropped"],
                        "resolution": r["extraction"]["resolution"],
                        "feature_width": r["extraction"]["resolution_choice"]["feature_width_unit"],
                        "evaluated": r["extraction"]["evaluated_points"],
@@ -91,6 +130,7 @@ def run_fidelity(args: argparse.Namespace) -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 path.write_text(json.dumps(rows, indent=1))
+                write_mesh(out / f"fidelity_{name}_{model}_{preset}.npz", res.arrays)  # to rescore without refitting
                 render_pair(mesh, res.arrays, out / f"fidelity_{name}_{model}_{preset}.png",
                             f"{name} / {model} / {preset}: IoU {row['iou']:.3f}, F@1% {row['fscore_1pct']:.3f}, "
                             f"NC {row['normal_consistency']:.3f}, {row['resolution']}^3")
@@ -99,14 +139,75 @@ def run_fidelity(args: argparse.Namespace) -> None:
 
 
 def fidelity_table(rows: list[dict]) -> str:
-    lines = ["| mesh | model | preset | IoU | F@1% | Chamfer-L1 | NC | genus in/out | res | sample s | fit s | "
-             "extract s | attr s | score s | wall s | load 1m |", "|" + "---|" * 16]
+    lines = ["| mesh | model | preset | IoU | F@1% | Chamfer-L1 | NC | components in/out (dropped) | genus in/out | "
+             "res | sample s | fit s | extract s | attr s | score s | wall s | load 1m |", "|" + "---|" * 17]
     for r in rows:
         lines.append(f"| {r['mesh']} | {r['model']} | {r['preset']} | {r['iou']:.4f} | {r['fscore_1pct']:.4f} | "
-                     f"{r['chamfer_l1']:.5f} | {r['normal_consistency']:.4f} | {r['genus_in']}/{r['genus_out']} | "
+                     f"{r['chamfer_l1']:.5f} | {r['normal_consistency']:.4f} | "
+                     f"{r.get('components_in')}/{r.get('components_out')} ({r.get('dropped')}) | "
+                     f"{r['genus_in']}/{r['genus_out']} | "
                      f"{r['resolution']} | {r['t_sample']:.1f} | {r['t_fit']:.1f} | {r['t_extract']:.1f} | "
                      f"{r['t_attributes']:.1f} | {r['t_score']:.1f} | {r['wall_s']:.1f} | {r['load'][0]:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+# --- scores ------------------------------------------------------------------------------------
+def nearest_neighbour_scores(mesh, n_points: int, seed: int = 0) -> dict[str, float]:  # noqa: ANN001
+    """The anchors' convention, for comparison only: two independent ``n_points`` samplings of the
+    mesh, nearest neighbour between them (what nstr scored with before the exact method)."""
+    from scipy.spatial import cKDTree
+
+    from nstr.geometry.metrics import FSCORE_TAU, unit_box_of
+    from nstr.geometry.mesh import Mesh
+    from nstr.geometry.sampling import surface_points
+
+    lo, size = unit_box_of(mesh)
+    unit = Mesh((mesh.vertices - lo) / size, mesh.faces)
+    rng = np.random.default_rng(seed)
+    (a, _), (b, _) = surface_points(unit, n_points, rng), surface_points(unit, n_points, rng)
+    d_ab, d_ba = cKDTree(b).query(a, workers=-1)[0], cKDTree(a).query(b, workers=-1)[0]
+    p, r = float((d_ab < FSCORE_TAU).mean()), float((d_ba < FSCORE_TAU).mean())
+    return {"fscore_1pct": 2 * p * r / (p + r) if p + r else 0.0, "chamfer_l1": float(0.5 * (d_ab.mean() + d_ba.mean()))}
+
+
+def run_scores(args: argparse.Namespace) -> None:
+    """Every mesh against itself: exact (the reports' path) beside the nearest-neighbour convention."""
+    from nstr.geometry.metrics import CONVENTION_POINTS, mesh_metrics
+    from nstr.geometry.topology import topology
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.meshes or all_mesh_names() + GENERATED:
+        mesh, _ = load(name)
+        t0, cpu = time.perf_counter(), time.process_time()
+        m = mesh_metrics(mesh, mesh)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu
+        topo = topology(mesh.faces, mesh.vertices, list_parts=10**9)
+        area = sum(part["area"] for part in topo["parts"])  # in the mesh's units
+        row = {"mesh": name, "faces": int(len(mesh.faces)), "unit_area": round(area / np.ptp(mesh.vertices, 0).max() ** 2, 3),
+               "components": topo["components"], "genus": topo["genus"], "watertight": topo["watertight"],
+               "fscore_1pct": m["fscore_1pct"], "chamfer_l1": m["chamfer_l1"], "normal_consistency": m["normal_consistency"],
+               "iou": m["iou"], "score_s": round(seconds, 2), "cpu_s": round(cpu, 2),
+               "surface_s": m["seconds"]["surface"], "iou_s": m["seconds"]["iou"],
+               "load": [round(x, 2) for x in os.getloadavg()]}
+        for n in (50_000, CONVENTION_POINTS):
+            nn = nearest_neighbour_scores(mesh, n)
+            row[f"nn{n // 1000}k_fscore_1pct"], row[f"nn{n // 1000}k_chamfer_l1"] = nn["fscore_1pct"], nn["chamfer_l1"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    columns = [("mesh", "{mesh}"), ("faces", "{faces:,}"), ("area (unit box)", "{unit_area}"),
+               ("components", "{components}"), ("genus", "{genus}"), ("F@1% exact", "{fscore_1pct:.4f}"),
+               ("Chamfer exact", "{chamfer_l1:.2e}"), ("NC exact", "{normal_consistency:.4f}"), ("IoU", "{iou:.4f}"),
+               ("score s (F, Chamfer, NC + IoU)", "{score_s:.1f} ({surface_s:.1f} + {iou_s:.1f})"),
+               ("CPU s", "{cpu_s:.1f}"), ("F@1% NN 50k", "{nn50k_fscore_1pct:.4f}"),
+               ("Chamfer NN 50k", "{nn50k_chamfer_l1:.5f}"), ("F@1% NN 100k", "{nn100k_fscore_1pct:.4f}"),
+               ("Chamfer NN 100k", "{nn100k_chamfer_l1:.5f}"), ("load 1m", "{load[0]:.1f}")]
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt.format(**r) for _, fmt in columns) + " |" for r in rows]
+    (out / "scores.json").write_text(json.dumps(rows, indent=1))
+    (out / "scores.md").write_text("\n".join(lines) + "\n")
+    print((out / "scores.md").read_text())
 
 
 # --- fits --------------------------------------------------------------------------------------
@@ -143,7 +244,7 @@ def run_fits(args: argparse.Namespace) -> None:
             write_mesh(out / f"{name}_{model}.npz", res.arrays)
             r = res.report
             row = {"mesh": name, "model": model, "params": r["params"], "steps": r["steps"],
-                   **{k: r["metrics"].get(k) for k in ("iou", "fscore_1pct", "chamfer_l1", "normal_consistency")},
+                   **{k: r["metrics"].get(k) for k in SCORES},
                    **{f"t_{k}": r["timings"].get(k) for k in (*STAGES, "score")},
                    "total_s": round(wall, 1), "faces_in": report.n_faces, "watertight": report.watertight,
                    "pde_relative": (r.get("spectral") or {}).get("pde_relative")}
@@ -317,7 +418,7 @@ def run_timings(args: argparse.Namespace) -> None:
         t = fit_unit_box(mesh.vertices)
         unit = Mesh(t.to_unit(mesh.vertices), mesh.faces)
         t0 = time.perf_counter()
-        gt = MeshSDF(unit.vertices, unit.faces, closed=report.watertight and report.winding_consistent)
+        gt = MeshSDF(unit.vertices, unit.faces, closed=report.watertight)
         build = time.perf_counter() - t0
         spec = SamplingSpec(n_samples=args.gt_points)
         s = sample_sdf(unit, spec, gt)  # not cached: times the ground truth itself
@@ -374,12 +475,18 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--models", nargs="+", default=list(FIDELITY_MODELS), choices=MODELS)
     d.add_argument("--set", nargs="*", default=[], help="extra overrides KEY=VALUE for every row (ablations)")
     d.add_argument("--resume", action="store_true", help="skip (mesh, model, preset) rows already in fidelity.json")
-    for q in (f, t, r, d):
+    d.add_argument("--rescore", action="store_true", help="no fitting: score the kept results in OUT again")
+    sc = sub.add_parser("scores", help="each mesh against itself: exact scores beside the nearest-neighbour convention")
+    for q in (f, t, r, d, sc):
         q.add_argument("--out", default=str(REPO / "out" / "bench_sdf"))
         q.add_argument("--meshes", nargs="+")
         q.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    {"fits": run_fits, "timings": run_timings, "render": run_render, "fidelity": run_fidelity}[args.what](args)
+    if args.what == "fidelity" and args.rescore:
+        rescore_fidelity(args)
+        return 0
+    {"fits": run_fits, "timings": run_timings, "render": run_render, "fidelity": run_fidelity,
+     "scores": run_scores}[args.what](args)
     return 0
 
 

@@ -20,7 +20,7 @@ from skimage.measure import marching_cubes as skimage_mc
 from nstr.errors import ConfigError
 from nstr.geometry.extraction import MC_BACKENDS, extract_surface, marching_cubes, resolve_mc
 from nstr.geometry.marching_cubes_torch import TRI_TABLE, marching_cubes_torch
-from nstr.geometry.metrics import euler_characteristic, is_watertight
+from nstr.geometry.topology import euler_characteristic, is_watertight
 
 
 def _grid(n: int) -> np.ndarray:
@@ -58,12 +58,6 @@ def max_vertex_gap(a: np.ndarray, b: np.ndarray) -> float:
     return float(max(cKDTree(b).query(a)[0].max(), cKDTree(a).query(b)[0].max()))
 
 
-def consistently_wound(faces: np.ndarray) -> bool:
-    """Each directed edge used once: neighbouring faces traverse their shared edge in opposite directions."""
-    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    return len(np.unique(directed, axis=0)) == len(directed)
-
-
 def check_contract(v: np.ndarray, f: np.ndarray) -> None:
     assert v.dtype == np.float64 and v.shape[1:] == (3,) and f.dtype == np.int64 and f.shape[1:] == (3,)
     assert len(np.unique(v, axis=0)) == len(v)  # welded: one vertex per crossing
@@ -89,7 +83,7 @@ def test_closed_shapes_match_skimage_and_are_watertight(name: str, vol: np.ndarr
     # the same polygons; a few quads near the torus' saddles split on the other diagonal (volume ~1e-4)
     assert mine.area == pytest.approx(ref.area, rel=1e-4)
     assert mine.volume > 0 and mine.volume == pytest.approx(ref.volume, rel=1e-3)  # outward, as skimage
-    assert is_watertight(f) and consistently_wound(f) and euler_characteristic(f) == euler
+    assert is_watertight(f) and euler_characteristic(f) == euler  # closed and consistently wound
     if name == "sphere":
         assert mine.volume == pytest.approx(4 / 3 * np.pi * 11.3 ** 3, rel=0.01)
 
@@ -110,7 +104,7 @@ def test_smooth_noise_with_ambiguous_cells_matches_skimage(seed: int) -> None:
     mine, ref = trimesh.Trimesh(v, f, process=False), trimesh.Trimesh(sv, sf, process=False)
     assert mine.area == pytest.approx(ref.area, rel=1e-3)  # the tables split some cells differently
     assert mine.volume > 0 and mine.volume == pytest.approx(ref.volume, rel=1e-3)
-    assert is_watertight(f) and consistently_wound(f)
+    assert is_watertight(f)  # closed and consistently wound
 
 
 def test_white_noise_is_crack_free() -> None:
@@ -119,7 +113,7 @@ def test_white_noise_is_crack_free() -> None:
     assert ambiguous_faces(vol) > 1000
     v, f = marching_cubes_torch(torch.as_tensor(vol))
     check_contract(v, f)
-    assert is_watertight(f) and consistently_wound(f)
+    assert is_watertight(f)  # closed and consistently wound
     lv, _, _, _ = skimage_mc(vol, 0.0, allow_degenerate=False, method="lorensen")
     assert len(v) == len(lv) and max_vertex_gap(v, lv) < 1e-5
 

@@ -399,6 +399,15 @@ def test_tiny_blender_scene_trains_and_returns_a_coloured_mesh(suzanne_scene: Pa
 
     meta = decode_meta(arrays["meta_json"])
     assert meta["surface"]["density_threshold"] > 0 and "half opaque" in meta["surface"]["threshold_from"]
+    # the topology the report gives is the mesh's (nstr.geometry.topology), floaters dropped by area
+    from nstr.geometry.topology import topology
+
+    topo = topology(f.astype(np.int64), v.astype(np.float64), list_parts=10**6)
+    assert {k: meta["surface"][k] for k in ("components", "genus", "watertight")} == \
+        {k: topo[k] for k in ("components", "genus", "watertight")}
+    areas = [p["area"] for p in topo["parts"]]
+    assert min(areas) >= 0.01 * max(areas)
+    assert meta["surface"]["floaters"]["components_before"] == topo["components"] + meta["surface"]["floaters"]["dropped"]
     # the mesh is where the cameras saw the object: its vertices project onto the test views' silhouettes
     from scipy import ndimage
 

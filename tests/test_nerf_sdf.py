@@ -1,6 +1,6 @@
-"""SDF NeRF (issue 10): the sphere the SDF starts as, the topology of meshes with known answers, the
-views' alpha read as a mask (and what happens without one), bad views, and a tiny Blender-rendered
-cube whose extracted mesh must be closed, of genus 0 and near the true cube."""
+"""SDF NeRF (issue 10): the sphere the SDF starts as, the views' alpha read as a mask (and what happens
+without one), bad views, and a tiny Blender-rendered cube whose extracted mesh must be closed, of genus
+0 and near the true cube (topology's own known answers: tests/test_topology.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from PIL import Image  # noqa: E402
 from nstr.errors import ConfigError, InputError  # noqa: E402
 from nstr.nerf.dataset import load_dataset  # noqa: E402
 from nstr.nerf.masks import inspect_masks  # noqa: E402
-from nstr.nerf.mesh_metrics import keep_large_components, topology  # noqa: E402
+from nstr.geometry.topology import topology  # noqa: E402
 
 
 def _look_at(eye: np.ndarray) -> list[list[float]]:
@@ -74,31 +74,6 @@ def test_the_sdf_starts_as_a_sphere_for_every_model(model: str) -> None:
     assert float(err.mean()) < 0.05 and float(err.max()) < 0.25, (float(err.mean()), float(err.max()))
     _, grad, _, _ = field.sdf_and_gradient(x)
     assert float((grad.norm(dim=-1) - 1).abs().median()) < 0.3  # close to a distance already
-
-
-def test_topology_of_known_meshes() -> None:
-    import trimesh
-
-    box = trimesh.creation.box()
-    t = topology(box.vertices, box.faces)
-    assert t["watertight"] and t["genus"] == 0 and t["components"] == 1
-    torus = trimesh.creation.torus(1.0, 0.3)
-    assert topology(torus.vertices, torus.faces)["genus"] == 1
-    two = trimesh.util.concatenate([box, torus.apply_translation([5, 0, 0])])
-    t2 = topology(two.vertices, two.faces)
-    assert t2["watertight"] and t2["components"] == 2 and t2["genus"] == 1
-    opened = box.faces[1:]
-    t3 = topology(box.vertices, opened)
-    assert not t3["watertight"] and t3["boundary_edges"] == 3 and t3["genus"] is None
-    flipped = box.faces.copy()
-    flipped[0] = flipped[0, ::-1]
-    assert topology(box.vertices, flipped)["misoriented_edges"] == 3
-    # a speck next to a big component is dropped, the big one kept intact
-    speck = trimesh.creation.icosphere(0).apply_scale(0.01).apply_translation([3, 0, 0])
-    big = trimesh.creation.icosphere(3)
-    both = trimesh.util.concatenate([big, speck])
-    v, f, dropped = keep_large_components(both.vertices, both.faces, 0.05)
-    assert dropped == 1 and len(f) == len(big.faces) and topology(v, f)["watertight"]
 
 
 def test_geometry_option_is_checked() -> None:
@@ -207,8 +182,11 @@ def test_sdf_nerf_on_a_blender_cube_gives_a_watertight_mesh_near_the_true_one(cu
     assert report["geometry"] == "sdf" and report["masks"] == "alpha"
     true_v, true_f = load_true_mesh(cube_scene)
     v, f = arrays["vertices"].astype(np.float64), arrays["faces"].astype(np.int64)
-    topo = topology(v, f)
+    topo = topology(f)
     assert topo["watertight"] and topo["genus"] == 0 and topo["components"] == 1, topo
+    assert {k: report["mesh"][k] for k in ("watertight", "genus", "components")} == \
+        {k: topo[k] for k in ("watertight", "genus", "components")}  # the report counts the same way
+    assert report["mesh"]["floaters"]["components_before"] == 1 + report["mesh"]["floaters"]["dropped"]
     m = mesh_metrics(Mesh(v, f), Mesh(true_v, true_f), n_points=20000)
     print(f"tiny cube: chamfer {m['chamfer_l1']:.4f}, F@1% {m['fscore_1pct']:.3f}, NC "
           f"{m['normal_consistency']:.3f}, psnr {report['metrics']['psnr']:.2f}")

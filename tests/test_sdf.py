@@ -17,6 +17,8 @@ from nstr.errors import Cancelled, ConfigError, InputError
 from nstr.geometry.export import read_npz
 from nstr.geometry.mesh import mesh_from_arrays
 from nstr.tasks import JOB_TASKS
+from nstr.geometry.metrics import METHOD
+from nstr.geometry.topology import topology
 from nstr.tasks.sdf import fit_sdf, run_job, sdf_config, validate_job
 
 CENTER, RADIUS = np.array([10.0, -5.0, 3.0]), 2.0
@@ -59,6 +61,15 @@ def test_fitted_sphere_is_in_the_input_frame_and_close_to_analytic(ball_fit) -> 
     assert out.volume > 0  # outward faces
     m = result.report["metrics"]
     assert m["iou"] > 0.9 and m["fscore_1pct"] > 0.5 and np.isfinite(m["chamfer_l1"])
+    # how it was scored, and the input's and the result's topology, counted by nstr.geometry.topology
+    assert m["method"] == METHOD and m["points"] == 20000 and m["self_score"]["fscore_1pct"] == 1.0
+    topo = m["topology"]
+    assert {k: topo["input"][k] for k in ("components", "genus", "watertight")} == \
+        {"components": 1, "genus": 0, "watertight": True}
+    keys = ("components", "genus", "watertight", "boundary_loops")
+    assert {k: topo["output"][k] for k in keys} == {k: topology(f)[k] for k in keys} == \
+        {"components": 1, "genus": 0, "watertight": True, "boundary_loops": 0}
+    assert topo["floaters"]["components_before"] == 1 + topo["floaters"]["dropped"]
     assert set(result.report["timings"]) >= {"sample", "fit", "extract", "attributes", "score"}
     assert result.report["precision"]["autocast"] == "off"  # the CPU never autocasts; the policy is on record
     assert result.report["samples"]["ground_truth"] == "libigl"  # task.ground_truth=auto on the CPU
@@ -121,6 +132,7 @@ def test_job_interface_runs_baseline_and_cancels(ball: trimesh.Trimesh, tmp_path
     ({"preset": "fast"}, None, ConfigError),
     ({"preset": "quick", "task.bogus": 1}, None, ConfigError),
     ({"preset": "quick", "task.smooth_steps": 3}, None, ConfigError),  # odd: would end on a shrinking step
+    ({"preset": "quick", "task.keep_all_components": "maybe"}, None, ConfigError),
     ({"preset": "quick"}, {"vertices": np.zeros((3, 3), np.float32)}, InputError),
     ({"preset": "quick"}, {"vertices": np.zeros((0, 3), np.float32), "faces": np.zeros((0, 3), np.int32)}, InputError),
     ({"preset": "quick"}, {"vertices": np.eye(3, dtype=np.float32), "faces": np.array([[0, 1, 5]], np.int32)},

@@ -11,7 +11,9 @@ HELP = "fit a signed distance field to a mesh (OBJ/PLY/STL/OFF/GLB); extract it 
 DESCRIPTION = """Fit a neural signed distance field to a triangle mesh (watertight or not), extract
 its zero level set with marching cubes, colour the vertices with the spectral-flow attributes
 (NSTR only: local frequency, bandwidth, drift, transport residual) and score the result against
-the input: chamfer_l1, normal_consistency, fscore_1pct, iou.
+the input: chamfer_l1, normal_consistency, fscore_1pct, iou (backend/docs/metrics.md). Components
+the input does not have (specks of the fit) are dropped unless --set task.keep_all_components=true;
+the report lists the input's and the result's components and genus.
 
 The output mesh is in the input's own coordinates, faces wound outward:
   OUT.ply   vertex colours = local frequency; raw attributes as extra vertex properties
@@ -63,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
     m, t = report["metrics"], report["timings"]
     print(f"sdf {report['model']}: {report['params']:,} params, {report['steps']} steps on {report['device']}; "
           + ", ".join(f"{k} {m[k]:.4g}" for k in ("chamfer_l1", "normal_consistency", "fscore_1pct", "iou") if k in m))
+    if "topology" in m:
+        topo = m["topology"]
+        print(f"topology: input {topo['input']['components']} component(s), genus {topo['input']['genus']}; "
+              f"result {topo['output']['components']}, genus {topo['output']['genus']}; "
+              f"{topo['floaters']['dropped']} floater(s) dropped")
     print("seconds: " + ", ".join(f"{k} {t[k]:.1f}" for k in ("sample", "fit", "extract", "attributes")))
     print(f"wrote {output} ({report['extraction']['vertices']:,} vertices, {report['extraction']['faces']:,} faces)")
     return 0

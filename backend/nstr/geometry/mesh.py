@@ -47,22 +47,32 @@ class MeshReport:
     n_vertices: int
     n_faces: int
     n_parts: int  # geometries in the file/scene that were concatenated
-    n_components: int  # pieces of faces connected through shared edges
+    n_components: int  # pieces of faces connected through shared edges (nstr.geometry.topology)
     open_edges: int  # edges used by exactly one face
     nonmanifold_edges: int  # edges used by three or more faces
-    watertight: bool
-    winding_consistent: bool
+    watertight: bool  # every edge used by two faces in opposite directions (nstr.geometry.topology)
+    winding_consistent: bool  # no edge used by 3+ faces or twice in one direction (open meshes may be)
     degenerate_faces_removed: int
     unreferenced_vertices: int
     bounds: list[list[float]]
     warnings: list[str] = field(default_factory=list)
     merged_vertices: int = 0  # exact duplicates welded (triangle soups such as STL)
+    misoriented_edges: int = 0  # two-face edges both faces run in the same direction (a flipped face)
+    genus: int | None = None  # summed over components; None where one is not an oriented manifold
+    boundary_loops: int = 0  # closed chains of open edges (holes in the surface)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def closedness(self) -> str:
+        """'watertight', or 'not watertight (why)'."""
+        why = [f"{n} {what}" for n, what in ((self.open_edges, "open edges"),
+                                              (self.nonmanifold_edges, "edges used by 3+ faces"),
+                                              (self.misoriented_edges, "edges wound the same way by both faces")) if n]
+        return "watertight" if self.watertight else f"not watertight ({', '.join(why)})"
+
     def summary(self) -> str:
-        closed = "watertight" if self.watertight else f"not watertight ({self.open_edges} open edges)"
+        closed = self.closedness()
         return (f"{self.n_vertices} vertices, {self.n_faces} faces, {self.n_components} component(s), {closed}"
                 + (f", {self.degenerate_faces_removed} degenerate faces removed" if self.degenerate_faces_removed else ""))
 
@@ -209,49 +219,26 @@ def validate_mesh(vertices: Any, faces: Any, source: str = "arrays", n_parts: in
 
 
 def describe(v: np.ndarray, f: np.ndarray, *, source: str, n_parts: int, n_degenerate: int) -> MeshReport:
-    """Topology facts (open edges, components, orientation) computed with plain numpy/scipy."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    """Topology facts (open edges, components, orientation, genus) by :mod:`nstr.geometry.topology`,
+    the same definitions every report uses."""
+    from nstr.geometry.topology import components, edge_table, face_components, is_watertight
 
-    # one int64 key per edge slot (slot k of face i is edge k * F + i); lean on memory, since the server
-    # runs this on every upload: sorted keys give counts, winding and face adjacency without more copies
-    n_f, n_v = len(f), len(v)
-    a_idx = f.reshape(-1, order="F") if f.flags.f_contiguous else np.concatenate([f[:, 0], f[:, 1], f[:, 2]])
-    b_idx = np.concatenate([f[:, 1], f[:, 2], f[:, 0]])
-    directed = a_idx * n_v + b_idx
-    undirected = np.minimum(a_idx, b_idx) * n_v + np.maximum(a_idx, b_idx)
-    del a_idx, b_idx
-    # consistent winding: every interior manifold edge is traversed once in each direction
-    directed.sort()
-    directed_repeats = bool((directed[1:] == directed[:-1]).any())
-    del directed
-    order = np.argsort(undirected, kind="stable")
-    keys = undirected[order]
-    del undirected
-    same = keys[1:] == keys[:-1]
-    starts = np.flatnonzero(np.concatenate([[True], ~same]))
-    counts = np.diff(np.append(starts, len(keys)))
-    del keys
-    open_edges = int((counts == 1).sum())
-    nonmanifold = int((counts > 2).sum())
-    winding_consistent = not directed_repeats and nonmanifold == 0
-    # components: faces joined through shared edges (pieces that only touch at a vertex, like
-    # Suzanne's eyes, stay separate): consecutive slots with the same key link their faces
-    face = (order % n_f).astype(np.int32)
-    del order
-    link = np.flatnonzero(same)
-    graph = coo_matrix((np.ones(len(link), np.int8), (face[link], face[link + 1])), shape=(n_f, n_f))
-    del face, link, same
-    _, labels = connected_components(graph, directed=False)
-    n_comp = len(np.unique(labels))
+    table = edge_table(f)
+    parts = components(f, table=table, labels=face_components(table))
+    open_edges, nonmanifold = int(table.boundary.sum()), int(table.nonmanifold.sum())
+    misoriented = int(table.misoriented.sum())
+    genus = None if any(p.genus is None for p in parts) else int(sum(p.genus for p in parts))
+    watertight = is_watertight(table)
     used = np.unique(f)
     notes = []
-    if n_f > HUGE_FACE_COUNT:
-        notes.append(f"huge mesh ({n_f} faces): ground truth and metrics will be slow; sample counts are unchanged")
-    if open_edges:
-        notes.append(f"not watertight: {open_edges} open edges; inside/outside comes from the winding number")
-    return MeshReport(source=source, n_vertices=len(v), n_faces=n_f, n_parts=n_parts, n_components=int(n_comp),
-                      open_edges=open_edges, nonmanifold_edges=nonmanifold,
-                      watertight=open_edges == 0 and nonmanifold == 0, winding_consistent=winding_consistent,
-                      degenerate_faces_removed=n_degenerate, unreferenced_vertices=int(len(v) - len(used)),
-                      bounds=[v[used].min(0).tolist(), v[used].max(0).tolist()], warnings=notes)
+    if len(f) > HUGE_FACE_COUNT:
+        notes.append(f"huge mesh ({len(f)} faces): ground truth and metrics will be slow; sample counts are unchanged")
+    report = MeshReport(source=source, n_vertices=len(v), n_faces=len(f), n_parts=n_parts, n_components=len(parts),
+                        open_edges=open_edges, nonmanifold_edges=nonmanifold, misoriented_edges=misoriented,
+                        watertight=watertight, winding_consistent=nonmanifold == 0 and misoriented == 0,
+                        genus=genus, boundary_loops=int(sum(p.boundary_loops for p in parts)),
+                        degenerate_faces_removed=n_degenerate, unreferenced_vertices=int(len(v) - len(used)),
+                        bounds=[v[used].min(0).tolist(), v[used].max(0).tolist()], warnings=notes)
+    if not watertight:
+        notes.append(f"{report.closedness()}: inside/outside comes from the winding number")
+    return report

@@ -125,12 +125,13 @@ def surface_points(mesh: Mesh, n: int, rng: np.random.Generator,
                    weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Area-weighted uniform points on the triangles (density area x ``weight`` per face when given)
     and their (unoriented) face normals."""
-    pts, normals, _ = _surface_points(mesh, n, rng, weight)
+    pts, normals, _ = surface_samples(mesh, n, rng, weight)
     return pts, normals
 
 
-def _surface_points(mesh: Mesh, n: int, rng: np.random.Generator,
+def surface_samples(mesh: Mesh, n: int, rng: np.random.Generator,
                     weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`surface_points` plus the face each point lies on."""
     tri = mesh.vertices[mesh.faces]
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     area = np.linalg.norm(cross, axis=1)
@@ -181,9 +182,9 @@ def _sample(mesh: Mesh, spec: SamplingSpec, gt: MeshSDF, face_width: np.ndarray 
     n_unif = spec.n_samples - n_surf - n_near
     n_on = n_surf + n_near
     n_detail = int(round(n_on * spec.detail_fraction))
-    surf, normals, face = _surface_points(mesh, n_on - n_detail, rng)
+    surf, normals, face = surface_samples(mesh, n_on - n_detail, rng)
     if n_detail:
-        ds, dn, df = _surface_points(mesh, n_detail, rng, detail_weight(mesh, face_width))
+        ds, dn, df = surface_samples(mesh, n_detail, rng, detail_weight(mesh, face_width))
         mix = rng.permutation(n_on)  # detail points spread over the surface and every near scale
         surf, normals, face = (np.concatenate([surf, ds])[mix], np.concatenate([normals, dn])[mix],
                                np.concatenate([face, df])[mix])

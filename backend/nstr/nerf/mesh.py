@@ -99,8 +99,14 @@ def bake_colors(model: RadianceField, vertices: np.ndarray, normals: np.ndarray,
 
 
 def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, threshold: float,
-                 bake: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Arrays per architecture.md (world coordinates) and meta (ranges, colormaps, units, threshold)."""
+                 bake: bool = True, min_component_share: float = 0.01, keep_all_components: bool = False
+                 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays per architecture.md (world coordinates) and meta (ranges, colormaps, units, threshold,
+    topology); components under ``min_component_share`` of the largest one's area are dropped unless
+    ``keep_all_components`` (a NeRF has no input mesh to claim them: nstr.geometry.floaters)."""
+    from nstr.geometry.floaters import drop_floaters
+    from nstr.geometry.topology import topology
+
     dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -120,8 +126,8 @@ def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, threshold
         if len(ex.faces) == 0:
             raise NoSurfaceError(f"the density field has no surface above the threshold {threshold:.3g}",
                                  "Train longer (more steps), or set a lower task.mesh_threshold")
-        verts = ex.vertices.astype(np.float64)
-        faces = ex.faces.astype(np.int64)
+        verts, faces, floaters = drop_floaters(ex.vertices.astype(np.float64), ex.faces.astype(np.int64),
+                                               keep_all=keep_all_components, min_share=min_component_share)
         normals = vertex_normals(verts, faces)
         arrays: dict[str, np.ndarray] = {}
         meta: dict[str, Any] = {"ranges": {}, "colormaps": {}, "units": {}}
@@ -140,7 +146,8 @@ def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, threshold
     arrays["faces"] = faces.astype(np.int32)
     meta["units"] = {**meta.get("units", {}), "color_albedo": "sRGB radiance seen along the inward normal"}
     meta["surface"] = {"density_threshold": threshold, "resolution": resolution,
-                       "density_units": "per unit of the field's [-1, 1] box"}
+                       "density_units": "per unit of the field's [-1, 1] box", "floaters": floaters,
+                       **topology(faces, world)}
     meta["timings"] = {"extract_s": round(t1 - t0, 3), "bake_s": round(t2 - t1, 3), "attributes_s": round(t3 - t2, 3)}
     return arrays, meta
 
@@ -158,14 +165,15 @@ def bake_sdf_colors(model: Any, vertices: np.ndarray, chunk: int = 16384) -> np.
     return out
 
 
-def extract_sdf_mesh(model: Any, box: SceneBox, resolution: int, bake: bool = True,
-                     min_component_share: float = 0.01) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def extract_sdf_mesh(model: Any, box: SceneBox, resolution: int, bake: bool = True, min_component_share: float = 0.01,
+                     keep_all_components: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The SDF's zero level set as arrays per architecture.md (world coordinates) and meta.
 
     The SDF is forced positive on the cube's walls, so every surface marching cubes finds is closed;
-    components with fewer than ``min_component_share`` of the largest one's faces are dropped.
+    components under ``min_component_share`` of the largest one's area are dropped unless ``keep_all_components``.
     """
-    from nstr.nerf.mesh_metrics import keep_large_components, topology
+    from nstr.geometry.floaters import drop_floaters
+    from nstr.geometry.topology import topology
 
     dev = next(model.parameters()).device
     was_training = model.training
@@ -187,8 +195,8 @@ def extract_sdf_mesh(model: Any, box: SceneBox, resolution: int, bake: bool = Tr
         if len(ex.faces) == 0:
             raise NoSurfaceError("the SDF has no zero level set inside the scene box",
                                  "Train longer (more steps), or check that the views show the object")
-        verts, faces, dropped = keep_large_components(ex.vertices.astype(np.float64), ex.faces.astype(np.int64),
-                                                      min_component_share)
+        verts, faces, floaters = drop_floaters(ex.vertices.astype(np.float64), ex.faces.astype(np.int64),
+                                               keep_all=keep_all_components, min_share=min_component_share)
         arrays: dict[str, np.ndarray] = {}
         meta: dict[str, Any] = {"ranges": {}, "colormaps": {}, "units": {}}
         if bake:
@@ -206,7 +214,7 @@ def extract_sdf_mesh(model: Any, box: SceneBox, resolution: int, bake: bool = Tr
     arrays["vertices"] = world.astype(np.float32)
     arrays["faces"] = faces.astype(np.int32)
     meta["units"] = {**meta.get("units", {}), "color_albedo": "sRGB colour seen along the inward normal"}
-    meta["surface"] = {"geometry": "sdf", "level": 0.0, "resolution": resolution,
-                       "dropped_components": dropped, **topology(verts, faces)}
+    meta["surface"] = {"geometry": "sdf", "level": 0.0, "resolution": resolution, "floaters": floaters,
+                       **topology(faces, world)}
     meta["timings"] = {"extract_s": round(t1 - t0, 3), "bake_s": round(t2 - t1, 3), "attributes_s": round(t3 - t2, 3)}
     return arrays, meta

@@ -84,7 +84,8 @@ class NerfOptions:
     # scores 0.93), F@1% 0.81 off against 0.76 at 0.5; the waves on the flat faces stayed (so did raising
     # lambda_smooth: 0.75 at 0.3, 0.50 at 1.0; 0: 0.74)
     coarse_to_fine: float = 0.0
-    min_component_share: float = 0.01  # mesh components smaller than this share of the largest are dropped
+    min_component_share: float = 0.01  # mesh components under this share of the largest one's area are dropped
+    keep_all_components: bool = False  # keep every component of the mesh (floaters too)
     # sdf: "separate" = the colour head's features from their own small grid (nstr.nerf.sdf_field), so the colour
     # loss reaches the geometry only through normals and opacity; "shared" = from the SDF network (NeuS). Measured
     # (scripts/bench_nerf.py, 24 views at 64 px, 600 steps, 50k points): cube F@1% 0.21 -> 0.54 (hash grid),
@@ -436,20 +437,20 @@ def mesh_arrays(result: NerfResult) -> dict[str, np.ndarray]:
     density level), baked albedo, and the spectral-flow attributes of the field (NSTR only)."""
     from nstr.geometry.export import encode_meta
     from nstr.nerf.mesh import extract_mesh, extract_sdf_mesh, threshold_from_views
-    from nstr.nerf.mesh_metrics import topology
 
     opts: NerfOptions = result.renderer.opts
     result.model.eval()
+    components = {"min_component_share": opts.min_component_share, "keep_all_components": opts.keep_all_components}
     if result.renderer.is_sdf:
         arrays, meta = extract_sdf_mesh(result.model, result.renderer.box, opts.mesh_resolution,
-                                        bake=opts.bake_colors, min_component_share=opts.min_component_share)
+                                        bake=opts.bake_colors, **components)
     else:
         threshold = opts.mesh_threshold or threshold_from_views(result.renderer, result.dataset.train)
         arrays, meta = extract_mesh(result.model, result.renderer.box, opts.mesh_resolution, threshold,
-                                    bake=opts.bake_colors)
+                                    bake=opts.bake_colors, **components)
         meta["surface"]["threshold_from"] = "fixed (task.mesh_threshold)" if opts.mesh_threshold else \
             "median density where training rays through opaque pixels become half opaque"
-        meta["surface"].update(geometry="density", **topology(arrays["vertices"], arrays["faces"]))
+        meta["surface"]["geometry"] = "density"
     if "color_albedo" in arrays:
         meta.setdefault("colormaps", {})["albedo"] = "baked radiance (sRGB)"
     result.report["mesh"] = {"vertices": int(len(arrays["vertices"])), "faces": int(len(arrays["faces"])),

@@ -1,7 +1,10 @@
 """Mesh -> NSTR signed distance field -> marching cubes -> mesh with spectral-flow attributes.
 
-Stages (each timed in ``report["timings"]``): sample (feature size, ground truth), fit, extract,
-attributes, score (metrics against the input; off with ``task.metrics=false``).
+Stages (each timed in ``report["timings"]``): sample (feature size, ground truth), fit, extract
+(marching cubes, smoothing, floaters dropped: :mod:`nstr.geometry.floaters`), attributes, score
+(metrics against the input, :mod:`nstr.geometry.metrics`; off with ``task.metrics=false``). The
+report's ``metrics.topology`` lists the input's and the result's components and genus
+(:mod:`nstr.geometry.topology`) and the components dropped.
 
 Losses (the PDE term is added by :func:`nstr.train.train`):
 
@@ -75,8 +78,10 @@ class SDFOptions:
     smooth_steps: int = 0  # Taubin steps on the extracted mesh (nstr.geometry.smoothing; even: shrink-free)
     eval_chunk: int = 65536
     attributes: bool = True  # spectral-flow attributes on the vertices (measured for every model)
-    metrics: bool = True  # chamfer_l1, normal_consistency, fscore_1pct, iou against the input
-    metric_points: int = CONVENTION_POINTS  # quick scores at 50k: cheaper, and comparable only with itself
+    metrics: bool = True  # chamfer_l1, normal_consistency, fscore_1pct, iou against the input (nstr.geometry.metrics)
+    metric_points: int = CONVENTION_POINTS  # surface samples per mesh (exact distances: the count sets only the noise)
+    keep_all_components: bool = False  # keep floaters too (nstr.geometry.floaters: by default each input
+    #                                    component keeps the output components that cover it)
 
 
 # Presets leave width/depth to each model's own shape (nstr.config.MODEL_SHAPES), so --model swaps
@@ -94,7 +99,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"field": {"n_freqs": 32, "max_freq": 6.0, "grid_levels": 8, "grid_base_res": 8, "grid_max_res": 192,
                         "grid_features": 2, "grid_table_size": 2**17, "transport_width": 16},
               "train": {"steps": 600, "batch_size": 8192, "lr_final_ratio": 0.05, "log_every": 10},
-              "task": {"samples": 200_000, "metric_points": 50_000, "detail_fraction": 0.3, "feature_noise": 0.5,
+              "task": {"samples": 200_000, "detail_fraction": 0.3, "feature_noise": 0.5,
                        "eikonal_weight": 0.02, "normal_weight": 0.05, "gradient_fraction": 0.0625,
                        "resolution_max": 256, "smooth_steps": 6}},
     "default": {"field": {"n_freqs": 64, "max_freq": 12.0, "grid_levels": 12, "grid_base_res": 8,
@@ -311,15 +316,17 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     from nstr.fields import build_field
     from nstr.geometry.attributes import field_sdf_fn, spectral_attributes
     from nstr.geometry.export import encode_meta
-    from nstr.geometry.metrics import mesh_metrics, topology
+    from nstr.geometry.floaters import drop_floaters
+    from nstr.geometry.metrics import mesh_metrics
     from nstr.geometry.smoothing import taubin_smooth
+    from nstr.geometry.topology import topology
 
     opts: SDFOptions = cfg.task
     check_options(opts)
     device = resolve_device(cfg.train.device)
     seed_everything(cfg.train.seed)
     run = TaskRun(progress, should_stop, on_train_progress)
-    closed = bool(mesh_report and mesh_report.watertight and mesh_report.winding_consistent)
+    closed = bool(mesh_report and mesh_report.watertight)
 
     with run.stage("sampling", timing="sample"):
         prep = _sample_stage(mesh, opts, cfg.train.seed, closed, cache_dir, device)
@@ -331,6 +338,9 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     with run.stage("extracting", timing="extract"):
         ext = _extract_stage(field, prep, opts, device)
         ext.vertices = taubin_smooth(ext.vertices, ext.faces, opts.smooth_steps)
+        ext.vertices, ext.faces, floaters = drop_floaters(ext.vertices, ext.faces, keep_all=opts.keep_all_components,
+                                                          reference=(prep.unit.vertices, prep.unit.faces),
+                                                          seed=cfg.train.seed)
     vertices_input = prep.transform.to_input(ext.vertices)
     # float32 keeps ~7 digits: a mesh far from the origin for its size (a unit sphere at x = 1e7) would
     # collapse to a few distinct coordinates, so such meshes keep float64 (architecture.md)
@@ -350,7 +360,8 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
         if opts.metrics:
             metrics.update(mesh_metrics(Mesh(vertices_input, ext.faces), mesh, n_points=opts.metric_points,
                                         seed=cfg.train.seed))
-        metrics["topology"] = topology(ext.faces)
+        metrics["topology"] = {"input": topology(mesh.faces, mesh.vertices),
+                               "output": topology(ext.faces, vertices_input), "floaters": floaters}
     timings = run.rounded_timings()
     timings["extract_eval"], timings["extract_mc"] = round(ext.seconds_eval, 3), round(ext.seconds_mc, 3)
     resolved = dataclasses.replace(cfg, field=getattr(field, "config", cfg.field))
