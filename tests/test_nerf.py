@@ -215,7 +215,7 @@ def test_bad_arrays_and_job_configs_are_rejected_before_queueing(tmp_path: Path)
         validate_job({}, {**good, "train_poses": bad_pose})
     with pytest.raises(InputError, match="'intrinsics' must be 4 numbers"):
         validate_job({}, {**good, "intrinsics": np.zeros(3, np.float32)})
-    with pytest.raises(InputError, match="does not exist on the server"):
+    with pytest.raises(InputError, match="dataset folder .*nowhere does not exist"):  # the words the CLI uses
         validate_job({"dataset_dir": str(tmp_path / "nowhere")}, {})
     with pytest.raises(ConfigError, match="unknown config key"):
         validate_job({"task.no_such_option": 1}, good)

@@ -266,6 +266,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "task.sparse_from": (16, 8192), "task.eval_chunk": (1, 2**22), "task.metric_points": (100, 10_000_000),
     # nerf
     "task.image_size": (0, 4096), "task.n_features": (1, 256), "task.head_width": (1, 4096),
+    "task.max_frames": (1, 100_000), "task.max_pixels": (1, 1 << 32),
     "task.head_depth": (0, 16), "task.render_steps": (1, 4096), "task.n_importance": (0, 1024),
     "task.grid_resolution": (1, 512), "task.grid_update_every": (1, 1_000_000), "task.grid_warmup": (0, 1_000_000),
     "task.eval_views": (0, 1000), "task.render_chunk": (1, 2**22), "task.mesh_resolution": (8, 2048),

@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if args.geometry is not None:
         overrides["task.geometry"] = args.geometry
     cfg = nerf_config(args.preset, overrides)
-    dataset = load_dataset(args.dataset, cfg.task.image_size)
+    dataset = load_dataset(args.dataset, cfg.task.image_size, max_frames=cfg.task.max_frames,
+                           max_pixels=cfg.task.max_pixels)
     result = _fit(dataset, cfg, args)
     renders_dir = output.with_name(output.stem + "_renders")
     renders = _save(result, output, renders_dir, args.no_mesh)

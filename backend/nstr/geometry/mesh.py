@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from nstr.chunked import row_chunks
 from nstr.errors import InputError
 
 SUPPORTED_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
@@ -89,6 +91,8 @@ def load_mesh(path: str | Path) -> tuple[Mesh, MeshReport]:
     if suffix not in SUPPORTED_SUFFIXES:
         raise InputError(f"'{path.name}' has an unsupported mesh format '{suffix or '(none)'}'",
                          "Use one of: " + ", ".join(s[1:].upper() for s in SUPPORTED_SUFFIXES))
+    if suffix == ".obj":
+        check_obj_face_indices(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -99,6 +103,20 @@ def load_mesh(path: str | Path) -> tuple[Mesh, MeshReport]:
                          "Check that the file is a valid mesh; re-export it from your modeller") from None
     vertices, faces, n_parts = _arrays_from_trimesh(loaded, path.name)
     return validate_mesh(vertices, faces, source=str(path), n_parts=n_parts)
+
+
+def check_obj_face_indices(path: Path) -> None:
+    """OBJ counts vertices from 1 (or from the end with -1): trimesh reads a face index 0 as a repeated
+    vertex (a "zero area" face) and one past the end as a crash, so both are named here as what they are."""
+    data = path.read_bytes()
+    n_vertices = len(re.findall(rb"^v[ \t]", data, re.M))
+    face_lines = b"\n".join(re.findall(rb"^f[ \t]+([^\r\n]*)", data, re.M))
+    refs = np.array([int(r) for r in re.findall(rb"(?:^|[ \t\n])([-+]?\d+)", face_lines)], np.int64)
+    bad = (refs == 0) | (refs > n_vertices) | (refs < -n_vertices)
+    if bad.any():
+        raise InputError(f"invalid face index {int(refs[np.argmax(bad)])} in '{path.name}': OBJ counts vertices from 1, "
+                         f"and this file has {n_vertices} (indices 1 to {n_vertices}, or -{n_vertices} to -1)",
+                         "Fix the face lines, or re-export the mesh from your modeller")
 
 
 def _arrays_from_trimesh(loaded: Any, name: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -135,13 +153,18 @@ def mesh_from_arrays(vertices: Any, faces: Any, source: str = "arrays") -> tuple
     return validate_mesh(vertices, faces, source=source)
 
 
-CHECK_CHUNK = 1 << 20  # rows per pass of the cheap checks: memory stays flat whatever the mesh's size
+CHECK_CHUNK = 1 << 16  # rows per pass of the input check: memory stays flat whatever the mesh's size
+MAX_COORDINATE = 1e12  # beyond this a coordinate is a unit or export error (and its square nears float64's range)
+DEGENERATE_AREA = 1e-14  # a face whose doubled area is below this times the mesh's size squared has none
+FLAT_RATIO = 1e-6  # a mesh thinner than this share of its size, in every direction, encloses no volume
 
 
 def check_mesh_arrays(vertices: Any, faces: Any, source: str = "arrays") -> None:
-    """The checks every later stage relies on (shapes, numbers, finite, indices in range), in
-    chunks and without copies, so that a server can refuse a bad upload at submit while holding
-    it memory-mapped; the costlier repairs and descriptions wait for :func:`validate_mesh`."""
+    """The one input check on a mesh, shared by the CLI's loader and the server's submit, so both refuse
+    the same meshes with the same one-line messages: shapes and types, finite and sane coordinates,
+    valid indices, some face with an area, and some volume. It runs in chunks and copies nothing
+    whole, so a server can check a large upload memory-mapped (:mod:`nstr.chunked`); welding and the
+    topology report wait for :func:`validate_mesh`."""
     v = np.asarray(vertices)
     f = np.asarray(faces)
     if v.size == 0:
@@ -156,31 +179,110 @@ def check_mesh_arrays(vertices: Any, faces: Any, source: str = "arrays") -> None
     if f.ndim != 2 or f.shape[1] != 3:
         raise InputError(f"faces must have shape (F, 3) triangles, not {tuple(f.shape)}",
                          "Triangulate the mesh first (Blender: Triangulate modifier)")
-    integral = np.issubdtype(f.dtype, np.integer)
-    if not integral and not np.issubdtype(f.dtype, np.floating):
+    if not np.issubdtype(f.dtype, np.integer) and not np.issubdtype(f.dtype, np.floating):
         raise InputError(f"face indices must be integers, not {f.dtype}", "Send int32 or int64 faces")
-    for s in range(0, len(v), CHECK_CHUNK):
-        bad = ~np.isfinite(v[s:s + CHECK_CHUNK]).all(axis=1)
+    _check_coordinates(v)
+    used = _check_indices(f, len(v))
+    lo, hi = _bounds(v, used)
+    size = float(np.max(hi - lo))
+    if size <= 0:
+        raise InputError("the mesh is degenerate: all its faces collapse to one point", "Give a mesh with some size")
+    kept_used = np.zeros(len(v), bool)
+    n_kept = 0
+    for _, blk in row_chunks(f, CHECK_CHUNK):
+        keep = face_area2(v, blk) > DEGENERATE_AREA * size * size
+        n_kept += int(keep.sum())
+        kept_used[blk[keep].astype(np.int64).reshape(-1)] = True
+    if not n_kept:
+        raise InputError(f"the mesh is degenerate: all {len(f)} faces have zero area",
+                         "Give a mesh whose faces enclose some area")
+    _check_volume(v, kept_used, centre=(lo + hi) / 2)
+
+
+def _check_coordinates(v: np.ndarray) -> None:
+    n_bad = n_huge = 0
+    first_bad = first_huge = -1
+    for s, part in row_chunks(v, CHECK_CHUNK):
+        with np.errstate(invalid="ignore"):
+            reach = np.abs(part).max(axis=1)  # NaN where a coordinate is NaN
+        bad = ~np.isfinite(reach)
+        huge = reach > MAX_COORDINATE  # False for NaN
         if bad.any():
-            n_bad = int(sum((~np.isfinite(v[t:t + CHECK_CHUNK]).all(axis=1)).sum()
-                            for t in range(s, len(v), CHECK_CHUNK)))
-            raise InputError(f"{n_bad} vertices have NaN or infinite coordinates (first: vertex {s + int(np.argmax(bad))})",
-                             "Fix or delete those vertices (Blender: Mesh > Clean Up)")
-    lo, hi = None, None
-    for s in range(0, len(f), CHECK_CHUNK):
-        part = f[s:s + CHECK_CHUNK]
+            first_bad = first_bad if n_bad else s + int(np.argmax(bad))
+            n_bad += int(bad.sum())
+        if huge.any():
+            first_huge = first_huge if n_huge else s + int(np.argmax(huge & ~bad))
+            n_huge += int((huge & ~bad).sum())
+    if n_bad:
+        raise InputError(f"{n_bad} vertices have NaN or infinite coordinates (first: vertex {first_bad})",
+                         "Fix or delete those vertices (Blender: Mesh > Clean Up)")
+    if n_huge:
+        worst = float(np.abs(np.asarray(v[first_huge], np.float64)).max())
+        raise InputError(f"{n_huge} vertices have coordinates beyond +-{MAX_COORDINATE:.0e} (first: vertex {first_huge}, "
+                         f"at {worst:.3g})", "Check the export's unit scale, and move the mesh near the origin")
+
+
+def _check_indices(f: np.ndarray, n_vertices: int) -> np.ndarray:
+    """Integral, in range; returns which vertices the faces use."""
+    integral = np.issubdtype(f.dtype, np.integer)
+    used = np.zeros(n_vertices, bool)
+    for _, part in row_chunks(f, CHECK_CHUNK):
         if not integral and not (np.all(np.isfinite(part)) and np.all(part == np.round(part))):
             raise InputError(f"face indices must be integers, not {f.dtype}", "Send int32 or int64 faces")
-        plo, phi = part.min(), part.max()
-        lo, hi = (plo, phi) if lo is None else (min(lo, plo), max(hi, phi))
-    if lo < 0 or hi >= len(v):
-        worst = int(lo) if lo < 0 else int(hi)
-        raise InputError(f"face index {worst} is out of range for {len(v)} vertices",
-                         "Face indices must be between 0 and V-1 (0-based)")
+        lo, hi = part.min(), part.max()
+        if lo < 0 or hi >= n_vertices:
+            raise InputError(f"invalid face index {int(lo) if lo < 0 else int(hi)}: out of range for {n_vertices} "
+                             f"vertices (indices run from 0 to {n_vertices - 1})",
+                             "Fix the faces' vertex indices (0-based), or re-export the mesh")
+        used[part.astype(np.int64).reshape(-1)] = True
+    return used
+
+
+def _bounds(v: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounding box (float64 corners) of the vertices in ``mask``, in chunks."""
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    for s, part in row_chunks(v, CHECK_CHUNK):
+        sel = part[mask[s:s + len(part)]]
+        if len(sel):
+            lo, hi = np.minimum(lo, sel.min(axis=0)), np.maximum(hi, sel.max(axis=0))
+    return lo, hi
+
+
+def face_area2(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Twice each face's area (float64): one chunk of faces at a time."""
+    idx = f.astype(np.intp, copy=False)
+    a = np.take(v, idx[:, 0], axis=0).astype(np.float64)
+    b = (np.take(v, idx[:, 1], axis=0) - a).T
+    c = (np.take(v, idx[:, 2], axis=0) - a).T
+    x, y, z = b[1] * c[2] - b[2] * c[1], b[2] * c[0] - b[0] * c[2], b[0] * c[1] - b[1] * c[0]
+    return np.sqrt(x * x + y * y + z * z)
+
+
+def _check_volume(v: np.ndarray, mask: np.ndarray, centre: np.ndarray) -> None:
+    """Refuse a mesh whose vertices (those of faces with an area) all lie in one plane, whatever its tilt:
+    the smallest principal spread against the largest, from one chunked pass of moments about ``centre``
+    (the box's centre: a mesh far from the origin keeps its precision)."""
+    n, total, outer = 0, np.zeros(3), np.zeros((3, 3))
+    for s, part in row_chunks(v, CHECK_CHUNK):
+        sel = part[mask[s:s + len(part)]].astype(np.float64) - centre
+        n += len(sel)
+        total += sel.sum(axis=0)
+        outer += sel.T @ sel
+    mean = total / n
+    spread, axes = np.linalg.eigh(outer / n - np.outer(mean, mean))
+    spread = np.sqrt(np.maximum(spread, 0.0))
+    if spread[0] <= FLAT_RATIO * spread[2]:
+        normal = axes[:, 0]
+        axis = int(np.argmax(np.abs(normal)))
+        where = ("along " + "xyz"[axis]) if abs(normal[axis]) > 1 - 1e-9 else \
+            "in a tilted plane (normal " + ", ".join(f"{c:.2f}" for c in normal) + ")"
+        raise InputError(f"the mesh has zero volume: it is flat {where}",
+                         "An SDF needs a solid; give the surface thickness (Blender: Solidify modifier)")
 
 
 def validate_mesh(vertices: Any, faces: Any, source: str = "arrays", n_parts: int = 1) -> tuple[Mesh, MeshReport]:
-    """Check everything later stages rely on; describe what is imperfect but usable."""
+    """Check everything later stages rely on (:func:`check_mesh_arrays`), drop the faces without area,
+    and describe what is imperfect but usable."""
     check_mesh_arrays(vertices, faces, source)
     v = np.asarray(vertices).astype(np.float64)
     f = np.asarray(faces).astype(np.int64)
@@ -190,29 +292,12 @@ def validate_mesh(vertices: Any, faces: Any, source: str = "arrays", n_parts: in
     welded, inverse = np.unique(v, axis=0, return_inverse=True)
     if len(welded) < n_before:
         v, f = welded, inverse.reshape(-1)[f]
-    extent = np.ptp(v[np.unique(f)], axis=0)
-    size = float(extent.max())
-    if size <= 0:
-        raise InputError("the mesh is degenerate: all its faces collapse to one point",
-                         "Give a mesh with some size")
+    size = float(np.ptp(v[np.unique(f)], axis=0).max())
     # zero-area faces carry no surface; drop them but say so
-    area2 = np.empty(len(f))
-    for s0 in range(0, len(f), 1 << 18):  # in blocks: the server validates every upload, memory stays flat
-        blk = f[s0:s0 + (1 << 18)]
-        a = v[blk[:, 0]]
-        area2[s0:s0 + len(blk)] = np.linalg.norm(np.cross(v[blk[:, 1]] - a, v[blk[:, 2]] - a), axis=1)
-    keep = area2 > 1e-14 * size * size
+    area2 = np.concatenate([face_area2(v, blk) for _, blk in row_chunks(f, 1 << 18)])
+    keep = area2 > DEGENERATE_AREA * size * size
     n_degenerate = int((~keep).sum())
-    if not keep.any():
-        raise InputError(f"the mesh is degenerate: all {len(f)} faces have zero area",
-                         "Give a mesh whose faces enclose some area")
     f = f[keep]
-    used = np.unique(f)
-    extent = np.ptp(v[used], axis=0)
-    if extent.min() <= 1e-6 * extent.max():
-        axis = "xyz"[int(np.argmin(extent))]
-        raise InputError(f"the mesh has zero volume: it is flat along {axis}",
-                         "An SDF needs a solid; give the surface thickness (Blender: Solidify modifier)")
     report = describe(v, f, source=source, n_parts=n_parts, n_degenerate=n_degenerate)
     report.merged_vertices = n_before - len(v)
     return Mesh(vertices=v, faces=f), report

@@ -4,7 +4,12 @@ A folder holds ``transforms_train.json`` / ``_val`` / ``_test`` (or one ``transf
 every 8th frame is then held out for testing). Intrinsics are ``camera_angle_x`` (square pixels,
 centred principal point) or ``fl_x``/``fl_y``/``cx``/``cy``/``w``/``h``. Each frame has ``file_path``
 (with or without ``.png``) and a camera-to-world ``transform_matrix`` in Blender's convention.
-Every problem becomes an :class:`~nstr.errors.InputError` naming the file and the field.
+Every problem becomes an :class:`~nstr.errors.InputError` naming the file and the field. Every file
+read from a folder (the transforms files and the images) must lie inside it, symlinks resolved, and
+one that does not gets the same answer whether its target exists or not (a server reads these).
+Loading is bounded before any image is decoded (``max_frames`` views, ``max_pixels`` pixels in all,
+the task's ``task.max_frames`` / ``task.max_pixels``) and reports each chunk of frames to a
+``progress`` callback, which may raise to stop it (a cancelled job stops within one chunk).
 
 The compact array form (the server's ``nerf`` job, no shared filesystem):
 ``train_images`` uint8 (N, H, W, 3|4), ``train_poses`` float (N, 4, 4) or (N, 3, 4),
@@ -16,9 +21,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -26,6 +33,10 @@ from nstr.errors import InputError
 
 SPLITS = ("train", "val", "test")
 HOLDOUT_EVERY = 8  # single transforms.json: every 8th frame is a test view (the LLFF convention)
+MAX_FRAMES = 10_000  # views a dataset may hold (task.max_frames)
+MAX_PIXELS = 1 << 28  # pixels over all loaded views, after resizing: 4 GiB as float32 RGBA (task.max_pixels)
+LOAD_CHUNK = 16  # frames between two progress reports (and stop checks) while loading
+Progress = Callable[[int, int], None]  # (frames loaded, frames in all)
 
 
 @dataclass
@@ -106,6 +117,40 @@ def check_pose(matrix: Any, where: str) -> np.ndarray:
     return m.astype(np.float32)
 
 
+def check_poses(matrices: Any, where: Callable[[int], str]) -> np.ndarray:
+    """:func:`check_pose` on every matrix, vectorised ((N, 4, 4) float32): a 10k-frame dataset is checked
+    in milliseconds. The first bad one is handed to check_pose, so the message is the same."""
+    try:
+        m = np.asarray(matrices, dtype=np.float64)
+    except (TypeError, ValueError):
+        m = np.zeros((0,))
+    if m.ndim != 3 or m.shape[1:] not in ((4, 4), (3, 4)):  # ragged or odd: frame by frame, for the message
+        return np.stack([check_pose(x, where(i)) for i, x in enumerate(matrices)])
+    if m.shape[1] == 3:
+        m = np.concatenate([m, np.broadcast_to([0.0, 0.0, 0.0, 1.0], (len(m), 1, 4))], axis=1)
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(m).all(axis=(1, 2))
+        rot = m[:, :3, :3]
+        det = np.linalg.det(np.where(finite[:, None, None], rot, 0.0))
+        gram = np.einsum("nji,njk->nik", rot, rot)
+        ok = (finite & np.isclose(m[:, 3], [0, 0, 0, 1], atol=1e-4).all(axis=1) & (np.abs(det) >= 1e-6)
+              & np.isclose(gram, np.eye(3), atol=2e-3).all(axis=(1, 2)) & (det >= 0))
+    for i in np.flatnonzero(~ok):
+        check_pose(matrices[i], where(int(i)))  # raises with the frame's own message
+    return m.astype(np.float32)
+
+
+def check_camera_spread(poses: np.ndarray, where: str) -> None:
+    """A NeRF needs parallax: views from more than one place. Cameras that all sit at one point (identical
+    poses, or one view) give a scene box of size zero, which failed deep in rendering (an IndexError)."""
+    centres = np.asarray(poses, np.float64)[:, :3, 3]
+    span = float(np.ptp(centres, axis=0).max()) if len(centres) else 0.0
+    if span <= 1e-6 * max(1.0, float(np.abs(centres).max(initial=0.0))):
+        place = ", ".join(f"{c:.3g}" for c in centres[0]) if len(centres) else "-"
+        raise InputError(f"the {len(centres)} {where} all sit at the same place ({place}): a NeRF needs "
+                         f"views from different positions", "Give views from several camera positions around the object")
+
+
 def intrinsics_from(doc: Mapping[str, Any], width: int, height: int, where: str) -> Intrinsics:
     """Intrinsics from ``camera_angle_x`` (+ optional ``camera_angle_y``) or ``fl_x``/``fl_y``/``cx``/``cy``/``w``/``h``."""
 
@@ -142,18 +187,77 @@ def intrinsics_from(doc: Mapping[str, Any], width: int, height: int, where: str)
 # ----------------------------------------------------------------------------------------- images
 
 
-def _resolve_image(root: Path, file_path: str, where: str) -> Path:
-    rel = file_path[2:] if file_path.startswith("./") else file_path
-    base = root.resolve()
-    candidates = [root / rel] + [root / (rel + ext) for ext in (".png", ".PNG", ".jpg", ".jpeg")]
-    for c in candidates:
-        # an absolute path, '..' or a symlink must not lead out of the dataset folder (a server reads these)
-        if base not in c.resolve().parents:
-            raise InputError(f"{where}: image '{file_path}' lies outside the dataset folder",
-                             "Frame paths must be relative paths inside the dataset folder")
-        if c.is_file():
-            return c
-    raise InputError(f"{where}: image '{file_path}' not found in {root}", "Fix file_path or add the image")
+def dataset_file(root: Path, name: str) -> Path | None:
+    """``root/name`` when that entry exists inside the dataset folder, None when there is none. An entry
+    that leads out of the folder (a symlink) is refused with the same words whether its target exists,
+    parses or not: the folder's owner may point a server at it, and the answer must not tell."""
+    path = root / name
+    if not os.path.lexists(path):
+        return None
+    if root.resolve() not in path.resolve().parents:
+        raise InputError(f"{name} in {root} lies outside the dataset folder (a link out of it)",
+                         "Put the dataset's files themselves inside its folder")
+    return path if path.is_file() else None
+
+
+def split_files(folder: str | Path) -> tuple[Path, dict[str, Path], Path | None]:
+    """(folder, {split: transforms_SPLIT.json}, transforms.json or None): the files a dataset is read from,
+    each checked to lie inside the folder."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise InputError(f"dataset folder {root} does not exist", "Pass a folder with transforms_train.json")
+    found = {s: p for s in SPLITS if (p := dataset_file(root, f"transforms_{s}.json")) is not None}
+    single = dataset_file(root, "transforms.json")
+    if not found and single is None:
+        raise InputError(f"{root} has no transforms*.json",
+                         "A NeRF dataset folder holds transforms_train.json (and _test/_val) or transforms.json")
+    if found and "train" not in found:
+        raise InputError(f"{root} has {', '.join(p.name for p in found.values())} but no transforms_train.json",
+                         "Add the training split")
+    return root, found, single
+
+
+class ImageFinder:
+    """Finds the image a frame names inside a dataset folder: ``file_path`` with or without its extension.
+    An absolute path, ``..`` or a symlink must not lead out of the folder (a server reads these), and
+    such a path gets the same answer whether its target exists or not. Cheap per frame: folders are
+    resolved once, files cost one ``lstat`` (and a resolve only when they are links)."""
+
+    EXTENSIONS = ("", ".png", ".PNG", ".jpg", ".jpeg")
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.base = os.path.realpath(root)
+        self._inside: dict[str, bool] = {}
+
+    def _dir_inside(self, folder: str) -> bool:
+        if folder not in self._inside:
+            real = os.path.realpath(folder)
+            self._inside[folder] = real == self.base or real.startswith(self.base + os.sep)
+        return self._inside[folder]
+
+    def find(self, file_path: str, where: str) -> str:
+        rel = file_path[2:] if file_path.startswith("./") else file_path
+        for ext in self.EXTENSIONS:
+            candidate = os.path.normpath(os.path.join(self.root, rel + ext))
+            folder, name = os.path.split(candidate)
+            if not name or not self._dir_inside(folder):
+                raise InputError(f"{where}: image '{file_path}' lies outside the dataset folder",
+                                 "Frame paths must be relative paths inside the dataset folder")
+            try:
+                st = os.lstat(candidate)
+            except OSError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                real = os.path.realpath(candidate)
+                if not real.startswith(self.base + os.sep):
+                    raise InputError(f"{where}: image '{file_path}' lies outside the dataset folder",
+                                     "Frame paths must be relative paths inside the dataset folder")
+                if os.path.isfile(real):
+                    return candidate
+            elif stat.S_ISREG(st.st_mode):
+                return candidate
+        raise InputError(f"{where}: image '{file_path}' not found in {self.root}", "Fix file_path or add the image")
 
 
 def _read_image(path: Path, where: str, size: int) -> np.ndarray:
@@ -178,13 +282,50 @@ def _read_image(path: Path, where: str, size: int) -> np.ndarray:
     return np.asarray(rgba, np.float32) / 255.0
 
 
-def _load_split_file(path: Path, image_size: int, name: str, keep: Any = None) -> Views:
+class LoadBudget:
+    """What loading may still take (frames, pixels) over every split, and whom to tell about progress."""
+
+    def __init__(self, max_frames: int = MAX_FRAMES, max_pixels: int = MAX_PIXELS,
+                 progress: Progress | None = None) -> None:
+        self.max_frames, self.max_pixels, self.progress = int(max_frames), int(max_pixels), progress
+        self.frames = self.pixels = 0
+
+    def take_frames(self, n: int, where: str) -> None:
+        if self.frames + n > self.max_frames:
+            raise InputError(f"{where} has {n} frames, more than the {self.max_frames} views a dataset may hold "
+                             f"(task.max_frames)", "Use fewer views, or raise task.max_frames")
+        self.frames += n
+
+    def take_pixels(self, n_views: int, height: int, width: int, where: str) -> None:
+        need = n_views * height * width
+        if self.pixels + need > self.max_pixels:
+            raise InputError(f"{where}: {n_views} views of {width}x{height} are {need / 1e6:.0f} million pixels, more "
+                             f"than the {self.max_pixels / 1e6:.0f} million a dataset may hold (task.max_pixels)",
+                             "Use fewer or smaller views (task.image_size), or raise task.max_pixels")
+        self.pixels += need
+
+
+@dataclass
+class SplitFrames:
+    """One split's frames, checked without decoding an image: poses, image files inside the folder."""
+
+    doc: dict[str, Any]
+    poses: np.ndarray  # (N, 4, 4) float32
+    images: list[str]  # the image files, inside the folder
+    wheres: list[str]
+
+
+def read_split_frames(path: Path, name: str, keep: Any = None, budget: LoadBudget | None = None) -> SplitFrames:
+    """Parse a transforms file and check every frame's pose and image path (cheap: no image is read).
+    The frame count is taken from ``budget`` before any frame is checked."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{path.name} is unreadable ({type(err).__name__})", "Check the file") from None
     except json.JSONDecodeError as err:
         raise InputError(f"{path.name} is not valid JSON (line {err.lineno}: {err.msg})", "Fix the file") from None
+    except RecursionError:
+        raise InputError(f"{path.name} is nested too deeply", "Fix the file") from None
     if not isinstance(doc, dict):
         raise InputError(f"{path.name} is not a JSON object", "It must hold 'frames' and the camera intrinsics")
     frames = doc.get("frames")
@@ -195,31 +336,56 @@ def _load_split_file(path: Path, image_size: int, name: str, keep: Any = None) -
         indexed = [(i, f) for i, f in indexed if keep(i)]
     if not indexed:
         raise InputError(f"split '{name}' in {path.name} is empty (no frames)", "Add frames or remove the file")
-    images, poses, files = [], [], []
-    first: tuple[str, tuple[int, int]] | None = None
-    for i, frame in indexed:
-        where = f"{path.name} frames[{i}]"
+    if budget is not None:
+        budget.take_frames(len(indexed), f"split '{name}' in {path.name}")
+    wheres = [f"{path.name} frames[{i}]" for i, _ in indexed]
+    for where, (_, frame) in zip(wheres, indexed):
         if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
             raise InputError(f"{where} lacks 'file_path' or 'transform_matrix'", "Every frame needs both")
-        poses.append(check_pose(frame["transform_matrix"], f"{where}.transform_matrix"))
-        img_path = _resolve_image(path.parent, str(frame["file_path"]), where)
+    poses = check_poses([f["transform_matrix"] for _, f in indexed], lambda k: f"{wheres[k]}.transform_matrix")
+    finder = ImageFinder(path.parent)
+    images = []
+    for k, ((_, frame), where) in enumerate(zip(indexed, wheres)):
+        if budget is not None and budget.progress is not None and k % (64 * LOAD_CHUNK) == 0:
+            budget.progress(budget.frames - len(indexed), budget.frames)  # a stop check: no frame loaded yet
+        images.append(finder.find(str(frame["file_path"]), where))
+    return SplitFrames(doc, poses, images, wheres)
+
+
+def _checked_frames(path: Path, name: str, keep: Any, budget: LoadBudget) -> SplitFrames:
+    """A split's frames with every check that needs no image: the JSON, frame count, poses, paths, spread."""
+    split = read_split_frames(path, name, keep, budget)
+    if name == "train":
+        check_camera_spread(split.poses, f"training cameras in {path.parent}")
+    return split
+
+
+def _load_split_file(path: Path, image_size: int, name: str, budget: LoadBudget, keep: Any = None) -> Views:
+    split = _checked_frames(path, name, keep, budget)
+    n = len(split.images)
+    images: list[np.ndarray] = []
+    first: tuple[str, tuple[int, int]] | None = None
+    for k, (img_file, where) in enumerate(zip(split.images, split.wheres)):
+        img_path = Path(img_file)
+        if budget.progress is not None and k % LOAD_CHUNK == 0:
+            budget.progress(budget.frames - n + k, budget.frames)  # may raise: a cancelled load stops here
         img = _read_image(img_path, where, 0)
         shape = img.shape[:2]
         if first is None:
             first = (img_path.name, shape)
+            budget.take_pixels(n, *((image_size, image_size) if image_size else shape), f"split '{name}'")
         elif shape != first[1]:
             raise InputError(f"{where}: image {img_path.name} is {shape[1]}x{shape[0]} but {first[0]} is "
                              f"{first[1][1]}x{first[1][0]}", "Give every view the same size")
         if image_size and shape != (image_size, image_size):
             img = _read_image(img_path, where, image_size)
         images.append(img)
-        files.append(str(img_path))
     assert first is not None
     h0, w0 = first[1]
-    intr = intrinsics_from(doc, w0, h0, path.name)
+    intr = intrinsics_from(split.doc, w0, h0, path.name)
     if image_size:
         intr = intr.scaled(image_size, image_size)
-    return Views(name, np.stack(images).astype(np.float32), np.stack(poses), intr, files)
+    return Views(name, np.stack(images).astype(np.float32), split.poses, intr, list(split.images))
 
 
 def _aabb_from_file(path: Path) -> np.ndarray | None:
@@ -259,46 +425,52 @@ def aabb_from_cameras(views: Views) -> np.ndarray:
     return np.stack([center - half, center + half]).astype(np.float32)
 
 
-def load_dataset(folder: str | Path, image_size: int = 0) -> NerfDataset:
-    """Read a dataset folder. ``image_size`` > 0 resizes every view to that square size (area filter)."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise InputError(f"dataset folder {root} does not exist", "Pass a folder with transforms_train.json")
-    found = {s: root / f"transforms_{s}.json" for s in SPLITS if (root / f"transforms_{s}.json").is_file()}
-    single = root / "transforms.json"
-    if not found and not single.is_file():
-        raise InputError(f"{root} has no transforms*.json",
-                         "A NeRF dataset folder holds transforms_train.json (and _test/_val) or transforms.json")
+def _splits(found: dict[str, Path], single: Path | None) -> list[tuple[Path, str, Any]]:
+    """(file, split name, frame filter) for the train split and the test split, if any."""
     if "train" in found:
-        train = _load_split_file(found["train"], image_size, "train")
         test_file = found.get("test") or found.get("val")
-        test = _load_split_file(test_file, image_size, "test") if test_file else None
-        box = _aabb_from_file(found["train"])
-    elif found:
-        raise InputError(f"{root} has {', '.join(p.name for p in found.values())} but no transforms_train.json",
-                         "Add the training split")
-    else:
-        train = _load_split_file(single, image_size, "train", keep=lambda i: i % HOLDOUT_EVERY != 0)
-        try:
-            test = _load_split_file(single, image_size, "test", keep=lambda i: i % HOLDOUT_EVERY == 0)
-        except InputError:
-            test = None
-        box = _aabb_from_file(single)
+        return [(found["train"], "train", None)] + ([(test_file, "test", None)] if test_file else [])
+    assert single is not None
+    return [(single, "train", lambda i: i % HOLDOUT_EVERY != 0), (single, "test", lambda i: i % HOLDOUT_EVERY == 0)]
+
+
+def load_dataset(folder: str | Path, image_size: int = 0, *, max_frames: int = MAX_FRAMES,
+                 max_pixels: int = MAX_PIXELS, progress: Progress | None = None) -> NerfDataset:
+    """Read a dataset folder. ``image_size`` > 0 resizes every view to that square size (area filter).
+    At most ``max_frames`` views and ``max_pixels`` pixels (after resizing) are loaded; ``progress(done,
+    total)`` is called every :data:`LOAD_CHUNK` frames and may raise to stop the load."""
+    root, found, single = split_files(folder)
+    budget = LoadBudget(max_frames, max_pixels, progress)
+    splits = [_load_split_file(path, image_size, name, budget, keep) for path, name, keep in _splits(found, single)]
+    train, test = splits[0], (splits[1] if len(splits) > 1 else None)
     if test is not None and test.images.shape[1:3] != train.images.shape[1:3]:
         raise InputError(f"test views are {test.images.shape[2]}x{test.images.shape[1]} but training views are "
                          f"{train.images.shape[2]}x{train.images.shape[1]}", "Give every view the same size")
+    box = _aabb_from_file(found.get("train") or single)
     aabb_from = "file" if box is not None else "cameras"
     return NerfDataset(train, test, box if box is not None else aabb_from_cameras(train), str(root), aabb_from)
+
+
+def check_dataset_folder(folder: str | Path, max_frames: int = MAX_FRAMES) -> None:
+    """What :func:`load_dataset` checks before it decodes an image (files inside the folder, the JSON,
+    the frame count, poses, camera spread), for a server to run at submit: cheap, and the same words."""
+    _root, found, single = split_files(folder)
+    budget = LoadBudget(max_frames)
+    for path, name, keep in _splits(found, single):
+        _checked_frames(path, name, keep, budget)
 
 
 # ----------------------------------------------------------------------------------------- arrays
 
 
-def _views_from_arrays(name: str, images: np.ndarray, poses: np.ndarray, intr: np.ndarray) -> Views:
+def _views_from_arrays(name: str, images: np.ndarray, poses: np.ndarray, intr: np.ndarray,
+                       budget: LoadBudget) -> Views:
     key = f"{name}_images"
     if images.ndim != 4 or images.shape[-1] not in (3, 4) or images.shape[0] == 0:
         raise InputError(f"'{key}' has shape {images.shape}, not (N, H, W, 3 or 4) with N >= 1",
                          "Send the views as one uint8 array")
+    budget.take_frames(len(images), f"'{key}'")
+    budget.take_pixels(len(images), *images.shape[1:3], f"'{key}'")  # held at this size as float32 before resizing
     if images.dtype == np.uint8:
         imgs = images.astype(np.float32) / 255.0
     elif images.dtype.kind == "f":
@@ -310,14 +482,16 @@ def _views_from_arrays(name: str, images: np.ndarray, poses: np.ndarray, intr: n
     if poses.ndim != 3 or poses.shape[0] != images.shape[0]:
         raise InputError(f"'{name}_poses' has shape {poses.shape} for {images.shape[0]} images",
                          "Send one 4x4 camera-to-world matrix per image")
-    checked = np.stack([check_pose(p, f"{name}_poses[{i}]") for i, p in enumerate(poses)])
+    checked = check_poses(poses, lambda i: f"{name}_poses[{i}]")
     h, w = imgs.shape[1:3]
     fx, fy, cx, cy = (float(v) for v in intr)
     return Views(name, imgs, checked, Intrinsics(fx, fy, cx, cy, w, h), [])
 
 
-def dataset_from_arrays(arrays: Mapping[str, np.ndarray], image_size: int = 0) -> NerfDataset:
-    """The compact array form (see the module docstring)."""
+def dataset_from_arrays(arrays: Mapping[str, np.ndarray], image_size: int = 0, *, max_frames: int = MAX_FRAMES,
+                        max_pixels: int = MAX_PIXELS) -> NerfDataset:
+    """The compact array form (see the module docstring), within the same bounds as :func:`load_dataset`."""
+    budget = LoadBudget(max_frames, max_pixels)
     for key in ("train_images", "train_poses", "intrinsics"):
         if key not in arrays:
             raise InputError(f"the NeRF job has no '{key}' array",
@@ -326,12 +500,15 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray], image_size: int = 0) -
     if intr.shape != (4,) or not np.all(np.isfinite(intr)) or intr[0] <= 0 or intr[1] <= 0:
         raise InputError(f"'intrinsics' must be 4 numbers fx, fy, cx, cy with positive focal lengths, "
                          f"not {intr.tolist()[:8]}", "Send fx, fy, cx, cy in pixels")
-    train = _views_from_arrays("train", np.asarray(arrays["train_images"]), np.asarray(arrays["train_poses"]), intr)
+    train = _views_from_arrays("train", np.asarray(arrays["train_images"]), np.asarray(arrays["train_poses"]), intr,
+                               budget)
+    check_camera_spread(train.poses, "training cameras in 'train_poses'")
     test = None
     if "test_images" in arrays or "test_poses" in arrays:
         if "test_images" not in arrays or "test_poses" not in arrays:
             raise InputError("the NeRF job has only one of 'test_images' and 'test_poses'", "Send both or neither")
-        test = _views_from_arrays("test", np.asarray(arrays["test_images"]), np.asarray(arrays["test_poses"]), intr)
+        test = _views_from_arrays("test", np.asarray(arrays["test_images"]), np.asarray(arrays["test_poses"]), intr,
+                                  budget)
         if test.images.shape[1:3] != train.images.shape[1:3]:
             raise InputError(f"'test_images' are {test.images.shape[2]}x{test.images.shape[1]} but 'train_images' "
                              f"are {train.images.shape[2]}x{train.images.shape[1]}", "Give every view the same size")

@@ -28,7 +28,8 @@ from torch import Tensor
 
 from nstr.config import RunConfig, build_config
 from nstr.errors import ConfigError, InputError
-from nstr.nerf.dataset import NerfDataset, Views, dataset_from_arrays, load_dataset
+from nstr.nerf.dataset import (MAX_FRAMES, MAX_PIXELS, NerfDataset, Progress, Views, check_dataset_folder,
+                               dataset_from_arrays, load_dataset)
 from nstr.nerf.masks import MaskInfo, inspect_masks
 from nstr.nerf.radiance import RadianceField
 from nstr.nerf.sdf_field import COLOR_FIELDS, SHADINGS, SDFRadianceField
@@ -49,6 +50,8 @@ class NerfOptions:
     """What the NeRF task needs beyond the field and the training (batch_size counts rays)."""
 
     image_size: int = 0  # resize views to this square size; 0 keeps the dataset's size
+    max_frames: int = MAX_FRAMES  # views a dataset may hold: refused before any image is decoded
+    max_pixels: int = MAX_PIXELS  # pixels over all views after resizing (4 GiB as float32 RGBA)
     n_features: int = 15  # field outputs besides density, read by the colour head
     head_width: int = 64
     head_depth: int = 1
@@ -504,35 +507,31 @@ def _config_from_job(config: Mapping[str, Any]) -> tuple[RunConfig, str | None]:
     return cfg, dataset_dir
 
 
-def _dataset_from_job(dataset_dir: str | None, arrays: Mapping[str, np.ndarray], image_size: int) -> NerfDataset:
+def _dataset_from_job(dataset_dir: str | None, arrays: Mapping[str, np.ndarray], opts: NerfOptions,
+                      progress: Progress | None = None) -> NerfDataset:
     if dataset_dir is not None:
         if arrays:
             raise InputError("the nerf job has both 'dataset_dir' and arrays", "Send one or the other")
-        return load_dataset(dataset_dir, image_size)
+        return load_dataset(dataset_dir, opts.image_size, max_frames=opts.max_frames, max_pixels=opts.max_pixels,
+                            progress=progress)
     if not arrays:
         raise InputError("the nerf job has no dataset",
                          "Set config 'dataset_dir' (a transforms.json folder the server can read) or send "
                          "train_images, train_poses and intrinsics arrays")
-    return dataset_from_arrays(arrays, image_size)
+    return dataset_from_arrays(arrays, opts.image_size, max_frames=opts.max_frames, max_pixels=opts.max_pixels)
 
 
 def validate_job(config: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Cheap checks before queueing: the config, and the dataset's files or arrays exist and are readable."""
+    """Cheap checks before queueing, the same the CLI's loader makes: the config; for a dataset folder
+    its files (inside the folder), frames, poses and camera spread, without decoding an image; for
+    arrays the whole dataset and its masks."""
     cfg, dataset_dir = _config_from_job(config)
     if dataset_dir is not None:
-        from nstr.nerf.dataset import SPLITS
-
-        root = Path(dataset_dir).expanduser()
-        if not root.is_dir():
-            raise InputError(f"dataset folder {root} does not exist on the server",
-                             "Send the dataset as arrays, or a path the server can read")
-        if not any((root / f"transforms_{s}.json").is_file() for s in SPLITS) and not (root / "transforms.json").is_file():
-            raise InputError(f"{root} has no transforms*.json",
-                             "A NeRF dataset folder holds transforms_train.json (and _test/_val) or transforms.json")
         if arrays:
             raise InputError("the nerf job has both 'dataset_dir' and arrays", "Send one or the other")
+        check_dataset_folder(dataset_dir, cfg.task.max_frames)
         return
-    inspect_masks(_dataset_from_job(None, arrays, 0))
+    inspect_masks(_dataset_from_job(None, arrays, dataclasses.replace(cfg.task, image_size=0)))  # no resize
 
 
 def run_job(config: dict, arrays: dict[str, np.ndarray], *, workdir: Path, progress: ProgressFn,
@@ -540,8 +539,12 @@ def run_job(config: dict, arrays: dict[str, np.ndarray], *, workdir: Path, progr
     """One NeRF job (phases: loading, fitting, extracting, attributes); renders go to ``workdir/renders``."""
     cfg, dataset_dir = _config_from_job(config)
     run = TaskRun(progress, should_stop)
+    def loaded(done: int, total: int) -> None:  # a cancel lands within one chunk of frames
+        run.check_stop()
+        run.emit("loading", done, total)
+
     with run.stage("loading"):
-        dataset = _dataset_from_job(dataset_dir, arrays, cfg.task.image_size)
+        dataset = _dataset_from_job(dataset_dir, arrays, cfg.task, progress=loaded)
     result = fit_nerf(dataset, cfg, run=run)
     run.check_stop()
     run.emit("extracting", 0, 1, metrics=result.metrics)
