@@ -344,7 +344,13 @@ def driver(argv: list[str]) -> int:
             xdo("mousemove", str(px + 200), str(py + 200))
         for _ in range(3):
             settle()
-        shoot("preferences", window_name="Blender Preferences", root=True)
+        # a loaded machine draws the new window late: shoot again until it shows more than its blank fill
+        for _ in range(20):
+            shot = shoot("preferences", window_name="Blender Preferences", root=True)
+            colours = subprocess.run(["identify", "-format", "%k", str(shot)], capture_output=True, text=True).stdout
+            if colours.strip().isdigit() and int(colours) > 200:
+                break
+            settle()
         (state / "check_undo").touch()
         undo = wait_for("undo", 60)
         print(f"screenshot_panel: undo check {json.dumps(undo)}")
