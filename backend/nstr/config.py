@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
@@ -194,9 +195,16 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A config class's field types, resolved once: resolving them compiles every annotation string
+    (~2 ms a class), which was a third of a server's submit."""
+    return typing.get_type_hints(cls)
+
+
 def apply_overrides(obj: Any, overrides: Mapping[str, Any], where: str) -> Any:
     """Return a copy of dataclass ``obj`` with ``overrides`` applied and type-checked."""
-    hints = typing.get_type_hints(type(obj))
+    hints = _type_hints(type(obj))
     names = {f.name for f in fields(obj)}
     out = copy.deepcopy(obj)
     for key, value in overrides.items():
