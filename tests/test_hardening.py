@@ -90,7 +90,27 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     Image.new("RGBA", (8, 8)).save(base / "outside" / "secret.png")
     (root / "escape").symlink_to(base / "outside" / "scene")
+    # a dataset that passes every submit check: views from three places, images inside the folder
+    (root / "good").mkdir()
+    Image.new("RGBA", (8, 8), (200, 40, 40, 255)).save(root / "good" / "view.png")
+    (root / "good" / "transforms.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": [
+        {"file_path": "view", "transform_matrix": _translation(x, 0.0, 3.0)} for x in (-1.0, 0.0, 1.0)]}))
+    # datasets inside the root whose transforms.json links out of it: to a valid dataset's file, to a
+    # file that is not JSON, and to nothing
+    (base / "outside" / "garbage.json").write_text("{not json")
+    for name, target in (("link_valid", base / "outside" / "scene" / "transforms.json"),
+                         ("link_garbage", base / "outside" / "garbage.json"),
+                         ("link_missing", base / "outside" / "missing.json")):
+        (root / name).mkdir()
+        Image.new("RGBA", (8, 8)).save(root / name / "view.png")
+        (root / name / "transforms.json").symlink_to(target)
     return {"base": base, "root": root, "outside": base / "outside"}
+
+
+def _translation(x: float, y: float, z: float) -> list[list[float]]:
+    m = np.eye(4)
+    m[:3, 3] = (x, y, z)
+    return m.tolist()
 
 
 @pytest.fixture(scope="module")
@@ -136,11 +156,33 @@ def test_dataset_dir_only_inside_data_roots_and_no_existence_oracle(server: Serv
         assert err.value.status == 400 and "not inside a data root" in err.value.message, (path, str(err.value))
         messages.append(err.value.message.replace(f"'{path}'", "PATH"))
     assert len(set(messages)) == 1  # the same words whether the path exists or not
-    # inside the root: accepted, and the frame that climbs out of the dataset fails the job with its reason
-    job = c.submit("nerf", {"preset": "quick", "dataset_dir": str(roots["root"] / "scene")}, {})
-    st = wait_state(c, job, FINAL)
-    assert st["state"] == "failed" and "outside the dataset folder" in st["error"], st
-    assert st["config"]["dataset_dir"] == str((roots["root"] / "scene").resolve())
+    # inside the root, a frame that climbs out of the dataset is refused at submit, naming the frame
+    with pytest.raises(BackendError) as err:
+        c.submit("nerf", {"preset": "quick", "dataset_dir": str(roots["root"] / "scene")}, {})
+    assert err.value.status == 400 and "frames[1]: image '../../outside/secret' lies outside the dataset folder" \
+        in err.value.message, str(err.value)
+    # a dataset that passes is stored with its path fully resolved
+    job = c.submit("nerf", {"preset": "quick", "dataset_dir": str(roots["root"] / "scene" / ".." / "good")}, {})
+    assert c.cancel(job)["config"]["dataset_dir"] == str((roots["root"] / "good").resolve())
+
+
+def test_a_transforms_file_linked_out_of_the_dataset_is_refused_alike_whatever_its_target(
+        server: ServerProcess, roots: dict[str, Path]) -> None:
+    """transforms.json itself is a file read from the dataset: a symlink out of the folder is refused at
+    submit, with the same words whether its target is a valid dataset file, not JSON, or missing."""
+    c = server.client()
+    jobs_before = len(c.jobs())
+    messages = []
+    for name in ("link_valid", "link_garbage", "link_missing"):
+        with pytest.raises(BackendError) as err:
+            c.submit("nerf", {"preset": "quick", "dataset_dir": str(roots["root"] / name)}, {})
+        assert err.value.status == 400 and "lies outside the dataset folder" in err.value.message, (name, str(err.value))
+        messages.append(str(err.value).replace(name, "NAME"))
+    assert len(set(messages)) == 1, messages
+    assert len(c.jobs()) == jobs_before
+    # the CLI reads datasets through the same loader: the same refusal
+    one_line_error(nstr("fit", "nerf", str(roots["root"] / "link_valid"), "--preset", "quick", "-o",
+                        str(roots["base"] / "out.ply")), "transforms.json in")
 
 
 def test_without_data_roots_dataset_dir_is_refused(tmp_path: Path, roots: dict[str, Path]) -> None:
@@ -420,6 +462,9 @@ def test_report_output_and_checkpoint_never_overwrite_an_input(tmp_path: Path, s
         (["fit", "nerf", str(scene), "--report", str(scene / "transforms.json")], "inside the input folder"),
         (["fit", "nerf", str(scene), "-o", str(scene / "mesh.ply")], "inside the input folder"),
         (["fit", "sdf", str(mesh), "--report", str(mesh) + "/sub/r.json"], "not writable"),
+        # /proc takes no new file even from root, whose permission bits allow everything: tried for real
+        (["fit", "sdf", str(mesh), "-o", "/proc/nstr-out.ply"], "the folder /proc does not accept new files"),
+        (["submit", str(mesh), "--server", server.url, "-o", "/proc/nstr-out.ply"], "does not accept new files"),
         (["fit", "image", str(image), "--report", str(image)], "is the input file"),
         (["fit", "image", str(image), "--checkpoint", str(image)], "is the input file"),
         (["fit", "audio", str(clip), "--report", str(clip)], "is the input file"),
