@@ -194,9 +194,9 @@ def _index(jobs_dir: Path) -> dict[str, str]:
 def test_a_full_disk_never_makes_clients_and_the_index_disagree_and_nothing_failed_runs_again(
         small_disk: Path) -> None:
     """Jobs on a 2 MiB tmpfs with no spare room kept (--min-free-mb 0): the disk fills with uploads and
-    results (one tiny job's is about 1 MiB), index writes start failing. What clients see is what the index holds, then and after a
-    restart with room; no job that clients saw failed runs again; a failed index write halts the queue
-    and health says so (503 storage_fault) instead of a log full of tracebacks."""
+    results (one tiny job's is about 1 MiB) and index writes start failing. What clients see is what the
+    index holds, then and after a restart with room; no job that clients saw failed runs again; a failed
+    index write halts the queue and health says so (503 storage_fault), not a log full of tracebacks."""
     srv = ServerProcess(small_disk, "--min-free-mb", "0").start()
     try:
         c = srv.client()
@@ -243,6 +243,38 @@ def test_a_full_disk_never_makes_clients_and_the_index_disagree_and_nothing_fail
                 if state == "queued":
                     assert after[job]["state"] == "done", after[job]
             assert c2.health()["storage"]["fault"] is None
+    finally:
+        srv.stop()
+
+
+def test_a_queue_halted_by_an_index_write_goes_on_by_itself_once_the_index_takes_writes(tmp_path: Path) -> None:
+    """The first job's end cannot be written to the index (NSTR_FAULT=index_end: SQLite's 'database or
+    disk is full', once, in the real server): the queue halts with the end pending, and the next job
+    waits; the retry (every 2 s) records the end and the queue goes on by itself. Each job runs once,
+    and the index agrees with what the clients saw."""
+    env_backup = os.environ.get("NSTR_FAULT")
+    os.environ["NSTR_FAULT"] = "index_end"  # inherited by the server process only
+    try:
+        srv = ServerProcess(tmp_path / "jobs").start()
+    finally:
+        os.environ.pop("NSTR_FAULT") if env_backup is None else os.environ.update(NSTR_FAULT=env_backup)
+    try:
+        c = srv.client()
+        first = c.submit("sdf", TINY, icosphere())
+        second = c.submit("sdf", TINY, icosphere())
+        assert wait_state(c, second, FINAL)["state"] == "done"
+        assert c.status(first)["state"] == "done"
+        h = c.health()
+        assert h["storage"]["fault"] is None and h["storage"]["pending_writes"] == 0
+        seen = {j["id"]: j["state"] for j in c.jobs()}
+        logs = {job: c.log(job) for job in (first, second)}
+        srv.stop()
+        assert _index(srv.jobs_dir) == seen
+        assert all(log.count(" started") == 1 for log in logs.values()), logs
+        log = srv.log()
+        assert f"storage fault: recording job {first} as done failed" in log and "database or disk is full" in log
+        assert log.index("storage fault") < log.index("storage recovered")  # halted, then went on
+        assert log.count("storage fault") == 1 and "Traceback" not in log
     finally:
         srv.stop()
 

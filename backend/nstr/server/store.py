@@ -90,7 +90,8 @@ _FIRED: set[str] = set()
 
 def fault(name: str) -> bool:
     """Test hooks that make a real failure happen once in a real server process: ``NSTR_FAULT=save``
-    (the first result save raises EMFILE), ``NSTR_FAULT=worker_exit`` (the worker thread ends)."""
+    (the first result save raises EMFILE), ``NSTR_FAULT=worker_exit`` (the worker thread ends),
+    ``NSTR_FAULT=index_end`` (the first job end written to the index fails as on a full disk)."""
     if name in _FIRED or name not in os.environ.get(FAULTS_ENV, "").split(","):
         return False
     _FIRED.add(name)
@@ -381,6 +382,8 @@ class JobStore:
 
     def save(self, job: Job) -> None:
         with self._db_lock, self._writing(f"recording job {job.id} as {job.state}"):
+            if job.state in TERMINAL and fault("index_end"):  # NSTR_FAULT=index_end: a full disk, once
+                raise sqlite3.OperationalError("database or disk is full (injected by NSTR_FAULT=index_end)")
             self._db.execute("UPDATE jobs SET state=?, finished=?, record=? WHERE id=?",
                              (job.state, job.finished, json.dumps(job.to_dict(), allow_nan=False), job.id))
 

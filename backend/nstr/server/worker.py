@@ -152,21 +152,21 @@ class JobQueue:
             self.fault = err
             if job_id is not None and change is not None:
                 self._pending[job_id] = change
-            start = self._retrier is None or not self._retrier.is_alive()
-            if start:
+            if self._retrier is None or not self._retrier.is_alive():
                 self._retrier = threading.Thread(target=self._retry, name="nstr-index-retry", daemon=True)
+                self._retrier.start()
         if first:
             self.say(f"storage fault: {err}; no job starts until the index can be written again "
                      f"(retried every {RETRY_S:g} s)")
-        if start and self._retrier is not None:
-            self._retrier.start()
 
     def _retry(self) -> None:
         while not self._stopping:
             time.sleep(RETRY_S)
             try:
                 self.store.probe()
-                for job_id, change in sorted(self._pending.items()):
+                with self._lock:
+                    pending = sorted(self._pending.items())
+                for job_id, change in pending:
                     change()
                     with self._lock:
                         self._pending.pop(job_id, None)
