@@ -312,6 +312,8 @@ def _detail_rows(case, arrays: dict, meta: dict, source: str) -> list[dict]:  # 
             cos = np.abs(np.einsum("nd,nd->n", arrays["detail_direction"][core], tr.direction[core]))
             row["direction_cos"] = float(np.median(cos))
         row["anisotropy"] = float(np.median(arrays["detail_anisotropy"][core]))
+        if "detail_lost" in arrays:   # where the fit smoothed the input's detail away (flag: meta["lost_flag"])
+            row["lost_share"] = float((arrays["detail_lost"][core] >= meta["lost_flag"]).mean())
         if patch.kind == "ramp":
             ok = np.isfinite(wl)
             amp = arrays["detail_amplitude"][core][ok]
@@ -332,7 +334,9 @@ def _detail_rows(case, arrays: dict, meta: dict, source: str) -> list[dict]:  # 
         rows.append({"case": case.name, "source": source, "patch": "(base)", "n": int(base.sum()),
                      "none_share": float(np.isin(state[base], [STATES["none"], STATES["coarser"]]).mean()),
                      "crease_share": float((state[base] == STATES["crease"]).mean()),
-                     "read_rms": float(np.median(arrays["detail_amplitude"][base]))})
+                     "read_rms": float(np.median(arrays["detail_amplitude"][base])),
+                     **({"lost_share": float((arrays["detail_lost"][base] >= meta["lost_flag"]).mean())}
+                        if "detail_lost" in arrays else {})})
     return rows
 
 
@@ -369,7 +373,8 @@ def run_detail(args: argparse.Namespace) -> None:
     lines = []
     for r in rows:
         ratio = r["read_wavelength"] / r["true_wavelength"] if r.get("read_wavelength") and r.get("true_wavelength") else None
-        extra = ", ".join(f"{k} {r[k]:.3f}" for k in ("ramp_cv", "ramp_rho", "step_ratio", "true_step_ratio") if k in r)
+        extra = ", ".join(f"{k} {r[k]:.3f}" for k in ("ramp_cv", "ramp_rho", "step_ratio", "true_step_ratio",
+                                                        "lost_share") if k in r)
         lines.append(f"| {r['case']} | {r['source']} | {r['patch']} | {r['n']} | {_f(r.get('true_wavelength'))} | "
                      f"{_f(r.get('read_wavelength'))} | {_f(ratio)} | {_f(r.get('true_rms'))} | {_f(r.get('read_rms'))} | "
                      f"{_f(r.get('direction_cos'))} | {_f(r.get('anisotropy'))} | {_f(r.get('detail_share'))} | "

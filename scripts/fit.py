@@ -136,7 +136,8 @@ def setup_engine(scene: bpy.types.Scene, engine: str) -> None:
         return
     scene.render.engine = "BLENDER_WORKBENCH"
     shading = scene.display.shading
-    shading.light = "STUDIO"
+    shading.light = "FLAT"                          # unlit: colours as the legend shows them ...
+    shading.show_cavity = True                      # ... and the shape from ridges and valleys, not highlights
     shading.color_type = "VERTEX"                   # the active colour attribute, as the viewport shows it
     scene.view_settings.view_transform = "Standard"  # colours as the colour maps define them
 
@@ -148,7 +149,8 @@ def render_pictures(scene: bpy.types.Scene, results: list[bpy.types.Object], pat
     from nstr_blender.blender.results import result_meta, show_attribute
 
     written = []
-    names = result_meta(results[0]).get("available", []) if results else []
+    names = [n for n in (result_meta(results[0]).get("available", []) if results else [])
+             if not DISPLAY_BY_NAME[n].research]       # the artist's list; research readouts are not pictured
     for i, name in enumerate(names):
         for obj in results:
             obj.nstr_display = name               # its update shows the attribute

@@ -150,9 +150,17 @@ def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tm
                 c = np.empty(len(me.vertices) * 4, np.float32)
                 cols.data.foreach_get("color", c)
                 OUT["color_range"] = [float(c.min()), float(c.max())]
+            OUT["groups"] = sorted(g.name for g in res.vertex_groups)
+            OUT["light"] = sorted({sp.shading.light for scr in bpy.data.screens for a in scr.areas
+                                   for sp in a.spaces if sp.type == "VIEW_3D"})
+            overlay = import_module(ADDON + ".blender.legend_overlay")
+            leg = overlay.legend_for(res, bpy.context.scene)
+            OUT["detail_legend"] = {"title": leg.title, "swatches": [s[0] for s in leg.swatches], "unit": leg.unit}
+            bpy.context.scene.nstr.show_research = True        # research readouts listed only on request
+            OUT["offered_research"] = [i[0] for i in import_module(ADDON + ".blender.properties")._display_items(
+                res, bpy.context)]
             res.nstr_display = "transport_residual"
             OUT["switched_node"] = mat.node_tree.nodes["NSTR Attribute"].layer_name if mat else None
-            overlay = import_module(ADDON + ".blender.legend_overlay")
             res.nstr_display = "local_frequency"
             leg = overlay.legend_for(res, bpy.context.scene)
             OUT["legend"] = {"ticks": leg.ticks, "unit": leg.unit, "words": leg.words, "stops": len(leg.stops)}
@@ -186,7 +194,17 @@ def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tm
     assert attrs["drift"] == ["FLOAT_VECTOR", "POINT"]
     for key in ("color_local_frequency", "color_bandwidth", "color_drift", "color_transport_residual"):
         assert attrs[key] == ["FLOAT_COLOR", "POINT"]
-    assert out["material_node"] == out["active_color"] == "color_local_frequency"
+    for key in ("detail_wavelength", "detail_amplitude", "detail_state", "crease_strength", "detail_lost",
+                "detail_band_0"):
+        assert attrs[key] == ["FLOAT", "POINT"], key
+    assert attrs["detail_direction"] == ["FLOAT_VECTOR", "POINT"] and attrs["color_detail"] == ["FLOAT_COLOR", "POINT"]
+    # the detail size is what a result shows first, unlit, with its legend and vertex groups to drive modifiers
+    assert out["material_node"] == out["active_color"] == "color_detail"
+    assert out["light"] == ["FLAT"]
+    assert out["groups"] == ["NSTR crease", "NSTR detail height", "NSTR detail lost", "NSTR fine detail"]
+    assert out["detail_legend"]["title"] == "Detail size" and out["detail_legend"]["swatches"] == [
+        "no detail", "coarser", "crease"] and out["detail_legend"]["unit"].startswith("wavelength ")
+    assert "transport_residual" not in out["offered"] and "transport_residual" in out["offered_research"]
     assert out["switched_node"] == "color_transport_residual"
     assert 0.0 <= out["color_range"][0] < out["color_range"][1] <= 1.0
     assert "local_frequency" in out["meta_ranges"]
@@ -205,15 +223,61 @@ def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tm
     # the result takes the source's transform; the source is hidden in viewport and render
     assert out["same_transform"] and out["source_hidden"] == [True, True]
     assert "albedo" not in out["offered"] and "local_frequency" in out["offered"]       # only what is present
+    assert out["offered"][0] == "detail"
     assert out["solid_vertex"] == ["VERTEX"]
     assert out["reloaded"] == {"source_hidden": [True, True], "same_transform": True,
-                               "active_color": "color_local_frequency", "solid": ["VERTEX"]}
+                               "active_color": "color_local_frequency", "solid": ["VERTEX"]}  # shown last
     # a legend with round ticks in cycles per metre; at 1 unit = 1 cm the same numbers are 100x
     leg = out["legend"]
     assert leg["stops"] == 16 and len(leg["ticks"]) >= 2 and leg["unit"].startswith("cycles per metre (wavelength")
     assert leg["words"].startswith("How fine the surface detail is")
     lo, hi = out["meta_ranges"]["local_frequency"]
     assert 100 * lo <= float(out["legend_cm_last_tick"]) <= 100 * hi
+
+
+def test_two_results_share_one_detail_scale(tmp_path):
+    """The same ripple (wavelength 0.15 m) measured by the backend on two sheets whose own octave bands
+    differ (one twice the size of the other) gets the same colour once both are in the scene; the
+    backend's per-result colours did not agree. Real detail maps (nstr.spectral.detail), real bpy."""
+    out = run_scenario('''
+        import math
+        from nstr.spectral.detail import detail_arrays
+        meshdata = import_module(ADDON + ".core.meshdata")
+        results = import_module(ADDON + ".blender.results")
+
+        def sheet(size, n):
+            s = np.linspace(-size, size, n)
+            x, y = np.meshgrid(s, s, indexing="ij")
+            v = np.stack([x, y, 0.012 * np.sin(2 * math.pi * x / 0.15)], -1).reshape(-1, 3)
+            idx = np.arange(n * n).reshape(n, n)
+            a, b, c, d = idx[:-1, :-1].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel(), idx[:-1, 1:].ravel()
+            f = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])
+            arrays, meta = detail_arrays(v, f, voxel=2 * size / (n - 1))
+            arrays.update(vertices=v, faces=f.astype(np.int32))
+            centre = (np.abs(v[:, 0]) < 0.4 * size) & (np.abs(v[:, 1]) < 0.4 * size)
+            return meshdata.parse_result(arrays, {"detail": meta}), centre
+
+        made = []
+        for name, size, n in (("Small", 1.0, 81), ("Large", 2.0, 121)):
+            res, centre = sheet(size, n)
+            backend = meshdata.linear_to_srgb(res.colors["color_detail"])[centre, :3]
+            made.append((results.create_result_object(bpy.context.scene, name, res), centre, backend))
+        objs = []
+        for obj, centre, backend in made:        # read once both are in: the first was recoloured too
+            c = np.empty(len(obj.data.vertices) * 4, np.float32)
+            obj.data.color_attributes["color_detail"].data.foreach_get("color", c)
+            scene_col = meshdata.linear_to_srgb(c.reshape(-1, 4))[centre, :3]
+            objs.append({"backend": np.median(backend, 0).tolist(), "scene": np.median(scene_col, 0).tolist(),
+                         "groups": sorted(g.name for g in obj.vertex_groups)})
+        OUT["objs"] = objs
+        OUT["scale"] = json.loads(bpy.context.scene["nstr_detail_scale"])
+    ''', tmp_path)
+    small, large = out["objs"]
+    assert max(abs(a - b) for a, b in zip(small["scene"], large["scene"])) < 0.03       # one scale, one colour
+    assert max(abs(a - b) for a, b in zip(small["backend"], large["backend"])) > 0.05   # each on its own: not
+    assert max(small["scene"]) - min(small["scene"]) > 0.3                               # a colour, not grey
+    assert out["scale"]["shortest"] < 0.15 < out["scale"]["longest"] and not out["scale"]["stretched"]
+    assert "NSTR fine detail" in small["groups"]
 
 
 def test_cancel_mid_job_and_a_job_finished_while_blender_was_busy(tmp_path):

@@ -70,11 +70,11 @@ def test_fit_py_fits_a_mesh_file_saves_renders_and_reloads(tmp_path, data_dir):
     assert info["attributes"]["local_frequency"] == "FLOAT"
     assert info["attributes"]["drift"] == "FLOAT_VECTOR"
     assert info["attributes"]["color_local_frequency"] == "FLOAT_COLOR"
-    assert info["material"] == "color_local_frequency"
+    assert info["material"] == "color_detail"                      # the detail size is shown first
     assert set(info["meta"]["ranges"]) >= {"local_frequency"}
     # the saved file renders clean: the source is hidden in viewport and render, the transforms equal
     assert info["source_hidden"] == [True, True] and info["same_transform"]
-    assert info["active_color"] == "color_local_frequency" and info["solid"] == ["VERTEX"]
+    assert info["active_color"] == "color_detail" and info["solid"] == ["VERTEX"]
 
 
 def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path, data_dir):

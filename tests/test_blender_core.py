@@ -61,6 +61,20 @@ def test_parse_result_converts_colours_and_keeps_raw_attributes():
     assert legend_lines(res.meta, "local_frequency") == ["1 to 4", "cycles/unit", "colour map: viridis"]
 
 
+def test_a_simplified_mesh_takes_each_value_of_its_source_vertex():
+    arrays = result_arrays()
+    arrays.update(lod_vertices=arrays["vertices"][[3, 1, 0]] + 0.01, lod_faces=np.array([[0, 1, 2]], np.int32),
+                  lod_source=np.array([3, 1, 0], np.int32))
+    res = parse_result(arrays)
+    assert res.lod is not None and res.lod.faces.tolist() == [[0, 1, 2]]
+    np.testing.assert_array_equal(res.lod.raw["local_frequency"], res.raw["local_frequency"][[3, 1, 0]])
+    np.testing.assert_array_equal(res.lod.colors["color_local_frequency"], res.colors["color_local_frequency"][[3, 1, 0]])
+    assert res.lod.available == res.available and parse_result(result_arrays()).lod is None
+    arrays["lod_source"] = np.array([3, 1, 9], np.int32)        # a source vertex that does not exist
+    with pytest.raises(ResultError, match="simplified mesh"):
+        parse_result(arrays)
+
+
 def test_baseline_results_without_attributes_are_fine():
     res = parse_result(result_arrays(with_attributes=False))
     assert res.raw == {} and res.colors == {} and res.available == [] and res.meta == {}

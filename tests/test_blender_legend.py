@@ -41,8 +41,8 @@ def test_frequencies_are_cycles_per_metre_and_wavelengths_follow_the_scene_scale
 
 def test_drift_gets_a_brightness_bar_in_per_metre_units():
     leg = build_legend({"ranges": {"drift": [0.0, 8.0]}}, "drift", unit_scale=0.5)   # 1 unit = 50 cm
-    assert leg.unit == "change of frequency 0 to 32 cycles per metre, per metre"
-    assert [label for _, label in leg.ticks][-1] == "30" and leg.ticks[0] == (0.0, "0")
+    assert leg.unit == "detail gets finer by 0 to 16 octaves per metre"    # octaves per unit / 0.5 m
+    assert [label for _, label in leg.ticks][-1] == "15" and leg.ticks[0] == (0.0, "0")
     assert len(leg.stops) == 16 and leg.stops[0][1] == (0.0, 0.0, 0.0, 1.0) and leg.stops[-1][1] == (1.0, 1.0, 1.0, 1.0)
 
 

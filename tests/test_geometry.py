@@ -132,6 +132,14 @@ BAD_ARRAYS = {
     "zero area": (np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2.0]]), np.array([[0, 1, 2]]), "zero area"),
     "flat": (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0.0]]), np.array([[0, 1, 2], [1, 3, 2]]), "zero volume"),
     "quads": (np.eye(4)[:, :3], np.array([[0, 1, 2, 3]]), "triangles"),
+    # flat in a plane that no axis is normal to: the principal spreads, not the bounding box, tell
+    "flat, tilted": (np.array([[0, 0, 0], [1, 0.2, 0.3], [0.1, 1, 0.5], [1.1, 1.2, 0.8]]),
+                     np.array([[0, 1, 2], [1, 3, 2]]), "flat in a tilted plane"),
+    # the only vertex off the plane belongs to a face without area: no volume either
+    "flat, plus a needle": (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 5.0]]),
+                            np.array([[0, 1, 2], [1, 3, 2], [0, 0, 4]]), "zero volume"),
+    "a coordinate of 1e308": (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1e308]]),
+                              np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]]), "beyond +-1e+12"),
 }
 
 
@@ -162,6 +170,26 @@ def _write_bad(tmp_path: Path) -> dict[str, Path]:
     (tmp_path / "mesh.xyz").write_text("0 0 0\n")
     out["unsupported"] = tmp_path / "mesh.xyz"
     return out
+
+
+@pytest.mark.parametrize("chunk", [2, 1 << 16], ids=["2-face chunks", "one chunk"])
+def test_faces_without_area_are_dropped_and_a_needle_does_not_make_volume(chunk: int,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_mesh_arrays counts only the vertices of faces with an area: a tetrahedron with an extra
+    zero-area face passes (and validate_mesh drops that face), and a flat square whose only vertex off
+    its plane is in a zero-area face is refused, whichever chunk that face falls in."""
+    import nstr.geometry.mesh as mesh_module
+
+    monkeypatch.setattr(mesh_module, "CHECK_CHUNK", chunk)
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.0], [3, 3, 3]])
+    tet = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    for faces in (np.vstack([tet, [[4, 4, 0]]]), np.vstack([[[4, 4, 0]], tet])):
+        mesh, report = mesh_from_arrays(v, faces)
+        assert len(mesh.faces) == 4 and report.degenerate_faces_removed == 1
+    square = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 5.0]])
+    for faces in ([[0, 1, 2], [1, 3, 2], [1, 2, 3], [0, 0, 4]], [[0, 0, 4], [0, 1, 2], [1, 3, 2]]):
+        with pytest.raises(InputError, match="zero volume"):
+            mesh_from_arrays(square, np.array(faces))
 
 
 def test_bad_files_get_one_line_input_errors(tmp_path: Path) -> None:

@@ -194,12 +194,7 @@ def test_without_data_roots_dataset_dir_is_refused(tmp_path: Path, roots: dict[s
 
 # -------------------------------------------------------------- 3. the worker never dies
 def test_worker_survives_an_injected_save_failure_and_health_reports_a_dead_worker(tmp_path: Path) -> None:
-    env_backup = os.environ.get("NSTR_FAULT")
-    os.environ["NSTR_FAULT"] = "save,worker_exit"  # inherited by the server process only
-    try:
-        srv = ServerProcess(tmp_path / "jobs").start()
-    finally:
-        os.environ.pop("NSTR_FAULT") if env_backup is None else os.environ.update(NSTR_FAULT=env_backup)
+    srv = ServerProcess(tmp_path / "jobs", env={"NSTR_FAULT": "save,worker_exit"}).start()  # the server's faults only
     try:
         c = srv.client()
         first = c.submit("sdf", TINY, icosphere())
@@ -497,6 +492,21 @@ def test_listed_tracebacks_are_one_line_errors(tmp_path: Path, server: ServerPro
                    "task.eval_chunk must be at least 1")
     with pytest.raises(RemoteError, match="not a server URL"):
         BackendClient("http://[::1")
+
+
+def test_a_bad_detail_range_is_one_line_naming_the_valid_range(tmp_path: Path) -> None:
+    """Empty, inverted, malformed: refused before any work; finer than the grid: as soon as the grid
+    is chosen (before the fit), with the shortest wavelength the result can hold."""
+    import trimesh
+
+    mesh = tmp_path / "ico.ply"
+    trimesh.Trimesh(**icosphere(), process=False).export(mesh)
+    out = tmp_path / "out.ply"
+    for value, needle in (("[0.5,0.1]", "is inverted"), ("0.1,0.1", "is empty"), ("[0.1]", "two finite wavelengths"),
+                          ("[a,b]", "must be a number"), ("[1e-5,0.5]", "finer than this result's grid can hold")):
+        one_line_error(nstr("fit", "sdf", str(mesh), "--preset", "quick", "--steps", "5", "-o", str(out),
+                            "--set", "task.samples=2000", "--set", f"task.detail_range={value}"), needle)
+    assert not out.exists()
 
 
 def test_a_crafted_checkpoint_runs_nothing_and_a_real_one_loads(tmp_path: Path) -> None:

@@ -442,7 +442,7 @@ def test_job_cancels_and_cli_writes_mesh_renders_and_report(suzanne_scene: Path,
     assert (tmp_path / "out" / "scene_renders" / "test_sheet.png").is_file()
     with np.load(out, allow_pickle=False) as z:
         assert {"vertices", "faces", "color_albedo", "meta_json", "local_frequency", "drift"} <= set(z.files)
-        assert "spectral_frequency" not in z.files  # a baseline: the measured readout only, from its SDF
+        assert "spectral_frequency" not in z.files  # a baseline: the detail maps of its mesh, no NSTR internals
         from nstr.geometry.export import decode_meta
 
-        assert decode_meta(z["meta_json"])["readout"] == "measured"
+        assert decode_meta(z["meta_json"])["readout"] == "detail maps"

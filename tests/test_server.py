@@ -42,8 +42,10 @@ def icosphere(subdivisions: int = 1, radius: float = 0.8) -> dict[str, np.ndarra
 class ServerProcess:
     """``python -m nstr serve`` in a child process; its output goes to a log file."""
 
-    def __init__(self, jobs_dir: Path, *args: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, jobs_dir: Path, *args: str, host: str = "127.0.0.1", env: dict[str, str] | None = None) -> None:
+        """``env``: extra variables for the server process only (e.g. NSTR_FAULT, injected faults)."""
         self.jobs_dir = Path(jobs_dir)
+        self.extra_env = dict(env or {})
         self.args = list(args)
         self.host = host
         self.log_path = self.jobs_dir.parent / f"server-{self.jobs_dir.name}.log"
@@ -53,7 +55,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 90.0) -> "ServerProcess":
         self.url_file.unlink(missing_ok=True)
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", **self.extra_env)
         env.pop("NSTR_TOKEN", None)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([PYTHON, "-m", "nstr", "serve", "--host", self.host, "--port", "0",

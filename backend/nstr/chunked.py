@@ -16,11 +16,12 @@ from typing import Iterator
 import numpy as np
 
 _PAGE = mmap.PAGESIZE
+WORTH_DROPPING = 4 << 20  # arrays smaller than this keep their pages: dropping costs more than it saves
 
 
 def row_chunks(a: np.ndarray, rows: int) -> Iterator[tuple[int, np.ndarray]]:
     """``(start, a[start:start + rows])`` for each chunk, in order."""
-    mapped = _mapping_of(a)
+    mapped = _mapping_of(a) if a.nbytes >= WORTH_DROPPING else None
     for start in range(0, len(a), rows):
         part = a[start:start + rows]
         yield start, part

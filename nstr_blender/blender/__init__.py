@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..core.settings import set_user_dir
-from . import legend_overlay, operators, panel, preferences, properties
+from . import detail_overlay, legend_overlay, operators, panel, preferences, properties
 from .runtime import RUNTIME, stop_timer
 
 _CLASSES = (*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panel.CLASSES)
@@ -17,9 +17,11 @@ def register() -> None:
     properties.register_properties()
     set_user_dir(preferences.addon_user_dir())
     legend_overlay.register()
+    detail_overlay.register()
 
 
 def unregister() -> None:
+    detail_overlay.unregister()
     legend_overlay.unregister()
     stop_timer()
     RUNTIME.stop_backend()

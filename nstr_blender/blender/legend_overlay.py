@@ -11,8 +11,9 @@ import gpu
 import numpy as np
 from gpu_extras.batch import batch_for_shader
 
-from ..core.legend import Legend, build_legend
+from ..core.legend import Legend, build_detail_legend, build_legend, build_lost_legend
 from ..core.meshdata import DISPLAY_BY_NAME
+from .detail_colors import SCALE_PROP, current_scale
 from .results import result_meta
 
 _HANDLE: list[Any] = []
@@ -35,9 +36,19 @@ def legend_for(obj: Any, scene: Any) -> Legend | None:
         return None
     mesh = obj.data
     scale = float(scene.unit_settings.scale_length or 1.0)
-    key = (obj.name, name, mesh.name, len(mesh.vertices), scale)
+    key = (obj.name, name, mesh.name, len(mesh.vertices), scale, str(scene.get(SCALE_PROP, "")))
     if key in _CACHE:
         return _CACHE[key]
+    if len(_CACHE) > 32:
+        _CACHE.clear()
+    if name == "detail":             # the scene's one scale, not this mesh's range
+        detail_scale = current_scale(scene)
+        if detail_scale is not None:
+            _CACHE[key] = legend = build_detail_legend(detail_scale, unit_scale=scale)
+            return legend
+    if name == "detail_lost" and float((meta.get("detail") or {}).get("lost_flag", 0)) > 0:
+        _CACHE[key] = legend = build_lost_legend(float(meta["detail"]["lost_flag"]), unit_scale=scale)
+        return legend
     attr = DISPLAY_BY_NAME[name]
     values = colors = None
     n = len(mesh.vertices)
@@ -79,6 +90,19 @@ def draw() -> None:
         blf.color(font, 0.9, 0.9, 0.9, 1.0)
         blf.position(font, x, y, 0)
         blf.draw(font, text)
+        y += line_h
+    if legend.swatches:                                # the greys: a square and a label each, one row
+        sx, side = x, size
+        square = _shader("UNIFORM_COLOR")
+        for label, rgba in legend.swatches:
+            square.bind()
+            square.uniform_float("color", rgba)
+            batch_for_shader(square, "TRIS", {"pos": [(sx, y), (sx + side, y), (sx + side, y + side), (sx, y + side)]},
+                             indices=[(0, 1, 2), (0, 2, 3)]).draw(square)
+            blf.color(font, 0.9, 0.9, 0.9, 1.0)
+            blf.position(font, sx + side + 4 * ui, y, 0)
+            blf.draw(font, label)
+            sx += side + int(16 * ui) + blf.dimensions(font, label)[0]
         y += line_h
     if legend.stops:
         for p, label in legend.ticks:

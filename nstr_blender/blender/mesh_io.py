@@ -56,7 +56,7 @@ def build_mesh(name: str, result: MeshResult) -> bpy.types.Mesh:
         mesh.polygons.foreach_set("use_smooth", np.ones(n_faces, dtype=bool))
 
     for key, values in result.raw.items():
-        kind = RAW_KEYS[key]
+        kind = RAW_KEYS.get(key, "FLOAT")  # detail_band_<b> are FLOAT
         attr = mesh.attributes.new(key, kind, "POINT")
         attr.data.foreach_set("vector" if kind == "FLOAT_VECTOR" else "value", values.reshape(-1))
     for key, values in result.colors.items():

@@ -223,6 +223,8 @@ class NSTR_OT_show_attribute_colors(bpy.types.Operator):
                     if space.type == "VIEW_3D":
                         space.shading.type = "SOLID"
                         space.shading.color_type = "VERTEX"
+                        space.shading.light = "FLAT"        # unlit: colours as the legend shows them
+                        space.shading.show_cavity = True    # the shape from ridges and valleys
                         count += 1
         obj = context.active_object
         if obj is not None and results.result_meta(obj) is not None:
@@ -232,5 +234,23 @@ class NSTR_OT_show_attribute_colors(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class NSTR_OT_recolor_detail(bpy.types.Operator):
+    """Recolour every result's detail on one scale for the scene (after deleting or adding results), and
+    refresh their NSTR vertex groups"""
+    bl_idname = "nstr.recolor_detail"
+    bl_label = "Recolour Detail (Scene Scale)"
+
+    def execute(self, context):
+        from .detail_colors import recolor_scene
+
+        props = context.scene.nstr
+        scale = recolor_scene(context.scene, context.active_object if props.detail_stretch else None)
+        if scale is None:
+            self.report({"WARNING"}, "No result in this scene has detail maps: fit a mesh first")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
 CLASSES = (NSTR_OT_backend_start, NSTR_OT_backend_stop, NSTR_OT_fit, NSTR_OT_render_nerf_views, NSTR_OT_cancel,
-           NSTR_OT_release_gpu, NSTR_OT_clear_finished, NSTR_OT_toggle_source, NSTR_OT_show_attribute_colors)
+           NSTR_OT_release_gpu, NSTR_OT_clear_finished, NSTR_OT_toggle_source, NSTR_OT_show_attribute_colors,
+           NSTR_OT_recolor_detail)

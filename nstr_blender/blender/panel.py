@@ -186,6 +186,15 @@ class NSTR_PT_fit(bpy.types.Panel):
                          icon="HIDE_ON" if hidden else "HIDE_OFF")
         if DISPLAY_BY_NAME.get(getattr(obj, "nstr_display", "")) is not None:
             box.operator("nstr.show_attribute_colors", icon="SHADING_SOLID")
+        if meta.get("detail"):
+            row = box.row(align=True)
+            row.prop(context.scene.nstr, "detail_stretch")
+            row.operator("nstr.recolor_detail", text="", icon="FILE_REFRESH")
+            row = box.row(align=True)
+            row.prop(context.scene.nstr, "show_strokes")
+            row.prop(context.scene.nstr, "show_drift_arrows")
+            box.label(text="Vertex groups: NSTR fine detail, detail height, crease, detail lost", icon="GROUP_VERTEX")
+        box.prop(context.scene.nstr, "show_research")
 
 
 def _chars(context) -> int:

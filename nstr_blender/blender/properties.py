@@ -33,11 +33,23 @@ def _display_changed(obj: bpy.types.Object, _context: bpy.types.Context) -> None
 _ALL_ITEMS = [(a.name, a.label, a.description, i) for i, a in enumerate(DISPLAY_ATTRIBUTES)]
 
 
-def _display_items(obj, _context):
+_RESEARCH = {a.name for a in DISPLAY_ATTRIBUTES if a.research}
+
+
+def _display_items(obj, context):
     meta = results.result_meta(obj) if obj is not None else None
     available = set(meta.get("available", [])) if meta else set()
-    items = [it for it in _ALL_ITEMS if it[0] in available]
+    scene = getattr(context, "scene", None) if context is not None else None
+    research = bool(getattr(getattr(scene, "nstr", None), "show_research", False))
+    shown = getattr(obj, "nstr_display", "") if obj is not None else ""
+    items = [it for it in _ALL_ITEMS if it[0] in available and (research or it[0] not in _RESEARCH or it[0] == shown)]
     return items or _ALL_ITEMS[:1]
+
+
+def _scale_changed(props, context) -> None:
+    from .detail_colors import recolor_scene
+
+    recolor_scene(context.scene, context.active_object if props.detail_stretch else None)
 
 
 def fill_preset_values(props, _context=None) -> None:
@@ -60,6 +72,18 @@ class NSTR_SceneSettings(bpy.types.PropertyGroup):
     show_advanced: BoolProperty(name="Advanced", default=False)
     show_finished: BoolProperty(name="Finished jobs", default=False,
                                 description="Show the finished, failed and cancelled jobs")
+    show_research: BoolProperty(name="Research attributes", default=False,
+                                description="Also list NSTR's own readouts (its internal spectrum and transport "
+                                            "residual): for studying the method, not for reading a surface")
+    show_strokes: BoolProperty(name="Direction strokes", default=True,
+                               description="Short white strokes along the detail's crests in the viewport "
+                                           "(opaque: one direction; faint: little preferred direction)")
+    show_drift_arrows: BoolProperty(name="Drift arrows", default=False,
+                                    description="Yellow arrows toward finer detail, where the detail's size changes")
+    detail_stretch: BoolProperty(name="Stretch to active", default=False, update=_scale_changed,
+                                 description="Range the detail colours over the active result's own wavelengths "
+                                             "instead of one scale for the whole scene (the same size then no "
+                                             "longer has the same colour on every object)")
     n_freqs: IntProperty(name="K (frequencies)", min=0, max=4096, default=FIRST["n_freqs"],
                          description="Number of global frequencies (set to the preset's when the preset changes)")
     steps: IntProperty(name="Steps", min=0, max=1_000_000, default=FIRST["steps"],

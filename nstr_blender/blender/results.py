@@ -51,7 +51,10 @@ def make_material(name: str, color_key: str) -> bpy.types.Material:
     node.location = (bsdf.location.x - 300, bsdf.location.y)
     links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
     if "Roughness" in bsdf.inputs:
-        bsdf.inputs["Roughness"].default_value = 0.6
+        bsdf.inputs["Roughness"].default_value = 1.0
+    for specular in ("Specular", "Specular IOR Level"):    # no highlight washes a colour out (3.x / 4.0+)
+        if specular in bsdf.inputs:
+            bsdf.inputs[specular].default_value = 0.0
     return mat
 
 
@@ -69,8 +72,20 @@ def show_attribute(obj: bpy.types.Object, name: str) -> bool:
 
 def create_result_object(scene: bpy.types.Scene, source: str, result: MeshResult, job_id: str = "",
                          display: str = "") -> bpy.types.Object:
-    """Make the result object; returns it. ``display`` picks the shown attribute (else the first)."""
-    name = f"{source}_NSTR"
+    """Make the result object; returns it. ``display`` picks the shown attribute (else the first).
+    With a simplified mesh (the job set task.simplify_faces or task.simplify_error) it becomes
+    "<name>_NSTR_simplified", shown, and the dense result stays beside it, hidden (never lost)."""
+    dense = _create_one(scene, source, f"{source}_NSTR", result, job_id, display)
+    if result.lod is None:
+        return dense
+    simple = _create_one(scene, source, f"{source}_NSTR_simplified", result.lod, job_id, display)
+    simple["nstr_dense"] = dense.name
+    set_source_hidden(dense, True)
+    return simple
+
+
+def _create_one(scene: bpy.types.Scene, source: str, name: str, result: MeshResult, job_id: str,
+                display: str) -> bpy.types.Object:
     src = bpy.data.objects.get(source)
     matrix = src.matrix_world.copy() if src is not None else None
     if matrix is not None:                         # world -> the source's local coordinates
@@ -82,8 +97,8 @@ def create_result_object(scene: bpy.types.Scene, source: str, result: MeshResult
     if matrix is not None:
         obj.matrix_world = matrix
     available = result.available
-    keep = {k: result.meta[k] for k in ("ranges", "colormaps", "units", "descriptions", "metrics", "timings")
-            if k in result.meta}
+    keep = {k: result.meta[k] for k in ("ranges", "colormaps", "units", "descriptions", "metrics", "timings",
+                                        "detail", "research") if k in result.meta}
     keep["available"] = available
     obj[META_PROP] = json.dumps(keep, default=str)
     obj[SOURCE_PROP] = source
@@ -97,6 +112,9 @@ def create_result_object(scene: bpy.types.Scene, source: str, result: MeshResult
         show_attribute(obj, shown)
     if src is not None:
         set_source_hidden(src, True)
+    from .detail_colors import recolor_scene
+
+    recolor_scene(scene)       # every result's detail colours on one scale, this one's included
     show_colors_in_solid_mode()
     return obj
 
@@ -123,13 +141,16 @@ def set_source_hidden(src: bpy.types.Object, hidden: bool) -> None:
 
 def show_colors_in_solid_mode() -> None:
     """Solid mode shows the active colour attribute in every 3D view of the file (saved with it), so
-    a result's colours show at once and again after reopening. Material/Rendered modes use the
-    result's material, which reads the same attribute."""
+    a result's colours show at once and again after reopening, unlit (flat: a highlight would wash a
+    colour toward white, and the legend's colours would not match). Material/Rendered modes use the
+    result's material, which reads the same attribute without highlights."""
     for screen in bpy.data.screens:
         for area in screen.areas:
             for space in area.spaces:
                 if space.type == "VIEW_3D":
                     space.shading.color_type = "VERTEX"
+                    space.shading.light = "FLAT"
+                    space.shading.show_cavity = True    # the shape from ridges and valleys, not highlights
     for scene in bpy.data.scenes:              # Workbench renders and the file's own shading settings
         scene.display.shading.color_type = "VERTEX"
 

@@ -35,7 +35,7 @@ class Runtime:
         self.tracker = JobTracker()
         self.session: BackendSession | None = None
         self.message = ""                    # the last operator problem; cleared when the state changes
-        self.display = "local_frequency"     # which attribute new results show first
+        self.display = "detail"              # which attribute new results show first: the detail size
         self.on_result: Callable[[Any], None] | None = None   # optional callback(obj) (fit.py prints)
         self.views: Any = None               # a nerf_render.ViewJob while views are being rendered
         self.views_dir = ""                  # where the last NeRF views went (the panel says it)

@@ -18,17 +18,21 @@ import numpy as np
 
 from . import bitmap_font
 from .text import wrap
+from .detail_scale import DetailScale, legend_parts, lost_colors
 from .meshdata import DISPLAY_BY_NAME, format_value, legend_stops, linear_to_srgb
 
 # One line each, in plain words; the backend's meta "descriptions" replace them when present.
 PLAIN_WORDS: dict[str, str] = {
-    "local_frequency": "How fine the surface detail is here: high = fine ripples, low = broad shapes.",
+    "detail": "How fine the surface detail is: red = fine ripples, blue = broad bumps; strong colour = tall detail.",
+    "detail_lost": "Where the fit smoothed away detail that the input has: magenta = lost, grey = kept.",
+    "local_frequency": "How fine the surface detail is here: high = fine ripples, 0 = no detail.",
     "bandwidth": "How many different detail sizes mix here: high = a mix, low = one clean size.",
     "drift": "Which way the detail gets finer: hue = direction, brightness = how fast.",
-    "transport_residual": "Where the model's flow of detail does not explain the surface: high = check here.",
+    "transport_residual": "Research: where NSTR's flow of detail does not explain its own spectrum.",
+    "spectral_frequency": "Research: NSTR's internal frequency readout (not calibrated).",
     "albedo": "The surface colour seen in the rendered views.",
 }
-FREQUENCY_LIKE = ("local_frequency", "bandwidth")
+FREQUENCY_LIKE = ("local_frequency", "bandwidth", "spectral_frequency")
 
 
 @dataclass
@@ -40,11 +44,13 @@ class Legend:
     ticks: list[tuple[float, str]] = field(default_factory=list)   # (position in [0, 1], label)
     unit: str = ""
     words: str = ""
+    extra: list[str] = field(default_factory=list)       # more text lines (the detail scale's amplitude key)
+    swatches: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)  # (label, sRGB)
 
     def lines(self) -> list[str]:
         """The text lines below the bar (panel and pictures)."""
         out = [self.unit] if self.unit else []
-        return out + ([self.words] if self.words else [])
+        return out + list(self.extra) + ([self.words] if self.words else [])
 
 
 def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
@@ -92,6 +98,25 @@ def sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
+def build_detail_legend(scale: DetailScale, title: str = "Detail size", unit_scale: float = 1.0) -> Legend:
+    """The legend of the scene's detail colours: wavelength ticks in metres on the log bar, the
+    amplitude key, and the grey swatches (never colours of the bar)."""
+    stops, ticks, lines, swatches = legend_parts(scale, unit_scale if unit_scale > 0 else 1.0, format_length)
+    return Legend(title=title, stops=stops, ticks=ticks, unit=lines[0], extra=lines[1:], swatches=swatches,
+                  words=sentence(PLAIN_WORDS["detail"]))
+
+
+def build_lost_legend(flag: float, unit_scale: float = 1.0) -> Legend:
+    """Detail lost: a grey-to-magenta bar from 0 to twice the flagged height."""
+    unit_scale = unit_scale if unit_scale > 0 else 1.0
+    top = 2.0 * flag
+    stops = [(t, tuple(float(c) for c in lost_colors(np.array([t * top]), flag)[0])) for t in np.linspace(0, 1, 8)]
+    ticks = [(0.0, "0"), (0.5, format_length(flag * unit_scale)), (1.0, format_length(top * unit_scale))]
+    return Legend(title="Detail lost", stops=stops, ticks=ticks,
+                  unit=f"how much taller the input's detail is (RMS height); flagged from {format_length(flag * unit_scale)}",
+                  words=sentence(PLAIN_WORDS["detail_lost"]))
+
+
 def build_legend(meta: Mapping[str, Any], name: str, values: np.ndarray | None = None,
                  colors_linear: np.ndarray | None = None, unit_scale: float = 1.0) -> Legend:
     """The legend of attribute ``name`` of a result: range and descriptions from its meta, colours
@@ -119,8 +144,8 @@ def build_legend(meta: Mapping[str, Any], name: str, values: np.ndarray | None =
             legend.unit += f" (wavelength {coarsest} to {finest})" if name == "local_frequency" else ""
         shown = per_m
     elif name == "drift" and math.isfinite(lo):
-        legend.unit = (f"change of frequency {format_value(lo / unit_scale**2)} to "
-                       f"{format_value(hi / unit_scale**2)} cycles per metre, per metre")
+        legend.unit = (f"detail gets finer by {format_value(lo / unit_scale)} to "
+                       f"{format_value(hi / unit_scale)} octaves per metre")
         shown = (lo, hi)
     else:
         legend.unit = str(meta_unit) if meta_unit else ("0 = fully explained" if name == "transport_residual" else "")
@@ -133,7 +158,7 @@ def build_legend(meta: Mapping[str, Any], name: str, values: np.ndarray | None =
     elif name == "drift" and math.isfinite(lo) and hi > lo:
         # hue is the direction, so the bar shows what a colour's brightness says: how fast (black = none)
         legend.stops = [(i / 15, (i / 15, i / 15, i / 15, 1.0)) for i in range(16)]
-        a, b = lo / unit_scale**2, hi / unit_scale**2
+        a, b = lo / unit_scale, hi / unit_scale
         legend.ticks = [((t - a) / (b - a), format_value(t)) for t in nice_ticks(a, b)]
     return legend
 
@@ -169,7 +194,7 @@ def draw_into(img: np.ndarray, legend: Legend, scale: int = 1) -> np.ndarray:
     bar_w, bar_h = min(w - 4 * pad, 220 * scale), 12 * scale
     width = max(10, (w - 4 * pad) // (bitmap_font.WIDTH * scale))
     words = [part for text in legend.lines() for part in wrap(text, width)]
-    n_lines = 1 + len(words) + (2 if legend.stops else 0)
+    n_lines = 1 + len(words) + (2 if legend.stops else 0) + (1 if legend.swatches else 0)
     box_h = pad * 2 + n_lines * line + (bar_h if legend.stops else 0)
     box_w = min(w - 2 * pad, max([bar_w + 2 * pad] + [text_width(t, scale) + 2 * pad for t in words + [legend.title]]))
     x0, y0 = pad, max(0, h - pad - box_h)
@@ -195,6 +220,14 @@ def draw_into(img: np.ndarray, legend: Legend, scale: int = 1) -> np.ndarray:
             lx = min(max(x0 + pad, tx - text_width(label, scale) // 2), x0 + box_w - pad - text_width(label, scale))
             draw_text(img, lx, y + 4 * scale, label, scale=scale)
         y += 2 * line
+    if legend.swatches:                     # the greys, each a square and its label, on one row
+        sx = x0 + pad
+        side = bitmap_font.HEIGHT * scale
+        for label, rgba in legend.swatches:
+            img[y:y + side, sx:sx + side, :3] = rgba[:3]
+            draw_text(img, sx + side + 2 * scale, y, label, scale=scale)
+            sx += side + 2 * scale + text_width(label, scale) + 3 * bitmap_font.WIDTH * scale
+        y += line
     for text in words:
         draw_text(img, x0 + pad, y, text, color=(0.85, 0.85, 0.85), scale=scale)
         y += line

@@ -31,18 +31,29 @@ class DisplayAttribute:
     raw_key: str | None
     color_key: str
     description: str
+    research: bool = False   # NSTR's own readout: listed only when the panel's "Research" toggle is on
 
 
 # In the order the panel lists them. Every key is optional in a result.
 DISPLAY_ATTRIBUTES: tuple[DisplayAttribute, ...] = (
+    DisplayAttribute("detail", "Detail size", "detail_wavelength", "color_detail",
+                     "How fine the surface detail is (red fine .. blue coarse, one scale for the scene); "
+                     "faint detail fades to grey; greys: no detail, coarser, crease"),
+    DisplayAttribute("detail_lost", "Detail lost", "detail_lost", "color_detail_lost",
+                     "Where the fit smoothed away detail the input has (magenta); grey where it kept it"),
     DisplayAttribute("local_frequency", "Local frequency", "local_frequency", "color_local_frequency",
-                     "Spectral centroid: how fine the detail is here (cycles per unit)"),
+                     "1 / the detail's wavelength: ripples per unit length (0 where there is no detail)"),
     DisplayAttribute("bandwidth", "Bandwidth", "bandwidth", "color_bandwidth",
-                     "Spread of frequencies present here (cycles per unit)"),
+                     "Spread of detail sizes mixed here (cycles per unit)"),
     DisplayAttribute("drift", "Frequency drift", "drift", "color_drift",
-                     "Where detail gets finer: hue = direction, brightness = magnitude"),
-    DisplayAttribute("transport_residual", "Transport residual", "transport_residual",
-                     "color_transport_residual", "Where the transport model does not explain the spectrum"),
+                     "Which way the detail gets finer (octaves per unit): hue = direction, brightness = how fast"),
+    DisplayAttribute("transport_residual", "Transport residual (research)", "transport_residual",
+                     "color_transport_residual",
+                     "Research: where NSTR's transport network does not explain its own spectrum", research=True),
+    DisplayAttribute("spectral_frequency", "NSTR spectrum (research)", "spectral_frequency",
+                     "color_spectral_frequency",
+                     "Research: NSTR's internal frequency readout; not calibrated, does not follow the surface",
+                     research=True),
     DisplayAttribute("albedo", "Albedo", None, "color_albedo", "Baked radiance colour (NeRF)"),
 )
 DISPLAY_BY_NAME = {a.name: a for a in DISPLAY_ATTRIBUTES}
@@ -54,7 +65,17 @@ RAW_KEYS: dict[str, str] = {
     "drift": "FLOAT_VECTOR",
     "drift_magnitude": "FLOAT",
     "transport_residual": "FLOAT",
+    "spectral_frequency": "FLOAT",
+    "detail_wavelength": "FLOAT",
+    "detail_amplitude": "FLOAT",
+    "detail_direction": "FLOAT_VECTOR",
+    "detail_anisotropy": "FLOAT",
+    "crease_strength": "FLOAT",
+    "detail_state": "FLOAT",
+    "detail_lost": "FLOAT",
 }
+BAND_KEY = "detail_band_{}"   # detail_bands (V, B) arrives as one FLOAT attribute per octave band
+MAX_BANDS = 16
 COLOR_KEYS: tuple[str, ...] = tuple(a.color_key for a in DISPLAY_ATTRIBUTES)
 
 
@@ -67,6 +88,12 @@ class MeshResult:
     raw: dict[str, np.ndarray] = field(default_factory=dict)     # name -> (V,) or (V, 3) float32
     colors: dict[str, np.ndarray] = field(default_factory=dict)  # color key -> (V, 4) float32, LINEAR
     meta: dict[str, Any] = field(default_factory=dict)
+    lod: "MeshResult | None" = None           # the detail-adaptive simplified mesh, when the job asked for one
+
+    def subset(self, vertices: np.ndarray, faces: np.ndarray, source: np.ndarray) -> "MeshResult":
+        """Another mesh whose vertex i takes every per-vertex value of this one's vertex ``source[i]``."""
+        return MeshResult(vertices, faces, {k: np.ascontiguousarray(v[source]) for k, v in self.raw.items()},
+                          {k: np.ascontiguousarray(v[source]) for k, v in self.colors.items()}, dict(self.meta))
 
     @property
     def available(self) -> list[str]:
@@ -148,6 +175,13 @@ def parse_result(arrays: Mapping[str, Any], meta: Mapping[str, Any] | None = Non
             raise ResultError(f"result attribute '{key}' has shape {value.shape}, expected {want}",
                               "Update the backend to the add-on's version")
         raw[key] = value
+    if "detail_bands" in arrays:
+        bands = np.asarray(arrays["detail_bands"], dtype=np.float32)
+        if bands.ndim != 2 or len(bands) != n or not 1 <= bands.shape[1] <= MAX_BANDS:
+            raise ResultError(f"result attribute 'detail_bands' has shape {bands.shape}, expected ({n}, B <= {MAX_BANDS})",
+                              "Update the backend to the add-on's version")
+        for b in range(bands.shape[1]):
+            raw[BAND_KEY.format(b)] = np.ascontiguousarray(bands[:, b])
     colors: dict[str, np.ndarray] = {}
     for key in COLOR_KEYS:
         if key not in arrays:
@@ -159,7 +193,23 @@ def parse_result(arrays: Mapping[str, Any], meta: Mapping[str, Any] | None = Non
         colors[key] = np.ascontiguousarray(srgb_to_linear(value))
     if meta is None:
         meta = decode_meta(arrays.get("meta_json"))
-    return MeshResult(verts, faces, raw, colors, dict(meta))
+    detail_meta = meta.get("detail") if isinstance(meta.get("detail"), Mapping) else {}
+    if "detail_lost" in raw and "color_detail_lost" not in colors and float(detail_meta.get("lost_flag", 0)) > 0:
+        from .detail_scale import lost_colors
+
+        colors["color_detail_lost"] = srgb_to_linear(lost_colors(raw["detail_lost"], float(detail_meta["lost_flag"])))
+    result = MeshResult(verts, faces, raw, colors, dict(meta))
+    if "lod_vertices" in arrays and "lod_faces" in arrays and "lod_source" in arrays:
+        lod_v = np.ascontiguousarray(np.asarray(arrays["lod_vertices"], dtype=np.float64))
+        lod_f = np.ascontiguousarray(np.asarray(arrays["lod_faces"]).astype(np.int32, copy=False))
+        source = np.asarray(arrays["lod_source"]).astype(np.int64, copy=False)
+        if lod_v.ndim != 2 or lod_v.shape[1] != 3 or lod_f.ndim != 2 or lod_f.shape[1] != 3 or \
+                source.shape != (len(lod_v),) or len(lod_f) == 0 or lod_f.min() < 0 or lod_f.max() >= len(lod_v) \
+                or source.min() < 0 or source.max() >= n or not np.isfinite(lod_v).all():
+            raise ResultError("the backend's simplified mesh (lod_*) is malformed",
+                              "Fit again without task.simplify_faces / task.simplify_error, and report it")
+        result.lod = result.subset(lod_v, lod_f, source)
+    return result
 
 
 def mesh_arrays(co_flat: np.ndarray, tri_flat: np.ndarray, matrix_world: Any, name: str) -> dict[str, np.ndarray]:

@@ -43,6 +43,17 @@ def finite_positive(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (a size that may be zero)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a finite number, 0 or more")
+    return value
+
+
 def key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -124,9 +135,24 @@ def check_outputs(outputs: dict[str, Path | None], inputs: Sequence[Path | None]
         parent = target.parent
         while not parent.exists():  # the folders will be created: the nearest existing one must be writable
             parent = parent.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise InputError(f"cannot write {flag} '{path}': the folder {parent} is not writable",
-                             "Choose a writable location")
+        why = _cannot_create_in(parent)
+        if why is not None:
+            raise InputError(f"cannot write {flag} '{path}': the folder {parent} {why}", "Choose a writable location")
+
+
+def _cannot_create_in(folder: Path) -> str | None:
+    """Why no file can be created in ``folder`` (None: one can). Tried for real, with a file that is
+    removed at once: permission bits say nothing for root, or on /proc, or on a read-only mount."""
+    import tempfile
+
+    if not folder.is_dir():
+        return "is not writable"  # a file where a folder would have to be
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".nstr-write-test-"):
+            pass
+    except OSError as err:
+        return f"does not accept new files ({err.strerror or type(err).__name__})"
+    return None
 
 
 def write_report(path: Path | None, report: dict[str, Any]) -> None:

@@ -14,9 +14,10 @@ their logs and results are kept in --jobs-dir and survive restarts."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from nstr.cli.common import finite_positive
+    from nstr.cli.common import finite_positive, non_negative_float
     from nstr.server.engine import ENGINES
-    from nstr.server.main import DEFAULT_MAX_BODY_MB, DEFAULT_PORT, HEADER_TIMEOUT_S
+    from nstr.server.main import (DEFAULT_MAX_BODY_MB, DEFAULT_MIN_FREE_MB, DEFAULT_PORT, HEADER_TIMEOUT_S,
+                                  MIN_BODY_RATE_KIB, REQUEST_TIMEOUT_S)
     from nstr.server.retention import DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_TOTAL_GB
 
     ENGINE_NAMES = tuple(ENGINES)
@@ -31,6 +32,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"largest accepted request body in MiB (default: {DEFAULT_MAX_BODY_MB})")
     p.add_argument("--header-timeout", type=finite_positive, default=HEADER_TIMEOUT_S, metavar="S",
                    help=f"close a connection whose request line and headers take longer (default: {HEADER_TIMEOUT_S:g} s)")
+    p.add_argument("--request-timeout", type=finite_positive, default=REQUEST_TIMEOUT_S, metavar="S",
+                   help=f"a request body must be complete within this of its head, or 408 (default: {REQUEST_TIMEOUT_S:g} s)")
+    p.add_argument("--min-body-rate", type=finite_positive, default=MIN_BODY_RATE_KIB, metavar="KIB",
+                   help=f"a request body slower than this many KiB/s on average (after 5 s) is cut off with 408 "
+                        f"(default: {MIN_BODY_RATE_KIB:g})")
+    p.add_argument("--min-free-mb", type=non_negative_float, default=DEFAULT_MIN_FREE_MB, metavar="MB",
+                   help=f"disk space kept free in --jobs-dir: uploads and results that would use it get 507 "
+                        f"(default: {DEFAULT_MIN_FREE_MB:g})")
     p.add_argument("--engine", choices=ENGINE_NAMES, default="local",
                    help="what runs the jobs: local = one worker thread in this process; ray = a Ray cluster, "
                         "as many jobs at once as it holds (default: local)")
@@ -57,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port, token=args.token, jobs_dir=args.jobs_dir, device=args.device,
                  max_body_mb=args.max_body_mb, url_file=args.url_file, parent_pid=args.parent_pid,
                  engine=args.engine, data_roots=args.data_roots, header_timeout_s=args.header_timeout,
+                 request_timeout_s=args.request_timeout, min_body_rate_kib=args.min_body_rate,
+                 min_free_mb=args.min_free_mb,
                  engine_options={"address": args.address, "cpus_per_job": args.cpus_per_job,
                                  "gpus_per_job": args.gpus_per_job} if args.engine == "ray" else None,
                  retention=Retention(max_age_days=args.keep_days, max_total_gb=args.keep_gb))

@@ -2,17 +2,19 @@
 
 Two readouts (backend/docs/spectral-flow.md says what each measures and why):
 
-* MEASURED, any model (``local_frequency``, ``bandwidth``, ``drift``): the fitted SDF is sampled on
-  a small grid in each vertex's tangent plane and its local spectrum read by
-  :func:`nstr.spectral.measured.surface_local_frequency`. This is the readout validated against
-  analytic truth (nstr.validation), so it is what the colours show.
+* The DETAIL MAPS, any model, any geometry (nstr.spectral.detail): octave bands of the extracted
+  surface's detail, its wavelength, height, direction and creases, in input units; and, said from
+  them (nstr.spectral.detail_flow), ``local_frequency`` (1 / wavelength), ``bandwidth`` and ``drift``
+  (octaves per unit length toward finer detail). Validated against analytic truth
+  (nstr.validation.detail_cases), so they are what the colours show.
 * NSTR's INTERNAL readout (NSTR only: ``spectral_frequency``, ``transport_drift``, ``drift_exact``,
   ``transport_residual``): the S-weighted centroid of the carriers and its transport through F_theta.
-  Kept for research; on the validation cases it does not follow the surface.
+  Kept for research (``meta["research"]``); on the validation cases it does not follow the surface.
 
-The fields work in the unit box (unit = (input - center) / scale). Frequencies measured in unit-box
-lengths are divided by ``scale`` to give cycles per unit of the INPUT's length; drift (a derivative of
-a frequency) by ``scale``^2. The transport residual ||J_S - F_theta|| stays in the field's own units.
+The fields work in the unit box (unit = (input - center) / scale); the mesh times ``scale`` is the
+input's size, so every length and frequency here is in the INPUT's units. The internal readout is
+divided by ``scale`` (frequencies) or ``scale``^2 (its drift); the transport residual stays in the
+field's own units.
 
 Drift is projected onto each vertex's tangent plane and shown as hue = its direction in a
 per-vertex tangent frame (t1 = normalised n x z, or n x x near the poles; t2 = n x t1)
@@ -25,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
-SCALAR_ATTRIBUTES = ("local_frequency", "bandwidth")  # every model (measured)
+SCALAR_ATTRIBUTES = ("local_frequency", "bandwidth")  # every model (from the detail maps)
 NSTR_SCALARS = ("spectral_frequency", "transport_residual")  # NSTR only (internal readout)
+# not for the artist's default list: NSTR's internal readout (research), listed in meta["research"]
+RESEARCH_KEYS = ("spectral_frequency", "transport_residual", "transport_drift", "drift_exact")
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -68,10 +72,13 @@ def field_sdf_fn(field: Any, chunk: int = 65536, evaluate: Any = None):  # noqa:
 
 
 DESCRIPTIONS = {
-    "local_frequency": "how fine the surface detail is here: the dominant number of ripples per unit length, "
-                       "measured from the fitted surface in a small window around the vertex",
-    "bandwidth": "how mixed the detail is here: the spread of ripple frequencies in that window",
-    "drift": "which way the detail gets finer along the surface (hue = direction, brightness = how fast)",
+    "local_frequency": "how fine the surface detail is here: ripples per unit length (1 / the detail's "
+                       "wavelength); 0 where there is no detail",
+    "bandwidth": "how mixed the detail is here: the spread of the octave bands' frequencies, weighted by their height",
+    "drift": "which way the detail gets finer along the surface, in octaves per unit length "
+             "(hue = direction, brightness = how fast)",
+    "detail_lost": "how much taller the input's detail is than the result's here (input units): where the fit "
+                   "smoothed detail away; near 0 where it kept it",
     "spectral_frequency": "NSTR only, research: the centroid of the model's own carriers weighted by S(x); "
                           "not calibrated, does not follow the surface on the validation cases",
     "transport_residual": "NSTR only: how far the transport network's prediction of dS/dx is from the real one",
@@ -96,42 +103,56 @@ def _tangent_angle(vec: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np
 
 
 def spectral_attributes(field: Any, vertices_unit: np.ndarray, faces: np.ndarray, scale: float,
-                        chunk: int = 32768, voxel: float | None = None, max_points: int = 3000,
-                        sdf_fn: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Arrays (architecture.md's table) and meta {ranges, colormaps, units, descriptions, window}.
+                        chunk: int = 32768, voxel: float | None = None,
+                        detail_range: tuple[float, float] | None = None,
+                        reference: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays (architecture.md's table) and meta {ranges, colormaps, units, descriptions, detail}.
 
-    With ``sdf_fn`` (unit-box points (P, 3) -> signed distance (P,), e.g. :func:`field_sdf_fn`), any
-    model gets the measured attributes, and NSTR its internal readout in addition. Without one (a
-    density field, NeRF: not a distance, so the tangent-plane window has no height to read) only an
-    NSTR field gets attributes, from its internal readout, as before issue 9 (meta says so)."""
-    if sdf_fn is None:
-        return _internal_only(field, vertices_unit, faces, scale, chunk)
-    from nstr.colormaps import ATTRIBUTE_COLORMAPS, direction_colors, scalar_colors
-    from nstr.spectral.measured import SurfaceWindow, surface_local_frequency
+    Every model and every geometry gets the detail maps of its mesh (nstr.spectral.detail) and
+    ``local_frequency``/``bandwidth``/``drift`` said from them (nstr.spectral.detail_flow); an NSTR
+    field gets its internal readout in addition (research keys). ``voxel``: the extraction grid's
+    spacing in unit-box lengths; ``detail_range``: the user's (shortest, longest) wavelength in INPUT
+    units, replacing the default octave bands; ``reference``: the input's exact surface
+    (:class:`nstr.geometry.ground_truth.MeshSDF` in unit-box coordinates), which adds ``detail_lost``."""
+    from nstr.colormaps import ATTRIBUTE_COLORMAPS, direction_colors, robust_range, scalar_colors
+    from nstr.spectral.detail import STATE_GREYS, detail_arrays, detail_lost, layout_for_range
+    from nstr.spectral.detail_flow import flow_arrays
 
     v = np.asarray(vertices_unit, np.float64)
     normals = vertex_normals(v, faces)
-    diagonal = float(np.linalg.norm(v.max(0) - v.min(0))) if len(v) else 1.0
-    window = SurfaceWindow.from_scale(diagonal, voxel)
-    measured = surface_local_frequency(sdf_fn, v, faces, window, max_points=max_points)
-    raw: dict[str, np.ndarray] = {"local_frequency": measured["local_frequency"] / scale,
-                                  "bandwidth": measured["bandwidth"] / scale}
-    vectors = {"drift": measured["drift"].astype(np.float64) / scale ** 2}
+    device = next(field.parameters()).device if hasattr(field, "parameters") else "cpu"
+    voxel_in = (voxel if voxel is not None else 2.0 / 255) * scale
+    layout = layout_for_range(detail_range, voxel_in) if detail_range else None
+    # the detail maps, in input units (the unit-box mesh times ``scale``: translation changes nothing)
+    arrays, detail_meta = detail_arrays(v * scale, faces, voxel_in, layout=layout, device=device)
+    if reference is not None:
+        projected = reference.closest(v)[2] * scale
+        arrays["detail_lost"] = detail_lost(projected, faces, arrays["detail_amplitude"], detail_meta,
+                                            device=device)
+    flow = flow_arrays(v * scale, faces, arrays, detail_meta, normals)
+    raw: dict[str, np.ndarray] = {"local_frequency": flow["local_frequency"], "bandwidth": flow["bandwidth"]}
+    vectors = {"drift": flow["drift"]}
     scalars = list(SCALAR_ATTRIBUTES)
     if getattr(field, "is_spectral", False):
         from nstr.spectral import spectral_flow
 
-        flow = spectral_flow(field, v.astype(np.float32), chunk=chunk)
-        raw["spectral_frequency"] = flow["local_frequency"] / scale
-        raw["transport_residual"] = flow["transport_residual"]
-        vectors["transport_drift"] = flow["drift"].astype(np.float64) / scale ** 2
-        vectors["drift_exact"] = flow["drift_exact"].astype(np.float64) / scale ** 2
+        internal = spectral_flow(field, v.astype(np.float32), chunk=chunk)
+        raw["spectral_frequency"] = internal["local_frequency"] / scale
+        raw["transport_residual"] = internal["transport_residual"]
+        vectors["transport_drift"] = internal["drift"].astype(np.float64) / scale ** 2
+        vectors["drift_exact"] = internal["drift_exact"].astype(np.float64) / scale ** 2
         scalars += list(NSTR_SCALARS)
-    arrays: dict[str, np.ndarray] = {}
     ranges: dict[str, list[float]] = {}
+    NO_DETAIL_GREY = STATE_GREYS["none"]  # noqa: N806 - the detail maps' grey for "no detail"
     for name in scalars:
         values = np.nan_to_num(np.asarray(raw[name], np.float64))
-        colors, (lo, hi) = scalar_colors(values, ATTRIBUTE_COLORMAPS[name])
+        if name in SCALAR_ATTRIBUTES:   # 0 = no detail: grey, and out of the range (a range of mostly zeros says nothing)
+            has = values > 0
+            lo, hi = robust_range(values[has]) if has.any() else (0.0, 1.0)
+            colors, (lo, hi) = scalar_colors(values, ATTRIBUTE_COLORMAPS[name], lo, hi)
+            colors[~has, :3] = NO_DETAIL_GREY
+        else:
+            colors, (lo, hi) = scalar_colors(values, ATTRIBUTE_COLORMAPS[name])
         arrays[name] = values.astype(np.float32)
         arrays[f"color_{name}"] = colors.astype(np.float32)
         ranges[name] = [lo, hi]
@@ -145,58 +166,16 @@ def spectral_attributes(field: Any, vertices_unit: np.ndarray, faces: np.ndarray
             ranges["drift"] = ranges["drift_magnitude"] = [lo, hi]
     per_unit = "cycles per unit of input length"
     units = {"local_frequency": per_unit, "bandwidth": per_unit,
-             "drift": per_unit + ", per unit of input length (tangent plane)",
-             "drift_hue": "angle in the tangent frame t1 = n x z (n x x near the poles), t2 = n x t1"}
+             "drift": "octaves per unit of input length, toward finer detail (tangent plane)",
+             "drift_hue": "angle in the tangent frame t1 = n x z (n x x near the poles), t2 = n x t1",
+             "detail_wavelength": "input length", "detail_amplitude": "input length", "detail_lost": "input length"}
     if getattr(field, "is_spectral", False):
-        units.update(spectral_frequency=per_unit, transport_drift=units["drift"], drift_exact=units["drift"],
+        units.update(spectral_frequency=per_unit, transport_drift=per_unit + " per unit of input length",
+                     drift_exact=per_unit + " per unit of input length",
                      transport_residual="|dS/dx - F| per unit of the field's [-1, 1] box")
-    # the detail maps (nstr.spectral.detail): octave bands, wavelength, height, direction, creases, in
-    # input units (the unit-box mesh times ``scale``: translation changes nothing)
-    from nstr.spectral.detail import detail_arrays
-
-    device = next(field.parameters()).device if hasattr(field, "parameters") else "cpu"
-    detail, detail_meta = detail_arrays(v * scale, faces, (voxel if voxel is not None else 2.0 / 255) * scale,
-                                        device=device)
-    arrays.update(detail)
-    meta = {"ranges": ranges, "readout": "measured", "detail": detail_meta,
+    meta = {"ranges": ranges, "readout": "detail maps", "detail": detail_meta,
             "colormaps": {**{n: ATTRIBUTE_COLORMAPS[n] for n in scalars}, "drift": ATTRIBUTE_COLORMAPS["drift"]},
             "units": units,
             "descriptions": {k: d for k, d in DESCRIPTIONS.items() if k in arrays},
-            "window": {"half_width": window.half_width * scale, "samples": window.samples,
-                       "floor_amplitude": window.floor_amplitude * scale, "units": "input length",
-                       "rule": "half-width 7% of the output mesh's bounding-box diagonal"}}
-    return arrays, meta
-
-
-def _internal_only(field: Any, vertices_unit: np.ndarray, faces: np.ndarray, scale: float,
-                   chunk: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """NSTR's internal readout under the measured keys (fields that are not distances)."""
-    from nstr.colormaps import ATTRIBUTE_COLORMAPS, direction_colors, scalar_colors
-    from nstr.spectral import spectral_flow
-
-    flow = spectral_flow(field, np.asarray(vertices_unit, np.float32), chunk=chunk)
-    normals = vertex_normals(np.asarray(vertices_unit, np.float64), faces)
-    raw = {"local_frequency": flow["local_frequency"] / scale, "bandwidth": flow["bandwidth"] / scale,
-           "transport_residual": flow["transport_residual"]}
-    arrays: dict[str, np.ndarray] = {}
-    ranges: dict[str, list[float]] = {}
-    for name, values in raw.items():
-        values = np.nan_to_num(np.asarray(values, np.float64))
-        colors, (lo, hi) = scalar_colors(values, ATTRIBUTE_COLORMAPS[name])
-        arrays[name], arrays[f"color_{name}"], ranges[name] = values.astype(np.float32), colors, [lo, hi]
-    tangent, angle, magnitude = _tangent_angle(np.nan_to_num(flow["drift"].astype(np.float64)) / scale ** 2, normals)
-    colors, (lo, hi) = direction_colors(angle, magnitude)
-    arrays.update(drift=tangent.astype(np.float32), drift_magnitude=magnitude.astype(np.float32),
-                  color_drift=colors.astype(np.float32))
-    ranges["drift"] = ranges["drift_magnitude"] = [lo, hi]
-    per_unit = "cycles per unit of input length"
-    meta = {"ranges": ranges, "colormaps": {**{n: ATTRIBUTE_COLORMAPS[n] for n in raw}, "drift": ATTRIBUTE_COLORMAPS["drift"]},
-            "units": {"local_frequency": per_unit, "bandwidth": per_unit,
-                      "drift": per_unit + ", per unit of input length (tangent plane)",
-                      "transport_residual": "|dS/dx - F| per unit of the field's [-1, 1] box"},
-            "descriptions": {"local_frequency": "NSTR's internal readout (S-weighted carrier centroid): NOT the measured "
-                                                "frequency, which needs a distance field; not calibrated",
-                             "bandwidth": "spread of that internal readout", "drift": "its transport through F_theta",
-                             "transport_residual": DESCRIPTIONS["transport_residual"]},
-            "readout": "internal"}
+            "research": [k for k in RESEARCH_KEYS if k in arrays]}
     return arrays, meta

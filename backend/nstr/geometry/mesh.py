@@ -15,7 +15,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -187,16 +187,21 @@ def check_mesh_arrays(vertices: Any, faces: Any, source: str = "arrays") -> None
     size = float(np.max(hi - lo))
     if size <= 0:
         raise InputError("the mesh is degenerate: all its faces collapse to one point", "Give a mesh with some size")
-    kept_used = np.zeros(len(v), bool)
+    kept_used: np.ndarray | None = None  # the vertices of faces with an area; None while that is all of used
     n_kept = 0
-    for _, blk in row_chunks(f, CHECK_CHUNK):
+    for s, blk in row_chunks(f, CHECK_CHUNK):
         keep = face_area2(v, blk) > DEGENERATE_AREA * size * size
         n_kept += int(keep.sum())
-        kept_used[blk[keep].astype(np.int64).reshape(-1)] = True
+        if kept_used is None and not keep.all():  # the first face without area: count the others' vertices
+            kept_used = np.zeros(len(v), bool)
+            for _, earlier in row_chunks(f[:s], CHECK_CHUNK):
+                kept_used[earlier.astype(np.intp).reshape(-1)] = True
+        if kept_used is not None:
+            kept_used[blk[keep].astype(np.intp).reshape(-1)] = True
     if not n_kept:
         raise InputError(f"the mesh is degenerate: all {len(f)} faces have zero area",
                          "Give a mesh whose faces enclose some area")
-    _check_volume(v, kept_used, centre=(lo + hi) / 2)
+    _check_volume(v, used if kept_used is None else kept_used, centre=(lo + hi) / 2)
 
 
 def _check_coordinates(v: np.ndarray) -> None:
@@ -204,6 +209,8 @@ def _check_coordinates(v: np.ndarray) -> None:
     first_bad = first_huge = -1
     for s, part in row_chunks(v, CHECK_CHUNK):
         with np.errstate(invalid="ignore"):
+            if np.abs(part).max(initial=0) <= MAX_COORDINATE:  # the usual chunk: one reduction, no row scan
+                continue
             reach = np.abs(part).max(axis=1)  # NaN where a coordinate is NaN
         bad = ~np.isfinite(reach)
         huge = reach > MAX_COORDINATE  # False for NaN
@@ -241,19 +248,24 @@ def _check_indices(f: np.ndarray, n_vertices: int) -> np.ndarray:
 def _bounds(v: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounding box (float64 corners) of the vertices in ``mask``, in chunks."""
     lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
-    for s, part in row_chunks(v, CHECK_CHUNK):
-        sel = part[mask[s:s + len(part)]]
-        if len(sel):
-            lo, hi = np.minimum(lo, sel.min(axis=0)), np.maximum(hi, sel.max(axis=0))
+    for s, part in _masked_chunks(v, mask):
+        if len(part):
+            lo, hi = np.minimum(lo, part.min(axis=0)), np.maximum(hi, part.max(axis=0))
     return lo, hi
+
+
+def _masked_chunks(v: np.ndarray, mask: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """The rows of ``v`` in ``mask``, chunk by chunk (no selection when the mask holds every row)."""
+    every = bool(mask.all())
+    for s, part in row_chunks(v, CHECK_CHUNK):
+        yield s, part if every else part[mask[s:s + len(part)]]
 
 
 def face_area2(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Twice each face's area (float64): one chunk of faces at a time."""
     idx = f.astype(np.intp, copy=False)
-    a = np.take(v, idx[:, 0], axis=0).astype(np.float64)
-    b = (np.take(v, idx[:, 1], axis=0) - a).T
-    c = (np.take(v, idx[:, 2], axis=0) - a).T
+    p0, p1, p2 = (np.take(v, idx[:, k], axis=0).astype(np.float64).T.copy() for k in range(3))  # (3, n) each
+    b, c = p1 - p0, p2 - p0
     x, y, z = b[1] * c[2] - b[2] * c[1], b[2] * c[0] - b[0] * c[2], b[0] * c[1] - b[1] * c[0]
     return np.sqrt(x * x + y * y + z * z)
 
@@ -263,8 +275,8 @@ def _check_volume(v: np.ndarray, mask: np.ndarray, centre: np.ndarray) -> None:
     the smallest principal spread against the largest, from one chunked pass of moments about ``centre``
     (the box's centre: a mesh far from the origin keeps its precision)."""
     n, total, outer = 0, np.zeros(3), np.zeros((3, 3))
-    for s, part in row_chunks(v, CHECK_CHUNK):
-        sel = part[mask[s:s + len(part)]].astype(np.float64) - centre
+    for _, part in _masked_chunks(v, mask):
+        sel = part.astype(np.float64) - centre
         n += len(sel)
         total += sel.sum(axis=0)
         outer += sel.T @ sel

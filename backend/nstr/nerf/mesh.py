@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from nstr.errors import NSTRError
-from nstr.geometry.attributes import field_sdf_fn, spectral_attributes, vertex_normals
+from nstr.geometry.attributes import spectral_attributes, vertex_normals
 from nstr.geometry.extraction import extract_surface
 from nstr.nerf.radiance import RadianceField
 from nstr.nerf.rays import SceneBox
@@ -134,10 +134,10 @@ def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, threshold
         if bake:
             arrays["color_albedo"] = bake_colors(model, verts, normals, voxel=2.0 / (resolution - 1))
         t2 = time.perf_counter()
-        if model.field.is_spectral:
-            attrs, attr_meta = spectral_attributes(model.field, verts, faces, scale=box.half)
-            arrays.update(attrs)
-            meta.update(attr_meta)
+        # every model gets the detail maps of its mesh (docs/spectral-flow.md), NSTR its internal readout too
+        attrs, attr_meta = spectral_attributes(model.field, verts, faces, scale=box.half, voxel=2.0 / (resolution - 1))
+        arrays.update(attrs)
+        meta.update(attr_meta)
         t3 = time.perf_counter()
     finally:
         model.train(was_training)
@@ -202,9 +202,8 @@ def extract_sdf_mesh(model: Any, box: SceneBox, resolution: int, bake: bool = Tr
         if bake:
             arrays["color_albedo"] = bake_sdf_colors(model, verts)
         t2 = time.perf_counter()
-        # the SDF is a distance: every model gets the measured readout (docs/spectral-flow.md), NSTR its own too
-        attrs, attr_meta = spectral_attributes(model.field, verts, faces, scale=box.half,
-                                               sdf_fn=field_sdf_fn(model, evaluate=model.sdf))
+        # every model gets the detail maps of its mesh (docs/spectral-flow.md), NSTR its internal readout too
+        attrs, attr_meta = spectral_attributes(model.field, verts, faces, scale=box.half, voxel=wall)
         arrays.update(attrs)
         meta.update(attr_meta)
         t3 = time.perf_counter()

@@ -8,7 +8,10 @@ module checks what needs the server: its file system, its device and its free me
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -72,10 +75,11 @@ class Admission:
             resolved = str(self.data_roots.confine(run_config["dataset_dir"]))
             stored["dataset_dir"] = resolved
             run_config = {**run_config, "dataset_dir": resolved}
-        from nstr.server.registry import to_numpy
+        from nstr.server.registry import check_finite, numpy_views
 
-        numpy_arrays = to_numpy(arrays)
-        module.validate_job(run_config, numpy_arrays)
+        numpy_arrays = numpy_views(arrays)
+        module.validate_job(run_config, numpy_arrays)  # first: the task's messages are the CLI's
+        check_finite(numpy_arrays)
         cfg = resolved_config(module, run_config)
         if cfg is not None:
             device = self._device(cfg.train.device)
@@ -102,7 +106,22 @@ class Admission:
 
 
 def resolved_config(module: Any, config: Mapping[str, Any]) -> Any:
-    """The task's full RunConfig for a job config (tasks build it in ``_config_from_job``)."""
+    """The task's full RunConfig for a job config (tasks build it in ``_config_from_job``), read only.
+    Cached by the config's JSON: a burst of submits mostly repeats one config, and building it is a
+    fair share of a submit's time."""
+    try:
+        key = json.dumps(config, sort_keys=True)
+    except (TypeError, ValueError):
+        return _build_config(module, config)
+    return _cached_config(module.__name__, key)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_config(module_name: str, key: str) -> Any:
+    return _build_config(sys.modules[module_name], json.loads(key))
+
+
+def _build_config(module: Any, config: Mapping[str, Any]) -> Any:
     build = getattr(module, "_config_from_job", None)
     if build is None:
         return None

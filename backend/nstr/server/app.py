@@ -1,16 +1,17 @@
 """The HTTP layer: a Starlette app (served by uvicorn) over the job queue.
 
-Every request first passes :class:`~nstr.server.guard.Guard` (Host, Origin, CSRF, token). Uploads
-stream to the job's staging folder on disk chunk by chunk, with the body limit counted as they
-arrive and a timeout on each chunk, so neither a large mesh nor a stalled client holds memory or a
-thread. Validation and queueing run in the thread pool; the fitting happens on the engine
-(:mod:`nstr.server.engine`). Every refusal is answered by one function (:func:`error_response`)
-with ``{"error": {"status", "code", "message", "fix"}}``.
+Every request first passes :class:`~nstr.server.guard.Guard` (Host, Origin, CSRF, token), then
+:class:`~nstr.server.bodies.BodyGuard` (one body limit, a minimum rate, a whole-request deadline and a
+fair share of upload slots, on every route that has a body). Uploads stream to the job's staging
+folder on disk chunk by chunk, after a check that the disk has room for them, so neither a large
+mesh nor a stalled client holds memory or a thread. Validation and queueing run in the thread pool;
+the fitting happens on the engine (:mod:`nstr.server.engine`). Every refusal is answered by one
+function (:func:`error_response`) with ``{"error": {"status", "code", "message", "fix"}}``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import errno
 import gzip
 import json
 import sys
@@ -29,25 +30,24 @@ from nstr import __version__
 from nstr.errors import NSTRError
 from nstr.remote import wire
 from nstr.server import device_info, schema
-from nstr.server.guard import Guard
+from nstr.server.bodies import BodyGuard, BodyLimits, RequestStats, body_chunks
+from nstr.server.guard import Guard, HTTPError
 from nstr.server.schema import BINARY, JOB_REF, WIRE, describe
-from nstr.server.store import INPUT
+from nstr.server.store import INPUT, StorageError, storage_error
 from nstr.server.worker import JobConflict, JobNotFound, JobQueue
 
 API = "v1"
-BODY_CHUNK_TIMEOUT_S = 30.0  # a client that sends nothing for this long loses its upload (408)
-MAX_JSON_BODY = 1 << 20  # JSON submissions carry no arrays
+MAX_JSON_BODY = 1 << 20  # JSON bodies (submissions without arrays, prune limits) carry no arrays
+ROOM_CHECK_EVERY = 8 << 20  # a body without a Content-Length: the disk's room is checked this often
 IDEMPOTENCY_HEADER = "idempotency-key"
 
 
-class HTTPError(Exception):
-    def __init__(self, status: int, code: str, message: str, fix: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.fix = status, code, message, fix
+CLOSE_AFTER = frozenset({408, 413})  # the body was not read to its end: the connection cannot be reused
 
 
 def error_response(status: int, code: str, message: str, fix: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"status": status, "code": code, "message": message, "fix": fix}}, status_code=status)
+    return JSONResponse({"error": {"status": status, "code": code, "message": message, "fix": fix}}, status_code=status,
+                        headers={"connection": "close"} if status in CLOSE_AFTER else None)
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -55,20 +55,33 @@ def _json(payload: Any, status: int = 200) -> Response:
 
 
 # ------------------------------------------------------------------------------------------ routes
-@describe("device, free GPU memory, version, queue length; 503 when the worker is not alive",
+@describe("device, free GPU memory, version, queue length, the jobs folder's free space, what the request "
+          "guards refused; 503 when the worker is not alive or the job index cannot be written",
           {"200": {"description": "health", "content": {"application/json": {
               "schema": {"$ref": "#/components/schemas/Health"}}}}}, errors=(503,))
 def health(request: Request) -> Response:
     state = request.app.state
     jobs: JobQueue = state.jobs
     alive = jobs.alive()
+    storage = jobs.storage()
+    degraded = []
+    if storage["fault"]:
+        degraded.append(f"job index: {storage['fault']}")
+    if storage["free_bytes"] is not None and storage["free_bytes"] < storage["min_free_bytes"]:
+        degraded.append(f"the jobs folder's disk has {storage['free_bytes'] / 2**20:.1f} MiB free, under the "
+                        f"{storage['min_free_bytes'] / 2**20:.1f} MiB kept spare: uploads are refused (507)")
     payload = {"version": __version__, "api": API, **device_info.describe(jobs.device),
                "queue_length": jobs.queue_length(), "tasks": jobs.registry.available(),
-               "max_body_bytes": state.max_body, "auth": state.token is not None, "worker_alive": alive,
-               "engine": jobs.engine.name, "data_roots": len(jobs.admission.data_roots.roots)}
+               "max_body_bytes": state.limits.max_body, "auth": state.token is not None, "worker_alive": alive,
+               "engine": jobs.engine.name, "data_roots": len(jobs.admission.data_roots.roots),
+               "storage": storage, "degraded": degraded, "requests": state.stats.snapshot()}
     if not alive:
         return error_response(503, "worker_dead", "the job worker is not running: queued jobs cannot start",
                               "Restart the server (the add-on's Restart button or 'nstr serve'); jobs are kept")
+    if storage["fault"]:
+        return error_response(503, "storage_fault", f"no job can start: {storage['fault']}",
+                              "Free disk space in the jobs folder; the queue goes on by itself once the index "
+                              "takes writes again")
     return _json(payload)
 
 
@@ -87,7 +100,7 @@ def list_jobs(request: Request) -> Response:
 
 @describe("submit a job: a wire message whose meta is SubmitMeta and whose arrays are the task's inputs "
           "(sdf: vertices (V,3) float, faces (F,3) int); a repeated Idempotency-Key returns the first job (200)",
-          {"201": JOB_REF, "200": JOB_REF}, errors=(400, 408, 411, 413, 415),
+          {"201": JOB_REF, "200": JOB_REF}, errors=(400, 408, 411, 413, 415, 429, 507),
           body={"required": True, "content": {WIRE: BINARY, "application/json": {
               "schema": {"$ref": "#/components/schemas/SubmitMeta"}}}},
           headers=[("Idempotency-Key", "a client-chosen unique string; retrying with it never duplicates the job")])
@@ -102,7 +115,7 @@ async def submit(request: Request) -> Response:
     chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
     if length_text is None and not chunked:
         raise HTTPError(411, "length_required", "the request has no Content-Length", "Send a Content-Length header")
-    limit = state.max_body if ctype == wire.CONTENT_TYPE else MAX_JSON_BODY
+    declared = None
     if length_text is not None:
         try:
             declared = int(length_text)
@@ -110,14 +123,13 @@ async def submit(request: Request) -> Response:
                 raise ValueError
         except ValueError:
             raise HTTPError(400, "bad_length", f"Content-Length {length_text!r} is not a byte count") from None
-        if declared > limit:
-            raise _too_large(declared, limit)
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and not (0 < len(key) <= 200 and key.isprintable()):
         raise HTTPError(400, "bad_idempotency_key", "the Idempotency-Key must be 1-200 printable characters")
-    staged = await run_in_threadpool(jobs.store.staging)
+    limit = state.limits.max_body if ctype == wire.CONTENT_TYPE else MAX_JSON_BODY
+    staged = _staging(jobs, None if declared is None else min(declared, limit))  # two cheap syscalls
     try:
-        size = await _receive_to_file(request, staged / INPUT, limit)
+        size = await _receive_to_file(request, staged / INPUT, limit, jobs)
         if ctype == "application/json":
             await run_in_threadpool(_json_to_wire, staged / INPUT)
         job, created = await run_in_threadpool(_submit_staged, jobs, staged, key, size)
@@ -127,32 +139,29 @@ async def submit(request: Request) -> Response:
     return _json(jobs.status(job.id), 201 if created else 200)
 
 
-async def _receive_to_file(request: Request, path: Any, limit: int) -> int:
-    """Stream the body to ``path``; at most one chunk is in memory at a time."""
-    size = 0
-    with open(path, "wb") as fh:
-        while True:
-            try:
-                message = await asyncio.wait_for(request.receive(), BODY_CHUNK_TIMEOUT_S)
-            except asyncio.TimeoutError:
-                raise HTTPError(408, "body_timeout", f"the upload stalled for {BODY_CHUNK_TIMEOUT_S:g} s",
-                                "Check the connection and submit again (with the same Idempotency-Key)") from None
-            if message["type"] == "http.disconnect":
-                raise HTTPError(400, "disconnected", "the client went away during the upload")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(size, limit, at_least=True)
-            fh.write(chunk)
-            if not message.get("more_body", False):
-                return size
+def _staging(jobs: JobQueue, declared: int | None) -> Any:
+    """A staging folder for an upload the disk has room for (507 otherwise)."""
+    if declared is not None:
+        jobs.store.check_room(declared, "this upload")
+    return jobs.store.staging()
 
 
-def _too_large(size: int, limit: int, at_least: bool = False) -> HTTPError:
-    return HTTPError(413, "body_too_large",
-                     f"the request body is {'over ' if at_least else ''}{size / 2**20:.1f} MiB; this server accepts "
-                     f"at most {limit / 2**20:.1f} MiB",
-                     "Decimate the mesh, or restart the server with a larger --max-body-mb")
+async def _receive_to_file(request: Request, path: Any, limit: int, jobs: JobQueue) -> int:
+    """Stream the body to ``path``; at most one chunk is in memory at a time. A full disk is a 507."""
+    size, checked = 0, 0
+    try:
+        with open(path, "wb") as fh:
+            async for chunk in body_chunks(request, limit):
+                size += len(chunk)
+                if size - checked >= ROOM_CHECK_EVERY:  # no Content-Length was checked for this much
+                    checked = size
+                    jobs.store.check_room(0, "this upload")
+                fh.write(chunk)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise storage_error(jobs.store.root, "saving the upload", err) from None
+        raise
+    return size
 
 
 def _json_to_wire(path: Any) -> None:
@@ -229,11 +238,11 @@ def release_gpu(request: Request) -> Response:
 
 
 @describe("remove finished jobs by age and total size (the retention policy, or the limits in the JSON body)",
-          {"200": {"description": "{removed: [ids], kept_bytes, max_age_days, max_total_gb}"}}, errors=(400,),
+          {"200": {"description": "{removed: [ids], kept_bytes, max_age_days, max_total_gb}"}}, errors=(400, 408, 413),
           body={"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {
               "max_age_days": {"type": "number", "minimum": 0}, "max_total_gb": {"type": "number", "minimum": 0}}}}}})
 async def prune(request: Request) -> Response:
-    body = await request.body()
+    body = b"".join([chunk async for chunk in body_chunks(request, MAX_JSON_BODY)])
     limits: dict[str, Any] = {}
     if body.strip():
         try:
@@ -276,6 +285,8 @@ async def _on_error(request: Request, exc: Exception) -> Response:
                               f"List the jobs with GET /{API}/jobs (or 'nstr jobs')")
     if isinstance(exc, JobConflict):
         return error_response(409, "conflict", str(exc), exc.fix)
+    if isinstance(exc, StorageError):
+        return error_response(507, "insufficient_storage", exc.problem, exc.fix)
     if isinstance(exc, wire.WireError):
         return error_response(400, "bad_body", exc.problem, exc.fix)
     if isinstance(exc, NSTRError):
@@ -296,19 +307,22 @@ async def _on_error(request: Request, exc: Exception) -> Response:
                           "See the server's log; other requests are unaffected")
 
 
-def build_app(jobs: JobQueue, token: str | None, max_body: int, retention: Any) -> Any:
-    """The ASGI app: the guard in front of the Starlette routes."""
+def build_app(jobs: JobQueue, token: str | None, limits: BodyLimits, retention: Any,
+              stats: RequestStats | None = None) -> Any:
+    """The ASGI app: the guard, then the body guard, in front of the Starlette routes."""
     # Starlette looks handlers up by class: each kind we answer gets one (Exception: the 500 fallback)
-    handlers: dict[Any, Any] = {cls: _on_error for cls in (HTTPError, JobNotFound, JobConflict, wire.WireError,
-                                                            NSTRError, RecursionError, StarletteHTTPException,
-                                                            Exception)}
+    handlers: dict[Any, Any] = {cls: _on_error for cls in (HTTPError, JobNotFound, JobConflict, StorageError,
+                                                            wire.WireError, NSTRError, RecursionError,
+                                                            StarletteHTTPException, Exception)}
     app = Starlette(routes=ROUTES, exception_handlers=handlers)
+    stats = stats or RequestStats()
     app.state.jobs = jobs
     app.state.token = token
-    app.state.max_body = max_body
+    app.state.limits = limits
+    app.state.stats = stats
     app.state.retention = retention
     app.state.openapi = schema.openapi(ROUTES, jobs.registry.available())
-    return Guard(app, token)
+    return Guard(BodyGuard(app, limits, stats), token)
 
 
 __all__ = ["build_app", "ROUTES", "HTTPError", "API"]

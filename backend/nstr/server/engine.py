@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 from nstr.errors import Cancelled, NSTRError
 from nstr.remote import wire
-from nstr.server.store import INPUT, fault, jsonable, write_result
+from nstr.server.store import INPUT, StorageError, fault, jsonable, write_result
 
 Report = Callable[[str, dict[str, Any]], None]
 
@@ -43,6 +43,7 @@ class JobSpec:
     task: str
     config: dict[str, Any]  # as validated at submit, with the server's device filled in
     folder: Path  # the job's folder: input.nstr is read from it, the result is written into it
+    min_free: int = 0  # bytes the result must leave free on the folder's disk (nstr serve --min-free-mb)
 
 
 class Engine(abc.ABC):
@@ -94,17 +95,7 @@ def execute(spec: JobSpec, registry: Any, report: Report, should_stop: Callable[
                                             should_stop=should_stop)
         if should_stop():
             raise Cancelled("cancelled by the user")
-        try:
-            meta = {"job": spec.id, "task": spec.task,
-                    "report": json.loads(json.dumps(job_report, default=jsonable))}
-            write_result(spec.folder, meta, result, job_report)
-        except Exception as err:
-            end = {"state": "failed", "message": "failed", "trace": traceback.format_exc(),
-                   "error": f"the result could not be saved ({type(err).__name__}: {err})".splitlines()[0][:300],
-                   "fix": "Check the disk space, the open-file limit and the permissions of the jobs folder"}
-        else:
-            metrics = job_report.get("metrics", {}) if isinstance(job_report, dict) else {}
-            end = {"state": "done", "message": "done", "metrics": plain(metrics if isinstance(metrics, dict) else {})}
+        end = save_result(spec, result, job_report)
     except Cancelled:
         end = {"state": "cancelled", "message": "cancelled while running"}
     except NSTRError as err:
@@ -117,6 +108,23 @@ def execute(spec: JobSpec, registry: Any, report: Report, should_stop: Callable[
         report(spec.id, {"type": "end", **end})
     except BaseException:  # the queue's own bookkeeping failed; it logs that itself
         traceback.print_exc()
+
+
+def save_result(spec: JobSpec, result: Mapping[str, Any], job_report: Any) -> dict[str, Any]:
+    """Write a finished job's result into its folder; the ``end`` event: done, or failed with why it
+    could not be saved (a disk without room is named with its free space). Every engine ends a job here."""
+    try:
+        meta = {"job": spec.id, "task": spec.task, "report": json.loads(json.dumps(job_report, default=jsonable))}
+        write_result(spec.folder, meta, result, job_report, min_free=spec.min_free)
+    except StorageError as err:
+        return {"state": "failed", "message": "failed", "error": f"the result could not be saved: {err.problem}",
+                "fix": err.fix, "trace": traceback.format_exc()}
+    except Exception as err:
+        return {"state": "failed", "message": "failed", "trace": traceback.format_exc(),
+                "error": f"the result could not be saved ({type(err).__name__}: {err})".splitlines()[0][:300],
+                "fix": "Check the disk space, the open-file limit and the permissions of the jobs folder"}
+    metrics = job_report.get("metrics", {}) if isinstance(job_report, dict) else {}
+    return {"state": "done", "message": "done", "metrics": plain(metrics if isinstance(metrics, dict) else {})}
 
 
 class LocalEngine(Engine):

@@ -50,12 +50,26 @@ def host_of(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+class HTTPError(Exception):
+    """A refusal with its answer: raised by a route or by a middleware (inside ``receive``), answered
+    by the app's one error handler as ``{"error": {"status", "code", "message", "fix"}}``."""
+
+    def __init__(self, status: int, code: str, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fix = status, code, message, fix
+
+
+def error_body(status: int, code: str, message: str, fix: str | None) -> bytes:
+    return json.dumps({"error": {"status": status, "code": code, "message": message, "fix": fix}}).encode()
+
+
 async def send_error(send: Callable[[dict], Awaitable[None]], status: int, code: str, message: str,
-                     fix: str | None) -> None:
-    body = json.dumps({"error": {"status": status, "code": code, "message": message, "fix": fix}}).encode()
+                     fix: str | None, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """Answer from a middleware, before the app runs; the connection is closed afterwards."""
+    body = error_body(status, code, message, fix)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                            (b"connection", b"close"), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -1,8 +1,10 @@
 """Start the server: lock and recover the jobs folder, pick the engine, decide on the token, listen.
 
 Signals: SIGTERM and SIGINT stop the server cleanly (exit 0): uvicorn finishes the open requests,
-the running job is marked interrupted, the engine stops. Both are unblocked and given handlers at
-start, whatever mask and dispositions the parent (Blender) left us. With ``--parent-pid`` a watchdog
+the running job is marked interrupted, the engine stops, whichever engine it is. Both are unblocked
+and given handlers at start, whatever mask and dispositions the parent (Blender) left us, and taken
+back once the engine is up: Ray's driver installs a SIGTERM handler that exits at once with code 15,
+which left the running job "running" in the index and its Ray task unstopped. With ``--parent-pid`` a watchdog
 thread asks the server to stop when that process is gone, and ends the process outright if the
 graceful stop has not finished a few seconds later: an orphan never keeps the GPU.
 """
@@ -27,7 +29,13 @@ DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY_MB = 512
 MAX_BODY_MB_LIMIT = 64 * 1024  # a body limit past 64 GiB is a typo
 HEADER_TIMEOUT_S = 10.0  # a request line and headers must arrive within this (nstr.server.header_timeout)
-CONCURRENCY_LIMIT = 64  # open connections at once; more get 503 (no thread per connection)
+REQUEST_TIMEOUT_S = 300.0  # a request body must be complete this long after its head (nstr.server.bodies)
+MIN_BODY_RATE_KIB = 64.0  # KiB/s a request body must average after a 5 s grace
+DEFAULT_MIN_FREE_MB = 64.0  # disk kept free in the jobs folder: uploads and results that would eat it get 507
+CONCURRENCY_LIMIT = 256  # open connections at once; more get 503 (no thread per connection)
+PER_CLIENT_CONNECTIONS = 128  # one client address may hold this many of them
+GIL_SWITCH_S = 0.001  # a fit in the worker thread hands the interpreter to requests this often (Python: 5 ms)
+UPLOADS = 64  # request bodies received at once (nstr.server.bodies), at most half of them from one client
 PARENT_GRACE_S = 6.0  # after the parent is gone: graceful stop first, then os._exit
 
 
@@ -48,14 +56,18 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
           jobs_dir: Path | None = None, device: str = "auto", max_body_mb: float = DEFAULT_MAX_BODY_MB,
           url_file: Path | None = None, parent_pid: int | None = None, engine: str = "local",
           data_roots: Sequence[str | os.PathLike[str]] = (), retention: Any = None,
-          engine_options: dict[str, Any] | None = None, header_timeout_s: float = HEADER_TIMEOUT_S) -> int:
+          engine_options: dict[str, Any] | None = None, header_timeout_s: float = HEADER_TIMEOUT_S,
+          request_timeout_s: float = REQUEST_TIMEOUT_S, min_body_rate_kib: float = MIN_BODY_RATE_KIB,
+          min_free_mb: float = DEFAULT_MIN_FREE_MB) -> int:
     """Run until SIGINT/SIGTERM (or the parent's death). A token is required off loopback."""
-    _reset_signals()
+    _take_signals()
+    sys.setswitchinterval(GIL_SWITCH_S)
     import uvicorn
 
     from nstr.device import resolve_device
     from nstr.server.admission import Admission, DataRoots
     from nstr.server.app import build_app
+    from nstr.server.bodies import BodyLimits, RequestStats
     from nstr.server.engine import ENGINES
     from nstr.server.header_timeout import protocol_with_header_timeout
     from nstr.server.registry import TaskRegistry
@@ -70,20 +82,29 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
     max_body = int(check_max_body_mb(max_body_mb) * 2**20)
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine '{engine}'", "Choose one of: " + ", ".join(ENGINES))
+    for flag, value in (("--request-timeout", request_timeout_s), ("--min-body-rate", min_body_rate_kib)):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{flag} must be a positive number, not {value}", f"Leave {flag} out for its default")
+    if not isinstance(min_free_mb, (int, float)) or not math.isfinite(min_free_mb) or min_free_mb < 0:
+        raise ConfigError(f"--min-free-mb must be 0 or more, not {min_free_mb}", "Leave it out for its default")
     roots = DataRoots(data_roots)
     for root in roots.roots:
         if not root.is_dir():
             raise ConfigError(f"--data-root {root} is not a folder", "Pass existing dataset folders with --data-root")
     dev = resolve_device(device)
     jobs_dir = Path(jobs_dir).expanduser() if jobs_dir is not None else default_jobs_dir()
-    store = JobStore(jobs_dir)  # takes the folder's lock: a second server stops here with a clear message
+    limits = BodyLimits(max_body=max_body, request_timeout_s=request_timeout_s,
+                        min_rate=min_body_rate_kib * 1024, uploads=UPLOADS, uploads_per_client=UPLOADS // 2)
+    # takes the folder's lock: a second server stops here with a clear message
+    store = JobStore(jobs_dir, min_free=int(min_free_mb * 2**20))
     try:
         registry = TaskRegistry()
         for warning in registry.preload():
             _say(f"warning: {warning}")
         policy = retention or Retention()
         runner = ENGINES[engine](registry=registry, device=dev, **(engine_options or {}))
-        jobs = JobQueue(store, registry, dev, runner, Admission(dev, roots), retention=policy)
+        _take_signals()  # the engine may have installed its own (Ray's exits with code 15 on SIGTERM)
+        jobs = JobQueue(store, registry, dev, runner, Admission(dev, roots), retention=policy, say=_say)
         for note in jobs.recover():
             _say(note)
         pruned = policy.apply(jobs)["removed"]
@@ -95,11 +116,12 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
         except OSError as err:
             raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror or err})",
                               "Choose another --port (0 picks a free one) or stop the program using it") from None
-        app = build_app(jobs, token, max_body, policy)
+        stats = RequestStats(say=_say)
+        app = build_app(jobs, token, limits, policy, stats)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 limit_concurrency=CONCURRENCY_LIMIT, timeout_keep_alive=5,
                                 timeout_graceful_shutdown=5, h11_max_incomplete_event_size=64 * 1024,
-                                http=protocol_with_header_timeout(header_timeout_s))
+                                http=protocol_with_header_timeout(header_timeout_s, PER_CLIENT_CONNECTIONS, stats))
         server = uvicorn.Server(config)
         bound_host, bound_port = sock.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -129,8 +151,9 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
     return 0
 
 
-def _reset_signals() -> None:
-    """Blender may hand us SIGINT ignored or blocked; take both stop signals back."""
+def _take_signals() -> None:
+    """Blender may hand us SIGINT ignored or blocked, and an engine may install its own handlers;
+    take both stop signals back."""
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     # uvicorn installs its own handlers while serving and re-raises the signal it caught when it is

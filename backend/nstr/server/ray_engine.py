@@ -11,7 +11,6 @@ A worker that dies on its own is retried by Ray (``max_retries``).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import traceback
@@ -20,8 +19,8 @@ from typing import Any
 from nstr.batch import cluster
 from nstr.batch.work import JobSpec as WorkSpec
 from nstr.remote import wire
-from nstr.server.engine import Engine, JobSpec, describe_crash, plain
-from nstr.server.store import INPUT, jsonable, write_result
+from nstr.server.engine import Engine, JobSpec, describe_crash, save_result
+from nstr.server.store import INPUT
 
 CANCEL_GRACE_S = 5.0
 POLL_S = 0.25
@@ -134,10 +133,7 @@ class RayEngine(Engine):
         try:
             result, job_report, info = self.ray.get(ref)
             self.report(job_id, {"type": "log", "line": f"ran on Ray node {info.get('node')} (pid {info.get('pid')})"})
-            meta = {"job": spec.id, "task": spec.task, "report": json.loads(json.dumps(job_report, default=jsonable))}
-            write_result(spec.folder, meta, result, job_report)
-            metrics = job_report.get("metrics", {}) if isinstance(job_report, dict) else {}
-            end = {"state": "done", "message": "done", "metrics": plain(metrics if isinstance(metrics, dict) else {})}
+            end = save_result(spec, result, job_report)
         except Exception as err:
             if isinstance(err, self.ray.exceptions.TaskCancelledError):
                 end = {"state": "cancelled", "message": "cancelled while running"}

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from nstr.chunked import row_chunks
 from nstr.errors import ConfigError, InputError
 from nstr.remote.wire import Array
 
@@ -67,14 +68,25 @@ class TaskRegistry:
             return module
 
 
-def to_numpy(arrays: Mapping[str, Array]) -> dict[str, np.ndarray]:
-    """Wire arrays as numpy arrays, after the checks every task needs: finite floats."""
-    out: dict[str, np.ndarray] = {}
-    for name, arr in arrays.items():
-        a = arr.to_numpy()
-        if a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
-            bad = int(np.count_nonzero(~np.isfinite(a)))
+def numpy_views(arrays: Mapping[str, Array]) -> dict[str, np.ndarray]:
+    """Wire arrays as numpy views on their bytes (no copies; memory-mapped for an upload)."""
+    return {name: arr.to_numpy() for name, arr in arrays.items()}
+
+
+def check_finite(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The check every task needs, after the task's own (which name the problem better): finite floats.
+    In chunks, so a memory-mapped upload's resident memory stays flat."""
+    for name, a in arrays.items():
+        if a.dtype.kind != "f" or not a.size:
+            continue
+        flat = a.reshape(-1)
+        bad = sum(int(np.count_nonzero(~np.isfinite(part))) for _, part in row_chunks(flat, 1 << 20))
+        if bad:
             raise InputError(f"array '{name}' contains {bad} NaN or infinite value(s)",
                              "Clean the mesh (e.g. Mesh > Clean Up in Blender) and resubmit")
-        out[name] = a
-    return out
+    return dict(arrays)
+
+
+def to_numpy(arrays: Mapping[str, Array]) -> dict[str, np.ndarray]:
+    """Wire arrays as numpy arrays, after the checks every task needs: finite floats."""
+    return check_finite(numpy_views(arrays))

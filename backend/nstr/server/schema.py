@@ -68,7 +68,14 @@ def openapi(routes: Iterable[Any], tasks: list[str]) -> dict[str, Any]:
                     "gpu_memory_total": {"type": ["integer", "null"]}, "queue_length": {"type": "integer"},
                     "tasks": {"type": "array", "items": {"type": "string"}}, "max_body_bytes": {"type": "integer"},
                     "auth": {"type": "boolean"}, "worker_alive": {"type": "boolean"}, "engine": {"type": "string"},
-                    "data_roots": {"type": "integer"}}},
+                    "data_roots": {"type": "integer"},
+                    "storage": {"type": "object", "description": "the jobs folder: free_bytes, min_free_bytes, fault "
+                                "(why no job can start, or null), pending_writes, write_failures"},
+                    "degraded": {"type": "array", "items": {"type": "string"},
+                                 "description": "one line per degraded part (low disk, index faults); empty when well"},
+                    "requests": {"type": "object", "description": "what the request guards refused or cut off: "
+                                 "cut_slow, cut_deadline, too_large, refused_busy, refused_client_share, "
+                                 "refused_connections"}}},
                 "JobStatus": {"type": "object", "properties": {
                     "id": {"type": "string"}, "task": {"type": "string", "enum": tasks},
                     "state": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},

@@ -7,16 +7,25 @@ transaction (:mod:`nstr.server.store`), so a killed server restarts where it sto
 stay queued, a job that was running is marked failed (interrupted) with a message.
 Cancelling a running job asks the engine to stop it; the task sees that through ``should_stop()``
 and through its next progress report, so it stops within one step.
+
+The index is written first and the change applied to what clients see only once that write
+succeeded, so the two never disagree on a job's state (progress, persisted every few seconds, may run
+ahead: it is not state). A write that fails in a request fails the request (507); one that fails
+in the worker halts the queue (health: 503 ``storage_fault``) and keeps the change pending, retried
+every ``RETRY_S`` until the index takes it again, then the queue goes on. Nothing is ever reported
+failed that the index does not hold as failed, so nothing reported failed runs again after a restart.
+Index writes hold their own lock, never the one that status and list requests wait for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from nstr.errors import ConfigError
 from nstr.remote import wire
@@ -24,7 +33,7 @@ from nstr.server import device_info
 from nstr.server.admission import Admission
 from nstr.server.engine import Engine, JobSpec, describe_crash, plain  # noqa: F401 - describe_crash re-exported
 from nstr.server.registry import TaskRegistry
-from nstr.server.store import INPUT, INTERRUPTED, INTERRUPTED_FIX, TERMINAL, Job, JobStore
+from nstr.server.store import INPUT, INTERRUPTED, INTERRUPTED_FIX, TERMINAL, Job, JobStore, StorageError
 
 # Share of the whole job that each phase covers, for the overall progress fraction.
 PHASE_SPANS: dict[str, tuple[float, float]] = {
@@ -32,6 +41,7 @@ PHASE_SPANS: dict[str, tuple[float, float]] = {
     "extracting": (0.85, 0.95), "attributes": (0.95, 1.0),
 }
 SAVE_EVERY_S = 2.0  # progress is persisted at most this often (state changes always are)
+RETRY_S = 2.0  # a halted queue tries its pending index writes again this often
 _describe_crash = describe_crash  # the name earlier tests and callers use
 
 
@@ -49,19 +59,26 @@ class JobConflict(Exception):
 
 class JobQueue:
     def __init__(self, store: JobStore, registry: TaskRegistry, device: Any, engine: Engine,
-                 admission: Admission, retention: Any = None) -> None:
+                 admission: Admission, retention: Any = None, say: Callable[[str], None] = print) -> None:
         self.store = store
         self.registry = registry
         self.device = device
         self.engine = engine
         self.admission = admission
         self.retention = retention
-        self._lock = threading.RLock()
+        self.say = say
+        self._lock = threading.RLock()  # what clients see; never held while writing to disk
+        self._write = threading.RLock()  # index writes, one at a time: each record written is the newest
         self._jobs: dict[str, Job] = {}
         self._queue: list[str] = []  # queued ids in submission order
         self._running: set[str] = set()
+        self._started = False
         self._stopping = False
         self._last_save: dict[str, float] = {}
+        self.fault: StorageError | None = None  # a worker-side index write failed: no job starts meanwhile
+        self._pending: dict[str, Callable[[], None]] = {}  # changes the index has not taken yet, by job
+        self._retrier: threading.Thread | None = None
+        self.write_failures = 0  # best-effort writes (progress, log lines, error.txt) that failed
 
     # ------------------------------------------------------------ start / stop
     def recover(self) -> list[str]:
@@ -71,18 +88,20 @@ class JobQueue:
         with self._lock:
             for job in jobs:
                 self._jobs[job.id] = job
-                if job.state == "running":
-                    job.cancel_requested = False
-                    self._finish(job, "failed", error=INTERRUPTED, fix=INTERRUPTED_FIX, message="interrupted")
-                    self._safe_log(job.id, "marked failed at server start: " + INTERRUPTED)
-                    self._safe(self.store.save_error, job.id, f"{INTERRUPTED}\n{INTERRUPTED_FIX}\n")
-                    notes.append(f"job {job.id} was interrupted by the last shutdown; marked failed")
-                elif job.state == "queued":
+                if job.state == "queued":
                     self._queue.append(job.id)
+        for job in jobs:
+            if job.state == "running":
+                interrupted = {"type": "end", "state": "failed", "message": "interrupted", "error": INTERRUPTED,
+                               "fix": INTERRUPTED_FIX}
+                self._worker_side(job.id, lambda j=job.id, ev=interrupted: self._end(j, ev, cancel_ok=False))
+                self._safe_log(job.id, "marked failed at server start: " + INTERRUPTED)
+                notes.append(f"job {job.id} was interrupted by the last shutdown; marked failed")
         return notes
 
     def start(self) -> None:
         self.engine.bind(self.on_event)
+        self._started = True
         self._dispatch()
 
     def alive(self) -> bool:
@@ -91,17 +110,86 @@ class JobQueue:
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Stop taking jobs; a running job is recorded as failed (interrupted) so it can be resubmitted.
         True when the engine stopped within ``timeout``."""
-        with self._lock:
-            self._stopping = True
-            for job_id in list(self._running):
+        with self._write:
+            with self._lock:
+                self._stopping = True
+                running = sorted(self._running)
+            for job_id in running:
                 job = self._jobs[job_id]
-                job.cancel_requested = True
-                self._finish(job, "failed", error="the server was stopped while this job was running",
-                             fix=INTERRUPTED_FIX, message="interrupted")
+                error = "the server was stopped while this job was running"
+                try:
+                    self._persist(job, cancel_requested=True,
+                                  **_finished("failed", message="interrupted", error=error, fix=INTERRUPTED_FIX))
+                except StorageError as err:  # the index still says running: the next start marks it interrupted
+                    self.say(f"job {job_id}: {err.problem}; the next start marks it interrupted")
                 self._safe_log(job.id, "server stopped: job interrupted")
-                self._safe(self.store.save_error, job.id, f"{job.error}\n{INTERRUPTED_FIX}\n")
+                self._safe(self.store.save_error, job.id, f"{error}\n{INTERRUPTED_FIX}\n")
                 self.engine.cancel(job_id)
         return self.engine.stop(timeout)
+
+    # ---------------------------------------------------------- the index first
+    def _persist(self, job: Job, **changes: Any) -> None:
+        """Write the job with ``changes`` to the index, then apply them to the record clients see.
+        Raises StorageError (and changes nothing) when the index cannot take the write."""
+        with self._write:
+            with self._lock:
+                record = dataclasses.replace(job, **changes)
+            self.store.save(record)
+            with self._lock:
+                for name, value in changes.items():
+                    setattr(job, name, value)
+
+    def _worker_side(self, job_id: str | None, change: Callable[[], None]) -> None:
+        """Run a change the worker makes; if the index cannot take it, halt the queue and keep it pending."""
+        try:
+            change()
+        except StorageError as err:
+            self._halt(err, job_id, change)
+
+    def _halt(self, err: StorageError, job_id: str | None = None, change: Callable[[], None] | None = None) -> None:
+        with self._lock:
+            first = self.fault is None
+            self.fault = err
+            if job_id is not None and change is not None:
+                self._pending[job_id] = change
+            if self._retrier is None or not self._retrier.is_alive():
+                self._retrier = threading.Thread(target=self._retry, name="nstr-index-retry", daemon=True)
+                self._retrier.start()
+        if first:
+            self.say(f"storage fault: {err}; no job starts until the index can be written again "
+                     f"(retried every {RETRY_S:g} s)")
+
+    def _retry(self) -> None:
+        while not self._stopping:
+            time.sleep(RETRY_S)
+            try:
+                self.store.probe()
+                with self._lock:
+                    pending = sorted(self._pending.items())
+                for job_id, change in pending:
+                    change()
+                    with self._lock:
+                        self._pending.pop(job_id, None)
+            except StorageError as err:
+                with self._lock:
+                    self.fault = err
+                continue
+            with self._lock:
+                self.fault = None
+            self.say("storage recovered: the index takes writes again; the queue goes on")
+            self._dispatch()
+            return
+
+    def storage(self) -> dict[str, Any]:
+        """The jobs folder as health reports it."""
+        try:
+            free: int | None = self.store.free_bytes()
+        except OSError:
+            free = None
+        with self._lock:
+            return {"free_bytes": free, "min_free_bytes": self.store.min_free,
+                    "fault": str(self.fault) if self.fault is not None else None,
+                    "pending_writes": len(self._pending), "write_failures": self.write_failures}
 
     # --------------------------------------------------------------- requests
     def submit(self, task: Any, config: Any, staged: Path, *, key: str | None = None,
@@ -122,19 +210,23 @@ class JobQueue:
             config = self.admission.admit(task, module, config, self._with_device(config), arrays)
             if self._stopping:
                 raise ConfigError("the server is shutting down", "Submit again once it has restarted")
+            job, created = self.store.commit(staged, task, config, key, resubmitted_from, then=self._enqueue)
             with self._lock:
-                job, created = self.store.commit(staged, task, config, key, resubmitted_from)
-                if created:
-                    self._jobs[job.id] = job
-                    self._queue.append(job.id)
-                    self._safe_log(job.id, f"queued: task={task} config={config}"
-                                   + (f" (resubmission of {resubmitted_from})" if resubmitted_from else ""))
                 job = self._jobs[job.id]
+            if created:
+                self._safe_log(job.id, f"queued: task={task} config={config}"
+                               + (f" (resubmission of {resubmitted_from})" if resubmitted_from else ""))
         except BaseException:
             self.store.discard(staged)
             raise
         self._dispatch()
         return job, created
+
+    def _enqueue(self, job: Job) -> None:
+        """A job just committed to the index: queued, in the order the index numbered it."""
+        with self._lock:
+            self._jobs[job.id] = job
+            self._queue.append(job.id)
 
     def resubmit(self, job_id: str) -> Job:
         old = self._get(job_id)
@@ -143,36 +235,41 @@ class JobQueue:
                 raise JobConflict(f"job {job_id} is {old.state}; only finished jobs can be resubmitted",
                                   "Wait until it ends, or cancel it first")
             task, config = old.task, dict(old.config)
+        source = self.store.folder(job_id) / INPUT
+        self.store.check_room(source.stat().st_size, "a copy of the job's input")
         staged = self.store.staging()
         import shutil
 
-        shutil.copyfile(self.store.folder(job_id) / INPUT, staged / INPUT)
+        shutil.copyfile(source, staged / INPUT)
         return self.submit(task, config, staged, resubmitted_from=job_id)[0]
 
     def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued job, or ask the engine to stop a running one. StorageError (507) when the
+        index cannot record it: then nothing changed."""
         job = self._get(job_id)
-        with self._lock:
+        with self._write:
             if job.state == "queued":
-                self._queue.remove(job.id)
-                self._finish(job, "cancelled", message="cancelled before it started")
+                self._persist(job, **_finished("cancelled", message="cancelled before it started"))
+                with self._lock:
+                    self._queue.remove(job.id)
                 self._safe_log(job.id, "cancelled while queued")
             elif job.state == "running" and not job.cancel_requested:
-                job.cancel_requested = True
-                job.message = "cancelling..."
-                self._safe(self.store.save, job)
+                self._persist(job, cancel_requested=True, message="cancelling...")
                 self._safe_log(job.id, "cancel requested")
                 self.engine.cancel(job.id)
-            return self._public(job)
+            with self._lock:
+                return self._public(job)
 
     def delete(self, job_id: str) -> None:
         """Forget a finished job and remove its folder (inputs, log, result). Queued or running jobs
         must be cancelled first, so nothing the engine is using disappears."""
         job = self._get(job_id)
-        with self._lock:
+        with self._write:
             if job.state not in TERMINAL:
                 raise JobConflict(f"job {job_id} is {job.state}; it cannot be deleted yet", "Cancel it first")
-            del self._jobs[job_id]
             self.store.delete(job_id)
+            with self._lock:
+                del self._jobs[job_id]
 
     def status(self, job_id: str) -> dict[str, Any]:
         job = self._get(job_id)
@@ -218,7 +315,8 @@ class JobQueue:
 
     # ---------------------------------------------------------------- engine
     def on_event(self, job_id: str, ev: Mapping[str, Any]) -> None:
-        """The engine's one callback. Bookkeeping failures (a full disk) never stop the queue."""
+        """The engine's one callback. A bookkeeping failure never stops the engine: a log line or a
+        progress write is skipped and counted; an end the index cannot take halts the queue."""
         kind = ev.get("type")
         try:
             if kind == "log":
@@ -226,7 +324,7 @@ class JobQueue:
             elif kind == "progress":
                 self._progress(job_id, ev)
             elif kind == "end":
-                self._end(job_id, ev)
+                self._worker_side(job_id, lambda: self._end(job_id, ev))
         finally:
             if kind == "end":
                 with self._lock:
@@ -236,17 +334,24 @@ class JobQueue:
                     self._safe(self.retention.apply, self)
 
     def _dispatch(self) -> None:
-        """Start queued jobs while the engine has free slots."""
+        """Start queued jobs while the engine has free slots (and the index takes writes)."""
         while True:
-            with self._lock:
-                if self._stopping or not self._queue or len(self._running) >= self.engine.slots \
-                        or not self.engine.alive():
+            with self._write:
+                with self._lock:
+                    if not self._started or self._stopping or self.fault is not None or not self._queue \
+                            or len(self._running) >= self.engine.slots or not self.engine.alive():
+                        return
+                    job = self._jobs[self._queue[0]]
+                try:
+                    self._persist(job, state="running", started=time.time(), message="starting")
+                except StorageError as err:  # the job stays queued, in the index and for clients
+                    self._halt(err)
                     return
-                job = self._jobs[self._queue.pop(0)]
-                self._running.add(job.id)
-                job.state, job.started, job.message = "running", time.time(), "starting"
-                self._safe(self.store.save, job)
-                spec = JobSpec(id=job.id, task=job.task, config=self._with_device(job.config), folder=self.store.folder(job.id))
+                with self._lock:
+                    self._queue.pop(0)
+                    self._running.add(job.id)
+                spec = JobSpec(id=job.id, task=job.task, config=self._with_device(job.config),
+                               folder=self.store.folder(job.id), min_free=self.store.min_free)
             try:
                 self.engine.start(spec)
             except BaseException as err:  # the engine refused: this job fails, the next one is tried
@@ -254,35 +359,31 @@ class JobQueue:
                                        "error": f"the engine could not start the job ({type(err).__name__}: {err})",
                                        "fix": "See the server's log", "trace": traceback.format_exc()})
 
-    def _end(self, job_id: str, ev: Mapping[str, Any]) -> None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or job.state != "running":  # the shutdown already recorded it
-                return
-            state = str(ev.get("state"))
-            error, fix, trace = ev.get("error"), ev.get("fix"), ev.get("trace")
-            if state not in TERMINAL:
-                state, error, fix = "failed", f"the engine ended the job in state {state!r}", "See the server's log"
-            if job.cancel_requested and state == "failed" and not error:
-                state = "cancelled"
+    def _end(self, job_id: str, ev: Mapping[str, Any], cancel_ok: bool = True) -> None:
+        """Record a job's end; raises StorageError (nothing changed) when the index cannot take it."""
+        with self._write:
+            with self._lock:
+                job = self._jobs.get(job_id)
+                if job is None or job.state != "running":  # the shutdown already recorded it
+                    return
+                state = str(ev.get("state"))
+                error, fix, trace = ev.get("error"), ev.get("fix"), ev.get("trace")
+                if state not in TERMINAL:
+                    state, error, fix = "failed", f"the engine ended the job in state {state!r}", "See the server's log"
+                if cancel_ok and job.cancel_requested and state == "failed" and not error:
+                    state = "cancelled"
             # the files first, the state last: whoever sees the new state also finds its log and error
             if trace:
                 self._safe_log(job.id, str(trace))
             if error:
                 self._safe(self.store.save_error, job.id, f"{error}\n{fix or ''}\n{trace or ''}")
-            self._safe_log(job.id, state + (f": {error}" if error else ""))
+            changes = _finished(state, message=str(ev.get("message") or state), error=error, fix=fix)
             if isinstance(ev.get("metrics"), dict):
-                job.metrics = plain(ev["metrics"])
+                changes["metrics"] = plain(ev["metrics"])
             if state == "done":
-                job.progress, job.eta_s = 1.0, 0.0
-            self._finish(job, state, error=error, fix=fix, message=str(ev.get("message") or state))
-
-    def _finish(self, job: Job, state: str, *, message: str, error: str | None = None, fix: str | None = None) -> None:
-        job.state, job.message, job.error, job.fix = state, message, error, fix
-        job.finished = time.time()
-        if state != "done":
-            job.eta_s = None
-        self._safe(self.store.save, job)
+                changes.update(progress=1.0, eta_s=0.0)
+            self._persist(job, **changes)
+            self._safe_log(job.id, state + (f": {error}" if error else ""))
 
     def _progress(self, job_id: str, ev: Mapping[str, Any]) -> None:
         now = time.time()
@@ -313,18 +414,33 @@ class JobQueue:
             due = changed or now - self._last_save.get(job.id, 0.0) > SAVE_EVERY_S
             if due:
                 self._last_save[job.id] = now
-                self._safe(self.store.save, job)
         if due:
+            self._save_progress(job)
             loss_txt = f" loss={job.loss:.4g}" if job.loss is not None else ""
             self._safe_log(job.id, f"{phase} step {job.step}/{job.total}{loss_txt}")
 
+    def _save_progress(self, job: Job) -> None:
+        """Progress is best effort: a snapshot of the record as it is now, skipped (and counted) if the
+        write fails, and never written over a newer state."""
+        with self._write:
+            with self._lock:
+                if job.state != "running":
+                    return
+                record = dataclasses.replace(job)
+            self._safe(self.store.save, record)
+
     # ---------------------------------------------------------------- helpers
     def _safe(self, fn: Any, *a: Any) -> None:
-        """Bookkeeping that may fail (disk full, open-file limit) without taking the queue down."""
+        """Bookkeeping that may fail (disk full, open-file limit) without taking the queue down: counted
+        (health's ``storage.write_failures``), with one line in the server's log."""
         try:
             fn(*a)
-        except Exception:
-            traceback.print_exc()
+        except Exception as err:
+            with self._lock:
+                self.write_failures += 1
+                count = self.write_failures
+            if count == 1 or count % 100 == 0:
+                self.say(f"bookkeeping write failed ({count} so far): {type(err).__name__}: {err}".splitlines()[0])
 
     def _safe_log(self, job_id: str, line: str) -> None:
         self._safe(self.store.log, job_id, line)
@@ -353,6 +469,14 @@ class JobQueue:
         if "device" in config or "train.device" in config or (isinstance(train, dict) and "device" in train):
             return dict(config)
         return {**config, "device": self.device.type}
+
+
+def _finished(state: str, *, message: str, error: str | None = None, fix: str | None = None) -> dict[str, Any]:
+    """The record's fields for a job that ends now in ``state``."""
+    changes: dict[str, Any] = {"state": state, "message": message, "error": error, "fix": fix, "finished": time.time()}
+    if state != "done":
+        changes["eta_s"] = None
+    return changes
 
 
 def _int(value: Any) -> int:

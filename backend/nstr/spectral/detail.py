@@ -81,6 +81,36 @@ def default_bands(voxel: float, object_size: float) -> BandLayout:
     return BandLayout(finest, count)
 
 
+def check_detail_range(detail_range: tuple[float, ...] | list[float], voxel: float | None = None,
+                       unit: str = "input units") -> tuple[float, float]:
+    """The user's (shortest, longest) wavelength, or a one-line ConfigError naming the valid range.
+    ``voxel``: the extraction grid's spacing, once known (the finest band is 2 voxels: anything finer
+    cannot be held by the result, so a range reaching below it would read noise)."""
+    from nstr.errors import ConfigError
+
+    values = [float(x) for x in detail_range]
+    if len(values) != 2 or not all(math.isfinite(x) for x in values):
+        raise ConfigError(f"task.detail_range must be two finite wavelengths [shortest, longest], not {list(detail_range)}",
+                          "Give e.g. task.detail_range=[0.01,0.2] (in the input's units), or leave it empty "
+                          "for octaves from 2 voxels to a third of the object")
+    lo, hi = values
+    if lo <= 0 or hi <= lo:
+        raise ConfigError(f"task.detail_range [{lo:g}, {hi:g}] is {'empty' if hi == lo else 'inverted' if hi < lo else 'not positive'}",
+                          "Give the shortest wavelength first, both > 0 and the longest larger, e.g. "
+                          f"[{abs(min(lo, hi)) or 0.01:g}, {2 * (abs(max(lo, hi)) or 0.01):g}]")
+    if voxel is not None and lo < 2.0 * voxel * (1 - 1e-9):
+        raise ConfigError(f"task.detail_range starts at {lo:g} {unit}, finer than this result's grid can hold "
+                          f"(2 voxels = {2 * voxel:.3g})",
+                          f"Use a shortest wavelength of at least {2 * voxel:.3g}, or a higher task.resolution")
+    return lo, hi
+
+
+def layout_for_range(detail_range: tuple[float, ...] | list[float], voxel: float) -> BandLayout:
+    """Octave bands covering the user's range (checked: :func:`check_detail_range`)."""
+    lo, hi = check_detail_range(detail_range, voxel)
+    return BandLayout(lo, max(1, int(math.ceil(math.log2(hi / lo) - 1e-9))))
+
+
 # --- points ------------------------------------------------------------------------------------
 @dataclass
 class SurfacePoints:
@@ -395,7 +425,7 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         crease.zero_()
     # creases stay out of the bands' statistics: a bevel is not a ripple
     A_stats = A * (crease < CREASE_ANGLE)
-    rms, totals, wavelengths, tensors = [], [], [], []
+    rms, totals, var_hs, var_gs, tensors = [], [], [], [], []
     total = heights[B]                                   # all the bands together
     for b in range(B + 1):
         h = heights[b + 1] - heights[b]
@@ -416,7 +446,8 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
             proj = torch.eye(3, dtype=dt, device=dev) - n[:, :, None] * n[:, None, :]
             T = proj @ T @ proj
             var_g = T.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-300)
-            wavelengths.append(2 * math.pi * (var_h / var_g).sqrt())
+            var_hs.append(var_h)
+            var_gs.append(var_g)
             tensors.append(T)
     band_rms = torch.stack(rms[:B], 1)
     dominant = band_rms.argmax(1)
@@ -428,12 +459,18 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
                      amplitude=amplitude.cpu().numpy(), dominant=dominant.cpu().numpy(),
                      normals=n.cpu().numpy(), crease=crease.cpu().numpy(), layout=layout)
     if F is not None:
-        wl = torch.stack(wavelengths[:B], 1)
+        vh, vg = torch.stack(var_hs[:B], 1), torch.stack(var_gs[:B], 1)
+        wl = 2 * math.pi * (vh / vg).sqrt()
+        # the wavelength by Rice's formula over the dominant band AND its neighbours: a ripple near a band
+        # edge splits its energy between two bands, and each band's own estimate leans to its own range,
+        # so the dominant band's alone steps where the dominance flips (a chirp read as a staircase)
+        near = (torch.arange(B, device=dev)[None, :] - dominant[:, None]).abs() <= 1
+        combined = 2 * math.pi * ((vh * near).sum(1) / (vg * near).sum(1).clamp_min(1e-300)).sqrt()
         T = torch.stack(tensors[:B], 1)[rows, dominant]
         evals, evecs = torch.linalg.eigh(T)
         mu1, mu2 = evals[:, 2].clamp_min(0), evals[:, 1].clamp_min(0)
         out.band_wavelength = wl.cpu().numpy()
-        out.wavelength = wl[rows, dominant].cpu().numpy()
+        out.wavelength = combined.cpu().numpy()
         out.direction = evecs[:, :, 2].cpu().numpy()
         out.anisotropy = ((mu1 - mu2) / (mu1 + mu2).clamp_min(1e-300)).cpu().numpy()
     return out
@@ -472,6 +509,24 @@ def detail_colors(wavelength: np.ndarray, amplitude: np.ndarray, state: np.ndarr
     return rgba.astype(np.float32)
 
 
+LOST_FLOOR_MULTIPLE = 3.0   # "detail lost" is flagged where the input's detail is taller by 3 floors
+
+
+def detail_lost(input_on_result: np.ndarray, faces: np.ndarray, result_amplitude: np.ndarray,
+                detail_meta: dict[str, Any], device: Any = "cpu") -> np.ndarray:
+    """How much taller the input's detail is than the result's, per result vertex (input units).
+
+    ``input_on_result``: each result vertex moved to its closest point on the INPUT surface, so the
+    input is read with the result's own connectivity, bands and floor, and the two amplitudes are the
+    same measurement of two surfaces (no resampling between meshes). Positive: the fit smoothed the
+    input's detail away there."""
+    bands = detail_meta["bands"]
+    layout = BandLayout(float(bands[0]["shortest"]), len(bands))
+    pts = SurfacePoints.from_vertices(input_on_result, faces)
+    maps = surface_detail(pts, layout, None, device=device)
+    return (maps.amplitude - np.asarray(result_amplitude, np.float64)).astype(np.float32)
+
+
 def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floor: float | None = None,
                   layout: BandLayout | None = None, device: Any = "cpu") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The detail maps of a mesh (lengths in its own units) as result arrays and their meta.
@@ -483,6 +538,7 @@ def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floo
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
     size = float(np.ptp(v, axis=0).max()) if len(v) else 1.0
+    source = "user" if layout is not None else "default"
     layout = layout or default_bands(voxel, size)
     floor = FLOOR_VOXELS * voxel if floor is None else floor
     maps = surface_detail(SurfacePoints.from_vertices(v, f), layout, f, device=device)
@@ -507,8 +563,9 @@ def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floo
     }
     meta = {"bands": layout.describe(), "floor": floor, "states": STATES, "state_words": STATE_WORDS,
             "state_greys": STATE_GREYS, "wavelength_range": list(span), "colormap": DETAIL_COLORMAP,
-            "crease_angle_degrees": math.degrees(CREASE_ANGLE),
-            "rule": "bands: octaves from 2 voxels of the extraction grid to a third of the object's largest "
+            "crease_angle_degrees": math.degrees(CREASE_ANGLE), "lost_flag": LOST_FLOOR_MULTIPLE * floor,
+            "source": source,
+            "rule": "bands: the user's task.detail_range in octaves" if source == "user" else "bands: octaves from 2 voxels of the extraction grid to a third of the object's largest "
                     f"extent; floor: {FLOOR_VOXELS} voxel"}
     return arrays, meta
 

@@ -42,6 +42,7 @@ from nstr.errors import ConfigError, InputError
 from nstr.geometry.extraction import extract_surface, resolve_mc
 from nstr.geometry.mesh import Mesh, MeshReport, check_mesh_arrays, mesh_from_arrays
 from nstr.geometry.metrics import CONVENTION_POINTS
+from nstr.spectral.detail import check_detail_range
 from nstr.tasks.skeleton import TaskRun, config_from_job
 
 TASK = "sdf"
@@ -80,6 +81,8 @@ class SDFOptions:
     attributes: bool = True  # spectral-flow attributes on the vertices (measured for every model)
     metrics: bool = True  # chamfer_l1, normal_consistency, fscore_1pct, iou against the input (nstr.geometry.metrics)
     metric_points: int = CONVENTION_POINTS  # surface samples per mesh (exact distances: the count sets only the noise)
+    detail_range: tuple[float, ...] = ()  # detail maps: (shortest, longest) wavelength in input units; (): octaves
+    #                                       from 2 voxels to a third of the object (nstr.spectral.detail)
     keep_all_components: bool = False  # keep floaters too (nstr.geometry.floaters: by default each input
     #                                    component keeps the output components that cover it)
 
@@ -144,6 +147,8 @@ def check_options(o: SDFOptions) -> None:
         raise ConfigError("task.band must be in (0, 2] and task.padding in [0, 0.5)")
     if o.eikonal_weight < 0 or o.normal_weight < 0 or not 0 < o.gradient_fraction <= 1:
         raise ConfigError("gradient loss weights must be >= 0 and task.gradient_fraction in (0, 1]")
+    if o.detail_range:
+        check_detail_range(o.detail_range)  # empty, inverted, not a pair; finer than the grid: once it is chosen
     if o.smooth_steps < 0 or o.smooth_steps % 2:
         raise ConfigError(f"task.smooth_steps must be an even count >= 0, not {o.smooth_steps}",
                           "Use 0 (off) or an even number such as 6: each pair shrinks, then inflates back")
@@ -268,6 +273,8 @@ def _sample_stage(mesh: Mesh, opts: SDFOptions, seed: int, closed: bool, cache_d
     gt = ground_truth_for(unit.vertices, unit.faces, closed, device, opts.ground_truth)
     fs = feature_size(unit, gt, n_points=opts.feature_probes, seed=seed)
     resolution, info = choose_resolution(opts, fs.quantile(opts.feature_quantile))
+    if opts.detail_range:  # before the fit: a range finer than the grid would only read noise
+        check_detail_range(opts.detail_range, 2.0 / (resolution - 1) * transform.scale)
     info["median_edge_unit"] = round(fs.median_edge, 5)
     spec = SamplingSpec(n_samples=opts.samples, surface_fraction=opts.surface_fraction,
                         near_fraction=opts.near_fraction, near_scales=tuple(opts.near_scales), band=opts.band,
@@ -314,9 +321,10 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     """Fit ``cfg``'s field to the mesh's SDF and return the extracted mesh (input coordinates) + report."""
     from nstr.device import device_name, precision_policy, resolve_device, seed_everything
     from nstr.fields import build_field
-    from nstr.geometry.attributes import field_sdf_fn, spectral_attributes
+    from nstr.geometry.attributes import spectral_attributes
     from nstr.geometry.export import encode_meta
     from nstr.geometry.floaters import drop_floaters
+    from nstr.geometry.ground_truth import MeshSDF
     from nstr.geometry.metrics import mesh_metrics
     from nstr.geometry.smoothing import taubin_smooth
     from nstr.geometry.topology import topology
@@ -350,10 +358,11 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
                                      "faces": ext.faces.astype(np.int32)}
     meta: dict[str, Any] = {}
     with run.stage("attributes", emit=bool(opts.attributes)):
-        if opts.attributes:  # every model gets the measured readout; NSTR its internal one too
+        if opts.attributes:  # every model gets the detail maps; NSTR its internal readout too
             attrs, meta = spectral_attributes(field, ext.vertices, ext.faces, prep.transform.scale,
                                               chunk=opts.eval_chunk, voxel=2.0 / (prep.resolution - 1),
-                                              sdf_fn=field_sdf_fn(field, opts.eval_chunk))
+                                              detail_range=opts.detail_range,
+                                              reference=MeshSDF(prep.unit.vertices, prep.unit.faces))
             arrays.update(attrs)
     metrics: dict[str, Any] = {"sign_accuracy": final.metrics.get("sign_accuracy")}
     with run.stage("score", emit=False):

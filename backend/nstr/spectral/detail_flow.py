@@ -1,0 +1,117 @@
+"""``local_frequency``, ``bandwidth`` and ``drift`` read off the detail maps (nstr.spectral.detail).
+
+They were a second readout (one fixed tangent window, nstr.spectral.measured) that disagreed with the
+maps: everything coarser than the window read the same value, and amplitude leaked into frequency.
+Now they are the maps said another way, so the two can never disagree:
+
+* ``local_frequency`` = 1 / ``detail_wavelength`` (cycles per unit); 0 where there is no detail (no
+  detail, coarser than the bands, creases): "no ripples here" rather than a made-up frequency.
+* ``bandwidth``: the spread of the octave bands' frequencies, weighted by their energy (cycles per unit):
+  0 for one clean size, large for a mix of sizes.
+* ``drift``: the surface gradient of log2(local_frequency), in OCTAVES PER UNIT LENGTH, a tangent
+  vector pointing toward finer detail. Octaves make it independent of scale: a pattern that doubles its
+  frequency over 1 m reads 1 octave/m at any size, where cycles/m per m would change with the square of
+  the object's size. log2(frequency) is smoothed over about one wavelength first, then differentiated
+  per face where all three corners have detail and averaged to the vertices; 0 where there is no detail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+MAX_SMOOTHING_ROUNDS = 400  # ring-diffusion rounds before the drift's gradient (cost: one sparse product each)
+
+
+def band_frequencies(bands_meta: list[dict[str, float]]) -> np.ndarray:
+    """Each octave band's centre frequency (geometric mean of its edges), cycles per unit."""
+    return np.array([1.0 / np.sqrt(b["shortest"] * b["longest"]) for b in bands_meta])
+
+
+def local_frequency(wavelength: np.ndarray) -> np.ndarray:
+    """1 / wavelength; 0 where the wavelength is NaN (no detail)."""
+    w = np.asarray(wavelength, np.float64)
+    ok = np.isfinite(w) & (w > 0)
+    return np.where(ok, 1.0 / np.where(ok, w, 1.0), 0.0)
+
+
+def bandwidth(bands: np.ndarray, bands_meta: list[dict[str, float]], has_detail: np.ndarray) -> np.ndarray:
+    """Energy-weighted spread of the bands' frequencies (cycles per unit); 0 off detail."""
+    energy = np.asarray(bands, np.float64) ** 2
+    total = energy.sum(1, keepdims=True)
+    w = energy / np.maximum(total, 1e-300)
+    nu = band_frequencies(bands_meta)[None, :]
+    mean = (w * nu).sum(1, keepdims=True)
+    spread = np.sqrt((w * (nu - mean) ** 2).sum(1))
+    return np.where(has_detail, spread, 0.0)
+
+
+def _face_gradients(values: np.ndarray, v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-face gradient of a piecewise-linear scalar and each face's area."""
+    p0, p1, p2 = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    n = np.cross(p1 - p0, p2 - p0)
+    area2 = np.linalg.norm(n, axis=1)
+    unit = n / np.maximum(area2, 1e-300)[:, None]
+    grad = np.zeros_like(p0)
+    for i, (a, b) in enumerate(((1, 2), (2, 0), (0, 1))):  # vertex i and its opposite edge b - a
+        edge = v[f[:, b]] - v[f[:, a]]
+        grad += values[f[:, i]][:, None] * np.cross(unit, edge)
+    return grad / np.maximum(area2, 1e-300)[:, None], 0.5 * area2
+
+
+def _ring_mean(values: np.ndarray, weight: np.ndarray, faces: np.ndarray, steps: int) -> np.ndarray:
+    """``steps`` rounds of averaging over each vertex's one-ring (itself included), counting only the
+    vertices with ``weight`` > 0: a diffusion whose Gaussian reach is ~ sqrt(steps / 2) edges."""
+    import scipy.sparse as sp
+
+    n = len(values)
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    adj = sp.coo_matrix((np.ones(2 * len(e) + n), (np.r_[e[:, 0], e[:, 1], np.arange(n)],
+                                                   np.r_[e[:, 1], e[:, 0], np.arange(n)])), shape=(n, n)).tocsr()
+    adj.data[:] = 1.0
+    w = weight.astype(np.float64)
+    norm = np.maximum(adj @ w, 1e-300)
+    out = values * w
+    for _ in range(steps):
+        out = w * (adj @ out) / norm
+    return np.where(w > 0, out / np.maximum(w, 1e-300), 0.0)
+
+
+def drift(vertices: np.ndarray, faces: np.ndarray, frequency: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Tangent gradient of log2(frequency), octaves per unit length, toward finer detail (V, 3).
+
+    log2(frequency) is first smoothed over about one wavelength (ring diffusion; the count of
+    rounds from the median wavelength in edges): the wavelength is a windowed estimate whose
+    vertex-to-vertex differences are noise, far steeper than any real change of scale."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    nu = np.asarray(frequency, np.float64)
+    has = nu > 0
+    out = np.zeros_like(v)
+    if not has[f].all(1).any():
+        return out
+    edge = float(np.median(np.linalg.norm(v[f[:, 1]] - v[f[:, 0]], axis=1)))
+    wavelengths = 1.0 / nu[has]
+    steps = int(np.clip(2.0 * (np.median(wavelengths) / max(edge, 1e-300)) ** 2, 4, MAX_SMOOTHING_ROUNDS))
+    log_nu = _ring_mean(np.log2(np.where(has, nu, 1.0)), has.astype(np.float64), f, steps)
+    fo = f[has[f].all(1)]
+    grad, area = _face_gradients(log_nu, v, fo)
+    acc = np.zeros_like(v)
+    wsum = np.zeros(len(v))
+    np.add.at(acc, fo.reshape(-1), np.repeat(grad * area[:, None], 3, axis=0))
+    np.add.at(wsum, fo.reshape(-1), np.repeat(area, 3))
+    got = wsum > 0
+    out[got] = acc[got] / wsum[got, None]
+    n = np.asarray(normals, np.float64)
+    out -= np.einsum("nd,nd->n", out, n)[:, None] * n
+    return out
+
+
+def flow_arrays(vertices: np.ndarray, faces: np.ndarray, detail: dict[str, np.ndarray], detail_meta: dict[str, Any],
+                normals: np.ndarray) -> dict[str, np.ndarray]:
+    """``local_frequency``, ``bandwidth`` (V,) and ``drift`` (V, 3) from the detail arrays."""
+    nu = local_frequency(detail["detail_wavelength"])
+    return {"local_frequency": nu,
+            "bandwidth": bandwidth(detail["detail_bands"], detail_meta["bands"], nu > 0),
+            "drift": drift(vertices, faces, nu, normals)}
