@@ -32,10 +32,6 @@ def slab() -> tuple[np.ndarray, np.ndarray]:
     return CASE.mesh()
 
 
-def _top_density(v: np.ndarray, region: np.ndarray, area: float) -> float:
-    return float(region.sum()) / area
-
-
 def _regions(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Vertices on the ripples' core (0.15..0.75 squared: 0.36 area) and on the flat top far from the patch and
     the rims (-0.85..-0.05 squared: 0.64 area)."""

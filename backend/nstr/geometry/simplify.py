@@ -9,8 +9,10 @@ re-weight it (measured on Suzanne at the quick preset, 132k vertices, scripts/be
   detail maps describe (dense where the detail is fine or tall, sparse where it is coarse or flat), and
   a crease is two planes whose quadric forbids rounding it. Measured at 1/6 of the faces: the vertices
   the maps give the finest third of wavelengths keep 14.8% of themselves, the coarsest third 10.0%,
-  crease vertices 28.1%; on a rippled patch beside a flat base (tests/test_simplify.py) the patch ends
-  up tens of times denser than the base.
+  crease vertices 28.1%. On egg-box bumps beside a flat base (tests/test_simplify.py, 58k faces to 3000)
+  the bumps keep 693 of 1225 vertices and the flat base 1 of 2401; the vertices the maps call detail are
+  kept 190x as often as those they call no detail. A one-direction ripple is straight along its crests,
+  and QEM holds it with long triangles along them rather than with many vertices.
 * Re-weighting the quadrics from the maps would move vertices away from where the geometric error is
   least, and the goals are geometric (Chamfer within 1.1x and normal consistency within 0.005 of the
   dense result). libigl 2.6.3's Python binding takes no per-vertex weights or cost callbacks, and an
