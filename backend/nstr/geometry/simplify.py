@@ -2,23 +2,26 @@
 
 Method: libigl's QSlim (Garland & Heckbert's quadric error metric, edge collapses in a priority queue,
 each merged vertex placed where its summed quadric is least). Why this, and why the detail maps do not
-re-weight it (measured on Suzanne at the quick preset, 132k vertices, scripts/bench_sdf.py simplify):
+re-weight it (figures: ``scripts/bench_sdf.py simplify``, quick preset, faces / 6, 2-core CPU):
 
-* The quadric error of collapsing a patch of ripples of height ``a`` and wavelength ``lambda`` into
+* The quadric error of collapsing a patch of detail of height ``a`` and wavelength ``lambda`` into
   triangles of size ``h`` grows like ``a (h / lambda)^2``: the vertex density QEM keeps is the one the
   detail maps describe (dense where the detail is fine or tall, sparse where it is coarse or flat), and
-  a crease is two planes whose quadric forbids rounding it. Measured at 1/6 of the faces: the vertices
-  the maps give the finest third of wavelengths keep 14.8% of themselves, the coarsest third 10.0%,
-  crease vertices 28.1%. On egg-box bumps beside a flat base (tests/test_simplify.py, 58k faces to 3000)
-  the bumps keep 693 of 1225 vertices and the flat base 1 of 2401; the vertices the maps call detail are
-  kept 190x as often as those they call no detail. A one-direction ripple is straight along its crests,
-  and QEM holds it with long triangles along them rather than with many vertices.
-* Re-weighting the quadrics from the maps would move vertices away from where the geometric error is
-  least, and the goals are geometric (Chamfer within 1.1x and normal consistency within 0.005 of the
-  dense result). libigl 2.6.3's Python binding takes no per-vertex weights or cost callbacks, and an
-  edge-collapse loop in numpy costs more than the whole time budget (readout + simplification <= 25%
-  of the quick preset's wall time).
-* It runs in C++: about 5 s for Suzanne's 265k faces on one core.
+  a crease is two planes whose quadric forbids rounding it. Share of the dense vertices kept where the
+  maps read the finest / the coarsest third of wavelengths / a crease: Suzanne 15.3% / 10.1% / 27.7%,
+  the composite of patches 26.6% / 11.9% / 19.7%. On egg-box bumps beside a flat base
+  (tests/test_simplify.py, 58k faces to 3000) the bumps keep 693 of 1225 vertices and the flat base 1 of
+  2401; the vertices the maps call detail are kept 190x as often as those they call no detail. (A
+  one-direction ripple is straight along its crests: QEM holds it with long triangles along them rather
+  than with many vertices.)
+* Re-weighting from the maps moves vertices away from where the geometric error is least, and the goals
+  are geometric (Chamfer within 1.1x, normal consistency within 0.005 of the dense result). Tried: the
+  vertices the maps call "no detail" (below the accuracy floor) smoothed before QSlim, so no budget goes
+  to the fit's noise. On the composite their kept share fell from 14.6% to 9.1% and the detail's rose
+  from 17.1% to 17.6%, but Chamfer against the input went 0.000247 -> 0.000250 and normal consistency
+  0.9874 -> 0.9871: left out. libigl 2.6.3's Python binding takes no per-vertex weights or cost
+  callbacks either, and an edge-collapse loop in numpy would cost more than the whole time budget.
+* It runs in C++: 6 s for Suzanne's 263k faces on one core (with the error measurement).
 
 The simplified mesh's attributes come from the dense mesh: ``source[i]`` is the dense vertex nearest to
 simplified vertex ``i``, so any per-vertex array transfers as ``attr[source]``. (QSlim's own birth
