@@ -324,7 +324,7 @@ def _simplify_stage(vertices_input: np.ndarray, faces: np.ndarray, opts: SDFOpti
         lod = simplify(vertices_input, faces, face_budget=opts.simplify_faces, max_error=opts.simplify_error)
     except NSTRError as err:
         return {"target": target, "refused": str(err)}, {}
-    report = {"target": target, **lod.report(), "method": "qslim (libigl), attributes from the nearest dense vertex",
+    report = {"target": target, **lod.report(), "method": "qslim (libigl) + least-squares refit to the dense vertices; attributes from the nearest dense vertex",
               "error_units": "input length"}
     # float32 unless the dense vertices needed float64 (far from the origin for their size, as above)
     return report, {"lod_vertices": lod.vertices.astype(vertices_dtype), "lod_faces": lod.faces.astype(np.int32),
