@@ -7,6 +7,7 @@ marching-cubes, extraction and ground-truth timings at 256^3, 512^3 and 1024^3.
     .venv/bin/python scripts/bench_sdf.py timings --out bench/sdf --resolutions 256 512 1024
     flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_sdf.py fidelity --presets quick --out bench/fid
     flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_sdf.py scores --out bench/scores
+    flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_sdf.py simplify --out bench/simplify
 
 fidelity: every shared mesh, Suzanne, the generated 133-hole plate (nstr.geometry.plate) and the
 120-hole block (nstr.geometry.holes_block), at each preset's own configuration (no --params), NSTR and
@@ -19,6 +20,12 @@ rows done; --rescore fits nothing and scores the kept results again (after a cha
 scores: each mesh scored against itself (the ceiling every fit is measured under) by the scoring path
 of the reports, beside the anchors' convention (nearest neighbour between two 100k-point sets, whose
 floor depends on the mesh's area), with the scoring time and the mesh's topology.
+
+simplify: Suzanne, bunny, rotor and the detail-map composite (nstr.validation.detail_cases "patches") fitted at
+the quick preset, the dense result simplified (nstr.geometry.simplify) to 1/--reduction of its faces: vertices,
+Chamfer and normal consistency of both against the input, the detail readout's and the simplification's seconds
+against the quick wall time, and the share of dense vertices kept where the maps read the finest and the coarsest
+third of wavelengths, creases and no detail.
 
 Writes OUT/fits.json + OUT/fits.md (table), OUT/MESH_attributes.png, OUT/timings.json + .md.
 Run with OMP_NUM_THREADS=1 on a shared CPU: two threads on two busy cores thrash.
@@ -372,6 +379,112 @@ def render_attributes(arrays: dict[str, np.ndarray], path: Path, title: str = ""
     plt.close(fig)
 
 
+# --- simplify ----------------------------------------------------------------------------------
+SIMPLIFY_MESHES = ("suzanne", "bunny00", "rotor", "patches")   # patches: nstr.validation.detail_cases
+
+
+def _simplify_subject(name: str):  # noqa: ANN202
+    from nstr.geometry.mesh import mesh_from_arrays
+    from nstr.validation.detail_cases import CASES
+
+    if name in CASES:
+        return mesh_from_arrays(*CASES[name].mesh(), source=f"nstr.validation.detail_cases.CASES['{name}']")
+    return load(name)
+
+
+def _kept_by_maps(arrays: dict[str, np.ndarray], source: np.ndarray) -> dict[str, float]:
+    """Share of the dense vertices kept (as some simplified vertex's source), by what the detail maps say there:
+    the finest and coarsest third of the wavelengths read, and each state."""
+    from nstr.spectral.detail import STATES
+
+    kept = np.zeros(len(arrays["vertices"]), bool)
+    kept[source] = True
+    state, wl = arrays["detail_state"], arrays["detail_wavelength"]
+    out = {f"kept_{k}": float(kept[state == i].mean()) if (state == i).any() else None for k, i in STATES.items()}
+    detail = state == STATES["detail"]
+    if detail.sum() >= 3:
+        lo, hi = np.percentile(wl[detail], [100 / 3, 200 / 3])
+        out["kept_fine"] = float(kept[detail & (wl <= lo)].mean())
+        out["kept_coarse"] = float(kept[detail & (wl >= hi)].mean())
+    return out
+
+
+def run_simplify(args: argparse.Namespace) -> None:
+    """Per mesh: the quick fit (attributes on: the detail readout) timed as a whole; the readout timed again on
+    its own; the dense result simplified to 1/--reduction of its faces; both scored against the input."""
+    import torch
+
+    from nstr.geometry.mesh import Mesh
+    from nstr.geometry.metrics import mesh_metrics
+    from nstr.geometry.simplify import simplify
+    from nstr.spectral.detail import detail_arrays
+    from nstr.tasks.sdf import fit_sdf, sdf_config
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    kept = {r["mesh"]: r for r in json.loads((out / "simplify.json").read_text())} if args.resimplify else {}
+    for name in args.meshes or SIMPLIFY_MESHES:
+        mesh, report = _simplify_subject(name)
+        if args.resimplify:  # the kept fit, its wall time and readout seconds: only the simplification again
+            a = dict(np.load(out / f"simplify_{name}.npz"))
+            wall, readout, attributes_s, voxel = (kept[name][k] for k in ("quick_wall_s", "readout_s", "attributes_s",
+                                                                          "voxel"))
+        else:
+            cfg = sdf_config(args.preset, {"device": "cpu", "task.metrics": False})
+            t0 = time.perf_counter()
+            res = fit_sdf(mesh, cfg, mesh_report=report)
+            wall = time.perf_counter() - t0
+            r = res.report
+            a = {k: res.arrays[k] for k in ("vertices", "faces", "detail_state", "detail_wavelength")}
+            np.savez_compressed(out / f"simplify_{name}.npz", **a)
+            voxel = 2.0 / (r["extraction"]["resolution"] - 1) * r["transform"]["scale"]
+            attributes_s = r["timings"]["attributes"]
+            t0 = time.perf_counter()
+            detail_arrays(a["vertices"].astype(np.float64), a["faces"].astype(np.int64), voxel)
+            readout = time.perf_counter() - t0
+        v, f = a["vertices"].astype(np.float64), a["faces"].astype(np.int64)
+        lod = simplify(v, f, face_budget=len(f) // args.reduction)
+        dense_m = mesh_metrics(Mesh(v, f), mesh, iou=False, self_score=False)
+        lod_m = mesh_metrics(Mesh(lod.vertices, lod.faces), mesh, iou=False, self_score=False)
+        row = {"mesh": name, "dense_vertices": int(len(v)), "lod_vertices": int(len(lod.vertices)),
+               "ratio": len(v) / len(lod.vertices), "dense_chamfer": dense_m["chamfer_l1"],
+               "lod_chamfer": lod_m["chamfer_l1"], "chamfer_ratio": lod_m["chamfer_l1"] / dense_m["chamfer_l1"],
+               "dense_nc": dense_m["normal_consistency"], "lod_nc": lod_m["normal_consistency"],
+               "max_error_voxels": lod.max_error / voxel, "readout_s": readout, "simplify_s": lod.seconds,
+               "attributes_s": attributes_s, "quick_wall_s": wall, "voxel": voxel, "reduction": args.reduction,
+               "share": (readout + lod.seconds) / wall, **_kept_by_maps(a, lod.source),
+               "load": [round(x, 2) for x in os.getloadavg()]}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        (out / "simplify.json").write_text(json.dumps(rows, indent=1))
+    (out / "simplify.md").write_text(simplify_table(rows, args))
+    print((out / "simplify.md").read_text())
+
+
+def simplify_table(rows: list[dict], args: argparse.Namespace) -> str:
+    def share(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    head = (f"Preset `{args.preset}`, NSTR, faces / {args.reduction}; device: CPU ({os.cpu_count()} cores), torch "
+            f"threads {args.threads}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}. Chamfer-L1 and NC: "
+            "each mesh against the input (nstr.geometry.metrics, 100k points). Goals: ratio >= 5, Chamfer <= 1.1x, "
+            "NC within 0.005, readout + simplify <= 25% of the quick wall time.\n\n")
+    cols = ["mesh", "dense V", "simplified V", "ratio", "Chamfer dense", "Chamfer simplified", "x dense", "NC dense",
+            "NC simplified", "max error (voxels)", "readout s", "simplify s", "quick wall s", "share",
+            "kept: finest third", "kept: coarsest third", "kept: crease", "kept: no detail"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append(f"| {r['mesh']} | {r['dense_vertices']:,} | {r['lod_vertices']:,} | {r['ratio']:.1f} | "
+                     f"{r['dense_chamfer']:.5f} | {r['lod_chamfer']:.5f} | {r['chamfer_ratio']:.3f} | "
+                     f"{r['dense_nc']:.4f} | {r['lod_nc']:.4f} | {r['max_error_voxels']:.2f} | {r['readout_s']:.1f} | "
+                     f"{r['simplify_s']:.1f} | {r['quick_wall_s']:.1f} | {share(r['share'])} | "
+                     f"{share(r.get('kept_fine'))} | {share(r.get('kept_coarse'))} | {share(r.get('kept_crease'))} | "
+                     f"{share(r.get('kept_none'))} |")
+    return head + "\n".join(lines) + "\n"
+
+
 # --- timings -----------------------------------------------------------------------------------
 def run_timings(args: argparse.Namespace) -> None:
     """MC (skimage, mcubes) on dense grids, coarse-to-fine extraction, field and ground-truth throughput."""
@@ -477,7 +590,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--resume", action="store_true", help="skip (mesh, model, preset) rows already in fidelity.json")
     d.add_argument("--rescore", action="store_true", help="no fitting: score the kept results in OUT again")
     sc = sub.add_parser("scores", help="each mesh against itself: exact scores beside the nearest-neighbour convention")
-    for q in (f, t, r, d, sc):
+    si = sub.add_parser("simplify", help="quick fit, detail readout, then the result simplified: sizes, scores, seconds")
+    si.add_argument("--preset", default="quick")
+    si.add_argument("--reduction", type=int, default=6, help="the face budget: the dense face count / this")
+    si.add_argument("--resimplify", action="store_true", help="no fitting: simplify the results kept in OUT again "
+                    "(OUT/simplify_MESH.npz; wall and readout seconds from OUT/simplify.json)")
+    for q in (f, t, r, d, sc, si):
         q.add_argument("--out", default=str(REPO / "out" / "bench_sdf"))
         q.add_argument("--meshes", nargs="+")
         q.add_argument("--threads", type=int, default=1)
@@ -486,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         rescore_fidelity(args)
         return 0
     {"fits": run_fits, "timings": run_timings, "render": run_render, "fidelity": run_fidelity,
-     "scores": run_scores}[args.what](args)
+     "scores": run_scores, "simplify": run_simplify}[args.what](args)
     return 0
 
 

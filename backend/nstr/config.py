@@ -277,6 +277,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "task.feature_noise": (0, 100), "task.fd_step": (1e-5, 0.5), "task.smooth_steps": (0, 1000),
     "task.sparse_from": (16, 8192), "task.eval_chunk": (1, 2**22), "task.metric_points": (100, 10_000_000),
     "task.detail_range": (0, 1e12),
+    "task.simplify_faces": (0, 2**31 - 1), "task.simplify_error": (0, 1e12),  # sdf: nstr.geometry.simplify
     # nerf
     "task.image_size": (0, 4096), "task.n_features": (1, 256), "task.head_width": (1, 4096),
     "task.max_frames": (1, 100_000), "task.max_pixels": (1, 1 << 32),

@@ -42,6 +42,7 @@ from nstr.errors import ConfigError, InputError
 from nstr.geometry.extraction import extract_surface, resolve_mc
 from nstr.geometry.mesh import Mesh, MeshReport, check_mesh_arrays, mesh_from_arrays
 from nstr.geometry.metrics import CONVENTION_POINTS
+from nstr.geometry.simplify import check_simplify_options
 from nstr.spectral.detail import check_detail_range
 from nstr.tasks.skeleton import TaskRun, config_from_job
 
@@ -85,6 +86,8 @@ class SDFOptions:
     #                                       from 2 voxels to a third of the object (nstr.spectral.detail)
     keep_all_components: bool = False  # keep floaters too (nstr.geometry.floaters: by default each input
     #                                    component keeps the output components that cover it)
+    simplify_faces: int = 0  # > 0: also a simplified mesh (lod_* arrays) of at most this many faces (>= 100)
+    simplify_error: float = 0.0  # > 0: ... or the fewest faces within this surface error, input units
 
 
 # Presets leave width/depth to each model's own shape (nstr.config.MODEL_SHAPES), so --model swaps
@@ -152,6 +155,7 @@ def check_options(o: SDFOptions) -> None:
     if o.smooth_steps < 0 or o.smooth_steps % 2:
         raise ConfigError(f"task.smooth_steps must be an even count >= 0, not {o.smooth_steps}",
                           "Use 0 (off) or an even number such as 6: each pair shrinks, then inflates back")
+    check_simplify_options(o.simplify_faces, o.simplify_error)
 
 
 # --- the objective ---------------------------------------------------------------------------
@@ -314,6 +318,30 @@ def _extract_stage(field: Any, prep: Prepared, opts: SDFOptions, device: Any) ->
     return ext
 
 
+def _simplify_stage(vertices_input: np.ndarray, faces: np.ndarray, opts: SDFOptions, vertices_dtype: Any
+                    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The simplified mesh as ``lod_*`` arrays and its report; a budget above the dense count (known only
+    now) or a mesh edge collapses cannot take is refused here with its one-line message in the report,
+    and the dense result is kept."""
+    from nstr.errors import NSTRError
+    from nstr.geometry.simplify import simplify
+
+    target = ({"faces": opts.simplify_faces} if opts.simplify_faces else {"max_error": opts.simplify_error})
+    try:
+        lod = simplify(vertices_input, faces, face_budget=opts.simplify_faces, max_error=opts.simplify_error)
+    except NSTRError as err:
+        return {"target": target, "refused": str(err)}, {}
+    report = {"target": target, **lod.report(), "method": "qslim (libigl) + least-squares refit to the dense vertices; attributes from the nearest dense vertex",
+              "error_units": "input length"}
+    if opts.simplify_faces and len(lod.faces) > opts.simplify_faces:
+        # QSlim stops where every further collapse would change the topology (a small handle, a thin part)
+        report["note"] = (f"stopped at {len(lod.faces)} faces, above the budget of {opts.simplify_faces}: every "
+                          "further edge collapse would have changed the mesh's topology")
+    # float32 unless the dense vertices needed float64 (far from the origin for their size, as above)
+    return report, {"lod_vertices": lod.vertices.astype(vertices_dtype), "lod_faces": lod.faces.astype(np.int32),
+                    "lod_source": lod.source.astype(np.int32)}
+
+
 def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None,
             progress: Callable[[dict[str, Any]], None] | None = None, should_stop: Callable[[], bool] | None = None,
             cache_dir: Path | None = None, checkpoint: Path | None = None,
@@ -364,11 +392,22 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
                                               detail_range=opts.detail_range,
                                               reference=MeshSDF(prep.unit.vertices, prep.unit.faces))
             arrays.update(attrs)
+    simplified: dict[str, Any] | None = None
+    if opts.simplify_faces or opts.simplify_error:
+        with run.stage("simplifying", timing="simplify"):
+            simplified, lod = _simplify_stage(vertices_input, ext.faces, opts, arrays["vertices"].dtype)
+            arrays.update(lod)
     metrics: dict[str, Any] = {"sign_accuracy": final.metrics.get("sign_accuracy")}
     with run.stage("score", emit=False):
         if opts.metrics:
             metrics.update(mesh_metrics(Mesh(vertices_input, ext.faces), mesh, n_points=opts.metric_points,
                                         seed=cfg.train.seed))
+            if "lod_faces" in arrays:  # the simplified mesh against the input, by the same scores
+                lod_scores = mesh_metrics(Mesh(arrays["lod_vertices"].astype(np.float64), arrays["lod_faces"]), mesh,
+                                          n_points=opts.metric_points, seed=cfg.train.seed, iou=False,
+                                          self_score=False)
+                simplified["metrics"] = {k: lod_scores[k] for k in ("chamfer_l1", "normal_consistency",
+                                                                    "fscore_1pct")}
         metrics["topology"] = {"input": topology(mesh.faces, mesh.vertices),
                                "output": topology(ext.faces, vertices_input), "floaters": floaters}
     timings = run.rounded_timings()
@@ -376,7 +415,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     resolved = dataclasses.replace(cfg, field=getattr(field, "config", cfg.field))
     report: dict[str, Any] = {
         "task": TASK, "model": resolved.field.model, "params": int(field.n_params), "steps": int(final.step),
-        "seconds": round(sum(timings[k] for k in STAGES), 3),
+        "seconds": round(sum(timings.get(k, 0.0) for k in (*STAGES, "simplify")), 3),
         "device": device_name(device), "precision": precision_policy(device, cfg.train.amp),
         "metrics": metrics, "timings": timings,
         "final_loss": final.loss, "final_terms": final.terms,
@@ -391,6 +430,8 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
                        "faces": int(len(ext.faces)), **ext.info},
         "field": field.describe(), "config": resolved.to_dict(), "history": final.history,
     }
+    if simplified is not None:
+        report["simplified"] = simplified
     if field.is_spectral:
         report["spectral"] = {"pde_relative": final.terms.get("pde_relative"), "pde_rms": final.terms.get("pde_rms")}
     meta.update({"metrics": metrics, "timings": timings, "report": {k: v for k, v in report.items() if k != "history"}})
