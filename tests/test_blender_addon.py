@@ -161,6 +161,9 @@ def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tm
                 res, bpy.context)]
             res.nstr_display = "transport_residual"
             OUT["switched_node"] = mat.node_tree.nodes["NSTR Attribute"].layer_name if mat else None
+            bpy.context.scene.nstr.show_research = False        # hidden again: the result leaves the research readout
+            OUT["after_research_off"] = res.nstr_display
+            bpy.context.scene.nstr.show_research = True
             res.nstr_display = "local_frequency"
             leg = overlay.legend_for(res, bpy.context.scene)
             OUT["legend"] = {"ticks": leg.ticks, "unit": leg.unit, "words": leg.words, "stops": len(leg.stops)}
@@ -206,6 +209,7 @@ def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tm
         "no detail", "coarser", "crease"] and out["detail_legend"]["unit"].startswith("wavelength ")
     assert "transport_residual" not in out["offered"] and "transport_residual" in out["offered_research"]
     assert out["switched_node"] == "color_transport_residual"
+    assert out["after_research_off"] == "detail"
     assert 0.0 <= out["color_range"][0] < out["color_range"][1] <= 1.0
     assert "local_frequency" in out["meta_ranges"]
     # the result is where the evaluated original is in world space (not in normalised coordinates)

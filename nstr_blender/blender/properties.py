@@ -30,20 +30,38 @@ def _display_changed(obj: bpy.types.Object, _context: bpy.types.Context) -> None
 
 # Fixed numbers per attribute: the file stores the number, so it keeps its meaning when the list of
 # offered items (only the attributes this result has) changes. Strings kept alive (Blender needs it).
-_ALL_ITEMS = [(a.name, a.label, a.description, i) for i, a in enumerate(DISPLAY_ATTRIBUTES)]
+_ALL_ITEMS = [(a.name, a.label, a.description, a.number) for a in DISPLAY_ATTRIBUTES]
+_BY_COLOR = {a.color_key: a.name for a in DISPLAY_ATTRIBUTES}
 
 
 _RESEARCH = {a.name for a in DISPLAY_ATTRIBUTES if a.research}
 
 
 def _display_items(obj, context):
+    # never read obj.nstr_display here: reading the enum calls this function again (endless recursion)
     meta = results.result_meta(obj) if obj is not None else None
     available = set(meta.get("available", [])) if meta else set()
     scene = getattr(context, "scene", None) if context is not None else None
     research = bool(getattr(getattr(scene, "nstr", None), "show_research", False))
-    shown = getattr(obj, "nstr_display", "") if obj is not None else ""
-    items = [it for it in _ALL_ITEMS if it[0] in available and (research or it[0] not in _RESEARCH or it[0] == shown)]
+    items = [it for it in _ALL_ITEMS if it[0] in available and (research or it[0] not in _RESEARCH)]
     return items or _ALL_ITEMS[:1]
+
+
+def _research_changed(props, context) -> None:
+    """Research readouts hidden again: a result that shows one goes back to the detail size (or its first)."""
+    if props.show_research:
+        return
+    for obj in context.scene.objects:
+        meta = results.result_meta(obj)
+        if meta is None:
+            continue
+        # what it shows is its active colour (reading obj.nstr_display, no longer listed, gives '')
+        active = obj.data.color_attributes.active_color if obj.type == "MESH" else None
+        shown = _BY_COLOR.get(active.name if active is not None else "", "")
+        if shown in _RESEARCH:
+            first = next((a for a in meta.get("available", []) if a not in _RESEARCH), None)
+            if first is not None:
+                obj.nstr_display = first
 
 
 def _scale_changed(props, context) -> None:
@@ -72,7 +90,7 @@ class NSTR_SceneSettings(bpy.types.PropertyGroup):
     show_advanced: BoolProperty(name="Advanced", default=False)
     show_finished: BoolProperty(name="Finished jobs", default=False,
                                 description="Show the finished, failed and cancelled jobs")
-    show_research: BoolProperty(name="Research attributes", default=False,
+    show_research: BoolProperty(name="Research attributes", default=False, update=_research_changed,
                                 description="Also list NSTR's own readouts (its internal spectrum and transport "
                                             "residual): for studying the method, not for reading a surface")
     show_strokes: BoolProperty(name="Direction strokes", default=True,

@@ -32,29 +32,30 @@ class DisplayAttribute:
     color_key: str
     description: str
     research: bool = False   # NSTR's own readout: listed only when the panel's "Research" toggle is on
+    number: int = -1         # the enum number a .blend stores: fixed forever, whatever the list's order
 
 
 # In the order the panel lists them. Every key is optional in a result.
 DISPLAY_ATTRIBUTES: tuple[DisplayAttribute, ...] = (
     DisplayAttribute("detail", "Detail size", "detail_wavelength", "color_detail",
                      "How fine the surface detail is (red fine .. blue coarse, one scale for the scene); "
-                     "faint detail fades to grey; greys: no detail, coarser, crease"),
+                     "faint detail fades to grey; greys: no detail, coarser, crease", number=5),
     DisplayAttribute("detail_lost", "Detail lost", "detail_lost", "color_detail_lost",
-                     "Where the fit smoothed away detail the input has (magenta); grey where it kept it"),
+                     "Where the fit smoothed away detail the input has (magenta); grey where it kept it", number=6),
     DisplayAttribute("local_frequency", "Local frequency", "local_frequency", "color_local_frequency",
-                     "1 / the detail's wavelength: ripples per unit length (0 where there is no detail)"),
+                     "1 / the detail's wavelength: ripples per unit length (0 where there is no detail)", number=0),
     DisplayAttribute("bandwidth", "Bandwidth", "bandwidth", "color_bandwidth",
-                     "Spread of detail sizes mixed here (cycles per unit)"),
+                     "Spread of detail sizes mixed here (cycles per unit)", number=1),
     DisplayAttribute("drift", "Frequency drift", "drift", "color_drift",
-                     "Which way the detail gets finer (octaves per unit): hue = direction, brightness = how fast"),
+                     "Which way the detail gets finer (octaves per unit): hue = direction, brightness = how fast", number=2),
     DisplayAttribute("transport_residual", "Transport residual (research)", "transport_residual",
                      "color_transport_residual",
-                     "Research: where NSTR's transport network does not explain its own spectrum", research=True),
+                     "Research: where NSTR's transport network does not explain its own spectrum", research=True, number=3),
     DisplayAttribute("spectral_frequency", "NSTR spectrum (research)", "spectral_frequency",
                      "color_spectral_frequency",
                      "Research: NSTR's internal frequency readout; not calibrated, does not follow the surface",
-                     research=True),
-    DisplayAttribute("albedo", "Albedo", None, "color_albedo", "Baked radiance colour (NeRF)"),
+                     research=True, number=7),
+    DisplayAttribute("albedo", "Albedo", None, "color_albedo", "Baked radiance colour (NeRF)", number=4),
 )
 DISPLAY_BY_NAME = {a.name: a for a in DISPLAY_ATTRIBUTES}
 
