@@ -103,3 +103,25 @@ def test_default_bands_run_from_two_voxels_to_a_third_of_the_object() -> None:
     layout = default_bands(voxel=0.01, object_size=2.0)
     assert layout.edges[0] == pytest.approx(0.02)
     assert layout.coarsest / (2.0 / 3.0) == pytest.approx(1.0, abs=0.5)     # within an octave of a third
+
+
+def test_detail_lost_flags_a_ripple_the_result_smoothed_away_and_nothing_else() -> None:
+    """The input has a ripple on one half; the "result" is the same sheet without it (what a fit too
+    coarse for the ripple returns): detail_lost flags the rippled half and not the plain one."""
+    from nstr.geometry.attributes import spectral_attributes
+    from nstr.geometry.ground_truth import MeshSDF
+
+    lam, amp = 0.2, 0.015        # slope 0.47: steeper ripples read lower (closest points crowd to the crests)
+    rippled = lambda x, y: np.where(x < 0, amp * np.sin(2 * math.pi * y / lam), 0.0)  # noqa: E731
+    v_in, f = grid(81, rippled)
+    v_out, _ = grid(81, lambda x, y: np.zeros_like(x))
+    arrays, meta = spectral_attributes(None, v_out, f, 1.0, voxel=2.0 / 80, reference=MeshSDF(v_in, f))
+    flag = meta["detail"]["lost_flag"]
+    core_lost = (v_out[:, 0] < -0.3) & (np.abs(v_out[:, 1]) < 0.7)
+    core_kept = (v_out[:, 0] > 0.3) & (np.abs(v_out[:, 1]) < 0.7)
+    assert np.mean(arrays["detail_lost"][core_lost] >= flag) >= 0.8
+    assert np.mean(arrays["detail_lost"][core_kept] >= flag) <= 0.1
+    assert np.median(arrays["detail_lost"][core_lost]) == pytest.approx(amp / math.sqrt(2), rel=0.2)  # the RMS height
+    # and a result that kept the ripple lost nothing
+    kept, meta_k = spectral_attributes(None, v_in, f, 1.0, voxel=2.0 / 80, reference=MeshSDF(v_in, f))
+    assert np.mean(kept["detail_lost"][core_lost | core_kept] >= flag) <= 0.02

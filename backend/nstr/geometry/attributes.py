@@ -126,7 +126,16 @@ def spectral_attributes(field: Any, vertices_unit: np.ndarray, faces: np.ndarray
     # the detail maps, in input units (the unit-box mesh times ``scale``: translation changes nothing)
     arrays, detail_meta = detail_arrays(v * scale, faces, voxel_in, layout=layout, device=device)
     if reference is not None:
-        projected = reference.closest(v)[2] * scale
+        _dist, face, closest = reference.closest(v)
+        # a vertex whose closest input point faces another way (the input's eye behind the head the fit
+        # merged it into) keeps its own position: its projection would fold the copy into fake detail
+        # (quick Suzanne: 3.4 % of the vertices; lost flagged on 13.0 % of her, 7.0 % with this)
+        rv, rf = reference.vertices, reference.faces
+        face_n = np.cross(rv[rf[face, 1]] - rv[rf[face, 0]], rv[rf[face, 2]] - rv[rf[face, 0]])
+        face_n /= np.maximum(np.linalg.norm(face_n, axis=1, keepdims=True), 1e-300)
+        sign = reference.orientation_sign() if reference.closed else 1.0  # an open input has no inside
+        agree = np.einsum("nd,nd->n", face_n * sign, normals) > 0.5
+        projected = np.where(agree[:, None], closest, v) * scale
         arrays["detail_lost"] = detail_lost(projected, faces, arrays["detail_amplitude"], detail_meta,
                                             device=device)
     flow = flow_arrays(v * scale, faces, arrays, detail_meta, normals)

@@ -390,7 +390,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
             attrs, meta = spectral_attributes(field, ext.vertices, ext.faces, prep.transform.scale,
                                               chunk=opts.eval_chunk, voxel=2.0 / (prep.resolution - 1),
                                               detail_range=opts.detail_range,
-                                              reference=MeshSDF(prep.unit.vertices, prep.unit.faces))
+                                              reference=MeshSDF(prep.unit.vertices, prep.unit.faces, closed=closed))
             arrays.update(attrs)
     simplified: dict[str, Any] | None = None
     if opts.simplify_faces or opts.simplify_error:
