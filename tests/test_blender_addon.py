@@ -193,11 +193,12 @@ def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tm
     assert attrs["local_frequency"] == ["FLOAT", "POINT"]
     assert attrs["drift"] == ["FLOAT_VECTOR", "POINT"]
     for key in ("color_local_frequency", "color_bandwidth", "color_drift", "color_transport_residual"):
-        assert attrs[key] == ["FLOAT_COLOR", "POINT"]
-    for key in ("detail_wavelength", "detail_amplitude", "detail_state", "crease_strength", "detail_lost",
-                "detail_band_0"):
+        assert attrs[key] == ["BYTE_COLOR", "POINT"]             # what the viewport shows, 4 bytes a vertex
+    for key in ("detail_wavelength", "detail_amplitude", "detail_state", "crease_strength", "detail_lost"):
         assert attrs[key] == ["FLOAT", "POINT"], key
-    assert attrs["detail_direction"] == ["FLOAT_VECTOR", "POINT"] and attrs["color_detail"] == ["FLOAT_COLOR", "POINT"]
+    assert attrs["detail_direction"] == ["FLOAT_VECTOR", "POINT"] and attrs["color_detail"] == ["BYTE_COLOR", "POINT"]
+    # the light file: no per-band layers (no view reads them; the backend's result keeps them), no |drift| copy
+    assert not [k for k in attrs if k.startswith("detail_band")] and "drift_magnitude" not in attrs
     # the detail size is what a result shows first, unlit, with its legend and vertex groups to drive modifiers
     assert out["material_node"] == out["active_color"] == "color_detail"
     assert out["light"] == ["FLAT"]

@@ -69,7 +69,7 @@ def test_fit_py_fits_a_mesh_file_saves_renders_and_reloads(tmp_path, data_dir):
     assert info["vertices"] > 100 and info["source_faces"] > 1000     # the input mesh is kept, untouched
     assert info["attributes"]["local_frequency"] == "FLOAT"
     assert info["attributes"]["drift"] == "FLOAT_VECTOR"
-    assert info["attributes"]["color_local_frequency"] == "FLOAT_COLOR"
+    assert info["attributes"]["color_local_frequency"] == "BYTE_COLOR"
     assert info["material"] == "color_detail"                      # the detail size is shown first
     assert set(info["meta"]["ranges"]) >= {"local_frequency"}
     # the saved file renders clean: the source is hidden in viewport and render, the transforms equal
@@ -93,7 +93,7 @@ def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path, data_dir
     proc = blender(str(out_blend), "-P", str(check), timeout=120)
     info = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("CHECK "))[len("CHECK "):])
     assert info["collection"] == ["rotor_NSTR"] and info["vertices"] > 0      # one <name>_NSTR mesh
-    assert info["attributes"]["color_albedo"] == "FLOAT_COLOR"
+    assert info["attributes"]["color_albedo"] == "BYTE_COLOR"
     assert info["source_hidden"] == [True, True]
 
 
