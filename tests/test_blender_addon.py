@@ -301,6 +301,20 @@ def test_a_simplified_result_comes_beside_the_hidden_dense_one(tmp_path):
             OUT["dense_attrs"] = sorted(a.name for a in dense.data.attributes if a.name.startswith(("detail_", "color_detail")))
             OUT["groups"] = sorted(g.name for g in simple.vertex_groups)
             OUT["pointer"] = simple.get("nstr_dense")
+
+        def refit(overrides):                          # the panel's re-fit of the same source
+            configure(bpy.context.scene.nstr, dict(TINY, overrides=overrides))
+            src.hide_set(False)
+            for o in bpy.context.view_layer.objects:
+                o.select_set(o == src)
+            bpy.ops.nstr.fit()
+            rec = RUNTIME.tracker.records[-1]
+            drive(lambda: rec.state in ("collected", "failed", "error", "cancelled"))
+            objs = {o.name: [o.hide_get(), o.data.name] for o in bpy.data.objects if o.get("nstr_source") == "Suzanne"}
+            return {"state": rec.state, "objects": objs, "meshes": sorted(m.name for m in bpy.data.meshes)}
+
+        OUT["again"] = refit(tiny["overrides"])        # both replaced, visibility kept
+        OUT["plain"] = refit(TINY["overrides"])        # no simplified mesh now: the dense one is shown alone
     ''', tmp_path)
     assert out["state"] == "collected", out["message"]
     assert out["objects"] == [True, True]
@@ -310,6 +324,12 @@ def test_a_simplified_result_comes_beside_the_hidden_dense_one(tmp_path):
     assert out["hidden"] == [False, True, True] and out["pointer"] == "Suzanne_NSTR"
     assert out["attrs"] == out["dense_attrs"] and "detail_wavelength" in out["attrs"]
     assert "NSTR fine detail" in out["groups"]
+    assert out["again"]["state"] == "collected" and out["again"]["objects"] == {
+        "Suzanne_NSTR": [True, "Suzanne_NSTR"], "Suzanne_NSTR_simplified": [False, "Suzanne_NSTR_simplified"]}
+    assert out["again"]["meshes"] == ["Suzanne", "Suzanne_NSTR", "Suzanne_NSTR_simplified"]   # old meshes freed
+    assert out["plain"]["state"] == "collected"
+    assert out["plain"]["objects"] == {"Suzanne_NSTR": [False, "Suzanne_NSTR"]}
+    assert out["plain"]["meshes"] == ["Suzanne", "Suzanne_NSTR"]
 
 
 def test_cancel_mid_job_and_a_job_finished_while_blender_was_busy(tmp_path):
@@ -436,3 +456,109 @@ def test_job_errors_are_one_line_and_a_dead_backend_is_restarted(tmp_path):
     assert "\n" not in out["bad_message"]
     assert out["state"] == "collected", out["message"]
     assert out["restarts"] == 1 and out["resubmits"] == 1 and out["new_pid"]
+
+
+def _tiny_flags() -> list[str]:
+    """TINY as scripts/fit.py flags."""
+    flags = ["--preset", TINY["preset"], "--steps", str(TINY["steps"]), "--K", str(TINY["n_freqs"]),
+             "--resolution", str(TINY["resolution"]), "--device", "cpu", "--no-render"]
+    return flags + [a for kv in TINY["overrides"].split() for a in ("--set", kv)]
+
+
+READ_RESULTS = r'''
+import bpy, json, sys
+bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
+src = bpy.data.objects["Suzanne"]
+print("READ " + json.dumps({
+    "results": sorted(o.name for o in bpy.data.objects if o.get("nstr_source") == "Suzanne"),
+    "meshes": sorted(m.name for m in bpy.data.meshes),
+    "matrix": [list(r) for r in bpy.data.objects["Suzanne_NSTR"].matrix_world],
+    "source_hidden": [src.hide_get(), src.hide_render]}))
+'''
+
+
+def test_a_refit_replaces_the_result_in_the_panel_and_from_fit_py_after_a_panel_fit(tmp_path):
+    """Headless = panel: a re-fit puts its mesh into the source's result object (name, transform,
+    visibility kept, the old mesh freed); fit.py --objects fits the source a panel fit hid, replaces
+    the result in a copy next to the scene, and its errors name its flags."""
+    out = run_scenario('''
+        src = suzanne(subsurf=False)
+        props = bpy.context.scene.nstr
+        configure(props, TINY)
+
+        def fit(what=None):
+            for o in bpy.context.view_layer.objects:
+                o.select_set(False)
+            src.hide_set(False)                     # the panel's "Show Suzanne": select it again
+            src.select_set(True)
+            bpy.ops.nstr.fit()
+            rec = RUNTIME.tracker.records[-1]
+            drive(lambda: rec.state in ("collected", "failed", "error", "cancelled"))
+            assert rec.state == "collected", rec.message
+            return rec
+
+        first = fit()
+        res = bpy.data.objects["Suzanne_NSTR"]
+        res.location = (4.0, -1.0, 2.0)            # the artist moved the result aside
+        bpy.context.view_layer.update()            # matrix_world follows location on evaluation
+        OUT["old_mesh"] = res.data.name
+        moved = OUT["moved"] = [list(r) for r in res.matrix_world]
+        second = fit()
+        res = bpy.data.objects["Suzanne_NSTR"]
+        OUT["results"] = sorted(o.name for o in bpy.data.objects if o.get("nstr_source") == "Suzanne")
+        OUT["meshes"] = sorted(m.name for m in bpy.data.meshes)
+        OUT["same_matrix"] = bool(np.allclose([list(r) for r in res.matrix_world], moved))
+        OUT["jobs"] = [first.job_id != second.job_id, res["nstr_job"] == second.job_id]
+        v = np.empty(len(res.data.vertices) * 3, np.float32)
+        res.data.vertices.foreach_get("co", v)
+        v = v.reshape(-1, 3)
+        OUT["local_centre"] = ((v.min(0) + v.max(0)) / 2).tolist()   # Suzanne's own frame: near 0
+        OUT["materials"] = sorted(m.name for m in bpy.data.materials)
+        OUT["groups"] = sorted(g.name for g in res.vertex_groups)
+        cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+        bpy.context.scene.collection.objects.link(cam)
+        OUT["source_hidden"] = [src.hide_get(), src.hide_render]
+        saved = os.path.join(os.environ["NSTR_TMP"], "scene.blend")
+        bpy.ops.wm.save_as_mainfile(filepath=saved)
+        props.keep_versions = True                  # the explicit option keeps the old one
+        fit()
+        OUT["versions"] = sorted(o.name for o in bpy.data.objects if o.get("nstr_source") == "Suzanne")
+    ''', tmp_path)
+    assert out["results"] == ["Suzanne_NSTR"], out["results"]
+    assert out["meshes"] == ["Suzanne", "Suzanne_NSTR"]          # the old result mesh is freed, not orphaned
+    assert out["same_matrix"] and out["jobs"] == [True, True]
+    assert max(abs(c) for c in out["local_centre"]) < 0.3        # the mesh in the source's frame (Suzanne: 2 wide)
+    assert out["materials"] == ["Suzanne_NSTR"]                  # the material is kept, not stacked
+    assert "NSTR fine detail" in out["groups"]
+    assert out["source_hidden"] == [True, True]
+    assert out["versions"] == ["Suzanne_NSTR", "Suzanne_NSTR.001"]
+
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "cli_blender"), XDG_DATA_HOME=str(tmp_path / "data"),
+               OMP_NUM_THREADS="2")
+    scene = tmp_path / "scene.blend"
+    before = scene.read_bytes()
+    proc = subprocess.run([str(VENV_PY), str(REPO / "scripts" / "fit.py"), "--scene", str(scene),
+                           "--objects", "Suzanne", *_tiny_flags()],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"fit.py: writing to {tmp_path}" in proc.stdout
+    output = tmp_path / "scene_nstr.blend"                         # next to the scene; the scene untouched
+    assert output.is_file() and scene.read_bytes() == before
+    reader = tmp_path / "read_results.py"
+    reader.write_text(READ_RESULTS)
+    read = subprocess.run([str(VENV_PY), str(reader), str(output)], capture_output=True, text=True, timeout=120,
+                          env=env)
+    info = json.loads(next(ln for ln in read.stdout.splitlines() if ln.startswith("READ "))[len("READ "):])
+    assert info["results"] == ["Suzanne_NSTR"] and info["meshes"] == ["Suzanne", "Suzanne_NSTR"]
+    assert [row[3] for row in out["moved"][:3]] == [4.0, -1.0, 2.0]
+    assert all(abs(a - b) < 1e-5 for ra, rb in zip(info["matrix"], out["moved"]) for a, b in zip(ra, rb)), info
+
+    assert info["source_hidden"] == [True, True]
+
+    proc = subprocess.run([str(VENV_PY), str(REPO / "scripts" / "fit.py"), "--scene", str(scene),
+                           "--objects", "Cam", *_tiny_flags()],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("fit.py: error:")]
+    assert proc.returncode == 1 and errors == [
+        "fit.py: error: no mesh in the selection: 'Cam' (camera). Name mesh objects with --objects "
+        "(convert curves/text to meshes in the scene first)"], proc.stderr[-2000:]

@@ -17,6 +17,7 @@ from .errors import AddonError, BackendProblem, ResultError
 from .jobs import POLL_RETRY_S, JobRecord, JobTracker
 from .meshdata import MeshResult, parse_result
 from .settings import BackendSettings
+from .wording import PANEL, Wording
 
 Log = Callable[[str], None]
 CALL_TIMEOUT_S = 30.0     # every call runs off the main thread, so a slow server only delays, never freezes
@@ -32,8 +33,10 @@ def _remote():
 class BackendSession:
     """A launched local backend process or a remote server, and the client that talks to it."""
 
-    def __init__(self, settings: BackendSettings, log: Log | None = None, online_access: bool = True) -> None:
+    def __init__(self, settings: BackendSettings, log: Log | None = None, online_access: bool = True,
+                 wording: Wording = PANEL) -> None:
         self.settings = settings
+        self.wording = wording          # fixes in the caller's words (panel buttons or fit.py flags)
         self.online_access = online_access
         self.bg = Background()
         self.server_jobs: list[dict[str, Any]] = []
@@ -59,7 +62,7 @@ class BackendSession:
     def start(self, timeout: float = 90.0) -> dict[str, Any]:
         """Launch the local backend (or connect to the URL) and return its health."""
         remote = _remote()
-        self.settings.check(self.online_access)
+        self.settings.check(self.online_access, self.wording)
         if self.settings.mode == "local":
             if self.local is not None and self.local.alive() and self.client is not None:
                 return self.refresh()
@@ -96,16 +99,16 @@ class BackendSession:
         """Ask the backend how it is (device, GPU memory, queue)."""
         remote = _remote()
         if self.client is None:
-            raise self._problem("the backend is not started", "Press Start in the NSTR panel")
+            raise self._problem("the backend is not started", self.wording.start)
         try:
             self.health = dict(self.client.health())
         except remote.BackendUnreachable:
             self.health = {}
             raise self._problem(f"Backend not reachable at {self.url or self.settings.url}",
-                                "Press Start in the NSTR panel, or check the URL and that the server runs") from None
+                                self.wording.reach) from None
         except remote.AuthError:
             self.health = {}
-            raise self._problem("the backend refused the token", "Set the right token in the add-on preferences") \
+            raise self._problem("the backend refused the token", self.wording.token) \
                 from None
         except remote.BackendError as err:
             self.health = {}
@@ -116,7 +119,7 @@ class BackendSession:
     # ----------------------------------------------------------------- the timer's tick
     def start_async(self, timeout: float = 120.0) -> None:
         """Launch/connect on a thread; :meth:`tick` picks up the outcome."""
-        self.settings.check(self.online_access)       # bad paths and forbidden URLs fail at once
+        self.settings.check(self.online_access, self.wording)       # bad paths and forbidden URLs fail at once
         self.last_error = ""
         self.bg.start("start", lambda: self.start(timeout=timeout))
 
@@ -273,7 +276,7 @@ class BackendSession:
 
     def release_gpu_async(self) -> None:
         if self.client is None:
-            raise self._problem("the backend is not started", "Press Start in the NSTR panel")
+            raise self._problem("the backend is not started", self.wording.start)
         self.bg.start("release_gpu", self.client.release_gpu)
 
     def _problem(self, problem: str, fix: str | None = None) -> BackendProblem:
