@@ -74,12 +74,13 @@ def finish():
 '''
 
 
-def run_scenario(body: str, tmp_path: Path, timeout: float = 420.0) -> dict:
+def run_scenario(body: str, tmp_path: Path, timeout: float = 420.0, env_extra: dict | None = None) -> dict:
     script = tmp_path / "scenario.py"
     script.write_text(PRELUDE + f"\nTINY = {TINY!r}\n" + textwrap.dedent(body) + "\nfinish()\n")
     env = dict(os.environ, NSTR_REPO=str(REPO), NSTR_TMP=str(tmp_path),
                BLENDER_USER_RESOURCES=str(tmp_path / "blender"), XDG_DATA_HOME=str(tmp_path / "data"),
                NSTR_LOG_DIR=str(tmp_path / "logs"), OMP_NUM_THREADS="2")
+    env.update(env_extra or {})
     env.pop("NSTR_PYTHON", None)
     proc = subprocess.run([str(VENV_PY), str(script)], capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=tmp_path)
@@ -562,3 +563,66 @@ def test_a_refit_replaces_the_result_in_the_panel_and_from_fit_py_after_a_panel_
     assert proc.returncode == 1 and errors == [
         "fit.py: error: no mesh in the selection: 'Cam' (camera). Name mesh objects with --objects "
         "(convert curves/text to meshes in the scene first)"], proc.stderr[-2000:]
+
+
+def test_two_blenders_share_one_local_backend(tmp_path):
+    """A second Blender (same user folder, same jobs folder) connects to the first one's server
+    instead of failing on the jobs-folder lock, fits through it, and is told when the first stops it."""
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    shared = {"BLENDER_USER_RESOURCES": str(tmp_path / "blender"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    first_body = '''
+        bpy.ops.nstr.backend_start()
+        drive(lambda: RUNTIME.session.connected, timeout=180)
+        OUT["url"], OUT["pid"] = RUNTIME.session.url, RUNTIME.session.local.process.pid
+        done = os.path.join(os.environ["NSTR_SHARED"], "second_done")
+        open(os.path.join(os.environ["NSTR_SHARED"], "first_ready"), "w").write(OUT["url"])
+        t0 = time.monotonic()
+        while not os.path.exists(done) and time.monotonic() - t0 < 300:
+            poll()
+            time.sleep(0.2)
+        bpy.ops.nstr.backend_stop()                  # the Blender that started it stops it
+        open(os.path.join(os.environ["NSTR_SHARED"], "first_stopped"), "w").write("1")
+    '''
+    script = first_dir / "scenario.py"
+    script.write_text(PRELUDE + f"\nTINY = {TINY!r}\n" + textwrap.dedent(first_body) + "\nfinish()\n")
+    env = dict(os.environ, NSTR_REPO=str(REPO), NSTR_TMP=str(first_dir), NSTR_SHARED=str(tmp_path),
+               NSTR_LOG_DIR=str(first_dir / "logs"), OMP_NUM_THREADS="2", **shared)
+    env.pop("NSTR_PYTHON", None)
+    first = subprocess.Popen([str(VENV_PY), str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env, cwd=first_dir)
+    try:
+        ready = tmp_path / "first_ready"
+        for _ in range(1500):
+            if ready.exists() or first.poll() is not None:
+                break
+            __import__("time").sleep(0.2)
+        assert ready.exists(), first.communicate(timeout=30)
+        out = run_scenario('''
+            shared_env = os.environ["NSTR_SHARED"]
+            src = suzanne(subsurf=False)
+            configure(bpy.context.scene.nstr, TINY)
+            OUT["fit_op"] = list(bpy.ops.nstr.fit())
+            rec = RUNTIME.tracker.records[0]
+            drive(lambda: rec.state in ("collected", "failed", "error", "cancelled"))
+            OUT["state"], OUT["message"] = rec.state, rec.message
+            OUT["url"], OUT["own_process"] = RUNTIME.session.url, RUNTIME.session.local is not None
+            OUT["shared_pid"] = RUNTIME.session.shared.pid if RUNTIME.session.shared else None
+            OUT["result"] = "Suzanne_NSTR" in bpy.data.objects
+            open(os.path.join(shared_env, "second_done"), "w").write("1")
+            drive(lambda: os.path.exists(os.path.join(shared_env, "first_stopped")), timeout=120)
+            drive(lambda: bool(RUNTIME.problem()), timeout=60)
+            OUT["problem"] = RUNTIME.problem()
+        ''', second_dir, env_extra=dict(shared, NSTR_SHARED=str(tmp_path)))
+        stdout, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    first_out = json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT "):])
+    assert out["fit_op"] == ["FINISHED"] and out["state"] == "collected", out["message"]
+    assert out["url"] == first_out["url"] and out["shared_pid"] == first_out["pid"] and not out["own_process"]
+    assert out["result"]
+    assert out["problem"] == (f"the shared local backend at {first_out['url']} was stopped by the Blender that "
+                              "started it. Press Start in the NSTR panel")

@@ -68,7 +68,8 @@ class NSTR_OT_backend_start(bpy.types.Operator):
 
 
 class NSTR_OT_backend_stop(bpy.types.Operator):
-    """Stop the local backend process (a server URL is only disconnected)"""
+    """Stop the local backend process (a server URL, or another Blender's local server, is only
+    disconnected)"""
     bl_idname = "nstr.backend_stop"
     bl_label = "Stop Backend"
 

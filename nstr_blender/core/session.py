@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
+from . import shared_server
 from .background import Background
 from .errors import AddonError, BackendProblem, ResultError
 from .jobs import POLL_RETRY_S, JobRecord, JobTracker
@@ -46,6 +47,7 @@ class BackendSession:
         self.log: Log = log or (lambda _msg: None)
         self.client: Any = None
         self.local: Any = None
+        self.shared: shared_server.SharedServer | None = None   # another Blender's local server, in use
         self.health: dict[str, Any] = {}
         self.last_error: str = ""
         self.restarts = 0
@@ -66,6 +68,14 @@ class BackendSession:
         if self.settings.mode == "local":
             if self.local is not None and self.local.alive() and self.client is not None:
                 return self.refresh()
+            python, device = self.settings.resolved_python(), self.settings.device
+            found = None if self.local is not None else shared_server.find(
+                python, device, lambda s: remote.BackendClient(s.url, token=s.token, timeout=2.0).health())
+            if found is not None:               # another Blender's server holds the jobs folder: use it
+                self.shared = found
+                self.client = remote.BackendClient(found.url, token=found.token, timeout=CALL_TIMEOUT_S)
+                self.log(f"using the local backend another Blender started at {found.url} (pid {found.pid})")
+                return self.refresh()
             log_dir = self.settings.resolved_log_dir()
             log_dir.mkdir(parents=True, exist_ok=True)
             self.local = remote.LocalBackend(python=self.settings.resolved_python(), log_dir=log_dir,
@@ -77,6 +87,9 @@ class BackendSession:
                 raise self._problem(str(err)) from None
             self.client = remote.BackendClient(url, token=getattr(self.local, "token", None), timeout=CALL_TIMEOUT_S)
             self.log(f"backend started at {url} (log: {log_dir})")
+            process = getattr(self.local, "process", None)
+            if process is not None:             # other Blenders of this user may share it
+                shared_server.write(shared_server.SharedServer(process.pid, url, self.local.token, python, device))
         else:
             self.client = remote.BackendClient(self.settings.url.strip(), token=self.settings.token or None,
                                                timeout=CALL_TIMEOUT_S)
@@ -90,8 +103,12 @@ class BackendSession:
     def stop(self) -> None:
         """Stop a launched process (a remote server is only disconnected)."""
         if self.local is not None:
+            process = getattr(self.local, "process", None)
             self.local.stop()
+            if process is not None:
+                shared_server.clear(process.pid)
             self.local = None
+        self.shared = None
         self.client = None
         self.health = {}
 
@@ -146,6 +163,9 @@ class BackendSession:
             return results
         if self.local is not None and (self.local.process is None or self.local.process.poll() is not None):
             self._restart_async(tracker)
+            return results
+        if self.shared is not None and not shared_server.pid_alive(self.shared.pid):
+            self._shared_gone(tracker)
             return results
 
         for key in self.bg.finished("submit:"):
@@ -251,6 +271,15 @@ class BackendSession:
     def _connection_failed(self, err: BaseException, now: float) -> None:
         self.last_error = describe_remote(err)
         self.retry_at = now + POLL_RETRY_S
+
+    def _shared_gone(self, tracker: JobTracker) -> None:
+        """Another Blender stopped (or quit with) the server we shared: say so; unfinished jobs go
+        back to pending and are sent again to the backend the next Start or Fit starts."""
+        again = tracker.lost_with_backend()
+        url, self.shared, self.client, self.health = self.shared.url if self.shared else "", None, None, {}
+        self._problem(f"the shared local backend at {url} was stopped by the Blender that started it",
+                      self.wording.start)
+        self.log(f"the shared backend at {url} is gone; {len(again)} job(s) wait for the next start")
 
     def _restart_async(self, tracker: JobTracker) -> None:
         """A launched process died: its unfinished jobs go back to pending; start it again."""
