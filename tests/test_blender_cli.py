@@ -76,6 +76,18 @@ def test_fit_py_fits_a_mesh_file_saves_renders_and_reloads(tmp_path, data_dir):
     assert info["source_hidden"] == [True, True] and info["same_transform"]
     assert info["active_color"] == "color_detail" and info["solid"] == ["VERTEX"]
 
+    # headless after a fit (the source is hidden now): the README's command on the saved scene fits
+    # the hidden source again and replaces its result, in <scene>_nstr.blend next to the scene
+    before = out_blend.read_bytes()
+    proc = blender(str(out_blend), "-P", "scripts/fit.py", "--", "--objects", "rotor", "--no-render", *TINY)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    refit = tmp_path / "rotor_fit_nstr.blend"
+    assert refit.is_file() and out_blend.read_bytes() == before          # the opened scene is not overwritten
+    proc = blender(str(refit), "-P", str(check), timeout=120)
+    again = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("CHECK "))[len("CHECK "):])
+    assert again["collection"] == ["rotor_NSTR"] and not [o for o in again["objects"] if ".0" in o], again["objects"]
+    assert again["source_hidden"] == [True, True] and again["same_transform"]
+
 
 def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path, data_dir):
     out_blend = tmp_path / "suzanne_nerf.blend"
