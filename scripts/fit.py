@@ -3,14 +3,18 @@
     blender -b [scene.blend] -P scripts/fit.py -- [options]
     python scripts/fit.py [options]                  (with the bpy module installed)
 
-With no options it fits Blender's Suzanne with the quick preset and writes
-out/suzanne.blend and out/suzanne.png (+ one PNG per spectral attribute).
+With no options it fits Blender's Suzanne with the quick preset and writes suzanne.blend and
+suzanne.png (+ one PNG per attribute) into a new temporary folder (it prints where). With a
+saved scene (``blender -b scene.blend`` or ``--scene``) the default output is
+<scene>_nstr.blend next to it; the scene itself is never overwritten.
 One driver: the script enables the add-on, selects the objects, sets the panel's
 properties and presses the panel's button (``bpy.ops.nstr.fit``); the add-on's own
 timer function then renders NeRF views, submits, waits and collects
 (``runtime.run_until_idle``), exactly as in the UI. Results come back as
 "<name>_NSTR" objects in the "NSTR" collection, the sources hidden; each picture
-carries its legend. Exits non-zero with a one-line message on failure.
+carries its legend. ``--objects NAME`` fits NAME hidden or not (a panel fit hides its source), and
+a re-fit replaces the source's earlier result, as in the panel (``--keep-versions``: add a new one).
+Errors name this script's flags, not the panel's buttons; they are one line and exit 1.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,8 +51,8 @@ def script_args() -> list[str]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="fit.py", description="Fit NSTR to objects and render the result.")
     p.add_argument("--scene", type=Path, help="open this .blend first (python mode; in Blender pass it before -P)")
-    p.add_argument("--objects", nargs="+", metavar="NAME", help="objects to fit (default: selected meshes, "
-                   "else all meshes; with an empty scene: Suzanne)")
+    p.add_argument("--objects", nargs="+", metavar="NAME", help="objects to fit, hidden or not (default: "
+                   "selected meshes, else all meshes that are not NSTR results; with an empty scene: Suzanne)")
     p.add_argument("--input", type=Path, help="fit a mesh file (OFF, OBJ, STL, PLY) instead")
     p.add_argument("--task", choices=("sdf", "nerf"), default="sdf")
     p.add_argument("--preset", choices=PRESETS, default="quick")
@@ -58,7 +63,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resolution", type=int, default=0, help="marching-cubes resolution (0: the preset's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any backend config override, e.g. --set train.batch_size=4096")
-    p.add_argument("--output", type=Path, help="the .blend to write (default: out/<object>.blend)")
+    p.add_argument("--output", type=Path, help="the .blend to write (default: <scene>_nstr.blend next to the "
+                   "opened scene; for an unsaved scene <object>.blend in a new temporary folder)")
+    p.add_argument("--keep-versions", action="store_true", help="a re-fit adds <name>_NSTR.001 beside the "
+                   "source's earlier result instead of replacing it")
     p.add_argument("--render", type=Path, help="the picture to write (default: next to --output); also "
                    "<name>_<attribute>.png for each attribute")
     p.add_argument("--no-render", action="store_true", help="save the .blend only")
@@ -90,13 +98,38 @@ def prepare_objects(args: argparse.Namespace) -> list[bpy.types.Object]:
         if missing:
             have = ", ".join(o.name for o in bpy.data.objects if o.type == "MESH")[:200]
             raise AddonError(f"no object named {', '.join(missing)}", f"Objects with meshes here: {have or 'none'}")
-        return [bpy.data.objects[n] for n in args.objects]
-    selected = [o for o in scene.objects if o.type == "MESH" and o.select_get()]
-    meshes = selected or [o for o in scene.objects if o.type == "MESH"]
+        return unhidden([bpy.data.objects[n] for n in args.objects])
+    from nstr_blender.blender.results import SOURCE_PROP
+
+    sources = [o for o in scene.objects if o.type == "MESH" and SOURCE_PROP not in o]   # not earlier results
+    meshes = [o for o in sources if o.select_get()] or sources
     if meshes:
-        return meshes
+        return unhidden(meshes)
     bpy.ops.mesh.primitive_monkey_add(size=2.0)
     return [bpy.context.active_object]
+
+
+def unhidden(objects: list[bpy.types.Object]) -> list[bpy.types.Object]:
+    """Make the objects selectable for the panel's operator, which fits the selection: a panel fit
+    hid its source, and a hidden object is never selected (the new result hides it again)."""
+    view_layer = bpy.context.view_layer
+    for obj in objects:
+        if view_layer.objects.get(obj.name) is None:
+            raise AddonError(f"object '{obj.name}' is not in the scene's view layer",
+                             "Link it to a collection of the scene that is not excluded, or pass another --objects")
+        obj.hide_viewport = False
+        obj.hide_select = False
+        obj.hide_set(False)
+    return objects
+
+
+def default_output(first: str) -> Path:
+    """Next to the opened scene (<scene>_nstr.blend), else a new temporary folder: never inside the
+    add-on or the checkout, and never the scene itself."""
+    if bpy.data.filepath:
+        scene_path = Path(bpy.data.filepath)
+        return scene_path.with_name(f"{scene_path.stem}_nstr.blend")
+    return Path(tempfile.mkdtemp(prefix="nstr_fit_")) / f"{first}.blend"
 
 
 def frame_camera(scene: bpy.types.Scene, objects: list[bpy.types.Object], size: int) -> None:
@@ -107,19 +140,23 @@ def frame_camera(scene: bpy.types.Scene, objects: list[bpy.types.Object], size: 
     lo = Vector((min(c.x for c in corners), min(c.y for c in corners), min(c.z for c in corners)))
     hi = Vector((max(c.x for c in corners), max(c.y for c in corners), max(c.z for c in corners)))
     center, radius = (lo + hi) / 2, max((hi - lo).length / 2, 1e-3)
-    cam_data = bpy.data.cameras.new("NSTR Camera")
+    cam = bpy.data.objects.get("NSTR Camera")              # a re-run on its own output reuses its camera
+    if cam is None or cam.type != "CAMERA":
+        cam = bpy.data.objects.new("NSTR Camera", bpy.data.cameras.new("NSTR Camera"))
+        scene.collection.objects.link(cam)
+    cam_data = cam.data
     cam_data.lens = 50
-    cam = bpy.data.objects.new("NSTR Camera", cam_data)
-    scene.collection.objects.link(cam)
     direction = Vector((0.55, -1.0, 0.45)).normalized()
     fov = 2 * math.atan(cam_data.sensor_width / (2 * cam_data.lens))
     cam.location = center + direction * (radius / math.sin(fov / 2) * 0.8)
     cam.rotation_euler = (center - cam.location).to_track_quat("-Z", "Y").to_euler()
     cam_data.clip_end = max(100.0, radius * 20)
     scene.camera = cam
-    sun = bpy.data.objects.new("NSTR Light", bpy.data.lights.new("NSTR Light", "SUN"))
+    sun = bpy.data.objects.get("NSTR Light")
+    if sun is None or sun.type != "LIGHT":
+        sun = bpy.data.objects.new("NSTR Light", bpy.data.lights.new("NSTR Light", "SUN"))
+        scene.collection.objects.link(sun)
     sun.rotation_euler = (math.radians(40), math.radians(10), math.radians(30))
-    scene.collection.objects.link(sun)
     scene.render.resolution_x = size
     scene.render.resolution_y = int(size * 3 / 4)
     scene.render.resolution_percentage = 100
@@ -232,7 +269,11 @@ def main() -> int:
             bpy.ops.wm.read_factory_settings(use_empty=True)   # no default cube, camera, light
         objects = prepare_objects(args)
         first = objects[0].name.split(".")[0].lower() or "result" if objects else "result"
-        output = args.output or REPO / "out" / f"{first}.blend"
+        output = args.output or default_output(first)
+        if args.output is None:
+            print(f"fit.py: writing to {output.parent} (pass --output to choose)")
+        elif bpy.data.filepath and output.resolve() == Path(bpy.data.filepath).resolve():
+            raise AddonError(f"--output '{output}' is the opened scene itself", "Pass another --output path")
         picture = args.render or output.with_suffix(".png")
         if args.backend_url:
             backend = BackendSettings(mode="url", url=args.backend_url, token=args.token)
@@ -241,13 +282,16 @@ def main() -> int:
                                       device=args.device, log_dir=str(output.parent.resolve() / "logs"))
         enable_addon(backend)
         from nstr_blender.blender.runtime import RUNTIME, run_until_idle
+        from nstr_blender.core.wording import COMMAND_LINE
 
+        RUNTIME.wording = COMMAND_LINE           # the operators' fixes name this script's flags
         scene = bpy.context.scene
         for obj in scene.objects:
             obj.select_set(obj in objects)
         bpy.context.view_layer.objects.active = objects[0]
         props = scene.nstr
         props.task, props.preset = args.task, args.preset
+        props.keep_versions = args.keep_versions
         for name in ("n_freqs", "steps", "resolution"):
             if getattr(args, name):
                 setattr(props, name, getattr(args, name))
@@ -299,7 +343,7 @@ def main() -> int:
         frame_camera(scene, made or objects, args.size)
         setup_engine(scene, args.engine)
         output.parent.mkdir(parents=True, exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=str(output.resolve()), check_existing=False)
+        bpy.ops.wm.save_as_mainfile(filepath=str(output.resolve()), check_existing=False, compress=True)
         print(f"fit.py: saved {output}")
         if not args.no_render:
             picture.parent.mkdir(parents=True, exist_ok=True)

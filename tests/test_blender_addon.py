@@ -74,12 +74,13 @@ def finish():
 '''
 
 
-def run_scenario(body: str, tmp_path: Path, timeout: float = 420.0) -> dict:
+def run_scenario(body: str, tmp_path: Path, timeout: float = 420.0, env_extra: dict | None = None) -> dict:
     script = tmp_path / "scenario.py"
     script.write_text(PRELUDE + f"\nTINY = {TINY!r}\n" + textwrap.dedent(body) + "\nfinish()\n")
     env = dict(os.environ, NSTR_REPO=str(REPO), NSTR_TMP=str(tmp_path),
                BLENDER_USER_RESOURCES=str(tmp_path / "blender"), XDG_DATA_HOME=str(tmp_path / "data"),
                NSTR_LOG_DIR=str(tmp_path / "logs"), OMP_NUM_THREADS="2")
+    env.update(env_extra or {})
     env.pop("NSTR_PYTHON", None)
     proc = subprocess.run([str(VENV_PY), str(script)], capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=tmp_path)
@@ -196,11 +197,12 @@ def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tm
     assert attrs["local_frequency"] == ["FLOAT", "POINT"]
     assert attrs["drift"] == ["FLOAT_VECTOR", "POINT"]
     for key in ("color_local_frequency", "color_bandwidth", "color_drift", "color_transport_residual"):
-        assert attrs[key] == ["FLOAT_COLOR", "POINT"]
-    for key in ("detail_wavelength", "detail_amplitude", "detail_state", "crease_strength", "detail_lost",
-                "detail_band_0"):
+        assert attrs[key] == ["BYTE_COLOR", "POINT"]             # what the viewport shows, 4 bytes a vertex
+    for key in ("detail_wavelength", "detail_amplitude", "detail_state", "crease_strength", "detail_lost"):
         assert attrs[key] == ["FLOAT", "POINT"], key
-    assert attrs["detail_direction"] == ["FLOAT_VECTOR", "POINT"] and attrs["color_detail"] == ["FLOAT_COLOR", "POINT"]
+    assert attrs["detail_direction"] == ["FLOAT_VECTOR", "POINT"] and attrs["color_detail"] == ["BYTE_COLOR", "POINT"]
+    # the light file: no per-band layers (no view reads them; the backend's result keeps them), no |drift| copy
+    assert not [k for k in attrs if k.startswith("detail_band")] and "drift_magnitude" not in attrs
     # the detail size is what a result shows first, unlit, with its legend and vertex groups to drive modifiers
     assert out["material_node"] == out["active_color"] == "color_detail"
     assert out["light"] == ["FLAT"]
@@ -304,6 +306,20 @@ def test_a_simplified_result_comes_beside_the_hidden_dense_one(tmp_path):
             OUT["dense_attrs"] = sorted(a.name for a in dense.data.attributes if a.name.startswith(("detail_", "color_detail")))
             OUT["groups"] = sorted(g.name for g in simple.vertex_groups)
             OUT["pointer"] = simple.get("nstr_dense")
+
+        def refit(overrides):                          # the panel's re-fit of the same source
+            configure(bpy.context.scene.nstr, dict(TINY, overrides=overrides))
+            src.hide_set(False)
+            for o in bpy.context.view_layer.objects:
+                o.select_set(o == src)
+            bpy.ops.nstr.fit()
+            rec = RUNTIME.tracker.records[-1]
+            drive(lambda: rec.state in ("collected", "failed", "error", "cancelled"))
+            objs = {o.name: [o.hide_get(), o.data.name] for o in bpy.data.objects if o.get("nstr_source") == "Suzanne"}
+            return {"state": rec.state, "objects": objs, "meshes": sorted(m.name for m in bpy.data.meshes)}
+
+        OUT["again"] = refit(tiny["overrides"])        # both replaced, visibility kept
+        OUT["plain"] = refit(TINY["overrides"])        # no simplified mesh now: the dense one is shown alone
     ''', tmp_path)
     assert out["state"] == "collected", out["message"]
     assert out["objects"] == [True, True]
@@ -313,6 +329,12 @@ def test_a_simplified_result_comes_beside_the_hidden_dense_one(tmp_path):
     assert out["hidden"] == [False, True, True] and out["pointer"] == "Suzanne_NSTR"
     assert out["attrs"] == out["dense_attrs"] and "detail_wavelength" in out["attrs"]
     assert "NSTR fine detail" in out["groups"]
+    assert out["again"]["state"] == "collected" and out["again"]["objects"] == {
+        "Suzanne_NSTR": [True, "Suzanne_NSTR"], "Suzanne_NSTR_simplified": [False, "Suzanne_NSTR_simplified"]}
+    assert out["again"]["meshes"] == ["Suzanne", "Suzanne_NSTR", "Suzanne_NSTR_simplified"]   # old meshes freed
+    assert out["plain"]["state"] == "collected"
+    assert out["plain"]["objects"] == {"Suzanne_NSTR": [False, "Suzanne_NSTR"]}
+    assert out["plain"]["meshes"] == ["Suzanne", "Suzanne_NSTR"]
 
 
 def test_cancel_mid_job_and_a_job_finished_while_blender_was_busy(tmp_path):
@@ -439,3 +461,172 @@ def test_job_errors_are_one_line_and_a_dead_backend_is_restarted(tmp_path):
     assert "\n" not in out["bad_message"]
     assert out["state"] == "collected", out["message"]
     assert out["restarts"] == 1 and out["resubmits"] == 1 and out["new_pid"]
+
+
+def _tiny_flags() -> list[str]:
+    """TINY as scripts/fit.py flags."""
+    flags = ["--preset", TINY["preset"], "--steps", str(TINY["steps"]), "--K", str(TINY["n_freqs"]),
+             "--resolution", str(TINY["resolution"]), "--device", "cpu", "--no-render"]
+    return flags + [a for kv in TINY["overrides"].split() for a in ("--set", kv)]
+
+
+READ_RESULTS = r'''
+import bpy, json, sys
+bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
+src = bpy.data.objects["Suzanne"]
+print("READ " + json.dumps({
+    "results": sorted(o.name for o in bpy.data.objects if o.get("nstr_source") == "Suzanne"),
+    "meshes": sorted(m.name for m in bpy.data.meshes),
+    "matrix": [list(r) for r in bpy.data.objects["Suzanne_NSTR"].matrix_world],
+    "source_hidden": [src.hide_get(), src.hide_render]}))
+'''
+
+
+def test_a_refit_replaces_the_result_in_the_panel_and_from_fit_py_after_a_panel_fit(tmp_path):
+    """Headless = panel: a re-fit puts its mesh into the source's result object (name, transform,
+    visibility kept, the old mesh freed); fit.py --objects fits the source a panel fit hid, replaces
+    the result in a copy next to the scene, and its errors name its flags."""
+    out = run_scenario('''
+        src = suzanne(subsurf=False)
+        props = bpy.context.scene.nstr
+        configure(props, TINY)
+
+        def fit(what=None):
+            for o in bpy.context.view_layer.objects:
+                o.select_set(False)
+            src.hide_set(False)                     # the panel's "Show Suzanne": select it again
+            src.select_set(True)
+            bpy.ops.nstr.fit()
+            rec = RUNTIME.tracker.records[-1]
+            drive(lambda: rec.state in ("collected", "failed", "error", "cancelled"))
+            assert rec.state == "collected", rec.message
+            return rec
+
+        first = fit()
+        res = bpy.data.objects["Suzanne_NSTR"]
+        res.location = (4.0, -1.0, 2.0)            # the artist moved the result aside
+        bpy.context.view_layer.update()            # matrix_world follows location on evaluation
+        OUT["old_mesh"] = res.data.name
+        moved = OUT["moved"] = [list(r) for r in res.matrix_world]
+        second = fit()
+        res = bpy.data.objects["Suzanne_NSTR"]
+        OUT["results"] = sorted(o.name for o in bpy.data.objects if o.get("nstr_source") == "Suzanne")
+        OUT["meshes"] = sorted(m.name for m in bpy.data.meshes)
+        OUT["same_matrix"] = bool(np.allclose([list(r) for r in res.matrix_world], moved))
+        OUT["jobs"] = [first.job_id != second.job_id, res["nstr_job"] == second.job_id]
+        v = np.empty(len(res.data.vertices) * 3, np.float32)
+        res.data.vertices.foreach_get("co", v)
+        v = v.reshape(-1, 3)
+        OUT["local_centre"] = ((v.min(0) + v.max(0)) / 2).tolist()   # Suzanne's own frame: near 0
+        OUT["materials"] = sorted(m.name for m in bpy.data.materials)
+        OUT["groups"] = sorted(g.name for g in res.vertex_groups)
+        cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+        bpy.context.scene.collection.objects.link(cam)
+        OUT["source_hidden"] = [src.hide_get(), src.hide_render]
+        saved = os.path.join(os.environ["NSTR_TMP"], "scene.blend")
+        bpy.ops.wm.save_as_mainfile(filepath=saved)
+        props.keep_versions = True                  # the explicit option keeps the old one
+        fit()
+        OUT["versions"] = sorted(o.name for o in bpy.data.objects if o.get("nstr_source") == "Suzanne")
+    ''', tmp_path)
+    assert out["results"] == ["Suzanne_NSTR"], out["results"]
+    assert out["meshes"] == ["Suzanne", "Suzanne_NSTR"]          # the old result mesh is freed, not orphaned
+    assert out["same_matrix"] and out["jobs"] == [True, True]
+    assert max(abs(c) for c in out["local_centre"]) < 0.3        # the mesh in the source's frame (Suzanne: 2 wide)
+    assert out["materials"] == ["Suzanne_NSTR"]                  # the material is kept, not stacked
+    assert "NSTR fine detail" in out["groups"]
+    assert out["source_hidden"] == [True, True]
+    assert out["versions"] == ["Suzanne_NSTR", "Suzanne_NSTR.001"]
+
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "cli_blender"), XDG_DATA_HOME=str(tmp_path / "data"),
+               OMP_NUM_THREADS="2")
+    scene = tmp_path / "scene.blend"
+    before = scene.read_bytes()
+    proc = subprocess.run([str(VENV_PY), str(REPO / "scripts" / "fit.py"), "--scene", str(scene),
+                           "--objects", "Suzanne", *_tiny_flags()],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"fit.py: writing to {tmp_path}" in proc.stdout
+    output = tmp_path / "scene_nstr.blend"                         # next to the scene; the scene untouched
+    assert output.is_file() and scene.read_bytes() == before
+    reader = tmp_path / "read_results.py"
+    reader.write_text(READ_RESULTS)
+    read = subprocess.run([str(VENV_PY), str(reader), str(output)], capture_output=True, text=True, timeout=120,
+                          env=env)
+    info = json.loads(next(ln for ln in read.stdout.splitlines() if ln.startswith("READ "))[len("READ "):])
+    assert info["results"] == ["Suzanne_NSTR"] and info["meshes"] == ["Suzanne", "Suzanne_NSTR"]
+    assert [row[3] for row in out["moved"][:3]] == [4.0, -1.0, 2.0]
+    assert all(abs(a - b) < 1e-5 for ra, rb in zip(info["matrix"], out["moved"]) for a, b in zip(ra, rb)), info
+
+    assert info["source_hidden"] == [True, True]
+
+    proc = subprocess.run([str(VENV_PY), str(REPO / "scripts" / "fit.py"), "--scene", str(scene),
+                           "--objects", "Cam", *_tiny_flags()],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("fit.py: error:")]
+    assert proc.returncode == 1 and errors == [
+        "fit.py: error: no mesh in the selection: 'Cam' (camera). Name mesh objects with --objects "
+        "(convert curves/text to meshes in the scene first)"], proc.stderr[-2000:]
+
+
+def test_two_blenders_share_one_local_backend(tmp_path):
+    """A second Blender (same user folder, same jobs folder) connects to the first one's server
+    instead of failing on the jobs-folder lock, fits through it, and is told when the first stops it."""
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    shared = {"BLENDER_USER_RESOURCES": str(tmp_path / "blender"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    first_body = '''
+        bpy.ops.nstr.backend_start()
+        drive(lambda: RUNTIME.session.connected, timeout=180)
+        OUT["url"], OUT["pid"] = RUNTIME.session.url, RUNTIME.session.local.process.pid
+        done = os.path.join(os.environ["NSTR_SHARED"], "second_done")
+        open(os.path.join(os.environ["NSTR_SHARED"], "first_ready"), "w").write(OUT["url"])
+        t0 = time.monotonic()
+        while not os.path.exists(done) and time.monotonic() - t0 < 300:
+            poll()
+            time.sleep(0.2)
+        bpy.ops.nstr.backend_stop()                  # the Blender that started it stops it
+        open(os.path.join(os.environ["NSTR_SHARED"], "first_stopped"), "w").write("1")
+    '''
+    script = first_dir / "scenario.py"
+    script.write_text(PRELUDE + f"\nTINY = {TINY!r}\n" + textwrap.dedent(first_body) + "\nfinish()\n")
+    env = dict(os.environ, NSTR_REPO=str(REPO), NSTR_TMP=str(first_dir), NSTR_SHARED=str(tmp_path),
+               NSTR_LOG_DIR=str(first_dir / "logs"), OMP_NUM_THREADS="2", **shared)
+    env.pop("NSTR_PYTHON", None)
+    first = subprocess.Popen([str(VENV_PY), str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env, cwd=first_dir)
+    try:
+        ready = tmp_path / "first_ready"
+        for _ in range(1500):
+            if ready.exists() or first.poll() is not None:
+                break
+            __import__("time").sleep(0.2)
+        assert ready.exists(), first.communicate(timeout=30)
+        out = run_scenario('''
+            shared_env = os.environ["NSTR_SHARED"]
+            src = suzanne(subsurf=False)
+            configure(bpy.context.scene.nstr, TINY)
+            OUT["fit_op"] = list(bpy.ops.nstr.fit())
+            rec = RUNTIME.tracker.records[0]
+            drive(lambda: rec.state in ("collected", "failed", "error", "cancelled"))
+            OUT["state"], OUT["message"] = rec.state, rec.message
+            OUT["url"], OUT["own_process"] = RUNTIME.session.url, RUNTIME.session.local is not None
+            OUT["shared_pid"] = RUNTIME.session.shared.pid if RUNTIME.session.shared else None
+            OUT["result"] = "Suzanne_NSTR" in bpy.data.objects
+            open(os.path.join(shared_env, "second_done"), "w").write("1")
+            drive(lambda: os.path.exists(os.path.join(shared_env, "first_stopped")), timeout=120)
+            drive(lambda: bool(RUNTIME.problem()), timeout=60)
+            OUT["problem"] = RUNTIME.problem()
+        ''', second_dir, env_extra=dict(shared, NSTR_SHARED=str(tmp_path)))
+        stdout, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    first_out = json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT "):])
+    assert out["fit_op"] == ["FINISHED"] and out["state"] == "collected", out["message"]
+    assert out["url"] == first_out["url"] and out["shared_pid"] == first_out["pid"] and not out["own_process"]
+    assert out["result"]
+    assert out["problem"] == (f"the shared local backend at {first_out['url']} was stopped by the Blender that "
+                              "started it. Press Start in the NSTR panel")

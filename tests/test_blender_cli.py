@@ -69,12 +69,24 @@ def test_fit_py_fits_a_mesh_file_saves_renders_and_reloads(tmp_path, data_dir):
     assert info["vertices"] > 100 and info["source_faces"] > 1000     # the input mesh is kept, untouched
     assert info["attributes"]["local_frequency"] == "FLOAT"
     assert info["attributes"]["drift"] == "FLOAT_VECTOR"
-    assert info["attributes"]["color_local_frequency"] == "FLOAT_COLOR"
+    assert info["attributes"]["color_local_frequency"] == "BYTE_COLOR"
     assert info["material"] == "color_detail"                      # the detail size is shown first
     assert set(info["meta"]["ranges"]) >= {"local_frequency"}
     # the saved file renders clean: the source is hidden in viewport and render, the transforms equal
     assert info["source_hidden"] == [True, True] and info["same_transform"]
     assert info["active_color"] == "color_detail" and info["solid"] == ["VERTEX"]
+
+    # headless after a fit (the source is hidden now): the README's command on the saved scene fits
+    # the hidden source again and replaces its result, in <scene>_nstr.blend next to the scene
+    before = out_blend.read_bytes()
+    proc = blender(str(out_blend), "-P", "scripts/fit.py", "--", "--objects", "rotor", "--no-render", *TINY)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    refit = tmp_path / "rotor_fit_nstr.blend"
+    assert refit.is_file() and out_blend.read_bytes() == before          # the opened scene is not overwritten
+    proc = blender(str(refit), "-P", str(check), timeout=120)
+    again = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("CHECK "))[len("CHECK "):])
+    assert again["collection"] == ["rotor_NSTR"] and not [o for o in again["objects"] if ".0" in o], again["objects"]
+    assert again["source_hidden"] == [True, True] and again["same_transform"]
 
 
 def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path, data_dir):
@@ -93,7 +105,7 @@ def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path, data_dir
     proc = blender(str(out_blend), "-P", str(check), timeout=120)
     info = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("CHECK "))[len("CHECK "):])
     assert info["collection"] == ["rotor_NSTR"] and info["vertices"] > 0      # one <name>_NSTR mesh
-    assert info["attributes"]["color_albedo"] == "FLOAT_COLOR"
+    assert info["attributes"]["color_albedo"] == "BYTE_COLOR"
     assert info["source_hidden"] == [True, True]
 
 

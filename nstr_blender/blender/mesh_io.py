@@ -10,7 +10,9 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..core.meshdata import RAW_KEYS, MeshResult, corner_arrays, mesh_arrays
+from ..core.meshdata import DERIVED_KEYS, RAW_KEYS, MeshResult, corner_arrays, mesh_arrays
+
+SELECTION_LAYERS = (".select_vert", ".select_edge", ".select_poly")   # Blender 3.5+: all True on new geometry
 
 
 def evaluated_arrays(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> dict[str, np.ndarray]:
@@ -30,7 +32,9 @@ def evaluated_arrays(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> d
 
 
 def build_mesh(name: str, result: MeshResult) -> bpy.types.Mesh:
-    """A new mesh datablock with the result's geometry, raw attributes and linear colours."""
+    """A new mesh datablock with the result's geometry, raw attributes and colours. Light in the .blend:
+    raw arrays as FLOAT only where no other stored one gives them (DERIVED_KEYS), colours as bytes
+    (what the viewport shows; 4 bytes a vertex instead of 16), no all-selected selection layers."""
     mesh = bpy.data.meshes.new(name)
     verts = np.ascontiguousarray(result.vertices, dtype=np.float32).reshape(-1)  # Blender stores float32
     corners, loop_start = corner_arrays(result.faces)
@@ -55,12 +59,17 @@ def build_mesh(name: str, result: MeshResult) -> bpy.types.Mesh:
     else:
         mesh.polygons.foreach_set("use_smooth", np.ones(n_faces, dtype=bool))
 
+    for name in SELECTION_LAYERS:
+        if name in mesh.attributes:
+            mesh.attributes.remove(mesh.attributes[name])
     for key, values in result.raw.items():
-        kind = RAW_KEYS.get(key, "FLOAT")  # detail_band_<b> are FLOAT
+        if key in DERIVED_KEYS:
+            continue
+        kind = RAW_KEYS.get(key, "FLOAT")
         attr = mesh.attributes.new(key, kind, "POINT")
         attr.data.foreach_set("vector" if kind == "FLOAT_VECTOR" else "value", values.reshape(-1))
     for key, values in result.colors.items():
-        attr = mesh.color_attributes.new(key, "FLOAT_COLOR", "POINT")
+        attr = mesh.color_attributes.new(key, "BYTE_COLOR", "POINT")   # takes linear values, stores sRGB bytes
         attr.data.foreach_set("color", values.reshape(-1))
     return mesh
 

@@ -24,16 +24,17 @@ def _fail(op: bpy.types.Operator, err: BaseException) -> set[str]:
 
 
 def split_selection(objects) -> tuple[list, list[str]]:
-    """(mesh objects, names of the others). Raises SelectionError when nothing can be fitted."""
+    """(mesh objects, names of the others). Raises SelectionError when nothing can be fitted, its fix
+    in the caller's words (the panel's, or fit.py's flags: ``RUNTIME.wording``)."""
     objects = list(objects)
+    wording = RUNTIME.wording
     if not objects:
-        raise SelectionError("nothing is selected", "Select one or more mesh objects, then press Fit NSTR")
+        raise SelectionError("nothing is selected", wording.select)
     meshes = [o for o in objects if o.type == "MESH"]
     others = [o.name for o in objects if o.type != "MESH"]
     if not meshes:
         kinds = ", ".join(f"'{o.name}' ({o.type.lower()})" for o in objects[:3])
-        raise SelectionError(f"no mesh in the selection: {kinds}",
-                             "Select mesh objects (convert curves/text with Object > Convert > Mesh)")
+        raise SelectionError(f"no mesh in the selection: {kinds}", wording.select_meshes)
     return meshes, others
 
 
@@ -67,7 +68,8 @@ class NSTR_OT_backend_start(bpy.types.Operator):
 
 
 class NSTR_OT_backend_stop(bpy.types.Operator):
-    """Stop the local backend process (a server URL is only disconnected)"""
+    """Stop the local backend process (a server URL, or another Blender's local server, is only
+    disconnected)"""
     bl_idname = "nstr.backend_stop"
     bl_label = "Stop Backend"
 
@@ -170,7 +172,7 @@ class NSTR_OT_release_gpu(bpy.types.Operator):
 
     def execute(self, context):
         if RUNTIME.session is None or RUNTIME.session.client is None:
-            return _fail(self, AddonError("the backend is not started", "Press Start in the NSTR panel"))
+            return _fail(self, AddonError("the backend is not started", RUNTIME.wording.start))
         try:
             RUNTIME.session.release_gpu_async()
         except AddonError as err:

@@ -54,6 +54,7 @@ class NSTR_PT_fit(bpy.types.Panel):
                 adv.prop(props, "mc_backend", text="MC")
             adv.label(text="Overrides (KEY=VALUE ...)")
             adv.prop(props, "overrides", text="")
+            adv.prop(props, "keep_versions")
         if props.task == "nerf":
             nerf = layout.box().column(align=True)
             nerf.label(text="Views rendered from the selection")

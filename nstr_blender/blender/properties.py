@@ -102,6 +102,9 @@ class NSTR_SceneSettings(bpy.types.PropertyGroup):
                                  description="Range the detail colours over the active result's own wavelengths "
                                              "instead of one scale for the whole scene (the same size then no "
                                              "longer has the same colour on every object)")
+    keep_versions: BoolProperty(name="Keep versions", default=False,
+                                description="A re-fit adds a new result (<name>_NSTR.001) beside the old one "
+                                            "instead of replacing the old one's mesh")
     n_freqs: IntProperty(name="K (frequencies)", min=0, max=4096, default=FIRST["n_freqs"],
                          description="Number of global frequencies (set to the preset's when the preset changes)")
     steps: IntProperty(name="Steps", min=0, max=1_000_000, default=FIRST["steps"],

@@ -6,6 +6,12 @@ two never z-fight and a saved file renders clean. The original's data is never c
 object carries the raw and colour attributes, a material that shows the chosen attribute, the
 active colour for Solid mode, and the result's meta (ranges, units, descriptions) as a custom
 property.
+
+A re-fit of a source replaces its result: the new mesh goes into the existing "<name>_NSTR" (and
+"<name>_NSTR_simplified") object, which keeps its name, transform, visibility, collections and
+material, and the old mesh datablock is freed; one result per source, as the panel and fit.py both
+expect. Versions (".001") are kept only when asked (the scene's *Keep versions*, fit.py
+``--keep-versions``).
 """
 
 from __future__ import annotations
@@ -71,31 +77,72 @@ def show_attribute(obj: bpy.types.Object, name: str) -> bool:
 
 
 def create_result_object(scene: bpy.types.Scene, source: str, result: MeshResult, job_id: str = "",
-                         display: str = "") -> bpy.types.Object:
+                         display: str = "", replace: bool = True) -> bpy.types.Object:
     """Make the result object; returns it. ``display`` picks the shown attribute (else the first).
     With a simplified mesh (the job set task.simplify_faces or task.simplify_error) it becomes
-    "<name>_NSTR_simplified", shown, and the dense result stays beside it, hidden (never lost)."""
-    dense = _create_one(scene, source, f"{source}_NSTR", result, job_id, display)
+    "<name>_NSTR_simplified", shown, and the dense result stays beside it, hidden (never lost).
+    ``replace``: a source's earlier result objects take the new meshes (see the module docstring)."""
+    old_dense, old_simple = previous_results(source) if replace else (None, None)
+    dense = _create_one(scene, source, f"{source}_NSTR", result, job_id, display, old_dense)
     if result.lod is None:
+        if old_simple is not None:            # no simplified mesh this time: the dense one takes its place
+            shown = not old_simple.hide_get()
+            remove_result(old_simple)
+            set_source_hidden(dense, not shown)
         return dense
-    simple = _create_one(scene, source, f"{source}_NSTR_simplified", result.lod, job_id, display)
+    simple = _create_one(scene, source, f"{source}_NSTR_simplified", result.lod, job_id, display, old_simple)
     simple["nstr_dense"] = dense.name
-    set_source_hidden(dense, True)
+    if old_simple is None:
+        set_source_hidden(dense, True)
     return simple
 
 
+def previous_results(source: str) -> tuple[bpy.types.Object | None, bpy.types.Object | None]:
+    """The source's current (dense, simplified) result objects, None where it has none; of several
+    versions, the one with the plain name, else the newest name."""
+    mine = sorted((o for o in bpy.data.objects if o.get(SOURCE_PROP) == source and o.type == "MESH"),
+                  key=lambda o: o.name)
+    dense = [o for o in mine if "nstr_dense" not in o]
+    simple = [o for o in mine if "nstr_dense" in o]
+
+    def pick(objects: list, plain: str) -> bpy.types.Object | None:
+        return next((o for o in objects if o.name == plain), objects[-1] if objects else None)
+
+    return pick(dense, f"{source}_NSTR"), pick(simple, f"{source}_NSTR_simplified")
+
+
+def remove_result(obj: bpy.types.Object) -> None:
+    """Delete a result object and free its mesh."""
+    mesh = obj.data
+    bpy.data.objects.remove(obj)
+    if mesh is not None and mesh.users == 0:
+        bpy.data.meshes.remove(mesh)
+
+
 def _create_one(scene: bpy.types.Scene, source: str, name: str, result: MeshResult, job_id: str,
-                display: str) -> bpy.types.Object:
+                display: str, reuse: bpy.types.Object | None = None) -> bpy.types.Object:
     src = bpy.data.objects.get(source)
-    matrix = src.matrix_world.copy() if src is not None else None
+    frame = src if src is not None else reuse
+    matrix = frame.matrix_world.copy() if frame is not None else None
     if matrix is not None:                         # world -> the source's local coordinates
         inverse = np.array([list(row) for row in matrix.inverted_safe()], dtype=np.float64)
         result.vertices = result.vertices @ inverse[:3, :3].T + inverse[:3, 3]  # float64; build_mesh casts
     mesh = build_mesh(name, result)
-    obj = bpy.data.objects.new(name, mesh)
-    result_collection(scene).objects.link(obj)
-    if matrix is not None:
-        obj.matrix_world = matrix
+    if reuse is None:
+        obj = bpy.data.objects.new(name, mesh)
+        result_collection(scene).objects.link(obj)
+        if matrix is not None:
+            obj.matrix_world = matrix
+    else:                                          # a re-fit: same object, new mesh, the old one freed
+        obj, old = reuse, reuse.data
+        for mat in old.materials:
+            mesh.materials.append(mat)
+        obj.data = mesh
+        if old.users == 0:
+            bpy.data.meshes.remove(old)
+        mesh.name = obj.name
+        if "nstr_job" in obj:
+            del obj["nstr_job"]
     available = result.available
     keep = {k: result.meta[k] for k in ("ranges", "colormaps", "units", "descriptions", "metrics", "timings",
                                         "detail", "research") if k in result.meta}
@@ -106,11 +153,12 @@ def _create_one(scene: bpy.types.Scene, source: str, name: str, result: MeshResu
         obj["nstr_job"] = job_id
     shown = display if display in available else (available[0] if available else "")
     if shown:
-        mesh.materials.append(make_material(name, DISPLAY_BY_NAME[shown].color_key))
+        if not mesh.materials:
+            mesh.materials.append(make_material(name, DISPLAY_BY_NAME[shown].color_key))
         if hasattr(obj, "nstr_display"):
             obj.nstr_display = shown          # its update shows the attribute
         show_attribute(obj, shown)
-    if src is not None:
+    if src is not None and src != obj:
         set_source_hidden(src, True)
     from .detail_colors import recolor_scene
 

@@ -17,6 +17,7 @@ from ..core.errors import AddonError
 from ..core.jobs import POLL_RETRY_S, JobTracker
 from ..core.session import HEALTH_EVERY_S, BackendSession, describe
 from ..core.settings import BackendSettings
+from ..core.wording import PANEL, Wording
 from . import results
 
 BUSY_TICK_S = 0.1          # while a background call runs: pick its outcome up soon (a tick costs ~0.1 ms)
@@ -40,6 +41,7 @@ class Runtime:
         self.views: Any = None               # a nerf_render.ViewJob while views are being rendered
         self.views_dir = ""                  # where the last NeRF views went (the panel says it)
         self.tick_seconds: list[float] = []  # how long each timer call took (tests assert on the maximum)
+        self.wording: Wording = PANEL        # fixes name the panel's buttons; scripts/fit.py sets its flags
 
     # ------------------------------------------------------------------ backend
     def log(self, text: str) -> None:
@@ -51,10 +53,11 @@ class Runtime:
         allowed = online_access()
         session = self.session
         if session is not None and session.settings == settings and session.online_access == allowed:
+            session.wording = self.wording
             return session
         if session is not None:
             session.stop()
-        self.session = BackendSession(settings, log=self.log, online_access=allowed)
+        self.session = BackendSession(settings, log=self.log, online_access=allowed, wording=self.wording)
         return self.session
 
     @property
@@ -103,8 +106,9 @@ class Runtime:
             self.message = ""                          # connected: an old problem is gone
         for record, result in collected:
             try:
-                obj = results.create_result_object(bpy.context.scene, record.source, result, record.job_id or "",
-                                                   display=self.display)
+                scene = bpy.context.scene
+                obj = results.create_result_object(scene, record.source, result, record.job_id or "",
+                                                   display=self.display, replace=not scene.nstr.keep_versions)
             except Exception as err:  # noqa: BLE001 - becomes the job's message
                 record.mark_error(f"could not build the result mesh: {describe(err)}")
                 continue

@@ -8,7 +8,7 @@ backend/docs/architecture.md:
   in world space;
 * incoming: a result dict becomes a :class:`MeshResult`: validated geometry, raw
   attributes (FLOAT / FLOAT_VECTOR) and display colours converted from sRGB to
-  linear (Blender stores FLOAT_COLOR attributes in scene-linear space).
+  linear (Blender's colour attributes take scene-linear values; the mesh stores them as bytes).
 """
 
 from __future__ import annotations
@@ -75,8 +75,11 @@ RAW_KEYS: dict[str, str] = {
     "detail_state": "FLOAT",
     "detail_lost": "FLOAT",
 }
-BAND_KEY = "detail_band_{}"   # detail_bands (V, B) arrives as one FLOAT attribute per octave band
-MAX_BANDS = 16
+# Raw arrays the Blender mesh does not store because another stored one gives them (the file stays
+# light): |drift|. MeshResult keeps them (legend ranges).
+DERIVED_KEYS: frozenset[str] = frozenset({"drift_magnitude"})
+MAX_BANDS = 16   # detail_bands (V, B) is validated, not stored: no panel view reads it (the backend's result
+                 # and PLY keep it)
 COLOR_KEYS: tuple[str, ...] = tuple(a.color_key for a in DISPLAY_ATTRIBUTES)
 
 
@@ -181,8 +184,6 @@ def parse_result(arrays: Mapping[str, Any], meta: Mapping[str, Any] | None = Non
         if bands.ndim != 2 or len(bands) != n or not 1 <= bands.shape[1] <= MAX_BANDS:
             raise ResultError(f"result attribute 'detail_bands' has shape {bands.shape}, expected ({n}, B <= {MAX_BANDS})",
                               "Update the backend to the add-on's version")
-        for b in range(bands.shape[1]):
-            raw[BAND_KEY.format(b)] = np.ascontiguousarray(bands[:, b])
     colors: dict[str, np.ndarray] = {}
     for key in COLOR_KEYS:
         if key not in arrays:

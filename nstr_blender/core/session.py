@@ -12,11 +12,13 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
+from . import shared_server
 from .background import Background
 from .errors import AddonError, BackendProblem, ResultError
 from .jobs import POLL_RETRY_S, JobRecord, JobTracker
 from .meshdata import MeshResult, parse_result
 from .settings import BackendSettings
+from .wording import PANEL, Wording
 
 Log = Callable[[str], None]
 CALL_TIMEOUT_S = 30.0     # every call runs off the main thread, so a slow server only delays, never freezes
@@ -32,8 +34,10 @@ def _remote():
 class BackendSession:
     """A launched local backend process or a remote server, and the client that talks to it."""
 
-    def __init__(self, settings: BackendSettings, log: Log | None = None, online_access: bool = True) -> None:
+    def __init__(self, settings: BackendSettings, log: Log | None = None, online_access: bool = True,
+                 wording: Wording = PANEL) -> None:
         self.settings = settings
+        self.wording = wording          # fixes in the caller's words (panel buttons or fit.py flags)
         self.online_access = online_access
         self.bg = Background()
         self.server_jobs: list[dict[str, Any]] = []
@@ -43,6 +47,7 @@ class BackendSession:
         self.log: Log = log or (lambda _msg: None)
         self.client: Any = None
         self.local: Any = None
+        self.shared: shared_server.SharedServer | None = None   # another Blender's local server, in use
         self.health: dict[str, Any] = {}
         self.last_error: str = ""
         self.restarts = 0
@@ -59,9 +64,17 @@ class BackendSession:
     def start(self, timeout: float = 90.0) -> dict[str, Any]:
         """Launch the local backend (or connect to the URL) and return its health."""
         remote = _remote()
-        self.settings.check(self.online_access)
+        self.settings.check(self.online_access, self.wording)
         if self.settings.mode == "local":
             if self.local is not None and self.local.alive() and self.client is not None:
+                return self.refresh()
+            python, device = self.settings.resolved_python(), self.settings.device
+            found = None if self.local is not None else shared_server.find(
+                python, device, lambda s: remote.BackendClient(s.url, token=s.token, timeout=2.0).health())
+            if found is not None:               # another Blender's server holds the jobs folder: use it
+                self.shared = found
+                self.client = remote.BackendClient(found.url, token=found.token, timeout=CALL_TIMEOUT_S)
+                self.log(f"using the local backend another Blender started at {found.url} (pid {found.pid})")
                 return self.refresh()
             log_dir = self.settings.resolved_log_dir()
             log_dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +87,9 @@ class BackendSession:
                 raise self._problem(str(err)) from None
             self.client = remote.BackendClient(url, token=getattr(self.local, "token", None), timeout=CALL_TIMEOUT_S)
             self.log(f"backend started at {url} (log: {log_dir})")
+            process = getattr(self.local, "process", None)
+            if process is not None:             # other Blenders of this user may share it
+                shared_server.write(shared_server.SharedServer(process.pid, url, self.local.token, python, device))
         else:
             self.client = remote.BackendClient(self.settings.url.strip(), token=self.settings.token or None,
                                                timeout=CALL_TIMEOUT_S)
@@ -87,8 +103,12 @@ class BackendSession:
     def stop(self) -> None:
         """Stop a launched process (a remote server is only disconnected)."""
         if self.local is not None:
+            process = getattr(self.local, "process", None)
             self.local.stop()
+            if process is not None:
+                shared_server.clear(process.pid)
             self.local = None
+        self.shared = None
         self.client = None
         self.health = {}
 
@@ -96,16 +116,16 @@ class BackendSession:
         """Ask the backend how it is (device, GPU memory, queue)."""
         remote = _remote()
         if self.client is None:
-            raise self._problem("the backend is not started", "Press Start in the NSTR panel")
+            raise self._problem("the backend is not started", self.wording.start)
         try:
             self.health = dict(self.client.health())
         except remote.BackendUnreachable:
             self.health = {}
             raise self._problem(f"Backend not reachable at {self.url or self.settings.url}",
-                                "Press Start in the NSTR panel, or check the URL and that the server runs") from None
+                                self.wording.reach) from None
         except remote.AuthError:
             self.health = {}
-            raise self._problem("the backend refused the token", "Set the right token in the add-on preferences") \
+            raise self._problem("the backend refused the token", self.wording.token) \
                 from None
         except remote.BackendError as err:
             self.health = {}
@@ -116,7 +136,7 @@ class BackendSession:
     # ----------------------------------------------------------------- the timer's tick
     def start_async(self, timeout: float = 120.0) -> None:
         """Launch/connect on a thread; :meth:`tick` picks up the outcome."""
-        self.settings.check(self.online_access)       # bad paths and forbidden URLs fail at once
+        self.settings.check(self.online_access, self.wording)       # bad paths and forbidden URLs fail at once
         self.last_error = ""
         self.bg.start("start", lambda: self.start(timeout=timeout))
 
@@ -143,6 +163,9 @@ class BackendSession:
             return results
         if self.local is not None and (self.local.process is None or self.local.process.poll() is not None):
             self._restart_async(tracker)
+            return results
+        if self.shared is not None and not shared_server.pid_alive(self.shared.pid):
+            self._shared_gone(tracker)
             return results
 
         for key in self.bg.finished("submit:"):
@@ -249,6 +272,15 @@ class BackendSession:
         self.last_error = describe_remote(err)
         self.retry_at = now + POLL_RETRY_S
 
+    def _shared_gone(self, tracker: JobTracker) -> None:
+        """Another Blender stopped (or quit with) the server we shared: say so; unfinished jobs go
+        back to pending and are sent again to the backend the next Start or Fit starts."""
+        again = tracker.lost_with_backend()
+        url, self.shared, self.client, self.health = self.shared.url if self.shared else "", None, None, {}
+        self._problem(f"the shared local backend at {url} was stopped by the Blender that started it",
+                      self.wording.start)
+        self.log(f"the shared backend at {url} is gone; {len(again)} job(s) wait for the next start")
+
     def _restart_async(self, tracker: JobTracker) -> None:
         """A launched process died: its unfinished jobs go back to pending; start it again."""
         again = tracker.lost_with_backend()
@@ -273,7 +305,7 @@ class BackendSession:
 
     def release_gpu_async(self) -> None:
         if self.client is None:
-            raise self._problem("the backend is not started", "Press Start in the NSTR panel")
+            raise self._problem("the backend is not started", self.wording.start)
         self.bg.start("release_gpu", self.client.release_gpu)
 
     def _problem(self, problem: str, fix: str | None = None) -> BackendProblem:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .errors import AddonError
+from .wording import PANEL, Wording
 
 from .contract import MC_BACKENDS, OVERRIDE_KEYS, PRESETS, TASKS, preset_value
 
@@ -77,14 +78,15 @@ class BackendSettings:
     def resolved_log_dir(self) -> Path:
         return Path(self.log_dir).expanduser() if self.log_dir.strip() else default_log_dir()
 
-    def check(self, online_access: bool = True) -> None:
-        """Cheap checks before anything is launched or contacted, with the fix. ``online_access`` is
-        Blender's ``bpy.app.online_access`` (4.2+): off, only loopback URLs may be contacted."""
+    def check(self, online_access: bool = True, wording: Wording = PANEL) -> None:
+        """Cheap checks before anything is launched or contacted, with the fix (in ``wording``: the
+        panel's or the command line's). ``online_access`` is Blender's ``bpy.app.online_access``
+        (4.2+): off, only loopback URLs may be contacted."""
         if self.mode == "url":
             parsed = urlparse(self.url.strip())
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
                 raise AddonError(f"backend URL '{self.url}' is not an http(s) address",
-                                 "Set it in the add-on preferences, e.g. http://127.0.0.1:8765")
+                                 f"{wording.url}, e.g. http://127.0.0.1:8765")
             if not online_access and not is_loopback(parsed.hostname or ""):
                 raise AddonError(f"online access is disabled in Blender, so the add-on may not contact {parsed.hostname}",
                                  "Allow it in Preferences > System > Network > Allow Online Access, "
@@ -95,12 +97,12 @@ class BackendSettings:
         python = self.resolved_python()
         if not python:
             raise AddonError("no Python for the backend is set",
-                             "Set 'Backend Python' in the add-on preferences to a Python with torch and nstr "
+                             f"{wording.python} with a Python that has torch and nstr "
                              "(e.g. <repo>/.venv/bin/python)")
         path = Path(python).expanduser()
         if not (path.is_file() or shutil.which(python)):
             raise AddonError(f"backend Python '{python}' does not exist",
-                             "Set 'Backend Python' in the add-on preferences (run scripts/setup.sh to make .venv)")
+                             f"{wording.python} with an existing Python (run scripts/setup.sh to make .venv)")
 
 
 def is_loopback(host: str) -> bool:

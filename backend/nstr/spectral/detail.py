@@ -49,6 +49,8 @@ ROBUST_ITERATIONS = 2
 CREASE_NEIGHBOURS = 16             # a crease turns the normal between a probe's few nearest neighbours ...
 CREASE_LEVELS = (2, 4)             # ... at every smoothing scale of these levels (a ripple finer turns back)
 CREASE_ANGLE = math.radians(15.0)  # a crease turns the surface by at least this much
+NEAR_BANDS = 1                     # the wavelength: Rice over the dominant band and this many neighbours each side ...
+NEAR_SHARE = 0.25                 # ... that hold at least this share of its energy (a split ripple, not another one)
 
 
 # --- bands -------------------------------------------------------------------------------------
@@ -464,7 +466,8 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         # the wavelength by Rice's formula over the dominant band AND its neighbours: a ripple near a band
         # edge splits its energy between two bands, and each band's own estimate leans to its own range,
         # so the dominant band's alone steps where the dominance flips (a chirp read as a staircase)
-        near = (torch.arange(B, device=dev)[None, :] - dominant[:, None]).abs() <= 1
+        near = ((torch.arange(B, device=dev)[None, :] - dominant[:, None]).abs() <= NEAR_BANDS) \
+            & (vh >= NEAR_SHARE * vh[rows, dominant][:, None])
         combined = 2 * math.pi * ((vh * near).sum(1) / (vg * near).sum(1).clamp_min(1e-300)).sqrt()
         T = torch.stack(tensors[:B], 1)[rows, dominant]
         evals, evecs = torch.linalg.eigh(T)
