@@ -489,6 +489,9 @@ STATE_WORDS = {
 }
 STATE_GREYS = {"none": 0.5, "coarser": 0.72, "crease": 0.28}   # sRGB grey levels, never a colour of the scale
 FLOOR_VOXELS = 0.1             # "no detail": every band's RMS height below this fraction of a voxel
+COARSER_FLOORS = 3.0           # "coarser": undulation beyond the bands at least this many floors tall (at 1
+#                                floor a flat patch near a slab's corner flipped none <-> coarser when the mesh
+#                                moved by 1e-4: the coarsest fit's bias there sits at about one floor)
 DETAIL_COLORMAP = "turbo_r"    # fine (short wavelength) = red ... coarse = blue
 
 
@@ -548,8 +551,9 @@ def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floo
     strongest = maps.bands.max(1)
     state = np.full(len(v), STATES["detail"], np.uint8)
     weak = strongest < floor
-    state[weak & (maps.beyond >= floor)] = STATES["coarser"]
-    state[weak & (maps.beyond < floor)] = STATES["none"]
+    coarse = maps.beyond >= COARSER_FLOORS * floor
+    state[weak & coarse] = STATES["coarser"]
+    state[weak & ~coarse] = STATES["none"]
     state[maps.crease >= CREASE_ANGLE] = STATES["crease"]
     detail = state == STATES["detail"]
     wavelength = np.where(detail, maps.wavelength, np.nan)
