@@ -320,6 +320,8 @@ def test_a_simplified_result_comes_beside_the_hidden_dense_one(tmp_path):
 
         OUT["again"] = refit(tiny["overrides"])        # both replaced, visibility kept
         OUT["plain"] = refit(TINY["overrides"])        # no simplified mesh now: the dense one is shown alone
+        OUT["too_many"] = refit(TINY["overrides"] + " task.simplify_faces=99999999")  # above the dense count
+        OUT["too_many_message"] = RUNTIME.message
     ''', tmp_path)
     assert out["state"] == "collected", out["message"]
     assert out["objects"] == [True, True]
@@ -335,6 +337,9 @@ def test_a_simplified_result_comes_beside_the_hidden_dense_one(tmp_path):
     assert out["plain"]["state"] == "collected"
     assert out["plain"]["objects"] == {"Suzanne_NSTR": [False, "Suzanne_NSTR"]}
     assert out["plain"]["meshes"] == ["Suzanne", "Suzanne_NSTR"]
+    # a budget above the dense count: the fit is kept (dense) and the panel says why there is no simplified mesh
+    assert out["too_many"]["state"] == "collected" and out["too_many"]["objects"] == {"Suzanne_NSTR": [False, "Suzanne_NSTR"]}
+    assert out["too_many_message"].startswith("Suzanne: simplification: ") and "above the dense mesh" in out["too_many_message"]
 
 
 def test_cancel_mid_job_and_a_job_finished_while_blender_was_busy(tmp_path):

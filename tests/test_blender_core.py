@@ -75,6 +75,15 @@ def test_a_simplified_mesh_takes_each_value_of_its_source_vertex():
         parse_result(arrays)
 
 
+def test_a_refused_simplification_is_said_in_one_line():
+    from nstr_blender.core.meshdata import simplification_note
+
+    refused = "task.simplify_faces 900000 is above the dense mesh's 263822 faces. Use a budget between 100 and 263822"
+    assert simplification_note({"report": {"simplified": {"refused": refused}}}) == f"simplification: {refused}"
+    assert simplification_note({"report": {"simplified": {"faces": 1000}}}) == ""
+    assert simplification_note({}) == "" and simplification_note({"report": None}) == ""
+
+
 def test_baseline_results_without_attributes_are_fine():
     res = parse_result(result_arrays(with_attributes=False))
     assert res.raw == {} and res.colors == {} and res.available == [] and res.meta == {}

@@ -15,6 +15,7 @@ import bpy
 
 from ..core.errors import AddonError
 from ..core.jobs import POLL_RETRY_S, JobTracker
+from ..core.meshdata import simplification_note
 from ..core.session import HEALTH_EVERY_S, BackendSession, describe
 from ..core.settings import BackendSettings
 from ..core.wording import PANEL, Wording
@@ -114,6 +115,10 @@ class Runtime:
                 continue
             record.mark_collected(obj.name)
             self.log(f"{record.source}: result -> {obj.name} ({len(result.vertices)} vertices)")
+            note = simplification_note(result.meta)
+            if note:                                   # e.g. a face budget above the dense count: said, not lost
+                self.message = f"{record.source}: {note}"
+                self.log(self.message)
             push_undo(f"NSTR result {obj.name}")
             if self.on_result is not None:
                 self.on_result(obj)

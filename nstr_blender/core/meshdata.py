@@ -118,6 +118,19 @@ class MeshResult:
         return float(np.min(values)), float(np.max(values))
 
 
+def simplification_note(meta: Mapping[str, Any]) -> str:
+    """What the user must hear about an asked-for simplification the backend refused or could not finish
+    (its one-line reason from the report), or "" when there is nothing to say."""
+    report = meta.get("report") if isinstance(meta, Mapping) else None
+    simplified = report.get("simplified") if isinstance(report, Mapping) else None
+    if not isinstance(simplified, Mapping):
+        return ""
+    for key in ("refused", "note"):
+        if simplified.get(key):
+            return f"simplification: {simplified[key]}"
+    return ""
+
+
 def srgb_to_linear(rgba: np.ndarray) -> np.ndarray:
     """sRGB-encoded RGBA in [0, 1] -> linear RGBA (alpha unchanged), the IEC 61966-2-1 curve."""
     out = np.array(rgba, dtype=np.float32, copy=True)
