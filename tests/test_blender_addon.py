@@ -599,7 +599,9 @@ def test_two_blenders_share_one_local_backend(tmp_path):
     env = dict(os.environ, NSTR_REPO=str(REPO), NSTR_TMP=str(first_dir), NSTR_SHARED=str(tmp_path),
                NSTR_LOG_DIR=str(first_dir / "logs"), OMP_NUM_THREADS="2", **shared)
     env.pop("NSTR_PYTHON", None)
-    first = subprocess.Popen([str(VENV_PY), str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # its output goes to files: a pipe nobody reads until the end fills up (64 KiB) and blocks the first Blender
+    out_file, err_file = open(first_dir / "stdout.txt", "w"), open(first_dir / "stderr.txt", "w")
+    first = subprocess.Popen([str(VENV_PY), str(script)], stdout=out_file, stderr=err_file, text=True,
                              env=env, cwd=first_dir)
     try:
         ready = tmp_path / "first_ready"
@@ -607,7 +609,7 @@ def test_two_blenders_share_one_local_backend(tmp_path):
             if ready.exists() or first.poll() is not None:
                 break
             __import__("time").sleep(0.2)
-        assert ready.exists(), first.communicate(timeout=30)
+        assert ready.exists(), (first_dir / "stdout.txt").read_text()[-3000:]
         out = run_scenario('''
             shared_env = os.environ["NSTR_SHARED"]
             src = suzanne(subsurf=False)
@@ -624,10 +626,13 @@ def test_two_blenders_share_one_local_backend(tmp_path):
             drive(lambda: bool(RUNTIME.problem()), timeout=60)
             OUT["problem"] = RUNTIME.problem()
         ''', second_dir, env_extra=dict(shared, NSTR_SHARED=str(tmp_path)))
-        stdout, stderr = first.communicate(timeout=120)
+        first.wait(timeout=120)
     finally:
         if first.poll() is None:
             first.kill()
+        out_file.close()
+        err_file.close()
+    stdout, stderr = (first_dir / "stdout.txt").read_text(), (first_dir / "stderr.txt").read_text()
     assert first.returncode == 0, stdout[-2000:] + stderr[-2000:]
     first_out = json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT "):])
     assert out["fit_op"] == ["FINISHED"] and out["state"] == "collected", out["message"]

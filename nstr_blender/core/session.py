@@ -104,9 +104,9 @@ class BackendSession:
         """Stop a launched process (a remote server is only disconnected)."""
         if self.local is not None:
             process = getattr(self.local, "process", None)
-            self.local.stop()
-            if process is not None:
+            if process is not None:            # withdrawn first: sharers then read the stop as a stop
                 shared_server.clear(process.pid)
+            self.local.stop()
             self.local = None
         self.shared = None
         self.client = None
@@ -164,7 +164,7 @@ class BackendSession:
         if self.local is not None and (self.local.process is None or self.local.process.poll() is not None):
             self._restart_async(tracker)
             return results
-        if self.shared is not None and not shared_server.pid_alive(self.shared.pid):
+        if self.shared is not None and not shared_server.still_shared(self.shared):
             self._shared_gone(tracker)
             return results
 

@@ -61,6 +61,14 @@ def clear(pid: int) -> None:
         record_path().unlink(missing_ok=True)
 
 
+def still_shared(server: SharedServer) -> bool:
+    """The server is still offered: its record still names it and its process lives. The Blender that
+    launched it clears the record BEFORE stopping it, so a sharer never mistakes the shutdown for a
+    network fault."""
+    found = read()
+    return found is not None and found.pid == server.pid and pid_alive(server.pid)
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
