@@ -20,13 +20,15 @@ from .results import result_meta
 SCALE_PROP = "nstr_detail_scale"
 
 
-def _read(mesh: bpy.types.Mesh, name: str) -> np.ndarray | None:
+def read_point_attribute(mesh: bpy.types.Mesh, name: str, width: int = 1) -> np.ndarray | None:
+    """A per-vertex FLOAT (width 1) or FLOAT_VECTOR (width 3) attribute as an array; None when absent."""
     attr = mesh.attributes.get(name)
-    if attr is None or attr.data_type != "FLOAT" or attr.domain != "POINT":
+    kind = "FLOAT_VECTOR" if width == 3 else "FLOAT"
+    if attr is None or attr.data_type != kind or attr.domain != "POINT":
         return None
-    out = np.empty(len(mesh.vertices), np.float32)
-    attr.data.foreach_get("value", out)
-    return out
+    out = np.empty(len(mesh.vertices) * width, np.float32)
+    attr.data.foreach_get("vector" if width == 3 else "value", out)
+    return out.reshape(-1, 3) if width == 3 else out
 
 
 def _write_color(mesh: bpy.types.Mesh, key: str, srgb: np.ndarray) -> None:
@@ -45,7 +47,7 @@ def object_detail(obj: bpy.types.Object) -> tuple[ResultDetail, dict] | None:
     if meta is None or obj.type != "MESH" or not isinstance(meta.get("detail"), dict):
         return None
     mesh = obj.data
-    raw = {k: _read(mesh, k) for k in ("detail_wavelength", "detail_amplitude", "detail_state")}
+    raw = {k: read_point_attribute(mesh, k) for k in ("detail_wavelength", "detail_amplitude", "detail_state")}
     if any(v is None for v in raw.values()):
         return None
     d = result_detail(raw, meta["detail"])
@@ -78,11 +80,11 @@ def recolor_scene(scene: bpy.types.Scene, stretch_to: bpy.types.Object | None = 
     for obj, (d, meta_detail) in found:
         mesh = obj.data
         _write_color(mesh, "color_detail", detail_colors(d, scale))
-        lost = _read(mesh, "detail_lost")
+        lost = read_point_attribute(mesh, "detail_lost")
         flag = float(meta_detail.get("lost_flag", 0.0))
         if lost is not None and flag > 0:
             _write_color(mesh, "color_detail_lost", lost_colors(lost, flag))
-        write_groups(obj, group_weights(d, scale, _read(mesh, "crease_strength"), lost, flag))
+        write_groups(obj, group_weights(d, scale, read_point_attribute(mesh, "crease_strength"), lost, flag))
     return scale
 
 

@@ -16,20 +16,12 @@ import numpy as np
 from gpu_extras.batch import batch_for_shader
 
 from ..core.detail_scale import direction_strokes, drift_arrows
+from .detail_colors import read_point_attribute
 from .results import result_meta
 
 _HANDLE: list[Any] = []
 _CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 ARROW_COLOR = (1.0, 0.85, 0.1, 0.9)
-
-
-def _read(mesh: Any, name: str, width: int) -> np.ndarray | None:
-    attr = mesh.attributes.get(name)
-    if attr is None or attr.domain != "POINT":
-        return None
-    out = np.empty(len(mesh.vertices) * width, np.float32)
-    attr.data.foreach_get("vector" if width == 3 else "value", out)
-    return out.reshape(-1, width) if width == 3 else out
 
 
 def _normals(mesh: Any) -> np.ndarray:
@@ -47,7 +39,7 @@ def geometry(obj: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     key = (obj.name, mesh.name, len(mesh.vertices))
     if key in _CACHE:
         return _CACHE[key]
-    cols = {k: _read(mesh, k, w) for k, w in (("detail_direction", 3), ("detail_anisotropy", 1),
+    cols = {k: read_point_attribute(mesh, k, w) for k, w in (("detail_direction", 3), ("detail_anisotropy", 1),
                                                ("detail_wavelength", 1), ("detail_state", 1), ("drift", 3))}
     if any(cols[k] is None for k in ("detail_direction", "detail_anisotropy", "detail_wavelength", "detail_state")):
         return None

@@ -52,25 +52,6 @@ def tangent_frame(normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return t1, np.cross(normals, t1)
 
 
-def field_sdf_fn(field: Any, chunk: int = 65536, evaluate: Any = None):  # noqa: ANN201 - (P, 3) -> (P,)
-    """The field's first output (or ``evaluate(x)``, e.g. a NeRF model's ``sdf``) as a numpy function
-    of unit-box points, evaluated in chunks."""
-    import torch
-
-    device = next(field.parameters()).device
-    evaluate = evaluate or (lambda x: field(x)[:, 0])
-
-    def fn(points: np.ndarray) -> np.ndarray:
-        out = []
-        with torch.no_grad():
-            for s in range(0, len(points), chunk):
-                x = torch.as_tensor(np.asarray(points[s:s + chunk], np.float32), device=device)
-                out.append(evaluate(x).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
-
-    return fn
-
-
 DESCRIPTIONS = {
     "local_frequency": "how fine the surface detail is here: ripples per unit length (1 / the detail's "
                        "wavelength); 0 where there is no detail",
