@@ -308,6 +308,15 @@ def _detail_rows(case, arrays: dict, meta: dict, source: str) -> list[dict]:  # 
                "detail_share": float((state[core] == STATES["detail"]).mean()),
                "none_share": float((state[core] == STATES["none"]).mean()),
                "crease_share": float((state[core] == STATES["crease"]).mean())}
+        if patch.kind in ("ripple", "ramp", "step", "egg"):   # the height the surface holds, read off it
+            gain = case.held_gain(v, i, core)
+            row["held_rms"] = gain * row["true_rms"]
+            # per vertex, where the held detail is at least 3 floors tall (below, the floor's noise is read)
+            ratio = arrays["detail_amplitude"][core] / np.maximum(gain * tr.rms[core], 1e-30)
+            row["rms_vs_held"] = float(np.median(ratio))
+            tall = gain * tr.rms[core] >= 3 * meta["floor"]
+            if tall.sum() >= 5:
+                row["rms_vs_held_tall"] = float(np.median(ratio[tall]))
         if patch.kind in ("ripple", "ramp", "step"):
             cos = np.abs(np.einsum("nd,nd->n", arrays["detail_direction"][core], tr.direction[core]))
             row["direction_cos"] = float(np.median(cos))
@@ -328,6 +337,13 @@ def _detail_rows(case, arrays: dict, meta: dict, source: str) -> list[dict]:  # 
             wl_all = arrays["detail_wavelength"]
             row["step_ratio"] = float(np.nanmedian(wl_all[coarse]) / np.nanmedian(wl_all[fine]))
             row["true_step_ratio"] = patch.wavelength2 / patch.wavelength
+        if patch.kind == "ridge":   # the crease line itself: a crease, or at least not fine texture
+            u = v[:, 0] / case.scale - patch.centre[0]
+            line = (tr.patch == i) & core & (np.abs(u) < max(patch.bevel, 0.02))
+            edges = np.array([b["shortest"] for b in meta["bands"]])
+            fine = (state[line] == STATES["detail"]) & (arrays["detail_wavelength"][line] < edges[min(2, len(edges) - 1)])
+            row["line_crease_share"] = float((state[line] == STATES["crease"]).mean())
+            row["line_fine_share"] = float(fine.mean())
         rows.append(row)
     base = tr.on_base & (tr.patch < 0)
     if base.any():
@@ -368,15 +384,16 @@ def run_detail(args: argparse.Namespace) -> None:
         rows += _detail_rows(case, {"vertices": v, **exact}, meta, "exact input")
         print(f"{name}: {time.time() - t0:.0f} s", flush=True)
     (out / "detail.json").write_text(json.dumps(rows, indent=1))
-    head = ("| case | source | patch | n | true wl | read wl | ratio | true rms | read rms | |cos| | aniso | detail | none "
-            "| crease | extra |\n|" + "---|" * 15 + "\n")
+    head = ("| case | source | patch | n | true wl | read wl | ratio | true rms | held rms | read rms | read / held (all / >= 3 floors) "
+            "| |cos| | aniso | detail | none | crease | extra |\n|" + "---|" * 17 + "\n")
     lines = []
     for r in rows:
         ratio = r["read_wavelength"] / r["true_wavelength"] if r.get("read_wavelength") and r.get("true_wavelength") else None
         extra = ", ".join(f"{k} {r[k]:.3f}" for k in ("ramp_cv", "ramp_rho", "step_ratio", "true_step_ratio",
-                                                        "lost_share") if k in r)
+                                                        "lost_share", "line_crease_share", "line_fine_share") if k in r)
         lines.append(f"| {r['case']} | {r['source']} | {r['patch']} | {r['n']} | {_f(r.get('true_wavelength'))} | "
-                     f"{_f(r.get('read_wavelength'))} | {_f(ratio)} | {_f(r.get('true_rms'))} | {_f(r.get('read_rms'))} | "
+                     f"{_f(r.get('read_wavelength'))} | {_f(ratio)} | {_f(r.get('true_rms'))} | {_f(r.get('held_rms'))} | "
+                     f"{_f(r.get('read_rms'))} | {_f(r.get('rms_vs_held'))} / {_f(r.get('rms_vs_held_tall'))} | "
                      f"{_f(r.get('direction_cos'))} | {_f(r.get('anisotropy'))} | {_f(r.get('detail_share'))} | "
                      f"{_f(r.get('none_share'))} | {_f(r.get('crease_share'))} | {extra} |")
     table = head + "\n".join(lines) + "\n"

@@ -45,6 +45,17 @@ def test_a_plane_wave_reads_its_wavelength_height_and_direction(angle: float) ->
     assert np.bincount(d.dominant[c]).argmax() == 1
 
 
+@pytest.mark.parametrize("lam", [0.3, 0.6])
+def test_a_wave_near_a_bands_top_edge_reads_its_full_height(lam: float) -> None:
+    """0.3 and 0.6 sit just under the top edges of bands 0.16-0.32 and 0.32-0.64 (the last): a band
+    passes only ~0.7 of such a wave through its own edge, so the height sums an octave further (a
+    quarter-object ripple read 0.74 of its height when the sum stopped at the last band)."""
+    amp = 0.006 * lam / 0.15
+    v, f = grid(121, lambda x, y: amp * np.sin(2 * math.pi * x / lam))
+    d, c = read(v, f)
+    assert np.median(d.amplitude[c]) == pytest.approx(amp / math.sqrt(2), rel=0.1)
+
+
 def test_amplitude_does_not_leak_into_wavelength() -> None:
     lam = 0.15
     read_at = []

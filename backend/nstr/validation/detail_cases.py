@@ -132,6 +132,20 @@ class CompositeCase:
         x, y = self._sphere_coords(unit)
         return self.height(x, y)
 
+    def held_gain(self, points: np.ndarray, patch: int, where: np.ndarray) -> float:
+        """How much of patch ``patch``'s pattern a surface through ``points`` (e.g. a fit's vertices)
+        actually holds at ``where``: the least-squares gain of its height over the base onto the
+        pattern's. A fit that smoothed a ripple to 80 % of its height reads 0.8, so a readout of that
+        fit can be scored against what the surface holds, not against what the input had."""
+        p = np.asarray(points, np.float64)[where] / self.scale
+        if self.base == "slab":
+            x, y, observed = p[:, 0], p[:, 1], p[:, 2] - SLAB_TOP
+        else:
+            x, y = self._sphere_coords(p)
+            observed = np.linalg.norm(p, axis=1) - SPHERE_RADIUS
+        pattern = self.patches[patch].height(x, y)
+        return float(observed @ pattern / max(float(pattern @ pattern), 1e-300))
+
     def truth(self, points: np.ndarray) -> "Truth":
         p = np.asarray(points, np.float64) / self.scale
         if self.base == "slab":
