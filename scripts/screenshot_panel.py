@@ -186,6 +186,24 @@ def inside_blender(state_dir: Path, zip_path: Path, settings: dict) -> None:
 
 
 # ============================================================ the driver
+def _read_display(fd: int, xvfb: subprocess.Popen, timeout: float) -> str:
+    """The display number Xvfb writes to ``fd`` (``-displayfd``) once it accepts clients."""
+    import select
+
+    text = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while not text.endswith(b"\n"):
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(fd, 16) if ready else b""
+            if not chunk:
+                raise RuntimeError(f"Xvfb did not start within {timeout:.0f} s (exit code {xvfb.poll()})")
+            text += chunk
+    finally:
+        os.close(fd)
+    return text.decode().strip()
+
+
 def driver(argv: list[str]) -> int:
     import argparse
     import shutil
@@ -215,8 +233,7 @@ def driver(argv: list[str]) -> int:
 
     state = Path(tempfile.mkdtemp(prefix="nstr_shot_"))
     zip_path = build_extension.build(state / "dist")
-    display = f":{next(n for n in range(91, 140) if not Path(f'/tmp/.X11-unix/X{n}').exists())}"
-    env = dict(os.environ, DISPLAY=display, BLENDER_USER_CONFIG=str(state / "config"),
+    env = dict(os.environ, DISPLAY="", BLENDER_USER_CONFIG=str(state / "config"),
                BLENDER_USER_SCRIPTS=str(state / "scripts"), NSTR_LOG_DIR=str(state / "logs"))
     width, height = 1600, 900
     procs = []
@@ -226,7 +243,9 @@ def driver(argv: list[str]) -> int:
         t0 = time.monotonic()
         while not path.exists():
             if procs[1].poll() is not None:
-                raise RuntimeError(f"Blender exited early; see {state / 'blender.log'}")
+                log = (state / "blender.log").read_text(errors="replace").strip().splitlines()[-15:]
+                raise RuntimeError(f"Blender exited early (code {procs[1].returncode}); see {state / 'blender.log'}, "
+                                   "which ends:\n  " + "\n  ".join(log))
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError(f"no '{name}' after {timeout:.0f} s; see {state / 'blender.log'}")
             time.sleep(0.2)
@@ -274,9 +293,14 @@ def driver(argv: list[str]) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         if str(args.assets):
             args.assets.mkdir(parents=True, exist_ok=True)
-        procs.append(subprocess.Popen(["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        # Xvfb picks a free display itself and writes its number to a pipe once it is ready (a number
+        # chosen here from /tmp/.X11-unix could be taken by another X server starting at the same time)
+        read_end, write_end = os.pipe()
+        procs.append(subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24",
+                                       "-nolisten", "tcp"], pass_fds=(write_end,),
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(1.5)
+        os.close(write_end)
+        env["DISPLAY"] = ":" + _read_display(read_end, procs[0], timeout=30.0)
         blender_log = open(state / "blender.log", "wb")
         procs.append(subprocess.Popen(
             [args.blender, "--factory-startup", "--window-geometry", "0", "0", str(width), str(height),
