@@ -317,6 +317,7 @@ def _detail_rows(case, arrays: dict, meta: dict, source: str) -> list[dict]:  # 
             tall = gain * tr.rms[core] >= 3 * meta["floor"]
             if tall.sum() >= 5:
                 row["rms_vs_held_tall"] = float(np.median(ratio[tall]))
+                row["tall_detail_share"] = float((state[core][tall] == STATES["detail"]).mean())
         if patch.kind in ("ripple", "ramp", "step"):
             cos = np.abs(np.einsum("nd,nd->n", arrays["detail_direction"][core], tr.direction[core]))
             row["direction_cos"] = float(np.median(cos))
@@ -390,7 +391,8 @@ def run_detail(args: argparse.Namespace) -> None:
     for r in rows:
         ratio = r["read_wavelength"] / r["true_wavelength"] if r.get("read_wavelength") and r.get("true_wavelength") else None
         extra = ", ".join(f"{k} {r[k]:.3f}" for k in ("ramp_cv", "ramp_rho", "step_ratio", "true_step_ratio",
-                                                        "lost_share", "line_crease_share", "line_fine_share") if k in r)
+                                                        "lost_share", "line_crease_share", "line_fine_share",
+                                                        "tall_detail_share") if k in r)
         lines.append(f"| {r['case']} | {r['source']} | {r['patch']} | {r['n']} | {_f(r.get('true_wavelength'))} | "
                      f"{_f(r.get('read_wavelength'))} | {_f(ratio)} | {_f(r.get('true_rms'))} | {_f(r.get('held_rms'))} | "
                      f"{_f(r.get('read_rms'))} | {_f(r.get('rms_vs_held'))} / {_f(r.get('rms_vs_held_tall'))} | "

@@ -56,6 +56,18 @@ def test_a_wave_near_a_bands_top_edge_reads_its_full_height(lam: float) -> None:
     assert np.median(d.amplitude[c]) == pytest.approx(amp / math.sqrt(2), rel=0.1)
 
 
+def test_a_ripple_split_between_two_bands_still_reads_detail() -> None:
+    """Just above the 0.16 edge, a ripple puts ~0.7 of its RMS height in each of bands 0.08-0.16 and
+    0.16-0.32: at 2 floors tall, neither band alone reaches the floor, the two together do."""
+    lam, amp = 0.16 * 1.1, 0.002
+    v, f = grid(121, lambda x, y: amp * np.sin(2 * math.pi * x / lam))
+    centre = (np.abs(v[:, 0]) < 0.4) & (np.abs(v[:, 1]) < 0.4)
+    floor = amp / math.sqrt(2) / 2.0
+    arrays, _ = detail_arrays(v, f, 2.0 / 120, floor=floor, layout=LAYOUT)
+    assert np.median(arrays["detail_bands"][centre].max(1)) < floor       # the case is what it says
+    assert np.mean(arrays["detail_state"][centre] == STATES["detail"]) >= 0.95
+
+
 def test_amplitude_does_not_leak_into_wavelength() -> None:
     lam = 0.15
     read_at = []
@@ -122,7 +134,7 @@ def test_detail_lost_flags_a_ripple_the_result_smoothed_away_and_nothing_else() 
     from nstr.geometry.attributes import spectral_attributes
     from nstr.geometry.ground_truth import MeshSDF
 
-    lam, amp = 0.2, 0.015        # slope 0.47: steeper ripples read lower (closest points crowd to the crests)
+    lam, amp = 0.2, 0.015        # slope 0.47
     rippled = lambda x, y: np.where(x < 0, amp * np.sin(2 * math.pi * y / lam), 0.0)  # noqa: E731
     v_in, f = grid(81, rippled)
     v_out, _ = grid(81, lambda x, y: np.zeros_like(x))
@@ -136,3 +148,23 @@ def test_detail_lost_flags_a_ripple_the_result_smoothed_away_and_nothing_else() 
     # and a result that kept the ripple lost nothing
     kept, meta_k = spectral_attributes(None, v_in, f, 1.0, voxel=2.0 / 80, reference=MeshSDF(v_in, f))
     assert np.mean(kept["detail_lost"][core_lost | core_kept] >= flag) <= 0.02
+
+
+def test_detail_lost_flags_a_ripple_finer_than_the_results_grid() -> None:
+    """A 1.8-voxel ripple, 3.4 floors tall: no result on this grid can hold it, and the input is read
+    where the result's normal lines meet it (closest points from the flat result crowd onto the
+    ripple's zero crossings: that read 0.32 of its height and flagged none of it)."""
+    from nstr.geometry.attributes import spectral_attributes
+    from nstr.geometry.ground_truth import MeshSDF
+
+    voxel = 2.0 / 80
+    lam, amp = 1.8 * voxel, 0.012            # RMS 0.0085 = 3.4 floors (a floor is 0.1 voxel)
+    v_in, f_in = grid(321, lambda x, y: np.where(x < 0, amp * np.sin(2 * math.pi * y / lam), 0.0))
+    v_out, f_out = grid(81, lambda x, y: np.zeros_like(x))
+    arrays, meta = spectral_attributes(None, v_out, f_out, 1.0, voxel=voxel, reference=MeshSDF(v_in, f_in))
+    lost = arrays["detail_lost"]
+    core_lost = (v_out[:, 0] < -0.3) & (np.abs(v_out[:, 1]) < 0.7)
+    core_kept = (v_out[:, 0] > 0.3) & (np.abs(v_out[:, 1]) < 0.7)
+    assert np.mean(lost[core_lost] >= meta["detail"]["lost_flag"]) >= 0.8
+    assert np.mean(lost[core_kept] >= meta["detail"]["lost_flag"]) <= 0.1
+    assert np.median(lost[core_lost]) == pytest.approx(amp / math.sqrt(2), rel=0.2)

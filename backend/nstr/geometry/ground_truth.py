@@ -56,6 +56,34 @@ class MeshSDF:
                 self.vertices, self.faces, q[s:s + CHUNK])
         return np.sqrt(np.maximum(d2, 0.0)), idx, cp
 
+    def along_lines(self, points: np.ndarray, directions: np.ndarray, max_step: float,
+                    iterations: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where each line ``points + t directions`` (unit directions) meets the mesh near ``t = 0``:
+        (hit points, face index there, converged). Newton steps on the closest face's plane, each
+        step at most ``max_step`` long. Unlike the closest point, the hit samples the mesh at the
+        point's own place along the surface: closest points from a smooth sheet through a fine ripple
+        crowd onto its crests and zero crossings, so the ripple's height is not seen."""
+        p = np.asarray(points, np.float64)
+        n = np.asarray(directions, np.float64)
+        t = np.zeros(len(p))
+        for _ in range(iterations):
+            dist, face, cp = self.closest(p + t[:, None] * n)
+            fn = self.face_normals()[face]
+            along = np.einsum("nd,nd->n", n, fn)
+            step = np.einsum("nd,nd->n", cp - p, fn) / np.where(np.abs(along) > 0.3, along, np.inf) - t
+            t += np.clip(step, -max_step, max_step)
+        dist, face, cp = self.closest(p + t[:, None] * n)
+        converged = dist <= 1e-3 * max_step
+        return np.where(converged[:, None], p + t[:, None] * n, cp), face, converged
+
+    def face_normals(self) -> np.ndarray:
+        """Unit normals of the faces, as wound (cached)."""
+        if getattr(self, "_unit_face_normals", None) is None:
+            v, f = self.vertices, self.faces
+            fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+            self._unit_face_normals = fn / np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-300)
+        return self._unit_face_normals
+
     def unsigned_distance(self, points: np.ndarray, band: float | None = None) -> np.ndarray:
         """Exact (band=None), or exact below ``band`` and exactly ``band`` where the true distance is >= band."""
         return self._distance_and_sign(points, band, want_sign=False)[0]

@@ -486,12 +486,12 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
 STATES = {"detail": 0, "none": 1, "coarser": 2, "crease": 3}
 STATE_WORDS = {
     "detail": "detail: its dominant wavelength is in one of the bands",
-    "none": "no detail: every band's height is below the floor (the result's accuracy)",
+    "none": "no detail: the height of the dominant band and its neighbours is below the floor (the result's accuracy)",
     "coarser": "coarser than the largest band: only undulation longer than the bands",
     "crease": "a crease or sharp edge: kept out of the bands, so a bevel is not fine texture",
 }
 STATE_GREYS = {"none": 0.5, "coarser": 0.72, "crease": 0.28}   # sRGB grey levels, never a colour of the scale
-FLOOR_VOXELS = 0.1             # "no detail": every band's RMS height below this fraction of a voxel
+FLOOR_VOXELS = 0.1             # "no detail": the dominant bands' RMS height below this fraction of a voxel
 COARSER_FLOORS = 3.0           # "coarser": undulation beyond the bands at least this many floors tall (at 1
 #                                floor a flat patch near a slab's corner flipped none <-> coarser when the mesh
 #                                moved by 1e-4: the coarsest fit's bias there sits at about one floor)
@@ -551,9 +551,19 @@ def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floo
     layout = layout or default_bands(voxel, size)
     floor = FLOOR_VOXELS * voxel if floor is None else floor
     maps = surface_detail(SurfacePoints.from_vertices(v, f), layout, f, device=device)
-    strongest = maps.bands.max(1)
+    # "no detail": the dominant band's height with its neighbours' (root sum of squares) below the
+    # floor. Not the strongest band's alone: a ripple just above a band edge puts 0.6 of its height in
+    # one band and 0.4 in the next, so a 2-floor ripple read 0.92 floors there, and "no detail". Not
+    # ``amplitude`` either: it reaches an octave beyond the last band, where a smooth base's coarsest
+    # fits leave their bias (the exact flat patch read 26 % detail, the exact sphere 20 %)
+    rows = np.arange(len(v))
+    near = np.zeros(len(v))
+    for offset in range(-NEAR_BANDS, NEAR_BANDS + 1):
+        band = maps.dominant + offset
+        inside = (band >= 0) & (band < layout.count)
+        near += np.where(inside, maps.bands[rows, np.clip(band, 0, layout.count - 1)] ** 2, 0.0)
     state = np.full(len(v), STATES["detail"], np.uint8)
-    weak = strongest < floor
+    weak = np.sqrt(near) < floor
     coarse = maps.beyond >= COARSER_FLOORS * floor
     state[weak & coarse] = STATES["coarser"]
     state[weak & ~coarse] = STATES["none"]

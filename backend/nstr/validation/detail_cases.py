@@ -248,7 +248,9 @@ _G = 0.0087
 SHARED = dict(kind="ripple", wavelength=0.24, amplitude=0.018, angle=math.pi / 2)   # >= 4 voxels at quick on "big"
 # Heights keep every slope below about 30 degrees (a ripple's slope is 2 pi amplitude / wavelength).
 PATCHES = (
-    Patch("lost", "ripple", (-0.64, 0.64), 0.3, wavelength=2.5 * _G, amplitude=0.002),
+    # finer than the quick grid (1.8 of its 0.0154 voxels) and 3.5 floors tall, so losing it matters:
+    # a sub-grid ripple that tall is steep (slope 1.7)
+    Patch("lost", "ripple", (-0.64, 0.64), 0.3, wavelength=0.0278, amplitude=0.0076),
     Patch("fine_x", "ripple", (0.0, 0.64), 0.3, wavelength=4 * _G, amplitude=0.003),
     Patch("mid_y", "ripple", (0.64, 0.64), 0.3, wavelength=8 * _G, amplitude=0.005, angle=math.pi / 2),
     Patch("ramp", "ramp", (-0.64, 0.0), 0.3, wavelength=23 * _G, amplitude=0.016, ramp=20.0),
