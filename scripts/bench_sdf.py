@@ -24,8 +24,8 @@ floor depends on the mesh's area), with the scoring time and the mesh's topology
 
 scoring: a quick-fit-like result of every mesh scored against its input, seconds per stage of the scoring
 path (sampling, AABB trees, distances each way with the normal consistency, self-score, the IoU's winding
-numbers) with the winding numbers in a helper process (the default) beside all in one process; both paths'
-scores must be identical. Run it with OMP_NUM_THREADS unset: the scores' real condition is 2 cores.
+numbers), fastest of --repeats runs; every repeat's scores must be the same numbers. Run it with
+OMP_NUM_THREADS unset: the scores' real condition is 2 cores.
 
 simplify: Suzanne, bunny, rotor and the detail-map composite (nstr.validation.detail_cases "patches") fitted at
 the quick preset, the dense result simplified (nstr.geometry.simplify) to 1/--reduction of its faces: vertices,
@@ -212,7 +212,7 @@ def run_scores(args: argparse.Namespace) -> None:
     columns = [("mesh", "{mesh}"), ("faces", "{faces:,}"), ("area (unit box)", "{unit_area}"),
                ("components", "{components}"), ("genus", "{genus}"), ("F@1% exact", "{fscore_1pct:.4f}"),
                ("Chamfer exact", "{chamfer_l1:.2e}"), ("NC exact", "{normal_consistency:.4f}"), ("IoU", "{iou:.4f}"),
-               ("score s (of which winding numbers, partly in the helper process)", "{score_s:.1f} ({winding_s:.1f})"),
+               ("score s (of which winding numbers)", "{score_s:.1f} ({winding_s:.1f})"),
                ("CPU s", "{cpu_s:.1f}"), ("F@1% NN 50k", "{nn50k_fscore_1pct:.4f}"),
                ("Chamfer NN 50k", "{nn50k_chamfer_l1:.5f}"), ("F@1% NN 100k", "{nn100k_fscore_1pct:.4f}"),
                ("Chamfer NN 100k", "{nn100k_chamfer_l1:.5f}"), ("load 1m", "{load[0]:.1f}")]
@@ -225,7 +225,7 @@ def run_scores(args: argparse.Namespace) -> None:
 
 # --- scoring time --------------------------------------------------------------------------------
 SCORING_STAGES = ("sample", "trees", "accuracy", "completeness", "self_score", "winding_candidate",
-                  "winding_reference", "iou_wait", "total")
+                  "winding_reference", "total")
 
 
 def quick_like(mesh, results: Path | None, name: str):  # noqa: ANN001, ANN201
@@ -250,31 +250,23 @@ def quick_like(mesh, results: Path | None, name: str):  # noqa: ANN001, ANN201
 
 
 def run_scoring(args: argparse.Namespace) -> None:
-    """Per mesh, a quick-fit-like result scored against its input: seconds per stage of mesh_metrics with its
-    helper process (new) beside everything in this process (the path before the helper), the scores of both
-    compared (they must be the same numbers), best of --repeats alternating runs."""
+    """Per mesh, a quick-fit-like result scored against its input by mesh_metrics: seconds per stage, fastest
+    of --repeats runs, and whether every run gave the same scores (a score must not depend on the run)."""
     from nstr.geometry.metrics import mesh_metrics
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    mesh_metrics(*(load("suzanne")[0],) * 2)  # start the helper process once, outside the timings
     rows = []
     for name in args.meshes or all_mesh_names() + GENERATED:
         mesh, _ = load(name)
         candidate, kind = quick_like(mesh, Path(args.results) if args.results else None, name)
-        best: dict[str, dict] = {}
-        for _ in range(args.repeats):
-            for path, helper in (("serial", False), ("helper", True)):
-                m = mesh_metrics(candidate, mesh, helper=helper)
-                seconds = m.pop("seconds")
-                scores = best.setdefault(path, {"seconds": seconds, "scores": m})
-                if seconds["total"] < scores["seconds"]["total"]:
-                    scores["seconds"] = seconds
-        same = best["serial"]["scores"] == best["helper"]["scores"]
+        runs = [mesh_metrics(candidate, mesh) for _ in range(args.repeats)]
+        seconds = [m.pop("seconds") for m in runs]
+        fastest = min(seconds, key=lambda s: s["total"])
         row = {"mesh": name, "candidate": kind, "faces_in": int(len(mesh.faces)), "faces_out": int(len(candidate.faces)),
-               "same_scores": same, "fscore_1pct": best["helper"]["scores"]["fscore_1pct"],
-               "iou": best["helper"]["scores"]["iou"], "load": [round(x, 2) for x in os.getloadavg()],
-               **{f"{path}_{k}": best[path]["seconds"][k] for path in best for k in SCORING_STAGES}}
+               "same_scores": all(m == runs[0] for m in runs), "fscore_1pct": runs[0]["fscore_1pct"],
+               "iou": runs[0]["iou"], "load": [round(x, 2) for x in os.getloadavg()],
+               **{k: fastest[k] for k in SCORING_STAGES}}
         rows.append(row)
         print(json.dumps(row), flush=True)
     (out / "scoring.json").write_text(json.dumps(rows, indent=1))
@@ -283,18 +275,15 @@ def run_scoring(args: argparse.Namespace) -> None:
 
 
 def scoring_table(rows: list[dict]) -> str:
-    """One line per mesh and path: stage seconds (accuracy / completeness include the normal consistency)."""
-    heads = ("mesh", "faces in / result", "path", "sample", "AABB trees", "A->B (+NC)", "B->A (+NC)", "self-score",
-             "winding result", "winding input", "IoU wait", "total s", "same scores", "load 1m")
+    """One line per mesh: stage seconds (accuracy / completeness include the normal consistency)."""
+    heads = ("mesh", "faces in / result", "sample", "AABB trees", "A->B (+NC)", "B->A (+NC)", "self-score",
+             "winding result", "winding input", "total s", "same scores", "load 1m")
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in rows:
-        for path in ("serial", "helper"):
-            cells = [r["mesh"], f"{r['faces_in']:,} / {r['faces_out']:,}", path,
-                     *(f"{r[f'{path}_{k}']:.2f}" for k in SCORING_STAGES), str(r["same_scores"]), f"{r['load'][0]:.1f}"]
-            lines.append("| " + " | ".join(cells) + " |")
-    return ("serial: every stage in this process, one after another (the path before the helper); helper: the two "
-            "winding numbers in a second process while this one measures the distances (their seconds overlap the "
-            "others; total is the wall time).\n\n" + "\n".join(lines) + "\n")
+        cells = [r["mesh"], f"{r['faces_in']:,} / {r['faces_out']:,}", *(f"{r[k]:.2f}" for k in SCORING_STAGES),
+                 str(r["same_scores"]), f"{r['load'][0]:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 # --- fits --------------------------------------------------------------------------------------
@@ -670,9 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--resume", action="store_true", help="skip (mesh, model, preset) rows already in fidelity.json")
     d.add_argument("--rescore", action="store_true", help="no fitting: score the kept results in OUT again")
     sc = sub.add_parser("scores", help="each mesh against itself: exact scores beside the nearest-neighbour convention")
-    st = sub.add_parser("scoring", help="seconds per stage of scoring a quick-like result: helper process vs serial")
+    st = sub.add_parser("scoring", help="seconds per stage of scoring a quick-like result against its input")
     st.add_argument("--results", help="a fidelity OUT folder whose kept quick results to score (else perturbed copies)")
-    st.add_argument("--repeats", type=int, default=3, help="alternating runs per path; the fastest is kept")
+    st.add_argument("--repeats", type=int, default=3, help="runs per mesh; the fastest is kept, all must score the same")
     si = sub.add_parser("simplify", help="quick fit, detail readout, then the result simplified: sizes, scores, seconds")
     si.add_argument("--preset", default="quick")
     si.add_argument("--reduction", type=int, default=6, help="the face budget: the dense face count / this")

@@ -324,20 +324,6 @@ def test_scores_of_a_shifted_sphere_equal_their_analytic_values() -> None:
     assert m["iou"] < 0.9
 
 
-def test_the_helper_process_changes_the_time_of_a_score_not_its_numbers() -> None:
-    """The IoU's winding numbers go to a second process while this one measures the distances: every
-    score must be the same number as all in one process (the sampling order, the IoU points and which
-    occupancy belongs to which mesh must not move). A shifted sphere: no score is 0 or 1."""
-    sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
-    ref = Mesh(np.asarray(sphere.vertices), np.asarray(sphere.faces))
-    moved = Mesh(ref.vertices + [0.1, 0.02, 0], ref.faces)
-    here = mesh_metrics(moved, ref, n_points=20_000, iou_points=20_000, helper=False)
-    shared = mesh_metrics(moved, ref, n_points=20_000, iou_points=20_000, helper=True)
-    assert 0.3 < here["iou"] < 0.9 and 0 < here["fscore_1pct"] < 1
-    here.pop("seconds"), shared.pop("seconds")
-    assert shared == here
-
-
 def test_a_perfect_cube_scores_exactly_one_at_any_sample_count() -> None:
     """The same unit cube, tessellated two ways. The old nearest-neighbour scores had a floor here
     (F@1% 1 - exp(-n / 6 pi tau^2): 0.93 at 50k points, 0.995 at 100k); exact distances to the other

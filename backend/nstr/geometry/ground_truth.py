@@ -108,11 +108,17 @@ class MeshSDF:
 
     # --- sign ---------------------------------------------------------------
     def winding_number(self, points: np.ndarray) -> np.ndarray:
-        return winding_number(self.vertices, self.faces, points)
+        import igl
+
+        q = np.ascontiguousarray(points, dtype=np.float64)
+        out = np.empty(len(q))
+        for s in range(0, len(q), CHUNK):
+            out[s:s + CHUNK] = igl.fast_winding_number(self.vertices, self.faces, q[s:s + CHUNK])
+        return out
 
     def inside(self, points: np.ndarray) -> np.ndarray:
         """Occupancy by the generalised winding number; orientation-agnostic (|w| > 1/2)."""
-        return inside(self.vertices, self.faces, points)
+        return np.abs(self.winding_number(points)) > 0.5
 
     def signed_distance(self, points: np.ndarray, band: float | None = None) -> np.ndarray:
         """Negative inside. With ``band``: a truncated SDF, exact wherever |sdf| < band."""
@@ -173,26 +179,6 @@ class MeshSDF:
             np.add.at(en, inverse, np.concatenate([fn, fn, fn]))
             self._pseudo = (fn, vn, en, edge_index)
         return self._pseudo
-
-
-def winding_number(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """libigl's fast winding number. A function of the arrays alone (no tree to carry), so a helper
-    process can run it: each call spends most of its time building libigl's hierarchy (0.85 s for 431k
-    faces, whatever the number of points) and holds the GIL."""
-    import igl
-
-    v = np.ascontiguousarray(vertices, dtype=np.float64)
-    f = np.ascontiguousarray(faces, dtype=np.int64)
-    q = np.ascontiguousarray(points, dtype=np.float64)
-    out = np.empty(len(q))
-    for s in range(0, len(q), CHUNK):
-        out[s:s + CHUNK] = igl.fast_winding_number(v, f, q[s:s + CHUNK])
-    return out
-
-
-def inside(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Occupancy by the generalised winding number; orientation-agnostic (|w| > 1/2)."""
-    return np.abs(winding_number(vertices, faces, points)) > 0.5
 
 
 def surface_cover(vertices: np.ndarray, faces: np.ndarray, cover: float) -> np.ndarray:

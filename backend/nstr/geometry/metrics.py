@@ -33,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from nstr.geometry.ground_truth import MeshSDF, inside
-from nstr.geometry.helper_process import SharedJobs, helper_pool
+from nstr.geometry.ground_truth import MeshSDF
 from nstr.geometry.mesh import Mesh
 from nstr.geometry.sampling import surface_points
 
@@ -70,13 +69,9 @@ def _fscore(precision: float, recall: float) -> float:
 
 
 def mesh_metrics(candidate: Mesh, reference: Mesh, n_points: int = CONVENTION_POINTS, seed: int = 0,
-                 iou: bool = True, self_score: bool = True, iou_points: int = IOU_POINTS,
-                 helper: bool = True) -> dict[str, Any]:
+                 iou: bool = True, self_score: bool = True, iou_points: int = IOU_POINTS) -> dict[str, Any]:
     """chamfer_l1, normal_consistency, fscore_1pct (+ precision, recall), iou, self_score, and how
-    they were measured (``method``, ``points``, ``tau``) and how long each stage took (``seconds``).
-
-    ``helper``: the two winding numbers of the IoU go to a second process (nstr.geometry.helper_process)
-    while this one measures the distances; the numbers are the same either way, only the time differs."""
+    they were measured (``method``, ``points``, ``tau``) and how long each stage took (``seconds``)."""
     out: dict[str, Any] = {"method": METHOD, "points": n_points, "tau": FSCORE_TAU}
     if len(candidate.faces) == 0:
         return {**out, "chamfer_l1": float("inf"), "normal_consistency": 0.0, "fscore_1pct": 0.0,
@@ -90,8 +85,6 @@ def mesh_metrics(candidate: Mesh, reference: Mesh, n_points: int = CONVENTION_PO
     pr, nr = surface_points(ref, n_points, rng)
     q = iou_query_points(ref, iou_points, rng) if iou else None
     clock.lap("sample")
-    occupancy = SharedJobs(inside, [(cand.vertices, cand.faces, q), (ref.vertices, ref.faces, q)],
-                           helper_pool() if helper else None) if iou else None
     ref_sdf, cand_sdf = MeshSDF(ref.vertices, ref.faces), MeshSDF(cand.vertices, cand.faces)
     ref_n, cand_n = face_normals(ref), face_normals(cand)
     clock.lap("trees")
@@ -112,20 +105,21 @@ def mesh_metrics(candidate: Mesh, reference: Mesh, n_points: int = CONVENTION_PO
         out["self_score"] = {"chamfer_l1": float(d_self.mean()), "fscore_1pct": _fscore(share, share),
                              "normal_consistency": float(nc_self.mean()), "points": k}
         clock.lap("self_score")
-    if occupancy is not None:
-        (occ_cand, occ_ref), (clock.seconds["winding_candidate"], clock.seconds["winding_reference"]) = \
-            occupancy.results()
+    if q is not None:
+        occ_cand = cand_sdf.inside(q)
+        clock.lap("winding_candidate")
+        occ_ref = ref_sdf.inside(q)
+        clock.lap("winding_reference")
         union = np.logical_or(occ_ref, occ_cand).sum()
         out.update(iou=float(np.logical_and(occ_ref, occ_cand).sum() / union) if union else 0.0,
                    iou_points=f"{iou_points} uniform in the padded reference box + {iou_points} near-surface "
                               "(sigma 0.01)")
-        clock.lap("iou_wait")
     out["seconds"] = clock.rounded()
     return out
 
 
 class _Stages:
-    """Seconds per stage of a score, and the total (the winding numbers may overlap the rest)."""
+    """Seconds per stage of a score, one after another, and the total: where a score's time goes."""
 
     def __init__(self) -> None:
         self.start = self.last = time.perf_counter()
