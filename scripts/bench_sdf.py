@@ -8,6 +8,7 @@ marching-cubes, extraction and ground-truth timings at 256^3, 512^3 and 1024^3.
     flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_sdf.py fidelity --presets quick --out bench/fid
     flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_sdf.py scores --out bench/scores
     flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_sdf.py simplify --out bench/simplify
+    flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_sdf.py scoring --out bench/scoring
 
 fidelity: every shared mesh, Suzanne, the generated 133-hole plate (nstr.geometry.plate) and the
 120-hole block (nstr.geometry.holes_block), at each preset's own configuration (no --params), NSTR and
@@ -20,6 +21,11 @@ rows done; --rescore fits nothing and scores the kept results again (after a cha
 scores: each mesh scored against itself (the ceiling every fit is measured under) by the scoring path
 of the reports, beside the anchors' convention (nearest neighbour between two 100k-point sets, whose
 floor depends on the mesh's area), with the scoring time and the mesh's topology.
+
+scoring: a quick-fit-like result of every mesh scored against its input, seconds per stage of the scoring
+path (sampling, AABB trees, distances each way with the normal consistency, self-score, the IoU's winding
+numbers), fastest of --repeats runs; every repeat's scores must be the same numbers. Run it with
+OMP_NUM_THREADS unset: the scores' real condition is 2 cores.
 
 simplify: Suzanne, bunny, rotor and the detail-map composite (nstr.validation.detail_cases "patches") fitted at
 the quick preset, the dense result simplified (nstr.geometry.simplify) to 1/--reduction of its faces: vertices,
@@ -90,7 +96,7 @@ def rescore_fidelity(args: argparse.Namespace) -> None:
         arrays, _ = read_npz(out / f"fidelity_{row['mesh']}_{row['model']}_{row['preset']}.npz")
         mesh = inputs.setdefault(row["mesh"], load(row["mesh"])[0])
         m = mesh_metrics(Mesh(arrays["vertices"].astype(np.float64), arrays["faces"].astype(np.int64)), mesh)
-        row.update({k: m[k] for k in SCORES}, t_score=sum(m["seconds"].values()), rescored=m["method"])
+        row.update({k: m[k] for k in SCORES}, t_score=m["seconds"]["total"], rescored=m["method"])
         print(json.dumps({k: row[k] for k in ("mesh", "model", "preset", *SCORES)}), flush=True)
     (out / "fidelity.json").write_text(json.dumps(rows, indent=1))
     (out / "fidelity.md").write_text(fidelity_table(rows))
@@ -196,7 +202,7 @@ def run_scores(args: argparse.Namespace) -> None:
                "components": topo["components"], "genus": topo["genus"], "watertight": topo["watertight"],
                "fscore_1pct": m["fscore_1pct"], "chamfer_l1": m["chamfer_l1"], "normal_consistency": m["normal_consistency"],
                "iou": m["iou"], "score_s": round(seconds, 2), "cpu_s": round(cpu, 2),
-               "surface_s": m["seconds"]["surface"], "iou_s": m["seconds"]["iou"],
+               "winding_s": m["seconds"]["winding_candidate"] + m["seconds"]["winding_reference"],
                "load": [round(x, 2) for x in os.getloadavg()]}
         for n in (50_000, CONVENTION_POINTS):
             nn = nearest_neighbour_scores(mesh, n)
@@ -206,7 +212,7 @@ def run_scores(args: argparse.Namespace) -> None:
     columns = [("mesh", "{mesh}"), ("faces", "{faces:,}"), ("area (unit box)", "{unit_area}"),
                ("components", "{components}"), ("genus", "{genus}"), ("F@1% exact", "{fscore_1pct:.4f}"),
                ("Chamfer exact", "{chamfer_l1:.2e}"), ("NC exact", "{normal_consistency:.4f}"), ("IoU", "{iou:.4f}"),
-               ("score s (F, Chamfer, NC + IoU)", "{score_s:.1f} ({surface_s:.1f} + {iou_s:.1f})"),
+               ("score s (of which winding numbers)", "{score_s:.1f} ({winding_s:.1f})"),
                ("CPU s", "{cpu_s:.1f}"), ("F@1% NN 50k", "{nn50k_fscore_1pct:.4f}"),
                ("Chamfer NN 50k", "{nn50k_chamfer_l1:.5f}"), ("F@1% NN 100k", "{nn100k_fscore_1pct:.4f}"),
                ("Chamfer NN 100k", "{nn100k_chamfer_l1:.5f}"), ("load 1m", "{load[0]:.1f}")]
@@ -215,6 +221,69 @@ def run_scores(args: argparse.Namespace) -> None:
     (out / "scores.json").write_text(json.dumps(rows, indent=1))
     (out / "scores.md").write_text("\n".join(lines) + "\n")
     print((out / "scores.md").read_text())
+
+
+# --- scoring time --------------------------------------------------------------------------------
+SCORING_STAGES = ("sample", "trees", "accuracy", "completeness", "self_score", "winding_candidate",
+                  "winding_reference", "total")
+
+
+def quick_like(mesh, results: Path | None, name: str):  # noqa: ANN001, ANN201
+    """What a quick fit returns for ``mesh``: the result a fidelity run kept (RESULTS/fidelity_NAME_nstr_quick.npz)
+    when there is one, else the input re-meshed (midpoint subdivision to >= 200k faces, as dense as a quick
+    result at resolution 256) and moved along its normals by up to 0.1% of its box (a fit's error)."""
+    import trimesh
+
+    from nstr.geometry.export import read_npz
+    from nstr.geometry.mesh import Mesh
+
+    kept = results / f"fidelity_{name}_nstr_quick.npz" if results else None
+    if kept is not None and kept.exists():
+        arrays, _ = read_npz(kept)
+        return Mesh(arrays["vertices"].astype(np.float64), arrays["faces"].astype(np.int64)), "kept quick result"
+    t = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    while len(t.faces) < 200_000:
+        t = t.subdivide()
+    size = float(np.ptp(t.vertices, axis=0).max())
+    wave = np.sin(40 * t.vertices[:, 0] / size) * np.sin(40 * t.vertices[:, 1] / size)
+    return Mesh(t.vertices + 1e-3 * size * wave[:, None] * t.vertex_normals, np.asarray(t.faces)), "perturbed copy"
+
+
+def run_scoring(args: argparse.Namespace) -> None:
+    """Per mesh, a quick-fit-like result scored against its input by mesh_metrics: seconds per stage, fastest
+    of --repeats runs, and whether every run gave the same scores (a score must not depend on the run)."""
+    from nstr.geometry.metrics import mesh_metrics
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.meshes or all_mesh_names() + GENERATED:
+        mesh, _ = load(name)
+        candidate, kind = quick_like(mesh, Path(args.results) if args.results else None, name)
+        runs = [mesh_metrics(candidate, mesh) for _ in range(args.repeats)]
+        seconds = [m.pop("seconds") for m in runs]
+        fastest = min(seconds, key=lambda s: s["total"])
+        row = {"mesh": name, "candidate": kind, "faces_in": int(len(mesh.faces)), "faces_out": int(len(candidate.faces)),
+               "same_scores": all(m == runs[0] for m in runs), "fscore_1pct": runs[0]["fscore_1pct"],
+               "iou": runs[0]["iou"], "load": [round(x, 2) for x in os.getloadavg()],
+               **{k: fastest[k] for k in SCORING_STAGES}}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    (out / "scoring.json").write_text(json.dumps(rows, indent=1))
+    (out / "scoring.md").write_text(scoring_table(rows))
+    print((out / "scoring.md").read_text())
+
+
+def scoring_table(rows: list[dict]) -> str:
+    """One line per mesh: stage seconds (accuracy / completeness include the normal consistency)."""
+    heads = ("mesh", "faces in / result", "sample", "AABB trees", "A->B (+NC)", "B->A (+NC)", "self-score",
+             "winding result", "winding input", "total s", "same scores", "load 1m")
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for r in rows:
+        cells = [r["mesh"], f"{r['faces_in']:,} / {r['faces_out']:,}", *(f"{r[k]:.2f}" for k in SCORING_STAGES),
+                 str(r["same_scores"]), f"{r['load'][0]:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 # --- fits --------------------------------------------------------------------------------------
@@ -590,12 +659,15 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--resume", action="store_true", help="skip (mesh, model, preset) rows already in fidelity.json")
     d.add_argument("--rescore", action="store_true", help="no fitting: score the kept results in OUT again")
     sc = sub.add_parser("scores", help="each mesh against itself: exact scores beside the nearest-neighbour convention")
+    st = sub.add_parser("scoring", help="seconds per stage of scoring a quick-like result against its input")
+    st.add_argument("--results", help="a fidelity OUT folder whose kept quick results to score (else perturbed copies)")
+    st.add_argument("--repeats", type=int, default=3, help="runs per mesh; the fastest is kept, all must score the same")
     si = sub.add_parser("simplify", help="quick fit, detail readout, then the result simplified: sizes, scores, seconds")
     si.add_argument("--preset", default="quick")
     si.add_argument("--reduction", type=int, default=6, help="the face budget: the dense face count / this")
     si.add_argument("--resimplify", action="store_true", help="no fitting: simplify the results kept in OUT again "
                     "(OUT/simplify_MESH.npz; wall and readout seconds from OUT/simplify.json)")
-    for q in (f, t, r, d, sc, si):
+    for q in (f, t, r, d, sc, st, si):
         q.add_argument("--out", default=str(REPO / "out" / "bench_sdf"))
         q.add_argument("--meshes", nargs="+")
         q.add_argument("--threads", type=int, default=1)
@@ -604,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
         rescore_fidelity(args)
         return 0
     {"fits": run_fits, "timings": run_timings, "render": run_render, "fidelity": run_fidelity,
-     "scores": run_scores, "simplify": run_simplify}[args.what](args)
+     "scores": run_scores, "scoring": run_scoring, "simplify": run_simplify}[args.what](args)
     return 0
 
 
