@@ -417,10 +417,32 @@ def _signal_cases(args: argparse.Namespace) -> dict:
     return cases
 
 
+def readout_reference(kind: str, sig, truth: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """What a readout is scored against, and where: the analytic truth, else the measured readout of the
+    INPUT (no model involved); borders dropped (the windows are clipped there), and for real audio only
+    where there is sound (>= -20 dB of the loudest frame: in near-silence the fit's own error is what the
+    window hears)."""
+    from nstr.spectral.measured import image_local_frequency, per_sample, signal_local_frequency
+
+    if kind == "audio":
+        frames = signal_local_frequency(sig.samples, sig.rate)
+        ref = truth if truth is not None else per_sample(frames, len(sig.samples), sig.rate)["local_frequency"]
+        n = len(ref)
+        mask = np.zeros(n, bool)
+        mask[n // 20:n - n // 20] = True
+        if truth is None:
+            amp = np.interp(np.arange(n) / sig.rate, frames["time_s"], frames["amplitude"])
+            mask &= amp >= 0.1 * amp.max()
+        return ref, mask
+    ref = truth if truth is not None else image_local_frequency(sig)["local_frequency"]
+    mask = np.zeros(ref.shape, bool)
+    mask[12:-12, 12:-12] = True
+    return ref, mask
+
+
 def run_signals(args: argparse.Namespace) -> None:
     import torch
 
-    from nstr.spectral.measured import image_local_frequency, per_sample, signal_local_frequency
     from nstr.tasks.audio import audio_config, audio_flow, fit_audio
     from nstr.tasks.image import fit_image, image_config, image_flow
     from nstr.validation.scores import calibration_slope, relative_error, spearman
@@ -443,27 +465,15 @@ def run_signals(args: argparse.Namespace) -> None:
                 if args.steps:
                     over["steps"] = args.steps
                 t0 = time.perf_counter()
+                ref, m = readout_reference(kind, sig, truth)
                 if kind == "audio":
                     res = fit_audio(sig, audio_config(args.preset, over))
                     flow = audio_flow(res)
-                    frames = signal_local_frequency(sig.samples, sig.rate)
-                    ref = truth if truth is not None else per_sample(frames, len(sig.samples), sig.rate)["local_frequency"]
-                    n = len(ref)
-                    m = np.zeros(n, bool)
-                    m[n // 20:n - n // 20] = True
-                    if truth is None:  # real audio: score where there is sound (>= -20 dB of the loudest
-                        # frame); in near-silence the fit's own error is what the window hears
-                        amp = np.interp(np.arange(n) / sig.rate, frames["time_s"], frames["amplitude"])
-                        m &= amp >= 0.1 * amp.max()
                     acc = {"snr_db": res.metrics["snr_db"]}
                     true_drift = np.gradient(ref, 1.0 / sig.rate)
                 else:
                     res = fit_image(sig, image_config(args.preset, over))
                     flow = image_flow(res)
-                    ref = truth if truth is not None else image_local_frequency(sig)["local_frequency"]
-                    mm = np.zeros(ref.shape, bool)
-                    mm[12:-12, 12:-12] = True
-                    m = mm
                     acc = {"psnr": res.metrics["psnr"]}
                     true_drift = None
                 row = {"case": name, "model": model + ("(lambda=0)" if extra else ""), "seed": seed,

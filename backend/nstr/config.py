@@ -34,6 +34,7 @@ class FieldConfig:
     swaps the architecture while the rest of the config stays put."""
 
     model: str = "nstr"  # nstr | siren | ffn | hashgrid
+    variant: str = "classic"  # NSTR's form: classic (grid S + decoder) | banded (issue 28; audio, images)
     params: int | None = None  # parameter budget; resizes the model to it (within 5%)
     # --- NSTR: K global frequencies w_i and phases b_i
     n_freqs: int = 32  # K
@@ -59,6 +60,15 @@ class FieldConfig:
     spectrum_depth: int = 2
     transport_width: int = 16
     transport_depth: int = 1
+    # --- NSTR, variant=banded (nstr.fields.nstr_banded): a constant-Q frame of quadrature carriers
+    band_per_octave: int = 1  # carrier radii per octave (the frame's radial density)
+    band_directions: int = 6  # 2-D: carrier directions spread evenly over a half turn
+    band_overlap: float = 1.1  # envelope bandwidth over the one that just tiles neighbouring radii
+    band_resolution: int = 4096  # envelope terms per axis of the finest carrier, capped at its band limit;
+    #                              the others scale with their radius (constant Q). What a budget resizes
+    band_carriers: str = "centre"  # where carriers start in their cell: centre | peaks (the signal's FFT peak)
+    band_residual_width: int = 0  # hidden width of the bounded nonlinear residual; 0: a purely linear synthesis
+    band_residual_bound: float = 0.1  # the residual's bound |r| <= this, in output units
     # --- SIREN
     omega0: float = 30.0
     # --- Fourier-feature MLP
@@ -120,6 +130,7 @@ ALIASES: dict[str, str] = {
     "n_freqs": "field.n_freqs",
     "spectrum": "field.spectrum",
     "phase_mod": "field.phase_mod",
+    "variant": "field.variant",
     "steps": "train.steps",
     "batch_size": "train.batch_size",
     "lr": "train.lr",
@@ -263,7 +274,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "field.grid_table_size": (1, 2**24), "field.width": (1, 4096), "field.depth": (0, 32),
     "field.spectrum_width": (1, 4096), "field.spectrum_depth": (0, 32), "field.transport_width": (1, 4096),
     "field.transport_depth": (0, 32), "field.omega0": (0, 10_000), "field.ffn_features": (1, 65_536),
-    "field.ffn_sigma": (0, 10_000),
+    "field.ffn_sigma": (0, 10_000), "field.band_per_octave": (1, 16), "field.band_directions": (1, 64),
+    "field.band_overlap": (0.5, 3), "field.band_resolution": (1, 1 << 20), "field.band_residual_width": (0, 4096),
+    "field.band_residual_bound": (0, 100),
     "train.steps": (1, 1_000_000), "train.batch_size": (1, 2**22), "train.lr": (0, 10),
     "train.lr_final_ratio": (0, 1), "train.lambda_pde": (0, 1e6), "train.pde_fraction": (0, 1),
     "train.seed": (0, 2**32 - 1), "train.log_every": (1, 1_000_000), "train.eval_every": (0, 1_000_000),
@@ -326,6 +339,10 @@ def validate(cfg: RunConfig) -> None:
     f, t = cfg.field, cfg.train
     if f.model not in MODELS:
         raise ConfigError(f"unknown model '{f.model}'", "Choose one of: " + ", ".join(MODELS))
+    if f.variant not in ("classic", "banded"):
+        raise ConfigError(f"unknown NSTR variant '{f.variant}'", "Choose classic or banded")
+    if f.band_carriers not in ("centre", "peaks"):
+        raise ConfigError(f"unknown field.band_carriers '{f.band_carriers}'", "Choose centre or peaks")
     if f.spectrum not in ("grid", "mlp"):
         raise ConfigError(f"unknown spectrum field '{f.spectrum}'", "Choose grid or mlp")
     if f.activation not in ("relu", "silu", "softplus"):

@@ -10,6 +10,7 @@ from nstr.fields.budget import count_params, fit_to_budget
 from nstr.fields.ffn import FourierFeatureField
 from nstr.fields.hashgrid import HashGridField
 from nstr.fields.nstr import NSTRField, SpectralState
+from nstr.fields.nstr_banded import BandedNSTRField
 from nstr.fields.siren import SirenField
 
 # Used when a task leaves the band limit / finest grid resolution to the model.
@@ -20,6 +21,8 @@ DEFAULT_GRID_MAX_RES = 128
 def _construct(cfg: FieldConfig, in_dim: int, out_dim: int) -> Field:
     max_freq = cfg.max_freq if cfg.max_freq is not None else DEFAULT_MAX_FREQ
     max_res = cfg.grid_max_res if cfg.grid_max_res is not None else DEFAULT_GRID_MAX_RES
+    if cfg.model == "nstr" and cfg.variant == "banded":
+        return BandedNSTRField(cfg, in_dim, out_dim, max_freq=max_freq)
     if cfg.model == "nstr":
         return NSTRField(cfg, in_dim, out_dim, max_freq=max_freq, grid_max_res=max_res)
     if cfg.model == "siren":
@@ -44,5 +47,5 @@ def build_field(cfg: FieldConfig, in_dim: int, out_dim: int) -> Field:
     return field
 
 
-__all__ = ["Field", "NSTRField", "SpectralState", "SirenField", "FourierFeatureField", "HashGridField",
+__all__ = ["Field", "NSTRField", "BandedNSTRField", "SpectralState", "SirenField", "FourierFeatureField", "HashGridField",
            "build_field", "count_params"]

@@ -44,6 +44,10 @@ class Field(nn.Module):
         """Coarse to fine: only the coarsest ``fraction`` of the model's scales is on (1: all of them).
         Models with ordered scales (NSTR's frequencies, a grid's levels) implement it; others ignore it."""
 
+    def init_from_signal(self, values: Any) -> None:
+        """Start from the signal itself, given on the tasks' regular grid as ``(*shape, C)`` numpy
+        (banded NSTR's carriers at the FFT's peaks). Models that start blind ignore it."""
+
     @property
     def n_params(self) -> int:
         """Trainable parameters: what a parameter budget counts (fixed random matrices are not counted)."""

@@ -24,6 +24,7 @@ TOLERANCE = 0.05
 # Size knobs scaled together by the coarse search (per model).
 _SCALED: dict[str, tuple[str, ...]] = {
     "nstr": ("width", "transport_width", "spectrum_width", "n_freqs"),
+    "nstr:banded": ("band_resolution",),
     "hashgrid": ("width",),
     "siren": ("width",),
     "ffn": ("width", "ffn_features"),
@@ -31,8 +32,16 @@ _SCALED: dict[str, tuple[str, ...]] = {
 _SCALES = [math.exp(i / 16.0) for i in range(-64, 65)]  # 1/55 .. 55, ~6% apart
 
 
+def _family(cfg: FieldConfig) -> str:
+    """The key of :data:`_SCALED`: the model, or for NSTR's banded variant its own knobs."""
+    return "nstr:banded" if cfg.model == "nstr" and cfg.variant == "banded" else cfg.model
+
+
 def _fine_knobs(cfg: FieldConfig) -> list[tuple[str, int, int]]:
-    """Integer knobs searched after scaling, with bounds: grid entries per level, then the width."""
+    """Integer knobs searched after scaling, with bounds: grid entries per level, then the width
+    (banded NSTR: its envelopes' resolution alone)."""
+    if _family(cfg) == "nstr:banded":
+        return [("band_resolution", 1, 1 << 20)]
     knobs = [("width", 2, 8192)]
     if cfg.model == "hashgrid" or (cfg.model == "nstr" and cfg.spectrum == "grid"):
         knobs.insert(0, ("grid_table_size", 16, 2**24))
@@ -46,7 +55,7 @@ def count_params(cfg: FieldConfig, build: Callable[[FieldConfig], torch.nn.Modul
 
 
 def _scaled(cfg: FieldConfig, scale: float) -> FieldConfig:
-    return dataclasses.replace(cfg, **{k: max(4, int(round(getattr(cfg, k) * scale))) for k in _SCALED[cfg.model]})
+    return dataclasses.replace(cfg, **{k: max(4, int(round(getattr(cfg, k) * scale))) for k in _SCALED[_family(cfg)]})
 
 
 def _search(cfg: FieldConfig, knob: tuple[str, int, int], budget: int,

@@ -138,13 +138,17 @@ class SignalFit:
 def fit_samples(coords: np.ndarray, targets: np.ndarray, cfg: RunConfig, scorer: Scorer, *,
                 checkpoint: Any = None, on_progress: Callable[[Progress], None] | None = None,
                 should_stop: Callable[[], bool] | None = None, chunk: int = 65536,
-                progress: ProgressFn | None = None) -> SignalFit:
+                progress: ProgressFn | None = None, shape: tuple[int, ...] | None = None) -> SignalFit:
     """Build the configured field, train it on (coords, targets), predict every sample.
 
-    ``on_progress`` gets each :class:`Progress`; ``progress`` the same as job events (phase "fitting")."""
+    ``on_progress`` gets each :class:`Progress`; ``progress`` the same as job events (phase "fitting").
+    ``shape``: the regular grid the samples lie on (rows in C order), so a field may start from the
+    signal's spectrum (:meth:`Field.init_from_signal`)."""
     device = resolve_device(cfg.train.device)
     seed_everything(cfg.train.seed)
     field = build_field(cfg.field, in_dim=coords.shape[1], out_dim=targets.shape[1])
+    if shape is not None:
+        field.init_from_signal(np.asarray(targets).reshape(*shape, targets.shape[1]))
     objective = SampleRegression(coords, targets, device, cfg.train.batch_size, scorer, chunk)
     run = TaskRun(progress, should_stop, on_progress)
     final = run.fit(field, objective, cfg.train, device=device, checkpoint=checkpoint)

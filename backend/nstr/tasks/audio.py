@@ -102,7 +102,7 @@ def fit_audio(audio: Audio, cfg: RunConfig, *, checkpoint: Any = None,
         return {"snr_db": snr_db(x, pred.reshape(-1) * peak)}
 
     fit = fit_samples(coords, (x / peak)[:, None], cfg, score, checkpoint=checkpoint, on_progress=on_progress,
-                      should_stop=should_stop, chunk=opts.eval_chunk, progress=progress)
+                      should_stop=should_stop, chunk=opts.eval_chunk, progress=progress, shape=(n,))
     reconstruction = (fit.prediction.reshape(-1) * peak).astype(np.float32)
     metrics = {"snr_db": round(snr_db(x, reconstruction), 4)}
     report = fit.summary(TASK, cfg, metrics)

@@ -107,7 +107,7 @@ def fit_image(image: np.ndarray, cfg: RunConfig, *, checkpoint: Any = None,
     opts: ImageOptions = cfg.task
     fit = fit_samples(coords, targets, cfg, image_scorer(image, opts.ssim_during_training),
                       checkpoint=checkpoint, on_progress=on_progress, should_stop=should_stop,
-                      chunk=opts.eval_chunk, progress=progress)
+                      chunk=opts.eval_chunk, progress=progress, shape=(h, w))
     reconstruction = np.clip(fit.prediction.reshape(h, w, c) * 0.5 + 0.5, 0.0, 1.0).astype(np.float32)
     metrics = {"psnr": round(psnr(image, reconstruction), 4), "ssim": round(ssim(image, reconstruction), 5)}
     report = fit.summary(TASK, cfg, metrics)

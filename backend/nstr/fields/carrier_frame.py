@@ -1,0 +1,126 @@
+"""The banded NSTR's carriers laid out as a constant-Q frame: octaves x directions.
+
+Carrier radii (cycles per unit) fall by ``rho = 2^(1/per_octave)`` from the top, whose band ends at the
+band limit; in 2-D each radius carries ``directions`` carriers at angles spread evenly over a half turn
+(a complex envelope covers the opposite half). Each carrier owns a CELL of the frequency plane
+(``r / sqrt(rho) .. r sqrt(rho)`` in radius, ``+- pi / (2 directions)`` in angle): it may move inside it
+(learnable) or start at the signal's strongest FFT peak inside it (:func:`peak_offsets`).
+
+Its envelope's bandwidth is ``q r`` with ``q = overlap (rho - 1) / (rho + 1)``: at ``overlap = 1`` the
+bands ``[r (1 - q), r (1 + q)]`` of neighbouring radii just touch, so together they tile the spectrum
+from the base field's cut-off up to the band limit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from nstr.fields.cosine_basis import terms_for_bandwidth
+
+
+@dataclass(frozen=True)
+class CarrierFrame:
+    """Where the carriers sit and how fine each envelope may be. All frequencies in cycles per unit."""
+
+    radii: tuple[float, ...]  # per carrier, the cell's centre radius
+    angles: tuple[float, ...]  # per carrier (radians; 0 in 1-D)
+    terms: tuple[int, ...]  # per carrier, envelope terms per axis (band limit, then the budget)
+    cap_terms: tuple[int, ...]  # per carrier, the band limit's terms per axis
+    q: float  # envelope bandwidth / carrier radius at the band limit
+    rho: float  # radius ratio of neighbouring cells
+    base_terms: int  # the coarse base field's terms per axis
+    dim: int
+
+    @property
+    def count(self) -> int:
+        return len(self.radii)
+
+    @property
+    def half_angle(self) -> float:
+        """Half the angular width of a cell (2-D)."""
+        n_dirs = len(set(self.angles))
+        return math.pi / (2 * n_dirs) if self.dim > 1 else 0.0
+
+
+def build_frame(dim: int, max_freq: float, min_freq: float, per_octave: int, directions: int, overlap: float,
+                resolution: int) -> CarrierFrame:
+    """The frame for a ``dim``-D signal with band limit ``max_freq``.
+
+    Radii go down from the top until a band's lower edge would fall below ``min_freq``; the base field
+    covers everything below the lowest band. ``resolution`` caps the finest carrier's envelope terms per
+    axis; the others scale with their radius (constant Q), each never above its own band limit.
+    """
+    rho = 2.0 ** (1.0 / per_octave)
+    q = overlap * (rho - 1.0) / (rho + 1.0)
+    top = max_freq / (1.0 + q)
+    radii_1d: list[float] = []
+    r = top
+    while r * (1.0 - q) >= min_freq or not radii_1d:
+        radii_1d.append(r)
+        r /= rho
+        if len(radii_1d) > 64:
+            break
+    n_dirs = 1 if dim == 1 else directions
+    angles_1d = [0.0] if dim == 1 else [math.pi * j / n_dirs for j in range(n_dirs)]
+    caps_1d = [terms_for_bandwidth(q * rr) for rr in radii_1d]
+    scaled = [max(1, min(cap, int(round(resolution * rr / top)))) for rr, cap in zip(radii_1d, caps_1d)]
+    radii, angles, terms, caps = [], [], [], []
+    for rr, cap, n in zip(radii_1d, caps_1d, scaled):
+        for a in angles_1d:
+            radii.append(rr)
+            angles.append(a)
+            terms.append(n)
+            caps.append(cap)
+    base = terms_for_bandwidth(radii_1d[-1] * (1.0 - q))
+    return CarrierFrame(tuple(radii), tuple(angles), tuple(terms), tuple(caps), q, rho, max(base, 1), dim)
+
+
+def grid_spectrum(values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The power spectrum of a signal on the tasks' regular grid ``(*shape, C)`` (channels summed) and, per
+    field axis (x first), the frequency of every bin in cycles per unit (the longest axis spans 2 units)."""
+    shape = values.shape[:-1]
+    longest = max(shape)
+    centred = values - values.reshape(-1, values.shape[-1]).mean(0)
+    power = (np.abs(np.fft.fftn(centred, axes=tuple(range(len(shape))))) ** 2).sum(-1)
+    freqs = [np.fft.fftfreq(n) * longest / 2.0 for n in shape]
+    return power, freqs[::-1]  # array axes are (row, col) = (y, x); field axes are (x, y)
+
+
+def peak_offsets(frame: CarrierFrame, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per carrier, the (log-radius, angle) offset from its cell centre to the strongest FFT bin of the
+    signal inside its cell; (0, 0) where the cell holds no bin."""
+    power, freqs = grid_spectrum(values)
+    if frame.dim == 1:
+        fx = freqs[0]
+        pts = np.stack([fx], -1)
+        pw = power
+    else:
+        fy, fx = np.meshgrid(freqs[1], freqs[0], indexing="ij")  # power is (rows=y, cols=x)
+        pts = np.stack([fx.ravel(), fy.ravel()], -1)
+        pw = power.ravel()
+    radius = np.linalg.norm(pts, axis=1)
+    # a complex envelope of a real signal: fold every bin onto the half-plane angle in [0, pi)
+    angle = np.mod(np.arctan2(pts[:, 1], pts[:, 0]), math.pi) if frame.dim > 1 else np.zeros(len(pts))
+    if frame.dim == 1:
+        keep = pts[:, 0] > 0
+        radius, angle, pw = radius[keep], angle[keep], pw[keep]
+    half_log = 0.5 * math.log(frame.rho)
+    d_log = np.zeros(frame.count)
+    d_ang = np.zeros(frame.count)
+    for i, (r0, a0) in enumerate(zip(frame.radii, frame.angles)):
+        with np.errstate(divide="ignore"):
+            lr = np.log(np.maximum(radius, 1e-12) / r0)
+        inside = np.abs(lr) < half_log
+        if frame.dim > 1:
+            da = (angle - a0 + math.pi / 2) % math.pi - math.pi / 2
+            inside &= np.abs(da) < frame.half_angle
+        if not inside.any():
+            continue
+        j = np.flatnonzero(inside)[np.argmax(pw[inside])]
+        d_log[i] = lr[j]
+        if frame.dim > 1:
+            d_ang[i] = da[j]
+    return d_log, d_ang

@@ -1,0 +1,208 @@
+"""Banded NSTR (issue 28, ``field.variant=banded``): quadrature carriers under band-limited envelopes.
+
+    f(x) = base(x) + sum_i u_i Re( c_i(x) exp(i w_i . x) )   [+ bound * tanh(MLP(carriers))]
+
+* ``w_i``: a constant-Q frame of carriers, octaves x directions (:mod:`nstr.fields.carrier_frame`),
+  each learnable inside its own cell, or started at the signal's strongest FFT peak in its cell.
+* ``c_i(x) = a_i(x) + i b_i(x)``: the complex envelope (a cos and a sin weight: the phase is free, so
+  the carrier can also shift its frequency, ``w_i + grad arg c_i``). It lives on the band-limited
+  cosine basis (:mod:`nstr.fields.cosine_basis`) with at most ``q |w_i|`` cycles per unit: it can
+  modulate its carrier but never carry detail. Carrier i's output therefore lies in the band
+  ``|w_i| (1 +- q)``, and the bands tile the spectrum: which carrier holds which frequency is fixed,
+  so the readout is identifiable.
+* ``base(x)``: a coarse field on the same basis for everything below the lowest band.
+* ``u_i``: the carrier's colour (m > 1 outputs only; the envelope is shared by the channels).
+* The synthesis is LINEAR in the modulated carriers. An optional bounded nonlinear residual
+  (``band_residual_width > 0``) follows; its share of the output's energy is logged as
+  ``residual_share``.
+
+The readout (``spectral_state``, for :func:`nstr.spectral.spectral_flow`) comes from one forward pass:
+the power ``P_i(x) = |c_i(x)|^2 |u_i|^2`` of each carrier weights the carriers' instantaneous
+frequencies ``w_i + grad arg c_i`` (see :func:`carrier_readout` for the dominant wavelength and
+direction). There is no transport network yet (issue 28, design 6): ``F`` is zero, so the transport
+diagnostics read "nothing predicted" (gain 1.0) by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from nstr.config import FieldConfig
+from nstr.errors import ConfigError
+from nstr.fields.base import Field
+from nstr.fields.carrier_frame import CarrierFrame, build_frame, peak_offsets
+from nstr.fields.cosine_basis import axis_terms, cutoff, expand
+from nstr.fields.mlp import MLP
+from nstr.fields.nstr import SpectralState
+
+_EPS = 1e-12
+
+
+@dataclass
+class CarrierState:
+    """Each carrier's complex envelope and its gradient at N points (envelope units, before colour)."""
+
+    re: Tensor  # (N, K)
+    im: Tensor  # (N, K)
+    grad_re: Tensor | None  # (N, K, d)
+    grad_im: Tensor | None  # (N, K, d)
+
+
+class BandedNSTRField(Field):
+    is_spectral = True
+    default_lr = 1e-2
+    adam_eps = 1e-15
+
+    def __init__(self, cfg: FieldConfig, in_dim: int, out_dim: int, max_freq: float) -> None:
+        super().__init__(in_dim, out_dim)
+        if in_dim not in (1, 2):
+            raise ConfigError(f"field.variant=banded fits audio (1-D) and images (2-D), not {in_dim}-D fields "
+                              "such as SDFs and NeRF", "Use field.variant=classic for SDF and NeRF jobs")
+        frame = build_frame(in_dim, max_freq, cfg.min_freq, cfg.band_per_octave, cfg.band_directions,
+                            cfg.band_overlap, cfg.band_resolution)
+        self.frame, self.K, self.freq_lr_scale = frame, frame.count, cfg.freq_lr_scale
+        self.carrier_mode = cfg.band_carriers
+        # groups of carriers sharing an envelope size: one batched basis expansion each
+        self.groups: list[tuple[int, list[int]]] = []
+        for n in sorted(set(frame.terms)):
+            self.groups.append((n, [i for i, t in enumerate(frame.terms) if t == n]))
+        shape = (lambda n: (n,)) if in_dim == 1 else (lambda n: (n, n))
+        self.envelopes = nn.ParameterList(
+            nn.Parameter(torch.zeros(2 * len(idx), *shape(n))) for n, idx in self.groups)  # re rows, then im
+        self.order = torch.tensor([i for _, idx in self.groups for i in idx])  # group order -> carrier index
+        self.base = nn.Parameter(torch.zeros(out_dim, *shape(frame.base_terms)))
+        self.colour = nn.Parameter(torch.ones(self.K, out_dim)) if out_dim > 1 else None
+        learn = cfg.learn_freqs
+        self.radius_shift = nn.Parameter(torch.zeros(self.K), requires_grad=learn)  # pre-tanh, inside the cell
+        self.angle_shift = nn.Parameter(torch.zeros(self.K), requires_grad=learn and in_dim > 1)
+        self.register_buffer("cell_radius", torch.tensor(frame.radii, dtype=torch.float32), persistent=False)
+        self.register_buffer("cell_angle", torch.tensor(frame.angles, dtype=torch.float32), persistent=False)
+        self.residual = (MLP(self.K, out_dim, cfg.band_residual_width, 1, activation="silu")
+                         if cfg.band_residual_width > 0 else None)
+        self.residual_bound = cfg.band_residual_bound
+
+    # --- carriers
+    @property
+    def omega(self) -> Tensor:
+        """Carrier angular frequencies (K, d), each inside its cell."""
+        half_log = 0.5 * math.log(self.frame.rho)
+        radius = self.cell_radius * torch.exp(torch.tanh(self.radius_shift) * half_log)
+        if self.in_dim == 1:
+            return (2 * math.pi * radius).unsqueeze(1)
+        angle = self.cell_angle + torch.tanh(self.angle_shift) * self.frame.half_angle
+        return 2 * math.pi * radius.unsqueeze(1) * torch.stack([torch.cos(angle), torch.sin(angle)], 1)
+
+    def init_from_signal(self, values: np.ndarray) -> None:
+        """``band_carriers=peaks``: move each carrier to the signal's strongest FFT bin in its cell."""
+        if self.carrier_mode != "peaks":
+            return
+        d_log, d_ang = peak_offsets(self.frame, values)
+        half_log = 0.5 * math.log(self.frame.rho)
+        with torch.no_grad():
+            self.radius_shift.copy_(torch.atanh(torch.as_tensor(d_log / half_log, dtype=torch.float32).clamp(-0.99, 0.99)))
+            if self.in_dim > 1:
+                ratio = torch.as_tensor(d_ang / self.frame.half_angle, dtype=torch.float32).clamp(-0.99, 0.99)
+                self.angle_shift.copy_(torch.atanh(ratio))
+
+    # --- envelopes
+    def carrier_state(self, x: Tensor, with_gradient: bool) -> CarrierState:
+        n_max = max(n for n, _ in self.groups)
+        values, derivs = axis_terms(x, n_max, with_gradient)
+        res, ims, gres, gims = [], [], [], []
+        for (n, idx), coeffs in zip(self.groups, self.envelopes):
+            v = values[..., :n]
+            dv = None if derivs is None else derivs[..., :n]
+            out, grad = expand(coeffs, v, dv)
+            g = len(idx)
+            res.append(out[:, :g])
+            ims.append(out[:, g:])
+            if grad is not None:
+                gres.append(grad[:, :g])
+                gims.append(grad[:, g:])
+        inverse = torch.argsort(self.order.to(x.device))
+        re = torch.cat(res, 1)[:, inverse]
+        im = torch.cat(ims, 1)[:, inverse]
+        if not with_gradient:
+            return CarrierState(re, im, None, None)
+        return CarrierState(re, im, torch.cat(gres, 1)[:, inverse], torch.cat(gims, 1)[:, inverse])
+
+    def _colour_norm2(self) -> Tensor:
+        return torch.ones(self.K) if self.colour is None else self.colour.pow(2).sum(1)
+
+    def _synthesis(self, x: Tensor, cs: CarrierState) -> tuple[Tensor, Tensor | None]:
+        """The output and (with a residual) the residual's part of it."""
+        theta = x @ self.omega.t()
+        carriers = cs.re * torch.cos(theta) - cs.im * torch.sin(theta)  # Re(c e^{i theta}), (N, K)
+        base, _ = expand(self.base, *axis_terms(x, self.frame.base_terms, False))
+        linear = base + (carriers.sum(-1, keepdim=True) if self.colour is None else carriers @ self.colour)
+        if self.residual is None:
+            return linear, None
+        r = self.residual_bound * torch.tanh(self.residual(carriers))
+        return linear + r, r
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._synthesis(x, self.carrier_state(x, with_gradient=False))[0]
+
+    def training_terms(self, x: Tensor, pde_fraction: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+        y, r = self._synthesis(x, self.carrier_state(x, with_gradient=False))
+        if r is None:
+            return y, {}
+        share = r.detach().pow(2).sum() / (y.detach().pow(2).sum() + _EPS)
+        return y, {"residual_share": share}
+
+    # --- the readout
+    def spectral_state(self, x: Tensor) -> SpectralState:
+        """S = carrier power, freqs = instantaneous frequency, J = dS/dx (exact), F = 0 (no transport)."""
+        cs = self.carrier_state(x, with_gradient=True)
+        assert cs.grad_re is not None and cs.grad_im is not None
+        scale = self._colour_norm2().to(x.device)
+        mag2 = cs.re.pow(2) + cs.im.pow(2)
+        power = mag2 * scale
+        dpower = 2 * (cs.re.unsqueeze(-1) * cs.grad_re + cs.im.unsqueeze(-1) * cs.grad_im) * scale[:, None]
+        dphase = (cs.re.unsqueeze(-1) * cs.grad_im - cs.im.unsqueeze(-1) * cs.grad_re) / (mag2.unsqueeze(-1) + _EPS)
+        freqs = self.omega.unsqueeze(0) + dphase
+        return SpectralState(S=power, J=dpower, F=torch.zeros_like(dpower), freqs=freqs)
+
+    def envelope_cutoffs(self) -> list[float]:
+        """Per carrier, the highest frequency (cycles per unit, per axis) its envelope can hold."""
+        return [cutoff(n) for n in self.frame.terms]
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        shifts = [p for p in (self.radius_shift, self.angle_shift) if p.requires_grad]
+        ids = {id(p) for p in shifts}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
+        groups = [{"params": rest, "lr": lr}]
+        if shifts:
+            groups.append({"params": shifts, "lr": lr * self.freq_lr_scale})
+        return groups
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        f = self.frame
+        out.update(K=self.K, variant="banded", carriers=self.carrier_mode, q=round(f.q, 4),
+                   octave_radii=sorted(set(round(r, 3) for r in f.radii), reverse=True),
+                   directions=len(set(f.angles)), envelope_terms=sorted(set(f.terms), reverse=True),
+                   envelope_terms_at_band_limit=sorted(set(f.cap_terms), reverse=True), base_terms=f.base_terms,
+                   residual=self.residual is not None)
+        return out
+
+
+def carrier_readout(field: BandedNSTRField, x: Tensor) -> dict[str, Tensor]:
+    """The readout in one forward pass: per point, the carriers' powers (N, K), the power-weighted
+    instantaneous frequency ``frequency`` (cycles per unit) and its ``wavelength``, and the unit
+    ``direction`` (N, d) of the strongest carrier's instantaneous frequency."""
+    with torch.no_grad():
+        st = field.spectral_state(x)
+    radius = st.freqs.norm(dim=-1) / (2 * math.pi)
+    total = st.S.sum(-1) + _EPS
+    nu = (st.S * radius).sum(-1) / total
+    top = st.S.argmax(-1)
+    vec = st.freqs[torch.arange(x.shape[0]), top]
+    return {"power": st.S, "frequency": nu, "wavelength": 1.0 / nu.clamp_min(_EPS),
+            "direction": vec / vec.norm(dim=-1, keepdim=True).clamp_min(_EPS)}

@@ -1,0 +1,163 @@
+#!/usr/bin/env python
+"""Banded NSTR (issue 28) against classic NSTR and the hash grid, at matched parameters, in ONE run.
+
+Cases: the 1-D chirp (200 -> 4000 Hz), the downward sweep (5000 -> 300 Hz, tonal), a three-note chord,
+the shared speech clip, the drifting texture, and skimage's brick() and grass(). Per case the budgets
+are the banded frame's complete size (``cap``: every envelope at its band limit), half of it, and, for
+the hash grid only, four times the cap (the issue's "match the hash grid with <= 1/4 of its parameters").
+Every model trains the same steps with the same batch. Printed per row: accuracy (SNR dB for audio,
+PSNR dB for images), parameters, steps/s, the model-independent measured readout's rho against the
+reference, and for NSTR its own readout's rho and calibration slope (truth: analytic where there is one,
+else the measured readout of the INPUT; see bench_spectral.readout_reference).
+
+    flock /tmp/nstr-bench.lock env OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_banded.py --out bench/banded
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "backend"))
+sys.path.insert(0, str(REPO / "scripts"))
+
+MODELS = {
+    "banded": {"model": "nstr", "variant": "banded"},
+    "banded+peaks": {"model": "nstr", "variant": "banded", "field.band_carriers": "peaks"},
+    "nstr(classic)": {"model": "nstr"},
+    "hashgrid": {"model": "hashgrid"},
+}
+
+
+def chord(n: int = 4096, rate: int = 16000) -> object:
+    """A C-major triad (261.6, 329.6, 392.0 Hz) with two decaying harmonics each: a tonal clip."""
+    from nstr.signals.audio_io import Audio
+
+    t = np.arange(n) / rate
+    x = sum(a * np.sin(2 * np.pi * f * h * t) / h for f, a in ((261.6, 0.3), (329.6, 0.25), (392.0, 0.2))
+            for h in (1, 2, 3))
+    return Audio(x.astype(np.float32), rate, 32, "float")
+
+
+def cases(image_size: int, image_crop: int) -> dict:
+    """name -> (kind, signal, analytic truth per sample / pixel or None)."""
+    from nstr.signals.synthetic import skimage_image
+    from bench_spectral import _signal_cases
+
+    out = dict(_signal_cases(argparse.Namespace()))
+    out["chord"] = ("audio", chord(), None)
+    for name in ("brick", "grass"):
+        out[name] = ("image", skimage_image(name, image_size, image_crop), None)
+    return out
+
+
+def banded_cap(kind: str, sig) -> int:  # noqa: ANN001
+    """Parameters of the complete banded frame for this signal (every envelope at its band limit)."""
+    from nstr.fields import build_field
+    from nstr.signals.fitting import with_band_limit
+    from nstr.tasks.audio import audio_config
+    from nstr.tasks.image import image_config
+
+    if kind == "audio":
+        shape, out_dim = (len(sig.samples),), 1
+        cfg = audio_config("quick", MODELS["banded"])
+    else:
+        shape, out_dim = sig.shape[:2], sig.shape[2]
+        cfg = image_config("quick", MODELS["banded"])
+    return build_field(with_band_limit(cfg.field, shape), len(shape), out_dim).n_params
+
+
+def run(kind: str, sig, truth, model: str, budget: int, args: argparse.Namespace) -> dict:  # noqa: ANN001
+    from bench_spectral import readout_reference
+    from nstr.errors import NSTRError
+    from nstr.tasks.audio import audio_config, audio_flow, fit_audio
+    from nstr.tasks.image import fit_image, image_config, image_flow
+    from nstr.validation.scores import calibration_slope, spearman
+
+    over = {**MODELS[model], "params": budget, "steps": args.steps, "seed": args.seed, "device": "cpu",
+            "batch_size": args.batch_size}
+    row: dict = {"model": model, "budget": budget}
+    t0 = time.perf_counter()
+    try:
+        if kind == "audio":
+            res = fit_audio(sig, audio_config("quick", over))
+            flow, acc = audio_flow(res), res.metrics["snr_db"]
+        else:
+            res = fit_image(sig, image_config("quick", {**over, "task.ssim_during_training": False}))
+            flow, acc = image_flow(res), res.metrics["psnr"]
+    except NSTRError as err:
+        return {**row, "error": str(err)}
+    ref, mask = readout_reference(kind, sig, truth)
+    row.update(params=res.report["params"], acc=acc, steps_per_second=res.report["steps_per_second"],
+               wall_s=round(time.perf_counter() - t0, 1), steps=res.report["steps"])
+    for key, label in (("local_frequency", "measured"), ("spectral_frequency", "internal")):
+        if key in flow:
+            x, t = flow[key][mask].ravel(), ref[mask].ravel()
+            row[f"{label}_rho"] = spearman(x, t)
+            row[f"{label}_slope"] = calibration_slope(x, t)
+    share = (res.report.get("final_terms") or {}).get("residual_share")
+    if share is not None:
+        row["residual_share"] = share
+    return row
+
+
+def main(argv: list[str] | None = None) -> None:
+    import torch
+
+    from bench_spectral import _f, _load
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="bench/banded")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cases", nargs="*")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--image-crop", type=int, default=128)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    t_start = time.perf_counter()
+    for name, (kind, sig, truth) in cases(args.image_size, args.image_crop).items():
+        if args.cases and name not in args.cases:
+            continue
+        cap = banded_cap(kind, sig)
+        plan = [(m, cap // 2) for m in MODELS] + [(m, cap) for m in MODELS if m != "banded+peaks"]
+        plan.append(("hashgrid", 4 * cap))
+        for model, budget in plan:
+            row = {"case": name, "truth": "analytic" if truth is not None else "input's measured readout",
+                   "cap": cap, **run(kind, sig, truth, model, budget, args)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            (out / "banded.json").write_text(json.dumps(rows, indent=1))
+    head = (f"{args.steps} steps, batch {args.batch_size}, seed {args.seed}, preset quick, device CPU "
+            f"({os.cpu_count()} cores, {platform.machine()}, torch threads 1), total "
+            f"{time.perf_counter() - t_start:.0f} s, load: {_load()}\n\n"
+            "| case | model | budget | params | SNR/PSNR dB | steps/s | measured rho | own readout rho | "
+            "own slope | readout truth |\n|" + "---|" * 10)
+    lines = [head]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['case']} | {r['model']} | {r['budget']:,} | error: {r['error']} |")
+            continue
+        lines.append(f"| {r['case']} | {r['model']} | {r['budget']:,} | {r['params']:,} | {_f(r['acc'], '{:.2f}')} | "
+                     f"{_f(r['steps_per_second'], '{:.1f}')} | {_f(r.get('measured_rho'), '{:.3f}')} | "
+                     f"{_f(r.get('internal_rho'), '{:.3f}')} | {_f(r.get('internal_slope'), '{:.3f}')} | "
+                     f"{r['truth']} |")
+    md = "\n".join(lines) + "\n"
+    (out / "banded.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Banded NSTR (issue 28): its own readout against analytic truth, seed agreement, the envelopes' band
+limit (a known-answer DCT test), the FFT-peak start, the budget, and the refusal of 3-D jobs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.fft
+import torch
+
+from nstr.config import FieldConfig
+from nstr.errors import ConfigError
+from nstr.fields import BandedNSTRField, NSTRField, build_field
+from nstr.fields.cosine_basis import cutoff
+from nstr.signals.synthetic import chirp, chirp_frequency_hz, drifting_texture, drifting_texture_frequency
+from nstr.tasks.audio import audio_config, audio_flow, fit_audio
+from nstr.tasks.image import fit_image, image_config, image_flow
+from nstr.validation.scores import calibration_slope, spearman
+
+BANDED = {"model": "nstr", "variant": "banded", "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def chirp_fits() -> dict[int, tuple]:
+    """A 200 -> 4000 Hz chirp (1024 samples at 16 kHz), two seeds, batches of a quarter of the clip (so the
+    seed changes what each step sees), fitted at the frame's band limit."""
+    torch.set_num_threads(1)
+    sig = chirp(1024, 16000, 200.0, 4000.0)
+    out = {}
+    for seed in (0, 1):
+        res = fit_audio(sig, audio_config("quick", {**BANDED, "seed": seed, "steps": 150, "batch_size": 256}))
+        out[seed] = (res, audio_flow(res))
+    return out
+
+
+def test_chirp_readout_follows_the_true_frequency_calibrated(chirp_fits) -> None:  # noqa: ANN001
+    truth = chirp_frequency_hz(1024, 16000, 200.0, 4000.0)
+    core = slice(64, -64)
+    for res, flow in chirp_fits.values():
+        assert res.metrics["snr_db"] > 20.0
+        read = flow["spectral_frequency"][core]
+        assert spearman(read, truth[core]) >= 0.9
+        assert 0.8 <= calibration_slope(read, truth[core]) <= 1.25
+        assert np.median(np.abs(read / truth[core] - 1)) < 0.1
+
+
+def test_two_seeds_read_the_same_frequencies(chirp_fits) -> None:  # noqa: ANN001
+    a, b = (chirp_fits[s][1]["spectral_frequency"][64:-64] for s in (0, 1))
+    assert not np.array_equal(a, b)  # the seeds did train differently
+    assert spearman(a, b) >= 0.9
+
+
+def test_drifting_texture_readout_follows_the_true_frequency() -> None:
+    torch.set_num_threads(1)
+    size = 48
+    res = fit_image(drifting_texture(size), image_config("quick", {**BANDED, "steps": 150}))
+    read = image_flow(res)["spectral_frequency"][8:-8, 8:-8].ravel()
+    truth = drifting_texture_frequency(size)[8:-8, 8:-8].ravel()
+    assert res.metrics["psnr"] > 30.0
+    assert spearman(read, truth) >= 0.9
+    assert 0.8 <= calibration_slope(read, truth) <= 1.25
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_envelope_spectrum_is_empty_above_its_cutoff(dim: int) -> None:
+    """Random envelopes sampled at cell midpoints: their DCT-II (exactly the basis there) holds nothing
+    above the carrier's term count, something at its last term, and the cut-off is within q |w_i|."""
+    torch.manual_seed(0)
+    field = BandedNSTRField(FieldConfig(variant="banded"), dim, 1, max_freq=64.0)
+    with torch.no_grad():
+        for p in field.envelopes:
+            p.normal_()
+    m = 160
+    mid = (torch.arange(m, dtype=torch.float64) + 0.5) / m * 2 - 1
+    x = mid[:, None] if dim == 1 else torch.stack(torch.meshgrid(mid, mid, indexing="xy"), -1).reshape(-1, 2)
+    with torch.no_grad():
+        cs = field.double().carrier_state(x, with_gradient=False)
+    radii = field.omega.detach().norm(dim=1) / (2 * math.pi)
+    for i, n in enumerate(field.frame.terms):
+        assert cutoff(n) <= field.frame.q * field.frame.radii[i] + 1e-9
+        assert abs(radii[i].item() / field.frame.radii[i] - 1) < 1e-6
+        g = next(j for j, (_, idx) in enumerate(field.groups) if i in idx)
+        row = field.groups[g][1].index(i)
+        for part, k in ((cs.re[:, i], row), (cs.im[:, i], len(field.groups[g][1]) + row)):
+            grid = part.numpy().reshape((m,) if dim == 1 else (m, m))
+            spec = scipy.fft.dctn(grid, type=2)  # M a_k per axis, 2M a_0: the coefficients come back
+            for axis in range(dim):
+                spec[(slice(None),) * axis + (0,)] /= 2
+            spec /= m**dim
+            above = spec.copy()
+            above[(slice(0, n),) * dim] = 0.0
+            assert np.abs(above).max() <= 1e-9 * np.abs(spec).max()
+            coeffs = field.envelopes[g][k].detach().numpy()
+            np.testing.assert_allclose(spec[(slice(0, n),) * dim].T if dim == 2 else spec[:n], coeffs, atol=1e-9)
+
+
+def test_peaks_start_puts_each_carrier_on_the_tone_in_its_cell() -> None:
+    """A two-tone clip: the carriers whose cells hold the tones start on them (within one FFT bin)."""
+    n = 2048
+    t = (np.arange(n) + 0.5) / n * 2 - 1  # field coordinates: 1024 samples per unit
+    tones = (37.3, 203.0)  # cycles per unit
+    values = (np.sin(2 * np.pi * tones[0] * t) + 0.5 * np.sin(2 * np.pi * tones[1] * t))[:, None]
+    field = BandedNSTRField(FieldConfig(variant="banded", band_carriers="peaks"), 1, 1, max_freq=n / 4)
+    field.init_from_signal(values)
+    radii = field.omega.detach()[:, 0].numpy() / (2 * np.pi)
+    for tone in tones:
+        cell = int(np.argmin(np.abs(np.log(np.asarray(field.frame.radii) / tone))))
+        assert abs(radii[cell] - tone) <= 0.5  # FFT bins are 0.5 cycles per unit apart
+    untouched = BandedNSTRField(FieldConfig(variant="banded"), 1, 1, max_freq=n / 4)
+    untouched.init_from_signal(values)  # band_carriers=centre: the cell centres stay
+    np.testing.assert_allclose(untouched.omega.detach()[:, 0].numpy() / (2 * np.pi), untouched.frame.radii, rtol=1e-6)
+
+
+def test_budget_resizes_the_envelopes_and_the_default_stays_classic() -> None:
+    cfg = FieldConfig(variant="banded", params=600, max_freq=256.0)
+    field = build_field(cfg, 1, 1)
+    assert isinstance(field, BandedNSTRField)
+    assert abs(field.n_params - 600) <= 0.05 * 600
+    full = build_field(FieldConfig(variant="banded", max_freq=256.0), 1, 1)
+    assert full.n_params > 1000 and max(field.frame.terms) < max(full.frame.terms)
+    assert isinstance(build_field(FieldConfig(max_freq=256.0), 1, 1), NSTRField)
+
+
+def test_banded_refuses_3d_fields_with_the_fix() -> None:
+    with pytest.raises(ConfigError) as err:
+        build_field(FieldConfig(variant="banded"), 3, 1)
+    assert "field.variant=classic" in str(err.value)
+    with pytest.raises(ConfigError, match="variant"):
+        audio_config("quick", {"variant": "wavy"})
