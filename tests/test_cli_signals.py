@@ -225,3 +225,19 @@ def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path: Path, camera_png:
     assert len(lines) == 1, r.stderr
     assert BAD[kind] in lines[0], lines[0]
     assert camera_png.is_file() and camera_png.stat().st_size > 0  # the user's input is never touched
+
+
+@pytest.mark.parametrize("task", ["sdf", "nerf"])
+def test_mesh_fit_help_says_what_the_code_does(task: str) -> None:
+    """The claims in `nstr fit sdf|nerf --help` that can drift from the code: every model gets the
+    detail maps (they once said "NSTR only"), and the resolution ranges are the presets' own."""
+    from nstr.tasks.sdf import sdf_config
+
+    r = nstr("fit", task, "--help")
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    assert "NSTR only" not in text and "detail maps" in text
+    if task == "sdf":
+        for preset in ("quick", "default", "high"):
+            t = sdf_config(preset).task
+            assert f"{preset} {t.resolution_min}-{t.resolution_max}" in text

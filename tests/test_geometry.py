@@ -291,6 +291,20 @@ def test_exports_round_trip(sphere: trimesh.Trimesh, tmp_path: Path) -> None:
         write_mesh(tmp_path / f"out{suffix}", arrays)
     ply = trimesh.load(tmp_path / "out.ply", process=False)
     assert len(ply.vertices) == n and tuple(ply.visual.vertex_colors[0]) == (255, 128, 0, 255)
+    # with detail maps, viewers show the detail size, and the maps travel as vertex properties
+    detail = {**arrays, "color_detail": np.tile(np.array([[0.0, 0.2, 1.0, 1.0]], np.float32), (n, 1)),
+              "detail_wavelength": np.full(n, 0.25, np.float32), "detail_state": np.full(n, 2, np.uint8),
+              "detail_direction": np.tile(np.array([[0.0, 1.0, 0.0]], np.float32), (n, 1))}
+    write_mesh(tmp_path / "detail.ply", detail)
+    write_mesh(tmp_path / "detail.glb", detail)
+    raw = trimesh.load(tmp_path / "detail.ply", process=False)
+    assert tuple(raw.visual.vertex_colors[0]) == (0, 51, 255, 255)
+    columns = raw.metadata["_ply_raw"]["vertex"]["data"]
+    assert columns["detail_wavelength"][0] == pytest.approx(0.25) and columns["detail_state"][0] == 2
+    assert columns["detail_direction_y"][0] == 1.0
+    assert "_DETAIL_WAVELENGTH" in trimesh.load(tmp_path / "detail.glb", force="mesh", process=False).vertex_attributes
+    write_mesh(tmp_path / "albedo.ply", detail, primary="color_bandwidth")      # a NeRF's baked albedo, say
+    assert tuple(trimesh.load(tmp_path / "albedo.ply", process=False).visual.vertex_colors[0]) == (255, 255, 255, 255)
     assert "property float local_frequency" in (tmp_path / "out.ply").read_bytes()[:2000].decode("ascii", "replace")
     np.testing.assert_allclose(ply.metadata["_ply_raw"]["vertex"]["data"]["local_frequency"], arrays["local_frequency"])
     glb = trimesh.load(tmp_path / "out.glb", force="mesh", process=False)

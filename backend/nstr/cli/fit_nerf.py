@@ -15,7 +15,7 @@ DESCRIPTION = """Fit a radiance field (by default an SDF, NeuS-style, from the c
 or a density field: --geometry density; view-dependent colour from a small head) to the posed RGBA views of a dataset in the transforms.json convention (NeRF synthetic, instant-ngp,
 or one rendered by the Blender add-on), score it on the held-out test views (PSNR on [0, 1] and SSIM,
 over a white background) and extract a mesh (the SDF's zero level set, closed; or a density level)
-with baked vertex colours and, for NSTR, the spectral-flow attributes. Views with alpha (a transparent
+with baked vertex colours and the detail maps (any model; backend/docs/spectral-flow.md). Views with alpha (a transparent
 film) train with a mask loss; views without alpha still work (the border colour is the background).
 
 DATASET_DIR holds transforms_train.json (+ transforms_test.json / _val.json) or one transforms.json
@@ -93,11 +93,6 @@ def _save(result, output: Path, renders_dir: Path, no_mesh: bool) -> list[Path]:
     renders = save_renders(result, renders_dir)
     if not no_mesh:
         arrays = mesh_arrays(result)
-        if output.suffix.lower() != ".npz" and "color_albedo" in arrays:
-            # PLY/GLB show one colour set (export.PRIMARY_COLOR, the local-frequency map for SDFs); for a
-            # NeRF the colour a user expects is the baked albedo, so it takes that slot in these files.
-            arrays = {**arrays, "color_local_frequency": arrays["color_albedo"],
-                      **({"color_frequency_map": arrays["color_local_frequency"]}
-                         if "color_local_frequency" in arrays else {})}
-        write_mesh(output, arrays)
+        # PLY/GLB viewers show one colour set: for a NeRF the colour a user expects is the baked albedo
+        write_mesh(output, arrays, primary="color_albedo" if "color_albedo" in arrays else None)
     return renders

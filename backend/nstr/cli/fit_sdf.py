@@ -9,15 +9,18 @@ from nstr.cli.common import add_fit_arguments, check_fit_paths, overrides_from_a
 
 HELP = "fit a signed distance field to a mesh (OBJ/PLY/STL/OFF/GLB); extract it with spectral-flow colours"
 DESCRIPTION = """Fit a neural signed distance field to a triangle mesh (watertight or not), extract
-its zero level set with marching cubes, colour the vertices with the spectral-flow attributes
-(NSTR only: local frequency, bandwidth, drift, transport residual) and score the result against
+its zero level set with marching cubes, give every vertex the detail maps (any model: the detail's
+height per octave band, its wavelength, height, direction, creases, "no detail", what the fit lost;
+local frequency, bandwidth and drift said from them; NSTR adds its own spectrum and transport
+residual for research; backend/docs/spectral-flow.md) and score the result against
 the input: chamfer_l1, normal_consistency, fscore_1pct, iou (backend/docs/metrics.md). Components
 the input does not have (specks of the fit) are dropped unless --set task.keep_all_components=true;
 the report lists the input's and the result's components and genus.
 
 The output mesh is in the input's own coordinates, faces wound outward:
-  OUT.ply   vertex colours = local frequency; raw attributes as extra vertex properties
-  OUT.glb   COLOR_0 = local frequency; raw values and other colours as _CUSTOM attributes
+  OUT.ply   vertex colours = detail size (one log scale of wavelength; greys: no detail, coarser,
+            crease); raw attributes as extra vertex properties
+  OUT.glb   COLOR_0 = detail size; raw values and other colours as _CUSTOM attributes
   OUT.npz   every array plus meta_json (ranges, colour maps, metrics, timings)
 
 Examples:
@@ -32,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("mesh", type=Path, metavar="MESH", help="OBJ, PLY, STL, OFF, GLB or glTF mesh")
     add_fit_arguments(parser, output_help="output mesh: .ply, .glb or .npz (default: MESH_MODEL.ply)")
     parser.add_argument("--resolution", type=positive_int,
-                        help="marching-cubes grid points per axis (preset: quick 128, default 256, high 512)")
+                        help="marching-cubes grid points per axis (default: chosen from the mesh's thinnest feature, "
+                             "within the preset's task.resolution_min..max: quick 128-256, default 192-512, "
+                             "high 512-1024)")
     parser.add_argument("--mc", choices=MC_BACKENDS,
                         help="marching-cubes implementation (default: auto, torch on CUDA, else skimage)")
 
