@@ -521,19 +521,25 @@ def detail_colors(wavelength: np.ndarray, amplitude: np.ndarray, state: np.ndarr
 LOST_FLOOR_MULTIPLE = 3.0   # "detail lost" is flagged where the input's detail is taller by 3 floors
 
 
-def detail_lost(input_on_result: np.ndarray, faces: np.ndarray, result_amplitude: np.ndarray,
+def detail_lost(input_on_result: np.ndarray, faces: np.ndarray, result_bands: np.ndarray,
                 detail_meta: dict[str, Any], device: Any = "cpu") -> np.ndarray:
     """How much taller the input's detail is than the result's, per result vertex (input units).
 
-    ``input_on_result``: each result vertex moved to its closest point on the INPUT surface, so the
-    input is read with the result's own connectivity, bands and floor, and the two amplitudes are the
-    same measurement of two surfaces (no resampling between meshes). Positive: the fit smoothed the
-    input's detail away there."""
+    ``input_on_result``: each result vertex moved onto the INPUT surface, so the input is read with the
+    result's own connectivity, bands and floor (no resampling between meshes). Compared band by band:
+    the root sum over bands of the height the input has beyond the result's, so detail the result
+    holds at another wavelength (its own faceting) does not stand in for what it lost: the input's
+    height times the share of its band heights the result lacks, band by band. Shares of heights,
+    not of energies: a result that holds 0.8 of a ripple lost 0.2 of it (by energy, 0.6), and bands
+    split a ripple's height linearly, 0.6 / 0.4 at an edge (their energies sum to ~0.5 of its square).
+    Positive: the fit smoothed the input's detail away there."""
     bands = detail_meta["bands"]
     layout = BandLayout(float(bands[0]["shortest"]), len(bands))
     pts = SurfacePoints.from_vertices(input_on_result, faces)
     maps = surface_detail(pts, layout, None, device=device)
-    return (maps.amplitude - np.asarray(result_amplitude, np.float64)).astype(np.float32)
+    missing = np.clip(maps.bands - np.asarray(result_bands, np.float64), 0.0, None).sum(1)
+    share = missing / np.maximum(maps.bands.sum(1), 1e-300)
+    return (maps.amplitude * share).astype(np.float32)
 
 
 def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floor: float | None = None,
