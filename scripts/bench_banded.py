@@ -7,7 +7,10 @@ are the banded frame's complete size (``cap``: every envelope at its band limit)
 it (where the envelope sizes are either one shared factor or spent where the signal's power is,
 ``band_allocation=spectrum``), and, for the hash grid only, four times the cap (the issue's "match the
 hash grid with <= 1/4 of its parameters"). At the cap banded NSTR also runs with the reference basis
-(one cosine per term and point) for the speed before the sample-grid evaluation.
+(one cosine per term and point) for the speed before the sample-grid evaluation, and with the transport
+network (issue 28, design 6: ``band_transport`` joint or detached; classic NSTR with and without its PDE
+term): per NSTR row the held-out transport gain of F_theta, the same gain from the exact dS/dx, and the
+PDE residual (``pde_relative``).
 Every model trains the same steps with the same batch. Printed per row: accuracy (SNR dB for audio,
 PSNR dB for images), parameters, steps/s, the model-independent measured readout's rho against the
 reference, and for NSTR its own readout's rho and calibration slope (truth: analytic where there is one,
@@ -37,15 +40,18 @@ MODELS = {
     "banded": {"model": "nstr", "variant": "banded"},
     "banded+peaks": {"model": "nstr", "variant": "banded", "field.band_carriers": "peaks"},
     "banded+spectrum": {"model": "nstr", "variant": "banded", **SPECTRUM},
-    "banded+peaks+spectrum": {"model": "nstr", "variant": "banded", "field.band_carriers": "peaks", **SPECTRUM},
     "banded (reference basis)": {"model": "nstr", "variant": "banded"},  # one cosine per term: the old speed
+    "banded+transport(joint)": {"model": "nstr", "variant": "banded", "field.band_transport": "joint"},
+    "banded+transport(detached)": {"model": "nstr", "variant": "banded", "field.band_transport": "detached"},
     "nstr(classic)": {"model": "nstr"},
+    "nstr(classic) lambda=0": {"model": "nstr", "lambda_pde": 0.0},
     "hashgrid": {"model": "hashgrid"},
 }
 # per budget (a fraction of the complete frame), the models that run there
-PLAN = [(0.25, ("banded+peaks", "banded+spectrum", "banded+peaks+spectrum", "nstr(classic)", "hashgrid")),
-        (0.5, ("banded+peaks", "banded+spectrum", "banded+peaks+spectrum", "nstr(classic)", "hashgrid")),
-        (1.0, ("banded (reference basis)", "banded", "nstr(classic)", "hashgrid")),
+PLAN = [(0.25, ("banded+peaks", "banded+spectrum", "nstr(classic)", "hashgrid")),
+        (0.5, ("banded+peaks", "banded+spectrum", "nstr(classic)", "hashgrid")),
+        (1.0, ("banded (reference basis)", "banded", "banded+transport(joint)", "banded+transport(detached)",
+               "nstr(classic)", "nstr(classic) lambda=0", "hashgrid")),
         (4.0, ("hashgrid",))]
 
 
@@ -118,6 +124,11 @@ def run(kind: str, sig, truth, model: str, budget: int, args: argparse.Namespace
             x, t = flow[key][mask].ravel(), ref[mask].ravel()
             row[f"{label}_rho"] = spearman(x, t)
             row[f"{label}_slope"] = calibration_slope(x, t)
+    moved = (res.report.get("spectral") or {}).get("transport_prediction") or {}
+    if moved:  # held-out: S one sample away predicted by F_theta (gain) and by the exact dS/dx
+        row["transport_gain"] = moved["gain"]
+        row["exact_jacobian_gain"] = moved["rmse_constant"] / max(moved["rmse_exact_jacobian"], 1e-12)
+        row["pde_relative"] = res.report["spectral"].get("pde_relative")
     share = (res.report.get("final_terms") or {}).get("residual_share")
     if share is not None:
         row["residual_share"] = share
@@ -158,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
             f"({os.cpu_count()} cores, {platform.machine()}, torch threads 1), total "
             f"{time.perf_counter() - t_start:.0f} s, load: {_load()}\n\n"
             "| case | model | budget | params | SNR/PSNR dB | steps/s | measured rho | own readout rho | "
-            "own slope | readout truth |\n|" + "---|" * 10)
+            "own slope | F gain | exact dS/dx gain | PDE residual | readout truth |\n|" + "---|" * 13)
     lines = [head]
     for r in rows:
         if "error" in r:
@@ -167,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"| {r['case']} | {r['model']} | {r['budget']:,} | {r['params']:,} | {_f(r['acc'], '{:.2f}')} | "
                      f"{_f(r['steps_per_second'], '{:.1f}')} | {_f(r.get('measured_rho'), '{:.3f}')} | "
                      f"{_f(r.get('internal_rho'), '{:.3f}')} | {_f(r.get('internal_slope'), '{:.3f}')} | "
-                     f"{r['truth']} |")
+                     f"{_f(r.get('transport_gain'), '{:.3f}')} | {_f(r.get('exact_jacobian_gain'), '{:.2f}')} | "
+                     f"{_f(r.get('pde_relative'), '{:.3f}')} | {r['truth']} |")
     md = "\n".join(lines) + "\n"
     (out / "banded.md").write_text(md)
     print(md)

@@ -134,10 +134,11 @@ def test_banded_refuses_3d_fields_with_the_fix() -> None:
         audio_config("quick", {"variant": "wavy"})
 
 
-def test_spectrum_allocation_gives_the_band_holding_the_power_its_full_envelope() -> None:
-    """All the power in one carrier's cell: at a budget of that carrier's complete envelope plus one term for
-    every other carrier, the allocation gives it exactly its band limit and the others their floor; the
-    uniform sizing at the same budget cannot (it shrinks every envelope by one factor)."""
+def test_spectrum_allocation_gives_the_band_holding_the_power_the_envelope_that_spans_it() -> None:
+    """All the power on the FFT bins of one carrier's cell: at a budget of the envelope that spans them plus
+    one term for every other carrier, that carrier gets exactly the terms reaching every bin from the middle
+    of their span, and sits there; the others get their floor of one term. The uniform sizing at the same
+    budget gives it fewer (it shrinks every envelope by one factor). A lone tone: one term, carrier on it."""
     n = 2048
     field = BandedNSTRField(FieldConfig(variant="banded"), 1, 1, max_freq=n / 4)
     frame, target = field.frame, 3
@@ -146,17 +147,22 @@ def test_spectrum_allocation_gives_the_band_holding_the_power_its_full_envelope(
     gen = np.random.default_rng(0)
     tones = [f for f in np.arange(1, n // 2) * 0.5 if lo * 1.01 < f < hi * 0.99]  # FFT bins inside the cell
     values = sum(np.cos(2 * np.pi * f * t + gen.uniform(0, 6.3)) for f in tones)[:, None]
-    budget = 2 * (frame.cap_terms[target] + frame.count - 1)
-    carriers = field.omega.detach().numpy() / (2 * np.pi)
-    terms = allocate_terms(frame, values, carriers, budget)
-    assert terms[target] == frame.cap_terms[target]
+    span = math.ceil(4 * (tones[-1] - tones[0]) / 2) + 1
+    budget = 2 * (span + frame.count - 1)
+    terms, d_log, _ = allocate_terms(frame, values, budget)
+    assert terms[target] == span <= frame.cap_terms[target]
     assert all(n_i == 1 for i, n_i in enumerate(terms) if i != target)
+    middle = frame.radii[target] * math.exp(d_log[target])
+    assert abs(middle - (tones[0] + tones[-1]) / 2) < 1e-9
     uniform = build_field(FieldConfig(variant="banded", params=budget + field.base.numel(), max_freq=n / 4), 1, 1)
-    assert uniform.frame.terms[target] < frame.cap_terms[target]
-    # a pure tone inside the cell: its carrier needs only the offset from the tone to the carrier
+    assert uniform.frame.terms[target] < span
     tone = round(frame.radii[target] * 2.2) / 2  # on an FFT bin (0.5 cycles per unit apart): no leakage
-    need = allocate_terms(frame, np.cos(2 * np.pi * tone * t)[:, None], carriers, budget)[target]
-    assert need == math.ceil(4 * (tone - frame.radii[target])) + 1
+    terms, d_log, _ = allocate_terms(frame, np.cos(2 * np.pi * tone * t)[:, None], budget)
+    assert terms[target] == 1 and abs(frame.radii[target] * math.exp(d_log[target]) - tone) < 1e-9
+    spread = BandedNSTRField(FieldConfig(variant="banded", band_allocation="spectrum"), 1, 1, max_freq=n / 4)
+    spread.init_from_signal(values)  # the field takes the allocation and moves its carrier
+    assert spread.frame.terms[target] > field.frame.terms[target] // 4
+    assert abs(spread.omega[target, 0].item() / (2 * math.pi) - middle) < 1e-3 * middle
 
 
 def test_spectrum_allocation_keeps_the_parameter_count_and_fits_the_chirp_at_half_the_frame() -> None:

@@ -111,22 +111,23 @@ class BandedNSTRField(Field):
         self.order = torch.tensor([i for _, idx in self.groups for i in idx])  # group order -> carrier index
 
     def init_from_signal(self, values: np.ndarray) -> None:
-        """Start from the signal's spectrum: ``band_carriers=peaks`` moves each carrier to the strongest FFT
-        bin in its cell; ``band_allocation=spectrum`` then re-spends the envelopes' parameters (the same
-        total) where the signal's power is (:func:`allocate_terms`)."""
-        if self.carrier_mode == "peaks":
-            self._move_to_peaks(values)
+        """Start from the signal's spectrum: ``band_allocation=spectrum`` re-spends the envelopes' parameters
+        (the same total) where the signal's power is and puts each carrier in the middle of what it holds
+        (:func:`allocate_terms`; it supersedes ``band_carriers``); else ``band_carriers=peaks`` moves each
+        carrier to the strongest FFT bin in its cell."""
         if self.allocation == "spectrum":
-            budget = sum(2 * n**self.in_dim for n in self.frame.terms)
-            carriers = self.omega.detach().cpu().numpy() / (2 * math.pi)
-            self._size_envelopes(allocate_terms(self.frame, values, carriers, budget))
+            terms, d_log, d_ang = allocate_terms(self.frame, values, sum(2 * n**self.in_dim for n in self.frame.terms))
+            self._size_envelopes(terms)
+            self._move_carriers(d_log, d_ang)
+        elif self.carrier_mode == "peaks":
+            self._move_carriers(*peak_offsets(self.frame, values))
         # the training points are this grid's samples: evaluate the basis there without a cosine per term
         n_max = max(max(self.frame.terms), self.frame.base_terms)
         usable = self.use_sample_grid and not (self.in_dim == 1 and n_max > 2 * values.shape[0])  # DCT: n <= 2M
         self.grid = SampleGrid(values.shape[:-1], n_max) if usable else None
 
-    def _move_to_peaks(self, values: np.ndarray) -> None:
-        d_log, d_ang = peak_offsets(self.frame, values)
+    def _move_carriers(self, d_log: np.ndarray, d_ang: np.ndarray) -> None:
+        """Put each carrier at (log-radius, angle) offsets from its cell centre."""
         half_log = 0.5 * math.log(self.frame.rho)
         with torch.no_grad():
             self.radius_shift.copy_(torch.atanh(torch.as_tensor(d_log / half_log, dtype=torch.float32).clamp(-0.99, 0.99)))
