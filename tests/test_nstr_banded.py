@@ -13,7 +13,10 @@ import torch
 from nstr.config import FieldConfig
 from nstr.errors import ConfigError
 from nstr.fields import BandedNSTRField, NSTRField, build_field
+from nstr.fields.carrier_frame import allocate_terms
 from nstr.fields.cosine_basis import cutoff
+from nstr.signals.fitting import grid_coordinates, with_band_limit
+from nstr.signals.audio_io import Audio
 from nstr.signals.synthetic import chirp, chirp_frequency_hz, drifting_texture, drifting_texture_frequency
 from nstr.tasks.audio import audio_config, audio_flow, fit_audio
 from nstr.tasks.image import fit_image, image_config, image_flow
@@ -129,3 +132,92 @@ def test_banded_refuses_3d_fields_with_the_fix() -> None:
     assert "field.variant=classic" in str(err.value)
     with pytest.raises(ConfigError, match="variant"):
         audio_config("quick", {"variant": "wavy"})
+
+
+def test_spectrum_allocation_gives_the_band_holding_the_power_the_envelope_that_spans_it() -> None:
+    """All the power on the FFT bins of one carrier's cell: at a budget of the envelope that spans them plus
+    one term for every other carrier, that carrier gets exactly the terms reaching every bin from the middle
+    of their span, and sits there; the others get their floor of one term. The uniform sizing at the same
+    budget gives it fewer (it shrinks every envelope by one factor). A lone tone: one term, carrier on it."""
+    n = 2048
+    field = BandedNSTRField(FieldConfig(variant="banded"), 1, 1, max_freq=n / 4)
+    frame, target = field.frame, 3
+    t = (np.arange(n) + 0.5) / n * 2 - 1
+    lo, hi = frame.radii[target] / math.sqrt(frame.rho), frame.radii[target] * math.sqrt(frame.rho)
+    gen = np.random.default_rng(0)
+    tones = [f for f in np.arange(1, n // 2) * 0.5 if lo * 1.01 < f < hi * 0.99]  # FFT bins inside the cell
+    values = sum(np.cos(2 * np.pi * f * t + gen.uniform(0, 6.3)) for f in tones)[:, None]
+    span = math.ceil(4 * (tones[-1] - tones[0]) / 2) + 1
+    budget = 2 * (span + frame.count - 1)
+    terms, d_log, _ = allocate_terms(frame, values, budget)
+    assert terms[target] == span <= frame.cap_terms[target]
+    assert all(n_i == 1 for i, n_i in enumerate(terms) if i != target)
+    middle = frame.radii[target] * math.exp(d_log[target])
+    assert abs(middle - (tones[0] + tones[-1]) / 2) < 1e-9
+    uniform = build_field(FieldConfig(variant="banded", params=budget + field.base.numel(), max_freq=n / 4), 1, 1)
+    assert uniform.frame.terms[target] < span
+    tone = round(frame.radii[target] * 2.2) / 2  # on an FFT bin (0.5 cycles per unit apart): no leakage
+    terms, d_log, _ = allocate_terms(frame, np.cos(2 * np.pi * tone * t)[:, None], budget)
+    assert terms[target] == 1 and abs(frame.radii[target] * math.exp(d_log[target]) - tone) < 1e-9
+    spread = BandedNSTRField(FieldConfig(variant="banded", band_allocation="spectrum"), 1, 1, max_freq=n / 4)
+    spread.init_from_signal(values)  # the field takes the allocation and moves its carrier
+    assert spread.frame.terms[target] > field.frame.terms[target] // 4
+    assert abs(spread.omega[target, 0].item() / (2 * math.pi) - middle) < 1e-3 * middle
+
+
+def test_spectrum_allocation_keeps_the_parameter_count_and_fits_the_chirp_at_half_the_frame() -> None:
+    torch.set_num_threads(1)
+    sig = chirp(1024, 16000, 200.0, 4000.0)
+    full = build_field(with_band_limit(audio_config("quick", BANDED).field, (1024,)), 1, 1).n_params
+    snr = {}
+    for alloc in ("uniform", "spectrum"):
+        over = {**BANDED, "params": full // 2, "steps": 150, "field.band_allocation": alloc}
+        res = fit_audio(sig, audio_config("quick", over))
+        assert abs(res.report["params"] - full // 2) <= 0.05 * full // 2
+        snr[alloc] = res.metrics["snr_db"]
+    assert snr["spectrum"] > 20.0 and snr["uniform"] < 10.0
+
+
+@pytest.mark.parametrize("shape", [(1000,), (24, 40)])
+def test_basis_on_the_sample_grid_equals_the_reference(shape: tuple[int, ...]) -> None:
+    """On the grid the envelopes come from a DCT (1-D) or tables (2-D): the same values and gradients as
+    one cosine per term, to 1e-9 in double precision; points off the grid take the reference path."""
+    torch.manual_seed(0)
+    d = len(shape)
+    field = BandedNSTRField(FieldConfig(variant="banded"), d, 1, max_freq=max(shape) / 4)
+    field.init_from_signal(np.random.default_rng(0).normal(size=(*shape, 1)))
+    field.double()
+    with torch.no_grad():
+        for p in field.envelopes:
+            p.normal_()
+        field.base.normal_()
+    assert field.grid is not None
+    exact = field.grid.axes[0][:, None] if d == 1 else torch.cartesian_prod(*field.grid.axes)  # double precision
+    on_grid = torch.as_tensor(grid_coordinates(shape), dtype=torch.float64)  # float32 sample centres
+    assert field.grid.indices(on_grid) is not None and torch.equal(on_grid.sort(0)[0], exact.float().double().sort(0)[0])
+    x = exact[torch.randperm(len(exact))[:500]]
+    assert field.grid.indices(x + 0.3 / max(shape)) is None
+    fast, y_fast = field.carrier_state(x, True), field(x)
+    field.grid = None
+    ref, y_ref = field.carrier_state(x, True), field(x)
+    for a, b in ((fast.re, ref.re), (fast.im, ref.im), (fast.grad_re, ref.grad_re), (fast.grad_im, ref.grad_im),
+                 (y_fast, y_ref)):
+        assert (a - b).abs().max() <= 1e-9 * b.abs().max()
+
+
+def test_detached_transport_learns_the_flow_without_touching_the_fit() -> None:
+    """Design 6 with ``band_transport=detached``: the PDE term trains F_theta alone, so the reconstruction is
+    bit for bit the one without transport, and F's residual against the exact dS/dx drops below its size;
+    with ``off`` F is zero and the held-out transport gain is exactly 1."""
+    torch.set_num_threads(1)
+    n = 512
+    t = (np.arange(n) + 0.5) / n * 2 - 1
+    sig = Audio((0.5 * (1 + 0.6 * t) * np.sin(2 * np.pi * 40 * t)).astype(np.float32), 8000, 32, "float")
+    fits = {}
+    for mode in ("off", "detached"):
+        over = {**BANDED, "field.band_transport": mode, "train.pde_fraction": 1.0, "steps": 60, "batch_size": 128}
+        fits[mode] = fit_audio(sig, audio_config("quick", over))
+    np.testing.assert_array_equal(fits["off"].reconstruction, fits["detached"].reconstruction)
+    assert fits["off"].report["spectral"]["transport_prediction"]["gain"] == 1.0
+    assert fits["detached"].report["spectral"]["pde_relative"] < 1.0
+    assert fits["detached"].report["field"]["transport"] and not fits["off"].report["field"]["transport"]

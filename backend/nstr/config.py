@@ -67,6 +67,9 @@ class FieldConfig:
     band_resolution: int = 4096  # envelope terms per axis of the finest carrier, capped at its band limit;
     #                              the others scale with their radius (constant Q). What a budget resizes
     band_carriers: str = "centre"  # where carriers start in their cell: centre | peaks (the signal's FFT peak)
+    band_allocation: str = "uniform"  # envelope sizes: uniform (one factor) | spectrum (where the signal's power is)
+    band_transport: str = "off"  # F_theta(x, S) ~ dS/dx by the PDE term (train.lambda_pde): off (F = 0) | joint
+    #                              (the term also shapes S) | detached (it trains F alone)
     band_residual_width: int = 0  # hidden width of the bounded nonlinear residual; 0: a purely linear synthesis
     band_residual_bound: float = 0.1  # the residual's bound |r| <= this, in output units
     # --- SIREN
@@ -343,6 +346,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"unknown NSTR variant '{f.variant}'", "Choose classic or banded")
     if f.band_carriers not in ("centre", "peaks"):
         raise ConfigError(f"unknown field.band_carriers '{f.band_carriers}'", "Choose centre or peaks")
+    if f.band_transport not in ("off", "joint", "detached"):
+        raise ConfigError(f"unknown field.band_transport '{f.band_transport}'", "Choose off, joint or detached")
+    if f.band_allocation not in ("uniform", "spectrum"):
+        raise ConfigError(f"unknown field.band_allocation '{f.band_allocation}'", "Choose uniform or spectrum")
     if f.spectrum not in ("grid", "mlp"):
         raise ConfigError(f"unknown spectrum field '{f.spectrum}'", "Choose grid or mlp")
     if f.activation not in ("relu", "silu", "softplus"):

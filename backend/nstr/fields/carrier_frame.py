@@ -89,38 +89,105 @@ def grid_spectrum(values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     return power, freqs[::-1]  # array axes are (row, col) = (y, x); field axes are (x, y)
 
 
-def peak_offsets(frame: CarrierFrame, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per carrier, the (log-radius, angle) offset from its cell centre to the strongest FFT bin of the
-    signal inside its cell; (0, 0) where the cell holds no bin."""
+def _cell_bins(frame: CarrierFrame, values: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per carrier, the signal's FFT bins inside its cell: (frequency points (B, d) in cycles per unit, folded
+    onto the carriers' half-plane; power (B,); log-radius offset; angle offset) from the cell centre."""
     power, freqs = grid_spectrum(values)
     if frame.dim == 1:
-        fx = freqs[0]
-        pts = np.stack([fx], -1)
+        pts = np.stack([freqs[0]], -1)
         pw = power
     else:
         fy, fx = np.meshgrid(freqs[1], freqs[0], indexing="ij")  # power is (rows=y, cols=x)
         pts = np.stack([fx.ravel(), fy.ravel()], -1)
         pw = power.ravel()
-    radius = np.linalg.norm(pts, axis=1)
-    # a complex envelope of a real signal: fold every bin onto the half-plane angle in [0, pi)
-    angle = np.mod(np.arctan2(pts[:, 1], pts[:, 0]), math.pi) if frame.dim > 1 else np.zeros(len(pts))
     if frame.dim == 1:
         keep = pts[:, 0] > 0
-        radius, angle, pw = radius[keep], angle[keep], pw[keep]
+        pts, pw = pts[keep], pw[keep]
+    else:  # a complex envelope of a real signal: fold every bin onto the half-plane angle in [0, pi)
+        flip = np.mod(np.arctan2(pts[:, 1], pts[:, 0]), 2 * math.pi) >= math.pi
+        pts = np.where(flip[:, None], -pts, pts)
+    radius = np.linalg.norm(pts, axis=1)
+    angle = np.arctan2(pts[:, 1], pts[:, 0]) if frame.dim > 1 else np.zeros(len(pts))
     half_log = 0.5 * math.log(frame.rho)
-    d_log = np.zeros(frame.count)
-    d_ang = np.zeros(frame.count)
-    for i, (r0, a0) in enumerate(zip(frame.radii, frame.angles)):
+    out = []
+    for r0, a0 in zip(frame.radii, frame.angles):
         with np.errstate(divide="ignore"):
             lr = np.log(np.maximum(radius, 1e-12) / r0)
         inside = np.abs(lr) < half_log
+        da = (angle - a0 + math.pi / 2) % math.pi - math.pi / 2
         if frame.dim > 1:
-            da = (angle - a0 + math.pi / 2) % math.pi - math.pi / 2
             inside &= np.abs(da) < frame.half_angle
-        if not inside.any():
-            continue
-        j = np.flatnonzero(inside)[np.argmax(pw[inside])]
-        d_log[i] = lr[j]
-        if frame.dim > 1:
-            d_ang[i] = da[j]
+        out.append((pts[inside], pw[inside], lr[inside], da[inside]))
+    return out
+
+
+def peak_offsets(frame: CarrierFrame, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per carrier, the (log-radius, angle) offset from its cell centre to the strongest FFT bin of the
+    signal inside its cell; (0, 0) where the cell holds no bin."""
+    d_log = np.zeros(frame.count)
+    d_ang = np.zeros(frame.count)
+    for i, (_, pw, lr, da) in enumerate(_cell_bins(frame, values)):
+        if len(pw):
+            j = int(np.argmax(pw))
+            d_log[i], d_ang[i] = lr[j], (da[j] if frame.dim > 1 else 0.0)
     return d_log, d_ang
+
+
+def _centre_in_cell(frame: CarrierFrame, i: int, point: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The point nearest ``point`` (cycles per unit) inside carrier i's cell (a margin from its edges), and
+    its (log-radius, angle) offset from the cell centre."""
+    half_log = 0.99 * 0.5 * math.log(frame.rho)
+    radius = max(float(np.linalg.norm(point)), 1e-12)
+    d_log = float(np.clip(math.log(radius / frame.radii[i]), -half_log, half_log))
+    d_ang = 0.0
+    if frame.dim > 1:
+        half = 0.99 * frame.half_angle
+        d_ang = float(np.clip((math.atan2(point[1], point[0]) - frame.angles[i] + math.pi / 2) % math.pi - math.pi / 2,
+                              -half, half))
+    r = frame.radii[i] * math.exp(d_log)
+    a = frame.angles[i] + d_ang
+    centre = np.array([r]) if frame.dim == 1 else np.array([r * math.cos(a), r * math.sin(a)])
+    return centre, d_log, d_ang
+
+
+def allocate_terms(frame: CarrierFrame, values: np.ndarray, budget: int) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """Envelope terms per axis for each carrier, spending ``budget`` envelope parameters (``2 n^d`` per
+    carrier: a cos and a sin weight per term) where the signal's power is, and where in its cell each
+    carrier then sits (its (log-radius, angle) offsets from the cell centre, as :func:`peak_offsets`).
+
+    Greedy over the signal's FFT bins from the strongest down: a bin joins its cell's kept set if the
+    envelope that reaches every kept bin from the middle of their span (``n`` terms hold offsets up to
+    ``(n - 1) / 4`` cycles per unit, per axis) still fits the budget; a bin that does not fit is skipped,
+    weaker ones may still fit. The carrier moves to that middle (so a lone tone gets its carrier on it and
+    one term, and a band occupied on one side of its cell is not paid for on both). Every carrier keeps
+    at least one term and never exceeds its band limit, so the bands stay identifiable; what no band is
+    given goes unrepresented. WHY: the uniform sizing shrinks every envelope by one factor, so the bands
+    stop tiling the spectrum exactly where the power is.
+    """
+    terms = [1] * frame.count
+    spent = 2 * frame.count
+    bins = _cell_bins(frame, values)
+    lo = [None] * frame.count  # per carrier the kept bins' box (per axis min, max)
+    hi = [None] * frame.count
+    rows = [np.stack([pw, np.full(len(pw), i), np.arange(len(pw))], 1) for i, (_, pw, _, _) in enumerate(bins) if len(pw)]
+    if rows:
+        table = np.concatenate(rows)
+        table = table[table[:, 0] > 1e-12 * table[:, 0].max()]  # bins that hold nothing get no terms
+        for _, i, j in table[np.argsort(-table[:, 0], kind="stable")]:
+            i, j = int(i), int(j)
+            f = bins[i][0][j]
+            new_lo = f if lo[i] is None else np.minimum(lo[i], f)
+            new_hi = f if hi[i] is None else np.maximum(hi[i], f)
+            centre = _centre_in_cell(frame, i, 0.5 * (new_lo + new_hi))[0]
+            offset = max(np.abs(new_lo - centre).max(), np.abs(new_hi - centre).max())
+            need = min(int(math.ceil(4.0 * offset - 1e-9)) + 1, frame.cap_terms[i])
+            cost = 2 * (max(need, terms[i]) ** frame.dim - terms[i] ** frame.dim)
+            if spent + cost <= budget:
+                lo[i], hi[i] = new_lo, new_hi
+                spent += cost
+                terms[i] = max(need, terms[i])
+    d_log, d_ang = np.zeros(frame.count), np.zeros(frame.count)
+    for i in range(frame.count):
+        if lo[i] is not None:
+            _, d_log[i], d_ang[i] = _centre_in_cell(frame, i, 0.5 * (lo[i] + hi[i]))
+    return tuple(terms), d_log, d_ang

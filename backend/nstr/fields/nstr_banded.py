@@ -19,15 +19,17 @@
 The readout (``spectral_state``, for :func:`nstr.spectral.spectral_flow`) comes from one forward pass:
 the power ``P_i(x) = |c_i(x)|^2 |u_i|^2`` of each carrier weights the carriers' instantaneous
 frequencies ``w_i + grad arg c_i`` (see :func:`carrier_readout` for the dominant wavelength and
-direction). There is no transport network yet (issue 28, design 6): ``F`` is zero, so the transport
-diagnostics read "nothing predicted" (gain 1.0) by construction.
+direction). The transport network (issue 28, design 6) is optional (``band_transport``): ``F_theta(x, S)``
+is trained to predict the exact ``dS/dx`` by the PDE term (``train.lambda_pde``), which also shapes S
+(``joint``) or not (``detached``: F learns the flow of the fitted S); with ``off`` ``F`` is zero, so the transport diagnostics read "nothing predicted" (gain 1.0) by construction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -36,8 +38,8 @@ from torch import Tensor, nn
 from nstr.config import FieldConfig
 from nstr.errors import ConfigError
 from nstr.fields.base import Field
-from nstr.fields.carrier_frame import CarrierFrame, build_frame, peak_offsets
-from nstr.fields.cosine_basis import axis_terms, cutoff, expand
+from nstr.fields.carrier_frame import CarrierFrame, allocate_terms, build_frame, peak_offsets
+from nstr.fields.cosine_basis import SampleGrid, axis_terms, cutoff, dct_expand, expand
 from nstr.fields.mlp import MLP
 from nstr.fields.nstr import SpectralState
 
@@ -58,6 +60,7 @@ class BandedNSTRField(Field):
     is_spectral = True
     default_lr = 1e-2
     adam_eps = 1e-15
+    use_sample_grid = True  # False: one cosine per term and point everywhere (the reference; for benchmarks)
 
     def __init__(self, cfg: FieldConfig, in_dim: int, out_dim: int, max_freq: float) -> None:
         super().__init__(in_dim, out_dim)
@@ -67,16 +70,9 @@ class BandedNSTRField(Field):
         frame = build_frame(in_dim, max_freq, cfg.min_freq, cfg.band_per_octave, cfg.band_directions,
                             cfg.band_overlap, cfg.band_resolution)
         self.frame, self.K, self.freq_lr_scale = frame, frame.count, cfg.freq_lr_scale
-        self.carrier_mode = cfg.band_carriers
-        # groups of carriers sharing an envelope size: one batched basis expansion each
-        self.groups: list[tuple[int, list[int]]] = []
-        for n in sorted(set(frame.terms)):
-            self.groups.append((n, [i for i, t in enumerate(frame.terms) if t == n]))
-        shape = (lambda n: (n,)) if in_dim == 1 else (lambda n: (n, n))
-        self.envelopes = nn.ParameterList(
-            nn.Parameter(torch.zeros(2 * len(idx), *shape(n))) for n, idx in self.groups)  # re rows, then im
-        self.order = torch.tensor([i for _, idx in self.groups for i in idx])  # group order -> carrier index
-        self.base = nn.Parameter(torch.zeros(out_dim, *shape(frame.base_terms)))
+        self.carrier_mode, self.allocation = cfg.band_carriers, cfg.band_allocation
+        self._size_envelopes(frame.terms)
+        self.base = nn.Parameter(torch.zeros(out_dim, *(frame.base_terms,) * in_dim))
         self.colour = nn.Parameter(torch.ones(self.K, out_dim)) if out_dim > 1 else None
         learn = cfg.learn_freqs
         self.radius_shift = nn.Parameter(torch.zeros(self.K), requires_grad=learn)  # pre-tanh, inside the cell
@@ -86,6 +82,11 @@ class BandedNSTRField(Field):
         self.residual = (MLP(self.K, out_dim, cfg.band_residual_width, 1, activation="silu")
                          if cfg.band_residual_width > 0 else None)
         self.residual_bound = cfg.band_residual_bound
+        self.grid: SampleGrid | None = None  # set by init_from_signal
+        # design 6: F_theta(x, S) predicting dS/dx, trained by the PDE term (train.lambda_pde); off: F = 0
+        self.transport = (MLP(in_dim + self.K, self.K * in_dim, cfg.transport_width, cfg.transport_depth,
+                              activation="silu") if cfg.band_transport != "off" else None)
+        self.transport_detached = cfg.band_transport == "detached"
 
     # --- carriers
     @property
@@ -98,11 +99,35 @@ class BandedNSTRField(Field):
         angle = self.cell_angle + torch.tanh(self.angle_shift) * self.frame.half_angle
         return 2 * math.pi * radius.unsqueeze(1) * torch.stack([torch.cos(angle), torch.sin(angle)], 1)
 
+    def _size_envelopes(self, terms: tuple[int, ...]) -> None:
+        """(Re)build the envelopes, all zero, with ``terms[i]`` terms per axis for carrier i; carriers of one
+        size form a group (one batched basis expansion each)."""
+        self.frame = dataclasses.replace(self.frame, terms=tuple(terms))
+        self.groups: list[tuple[int, list[int]]] = []
+        for n in sorted(set(terms)):
+            self.groups.append((n, [i for i, t in enumerate(terms) if t == n]))
+        self.envelopes = nn.ParameterList(  # re rows, then im rows
+            nn.Parameter(torch.zeros(2 * len(idx), *(n,) * self.in_dim)) for n, idx in self.groups)
+        self.order = torch.tensor([i for _, idx in self.groups for i in idx])  # group order -> carrier index
+
     def init_from_signal(self, values: np.ndarray) -> None:
-        """``band_carriers=peaks``: move each carrier to the signal's strongest FFT bin in its cell."""
-        if self.carrier_mode != "peaks":
-            return
-        d_log, d_ang = peak_offsets(self.frame, values)
+        """Start from the signal's spectrum: ``band_allocation=spectrum`` re-spends the envelopes' parameters
+        (the same total) where the signal's power is and puts each carrier in the middle of what it holds
+        (:func:`allocate_terms`; it supersedes ``band_carriers``); else ``band_carriers=peaks`` moves each
+        carrier to the strongest FFT bin in its cell."""
+        if self.allocation == "spectrum":
+            terms, d_log, d_ang = allocate_terms(self.frame, values, sum(2 * n**self.in_dim for n in self.frame.terms))
+            self._size_envelopes(terms)
+            self._move_carriers(d_log, d_ang)
+        elif self.carrier_mode == "peaks":
+            self._move_carriers(*peak_offsets(self.frame, values))
+        # the training points are this grid's samples: evaluate the basis there without a cosine per term
+        n_max = max(max(self.frame.terms), self.frame.base_terms)
+        usable = self.use_sample_grid and not (self.in_dim == 1 and n_max > 2 * values.shape[0])  # DCT: n <= 2M
+        self.grid = SampleGrid(values.shape[:-1], n_max) if usable else None
+
+    def _move_carriers(self, d_log: np.ndarray, d_ang: np.ndarray) -> None:
+        """Put each carrier at (log-radius, angle) offsets from its cell centre."""
         half_log = 0.5 * math.log(self.frame.rho)
         with torch.no_grad():
             self.radius_shift.copy_(torch.atanh(torch.as_tensor(d_log / half_log, dtype=torch.float32).clamp(-0.99, 0.99)))
@@ -111,14 +136,27 @@ class BandedNSTRField(Field):
                 self.angle_shift.copy_(torch.atanh(ratio))
 
     # --- envelopes
+    def _expansions(self, x: Tensor, sizes: list[int], with_gradient: bool) -> Callable[[Tensor], tuple[Tensor, Tensor | None]]:
+        """A function evaluating one coefficient block (``n`` terms per axis, ``n`` in ``sizes``) at ``x``:
+        on the sample grid, 1-D by a DCT and 2-D from the grid's tables; elsewhere one cosine per term."""
+        j = self.grid.indices(x) if self.grid is not None else None
+        if j is not None and self.in_dim == 1:
+            size = self.grid.sizes[0]
+            return lambda coeffs: dct_expand(coeffs, j[:, 0], size, with_gradient)
+        n_max = max(sizes)
+        values, derivs = (self.grid.axis_terms(j, n_max, with_gradient, x.dtype) if j is not None
+                          else axis_terms(x, n_max, with_gradient))
+
+        def evaluate(coeffs: Tensor) -> tuple[Tensor, Tensor | None]:
+            n = coeffs.shape[-1]
+            return expand(coeffs, values[..., :n], None if derivs is None else derivs[..., :n])
+        return evaluate
+
     def carrier_state(self, x: Tensor, with_gradient: bool) -> CarrierState:
-        n_max = max(n for n, _ in self.groups)
-        values, derivs = axis_terms(x, n_max, with_gradient)
+        evaluate = self._expansions(x, [n for n, _ in self.groups], with_gradient)
         res, ims, gres, gims = [], [], [], []
         for (n, idx), coeffs in zip(self.groups, self.envelopes):
-            v = values[..., :n]
-            dv = None if derivs is None else derivs[..., :n]
-            out, grad = expand(coeffs, v, dv)
+            out, grad = evaluate(coeffs)
             g = len(idx)
             res.append(out[:, :g])
             ims.append(out[:, g:])
@@ -139,7 +177,7 @@ class BandedNSTRField(Field):
         """The output and (with a residual) the residual's part of it."""
         theta = x @ self.omega.t()
         carriers = cs.re * torch.cos(theta) - cs.im * torch.sin(theta)  # Re(c e^{i theta}), (N, K)
-        base, _ = expand(self.base, *axis_terms(x, self.frame.base_terms, False))
+        base, _ = self._expansions(x, [self.frame.base_terms], False)(self.base)
         linear = base + (carriers.sum(-1, keepdim=True) if self.colour is None else carriers @ self.colour)
         if self.residual is None:
             return linear, None
@@ -151,23 +189,44 @@ class BandedNSTRField(Field):
 
     def training_terms(self, x: Tensor, pde_fraction: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         y, r = self._synthesis(x, self.carrier_state(x, with_gradient=False))
-        if r is None:
-            return y, {}
-        share = r.detach().pow(2).sum() / (y.detach().pow(2).sum() + _EPS)
-        return y, {"residual_share": share}
+        terms: dict[str, Tensor] = {}
+        if r is not None:
+            terms["residual_share"] = r.detach().pow(2).sum() / (y.detach().pow(2).sum() + _EPS)
+        if self.transport is not None:
+            # the same absolute-units PDE term as classic NSTR, on the first pde_fraction of the batch
+            xp = x[:max(1, int(math.ceil(x.shape[0] * pde_fraction)))]
+            power, dpower, _ = self._power(xp)
+            if self.transport_detached:  # F learns the flow of a fixed S; the flow never shapes S
+                power, dpower = power.detach(), dpower.detach()
+            sq = (dpower - self.transport_field(xp, power)).pow(2).sum(-1).mean()
+            rel = sq.detach() / (dpower.detach().pow(2).sum(-1).mean() + _EPS)
+            terms.update(pde=sq, pde_rms=sq.detach().sqrt(), pde_relative=rel)
+        return y, terms
+
+    def transport_field(self, x: Tensor, S: Tensor) -> Tensor:
+        """F_theta(x, S) as (N, K, d); zero with ``band_transport=off``."""
+        if self.transport is None:
+            return torch.zeros(*S.shape, self.in_dim, dtype=S.dtype, device=S.device)
+        return self.transport(torch.cat([x, S], -1)).view(-1, self.K, self.in_dim)
 
     # --- the readout
-    def spectral_state(self, x: Tensor) -> SpectralState:
-        """S = carrier power, freqs = instantaneous frequency, J = dS/dx (exact), F = 0 (no transport)."""
+    def _power(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per carrier the power S = |c|^2 |u|^2 (N, K), its exact gradient dS/dx (N, K, d) and the phase
+        gradient grad arg c (N, K, d)."""
         cs = self.carrier_state(x, with_gradient=True)
         assert cs.grad_re is not None and cs.grad_im is not None
         scale = self._colour_norm2().to(x.device)
         mag2 = cs.re.pow(2) + cs.im.pow(2)
-        power = mag2 * scale
         dpower = 2 * (cs.re.unsqueeze(-1) * cs.grad_re + cs.im.unsqueeze(-1) * cs.grad_im) * scale[:, None]
         dphase = (cs.re.unsqueeze(-1) * cs.grad_im - cs.im.unsqueeze(-1) * cs.grad_re) / (mag2.unsqueeze(-1) + _EPS)
+        return mag2 * scale, dpower, dphase
+
+    def spectral_state(self, x: Tensor) -> SpectralState:
+        """S = carrier power, freqs = instantaneous frequency, J = dS/dx (exact), F = F_theta(x, S) (zero
+        with ``band_transport=off``)."""
+        power, dpower, dphase = self._power(x)
         freqs = self.omega.unsqueeze(0) + dphase
-        return SpectralState(S=power, J=dpower, F=torch.zeros_like(dpower), freqs=freqs)
+        return SpectralState(S=power, J=dpower, F=self.transport_field(x, power), freqs=freqs)
 
     def envelope_cutoffs(self) -> list[float]:
         """Per carrier, the highest frequency (cycles per unit, per axis) its envelope can hold."""
@@ -189,7 +248,8 @@ class BandedNSTRField(Field):
                    octave_radii=sorted(set(round(r, 3) for r in f.radii), reverse=True),
                    directions=len(set(f.angles)), envelope_terms=sorted(set(f.terms), reverse=True),
                    envelope_terms_at_band_limit=sorted(set(f.cap_terms), reverse=True), base_terms=f.base_terms,
-                   residual=self.residual is not None)
+                   residual=self.residual is not None, allocation=self.allocation,
+                   transport=self.transport is not None)
         return out
 
 
