@@ -9,7 +9,7 @@ import bpy
 from ..core.meshdata import DISPLAY_BY_NAME
 from ..core.text import wrap
 from .legend_overlay import legend_for
-from .preferences import backend_settings
+from .preferences import backend_settings, line_chars
 from .results import result_meta, source_hidden, source_object
 from .runtime import RUNTIME
 
@@ -27,7 +27,7 @@ class NSTR_PT_fit(bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        chars = _chars(context)
+        chars = line_chars(context)
         props = context.scene.nstr
         problem = RUNTIME.problem()
         job_messages = {r.message for r in RUNTIME.tracker}
@@ -114,10 +114,7 @@ class NSTR_PT_fit(bpy.types.Panel):
         settings = backend_settings(context)
         session = RUNTIME.session
         row = box.row()
-        if RUNTIME.is_starting:
-            row.label(text="Backend: starting..." if settings.mode == "local" else "Backend: connecting...",
-                      icon="SORTTIME")
-        elif session is not None and session.connected:
+        if session is not None and session.connected:           # the server's own answer (health) decides
             h = session.health
             row.label(text=f"Connected: {h.get('device', '?')}", icon="CHECKMARK")
             name = h.get("device_name")
@@ -128,13 +125,16 @@ class NSTR_PT_fit(bpy.types.Panel):
                                f"{_gib(h.get('gpu_memory_total'))} GiB")
             running, queued = session.queue_counts()
             box.label(text=f"Running: {running}   Queued: {queued}")
+        elif RUNTIME.is_starting:
+            row.label(text="Backend: starting..." if settings.mode == "local" else "Backend: connecting...",
+                      icon="SORTTIME")
         else:
             row.label(text="Backend: not connected", icon="UNLINKED")
             box.label(text="Local process" if settings.mode == "local" else settings.url)
         row = box.row(align=True)
         row.operator("nstr.backend_start", text="Start" if settings.mode == "local" else "Connect", icon="PLAY")
         row.operator("nstr.backend_stop", text="Stop", icon="PAUSE")
-        if session is not None and session.connected:
+        if session is not None and session.on_gpu:            # the server reported a CUDA device
             box.operator("nstr.release_gpu", icon="MEMORY")
 
     def draw_finished(self, layout, props, chars):
@@ -196,13 +196,6 @@ class NSTR_PT_fit(bpy.types.Panel):
             row.prop(context.scene.nstr, "show_drift_arrows")
             box.label(text="Vertex groups: NSTR fine detail, detail height, crease, detail lost", icon="GROUP_VERTEX")
         box.prop(context.scene.nstr, "show_research")
-
-
-def _chars(context) -> int:
-    """About how many characters fit on one line of this sidebar (for wrapping messages)."""
-    width = context.region.width if context.region is not None else 300
-    scale = context.preferences.system.ui_scale if context.preferences else 1.0
-    return max(16, int(width / (7.0 * scale)) - 5)
 
 
 CLASSES = (NSTR_PT_fit,)

@@ -1,0 +1,84 @@
+"""A running job's progress and ETA from its progress events: the fit's remaining steps at its
+measured step rate, plus what the stages after the fit (extracting, attributes, scoring, saving the
+result) cost on this server's earlier jobs of the same task.
+
+Those stages cost seconds that the fit's own ETA does not know about (on a 2-core CPU a quick fit
+spent ~40 % of its time after the last step). Their cost is learnt in *fit steps* (seconds after
+the fit / seconds per step of that job's fit), so it carries over between a loaded and an idle
+machine, or a CPU and a GPU, with the step time measured in the new job. Until a task has finished
+once on this server, only the fit's remaining time is known and the ETA says no more than that.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict, deque
+
+PHASE_SPANS: dict[str, tuple[float, float]] = {
+    "loading": (0.0, 0.05), "sampling": (0.0, 0.05), "fitting": (0.05, 0.85),
+    "extracting": (0.85, 0.95), "attributes": (0.95, 1.0),
+}
+FIT_PHASES = ("fitting",)
+HISTORY = 5                  # finished jobs per task that the after-fit cost is the median of
+
+
+def progress_of(phase: str, step: int, total: int, previous: float) -> float:
+    """The job's fraction done: the phase's span, by step/total; never goes back."""
+    lo, hi = PHASE_SPANS.get(phase, (previous, previous))
+    frac = step / total if total else 0.0
+    return max(previous, min(1.0, lo + (hi - lo) * frac))
+
+
+class StageCosts:
+    """Per task, the cost of everything after the fit, in fit steps, of the last few finished jobs."""
+
+    def __init__(self) -> None:
+        self._after_fit: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=HISTORY))
+
+    def record(self, task: str, after_fit_steps: float) -> None:
+        if math.isfinite(after_fit_steps) and after_fit_steps >= 0:
+            self._after_fit[task].append(after_fit_steps)
+
+    def after_fit_steps(self, task: str) -> float | None:
+        seen = self._after_fit.get(task)
+        return statistics.median(seen) if seen else None
+
+
+class JobEta:
+    """One running job: feed it every progress event (``update``) and its end (``finish``)."""
+
+    def __init__(self, task: str, started: float, costs: StageCosts) -> None:
+        self.task, self.started, self.costs = task, started, costs
+        self.progress = 0.0
+        self.fit_start: float | None = None          # time of the first fitting event, and its step
+        self.fit_start_step = 0
+        self.fit_end: float | None = None            # time the fit's last step was reported
+        self.step_seconds: float | None = None       # measured seconds per fit step
+
+    def update(self, now: float, phase: str, step: int, total: int, fit_eta: float | None) -> float | None:
+        """The job's ETA in seconds after this event (None while nothing can be said)."""
+        self.progress = progress_of(phase, step, total, self.progress)
+        if phase in FIT_PHASES:
+            if self.fit_start is None:
+                self.fit_start, self.fit_start_step = now, step
+            elif step > self.fit_start_step:
+                self.step_seconds = (now - self.fit_start) / (step - self.fit_start_step)
+            if total and step >= total and self.fit_end is None:
+                self.fit_end = now
+        after = self.costs.after_fit_steps(self.task)
+        after_s = after * self.step_seconds if after is not None and self.step_seconds else None
+        if phase in FIT_PHASES and fit_eta is not None and math.isfinite(fit_eta):
+            return fit_eta + (after_s or 0.0)
+        if self.fit_end is not None and after_s is not None:
+            return max(0.0, after_s - (now - self.fit_end))
+        if fit_eta is not None and math.isfinite(fit_eta):
+            return fit_eta
+        if self.progress > 0.02:                       # no step rate: the elapsed time, extrapolated
+            return (now - self.started) * (1 - self.progress) / self.progress
+        return None
+
+    def finish(self, now: float) -> None:
+        """A finished job teaches its task's after-fit cost (in its own fit steps)."""
+        if self.fit_end is not None and self.step_seconds:
+            self.costs.record(self.task, (now - self.fit_end) / self.step_seconds)
