@@ -8,7 +8,7 @@ Runs the add-on's real set-up (``Setup``) into a temporary folder, then
 - download: ``pip download`` of the same requirements into an empty folder, summed (the wheels a
   first set-up fetches; the backend itself ships in the add-on and is not counted);
 - on disk: ``du`` of the finished ``backend_venv``.
-The CUDA build can only be measured where its wheels install (a machine with an NVIDIA GPU driver).
+``--build cuda`` downloads the CUDA wheels (several GB): run it where that is wanted.
 """
 
 from __future__ import annotations

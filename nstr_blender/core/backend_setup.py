@@ -44,16 +44,18 @@ class TorchBuild:
         return f"{self.label}: downloads {self.download}; {self.disk} on disk"
 
 
-# Measured on Linux x86_64, Python 3.11 (scripts/measure_setup_size.py prints these figures from a real
-# set-up: the sizes of the wheels pip took and `du` of the finished venv). The CUDA build cannot be
-# installed or measured on a machine without an NVIDIA GPU, so its size is stated as not measured.
+# Measured on Linux x86_64, Python 3.11: a fresh venv with `pip install --report` of torch, then of the
+# backend (the wheels pip took: 266 MiB of local files + 29 MiB fetched, as pip's log sized them; torch's
+# wheel 191,794,682 bytes), and `du` of the venv: 1304 MiB. scripts/measure_setup_size.py repeats this
+# with the add-on's own Setup. The CUDA build's wheels were not downloaded on that machine (no GPU, and no
+# local copy of them), so its size is stated as not measured rather than guessed.
 TORCH_BUILDS: dict[str, TorchBuild] = {
     "cpu": TorchBuild("cpu", "CPU build", f"torch=={TORCH_VERSION}+cpu",
                       ("--extra-index-url", "https://download.pytorch.org/whl/cpu"),
-                      download="MEASURE_DL", disk="MEASURE_DISK"),
+                      download="295 MiB (the torch wheel: 183 MiB)", disk="1.3 GiB"),
     "cuda": TorchBuild("cuda", "CUDA build (NVIDIA GPU)", f"torch=={TORCH_VERSION}", (),
-                       download="a size not measured here (no NVIDIA GPU or CUDA wheel on the machine that "
-                                "measured the CPU build)",
+                       download="a size not measured here (its wheels were not downloaded where the CPU "
+                                "build was measured)",
                        disk="a size not measured here"),
 }
 
