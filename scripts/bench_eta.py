@@ -17,6 +17,7 @@ At the first event at or past 25 / 50 / 75 % progress, |ETA - real remaining tim
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -68,7 +69,8 @@ def replay(start: float, end: float, events: list, costs, learn: bool) -> dict[f
     out: dict[float, tuple[float, float]] = {}
     for t, ev in events:
         fit_eta = ev.get("eta_s")
-        estimate = eta.update(t, str(ev.get("phase")), int(ev.get("step", 0)), int(ev.get("total", 0)), fit_eta)
+        estimate = eta.update(t, str(ev.get("phase")), int(ev.get("step", 0)), int(ev.get("total", 0)), fit_eta,
+                              ev.get("metrics"))
         for cp in CHECKPOINTS:
             if cp not in out and eta.progress >= cp and estimate is not None:
                 out[cp] = (estimate, end - t)
@@ -77,46 +79,67 @@ def replay(start: float, end: float, events: list, costs, learn: bool) -> dict[f
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    args = parser.parse_args(argv)
-    import torch
-
-    from nstr.server.eta import StageCosts
-
-    torch.set_num_threads(args.threads)
-    learnt = StageCosts()                 # the server's history, in job order
-    rows = []
+def record_fits(events_out: Path | None) -> list[dict]:
+    """Run the warm-up and the fits, in order; each with its start, end and timed events."""
+    recorded: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="nstr_bench_eta_") as tmp:
         for i, (name, steps, res) in enumerate((WARMUP, *FITS)):
             start, end, events, state = run_fit(name, steps, res, Path(tmp) / f"job{i}")
             if state != "done":
-                print(f"bench_eta: {name} ended {state}", file=sys.stderr)
-                return 1
-            fit_end = max(t for t, ev in events if ev.get("phase") == "fitting")
-            before = replay(start, end, events, StageCosts(), learn=False)
-            after = replay(start, end, events, learnt, learn=True)
-            if i == 0:
-                continue                  # the warm-up only fills the history
-            rows.append({"fit": f"{name} {steps} steps res {res or 'auto'}", "total": end - start,
-                         "after_fit": end - fit_end, "before": before, "after": after})
-            print(f"done {rows[-1]['fit']}: {end - start:.1f} s", file=sys.stderr, flush=True)
+                raise SystemExit(f"bench_eta: {name} ended {state}")
+            recorded.append({"fit": f"{name} {steps} steps res {res or 'auto'}", "start": start, "end": end,
+                             "events": events})
+            print(f"done {recorded[-1]['fit']}: {end - start:.1f} s", file=sys.stderr, flush=True)
+            if events_out is not None:
+                events_out.write_text(json.dumps(recorded))
+    return recorded
+
+
+def table(recorded: list[dict]) -> str:
+    """Replay every job through the ETA without history (before) and with this server's (after)."""
+    from nstr.server.eta import StageCosts
+
+    learnt = StageCosts()                 # the server's history, in job order
+    rows = []
+    for i, job in enumerate(recorded):
+        start, end, events = job["start"], job["end"], job["events"]
+        fit_end = max(t for t, ev in events if ev.get("phase") == "fitting")
+        before = replay(start, end, events, StageCosts(), learn=False)
+        after = replay(start, end, events, learnt, learn=True)
+        if i == 0:
+            continue                      # the warm-up only fills the history
+        rows.append({"fit": job["fit"], "total": end - start, "after_fit": end - fit_end,
+                     "before": before, "after": after})
 
     def err(pair: tuple[float, float]) -> float:
         eta, left = pair
         return abs(eta - left) / left
 
-    cols = " | ".join(f"{int(cp * 100)}%: ETA / real, err before -> after" for cp in CHECKPOINTS)
-    print(f"| fit | total s | after the fit s | {cols} |")
-    print("|---|---|---|" + "---|" * len(CHECKPOINTS))
+    cols = " | ".join(f"{int(cp * 100)}%: ETA before -> after / real, error" for cp in CHECKPOINTS)
+    lines = [f"| fit | total s | after the fit s | {cols} |", "|---|---|---|" + "---|" * len(CHECKPOINTS)]
     for r in rows:
         cells = " | ".join(f"{r['before'][cp][0]:.0f} -> {r['after'][cp][0]:.0f} / {r['after'][cp][1]:.0f} s, "
                            f"{err(r['before'][cp]):.0%} -> {err(r['after'][cp]):.0%}" for cp in CHECKPOINTS)
-        print(f"| {r['fit']} | {r['total']:.1f} | {r['after_fit']:.1f} | {cells} |")
+        lines.append(f"| {r['fit']} | {r['total']:.1f} | {r['after_fit']:.1f} | {cells} |")
     med = " | ".join(f"median {statistics.median(err(r['before'][cp]) for r in rows):.0%} -> "
                      f"{statistics.median(err(r['after'][cp]) for r in rows):.0%}" for cp in CHECKPOINTS)
-    print(f"| median abs ETA error (goal <= 20 %) | | | {med} |")
+    lines.append(f"| median abs ETA error (goal <= 20 %) | | | {med} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--events", type=Path, default=None, help="also write every fit's timed events here (JSON)")
+    parser.add_argument("--replay", type=Path, default=None, help="no fits: replay the events a run wrote")
+    args = parser.parse_args(argv)
+    if args.replay is not None:
+        recorded = json.loads(args.replay.read_text())
+    else:
+        import torch
+        torch.set_num_threads(args.threads)
+        recorded = record_fits(args.events)
+    print(table(recorded))
     return 0
 
 

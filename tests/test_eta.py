@@ -9,11 +9,12 @@ import pytest
 from nstr.server.eta import JobEta, StageCosts, progress_of
 
 
-def fit_job(costs: StageCosts, step_s: float, after_fit_s: float, steps: int = 100) -> list[float | None]:
+def fit_job(costs: StageCosts, step_s: float, after_fit_s: float, steps: int = 100,
+            grid_points: int | None = None) -> list[float | None]:
     """A job: sampling at t=0, fitting `steps` at `step_s` each (an event every 10 steps, with the fit's own
     ETA), extracting/attributes, done `after_fit_s` after the last step. Returns the ETA after each event."""
     eta = JobEta("sdf", 0.0, costs)
-    out = [eta.update(0.0, "sampling", 1, 1, None)]
+    out = [eta.update(0.0, "sampling", 1, 1, None, {"grid_points": grid_points} if grid_points else None)]
     t0 = 1.0
     for step in range(0, steps + 1, 10):
         now = t0 + step * step_s
@@ -39,3 +40,10 @@ def test_progress_follows_the_phase_spans_and_never_goes_back():
     assert progress_of("fitting", 50, 100, 0.0) == pytest.approx(0.45)
     assert progress_of("sampling", 0, 1, 0.45) == pytest.approx(0.45)
     assert progress_of("attributes", 1, 1, 0.9) == pytest.approx(1.0)
+
+
+def test_the_after_fit_cost_scales_with_the_grid_the_task_reports():
+    costs = StageCosts()
+    fit_job(costs, step_s=0.1, after_fit_s=4.0, grid_points=32**3)          # 40 steps for 32^3 points
+    finer = fit_job(costs, step_s=0.1, after_fit_s=32.0, grid_points=64**3)  # 8x the points
+    assert finer[6] == pytest.approx(50 * 0.1 + 8 * 40 * 0.1)                # 37 s, not 9 s

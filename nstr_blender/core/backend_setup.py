@@ -95,6 +95,9 @@ class SetupState:
 class SetupError(Exception):
     """A step failed; str() is 'problem. fix'."""
 
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{problem.rstrip('.')}. {fix}")
+
 
 def ready_build(venv: Path) -> str:
     """The torch build a finished set-up installed ("cpu" / "cuda"), from its marker; "" if unknown."""

@@ -2,11 +2,13 @@
 measured step rate, plus what the stages after the fit (extracting, attributes, scoring, saving the
 result) cost on this server's earlier jobs of the same task.
 
-Those stages cost seconds that the fit's own ETA does not know about (on a 2-core CPU a quick fit
-spent ~40 % of its time after the last step). Their cost is learnt in *fit steps* (seconds after
-the fit / seconds per step of that job's fit), so it carries over between a loaded and an idle
-machine, or a CPU and a GPU, with the step time measured in the new job. Until a task has finished
-once on this server, only the fit's remaining time is known and the ETA says no more than that.
+Those stages cost seconds that the fit's own ETA does not know about (on a 2-core CPU a quick
+Suzanne fit at the automatic resolution spent 47 of its 68 s after the last step). Their cost is
+learnt in *fit steps per unit of size* (seconds after the fit / seconds per step of that job's fit /
+the job's size, e.g. an SDF's marching-cubes grid points, which a task reports as ``grid_points`` in
+a progress event's metrics before it fits), so it carries over between a loaded and an idle machine,
+a CPU and a GPU, a coarse and a fine grid, with the new job's step time and size. Until a task has
+finished once on this server, only the fit's remaining time is known and the ETA says no more.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def progress_of(phase: str, step: int, total: int, previous: float) -> float:
 
 
 class StageCosts:
-    """Per task, the cost of everything after the fit, in fit steps, of the last few finished jobs."""
+    """Per task, the cost of everything after the fit, in fit steps per unit of size, of the last few jobs."""
 
     def __init__(self) -> None:
         self._after_fit: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=HISTORY))
@@ -55,10 +57,15 @@ class JobEta:
         self.fit_start_step = 0
         self.fit_end: float | None = None            # time the fit's last step was reported
         self.step_seconds: float | None = None       # measured seconds per fit step
+        self.size = 1.0                              # the job's size for the after-fit stages (grid points)
 
-    def update(self, now: float, phase: str, step: int, total: int, fit_eta: float | None) -> float | None:
+    def update(self, now: float, phase: str, step: int, total: int, fit_eta: float | None,
+               metrics: dict | None = None) -> float | None:
         """The job's ETA in seconds after this event (None while nothing can be said)."""
         self.progress = progress_of(phase, step, total, self.progress)
+        size = (metrics or {}).get("grid_points")
+        if isinstance(size, (int, float)) and size > 0:
+            self.size = float(size)
         if phase in FIT_PHASES:
             if self.fit_start is None:
                 self.fit_start, self.fit_start_step = now, step
@@ -67,7 +74,7 @@ class JobEta:
             if total and step >= total and self.fit_end is None:
                 self.fit_end = now
         after = self.costs.after_fit_steps(self.task)
-        after_s = after * self.step_seconds if after is not None and self.step_seconds else None
+        after_s = after * self.size * self.step_seconds if after is not None and self.step_seconds else None
         if phase in FIT_PHASES and fit_eta is not None and math.isfinite(fit_eta):
             return fit_eta + (after_s or 0.0)
         if self.fit_end is not None and after_s is not None:
@@ -81,4 +88,4 @@ class JobEta:
     def finish(self, now: float) -> None:
         """A finished job teaches its task's after-fit cost (in its own fit steps)."""
         if self.fit_end is not None and self.step_seconds:
-            self.costs.record(self.task, (now - self.fit_end) / self.step_seconds)
+            self.costs.record(self.task, (now - self.fit_end) / self.step_seconds / self.size)

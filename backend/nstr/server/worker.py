@@ -405,7 +405,8 @@ class JobQueue:
                 tracker = self._etas[job.id] = JobEta(job.task, job.started or now, self._stage_costs)
             eta = ev.get("eta_s")
             fit_eta = float(eta) if isinstance(eta, (int, float)) and math.isfinite(eta) else None
-            estimate = tracker.update(now, phase, job.step, job.total, fit_eta)
+            metrics = ev.get("metrics") if isinstance(ev.get("metrics"), dict) else None
+            estimate = tracker.update(now, phase, job.step, job.total, fit_eta, metrics)
             job.progress = max(job.progress, tracker.progress)
             if estimate is not None:
                 job.eta_s = estimate
