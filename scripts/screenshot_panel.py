@@ -235,7 +235,8 @@ def driver(argv: list[str]) -> int:
     state = Path(tempfile.mkdtemp(prefix="nstr_shot_"))
     zip_path = build_extension.build(state / "dist")
     env = dict(os.environ, DISPLAY="", BLENDER_USER_CONFIG=str(state / "config"),
-               BLENDER_USER_SCRIPTS=str(state / "scripts"), NSTR_LOG_DIR=str(state / "logs"))
+               BLENDER_USER_SCRIPTS=str(state / "scripts"), NSTR_LOG_DIR=str(state / "logs"),
+               XDG_DATA_HOME=str(state / "data"))       # its own jobs folder: another user's server holds the default
     width, height = 1600, 900
     procs = []
 
