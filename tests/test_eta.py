@@ -42,8 +42,11 @@ def test_progress_follows_the_phase_spans_and_never_goes_back():
     assert progress_of("attributes", 1, 1, 0.9) == pytest.approx(1.0)
 
 
-def test_the_after_fit_cost_scales_with_the_grid_the_task_reports():
+def test_the_after_fit_cost_comes_from_the_nearest_size_scaled_by_its_area():
     costs = StageCosts()
-    fit_job(costs, step_s=0.1, after_fit_s=4.0, grid_points=32**3)          # 40 steps for 32^3 points
-    finer = fit_job(costs, step_s=0.1, after_fit_s=32.0, grid_points=64**3)  # 8x the points
-    assert finer[6] == pytest.approx(50 * 0.1 + 8 * 40 * 0.1)                # 37 s, not 9 s
+    fit_job(costs, step_s=0.1, after_fit_s=4.0, grid_points=32**3)          # 40 steps for a 32^3 grid
+    fit_job(costs, step_s=0.1, after_fit_s=90.0, grid_points=256**3)        # 900 steps for 256^3
+    finer = fit_job(costs, step_s=0.1, after_fit_s=16.0, grid_points=64**3)  # nearest: 32^3, area x4
+    assert finer[6] == pytest.approx(50 * 0.1 + 4 * 40 * 0.1)                # 21 s
+    same = fit_job(costs, step_s=0.2, after_fit_s=180.0, grid_points=256**3)  # a size seen before: its cost
+    assert same[6] == pytest.approx(50 * 0.2 + 900 * 0.2)

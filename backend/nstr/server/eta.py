@@ -3,11 +3,11 @@ measured step rate, plus what the stages after the fit (extracting, attributes, 
 result) cost on this server's earlier jobs of the same task.
 
 Those stages cost seconds that the fit's own ETA does not know about (on a 2-core CPU a quick
-Suzanne fit at the automatic resolution spent 47 of its 68 s after the last step). Their cost is
-learnt in *fit steps per unit of size* (seconds after the fit / seconds per step of that job's fit /
-the job's size, e.g. an SDF's marching-cubes grid points, which a task reports as ``grid_points`` in
-a progress event's metrics before it fits), so it carries over between a loaded and an idle machine,
-a CPU and a GPU, a coarse and a fine grid, with the new job's step time and size. Until a task has
+Suzanne fit at the automatic resolution spent 48 of its 60 s after the last step). Their cost is
+learnt in *fit steps* (seconds after the fit / seconds per step of that job's fit), with the job's
+size (an SDF's marching-cubes grid points, which the task reports as ``grid_points`` in a progress
+event's metrics before it fits): it carries over between a loaded and an idle machine, a CPU and a
+GPU, with the new job's step time, and between sizes as :class:`StageCosts` says. Until a task has
 finished once on this server, only the fit's remaining time is known and the ETA says no more.
 """
 
@@ -22,7 +22,7 @@ PHASE_SPANS: dict[str, tuple[float, float]] = {
     "extracting": (0.85, 0.95), "attributes": (0.95, 1.0),
 }
 FIT_PHASES = ("fitting",)
-HISTORY = 5                  # finished jobs per task that the after-fit cost is the median of
+HISTORY = 20                 # finished jobs per task that the after-fit cost is learnt from
 
 
 def progress_of(phase: str, step: int, total: int, previous: float) -> float:
@@ -33,18 +33,28 @@ def progress_of(phase: str, step: int, total: int, previous: float) -> float:
 
 
 class StageCosts:
-    """Per task, the cost of everything after the fit, in fit steps per unit of size, of the last few jobs."""
+    """Per task, what everything after the fit cost the last jobs, in fit steps, with each job's size.
+
+    A job is predicted from the earlier jobs of the nearest size (the same size when there is one),
+    scaled by the size ratio to the 2/3 power: for a grid of ``size`` points that is the surface's
+    area (vertices to extract, colour and score), which drove the after-fit cost on the CPU
+    (64^3 -> 256^3: 58 -> 830 fit steps, a ratio of 14 for 16 in area, 64 in points).
+    """
 
     def __init__(self) -> None:
-        self._after_fit: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=HISTORY))
+        self._after_fit: dict[str, deque[tuple[float, float]]] = defaultdict(lambda: deque(maxlen=HISTORY))
 
-    def record(self, task: str, after_fit_steps: float) -> None:
-        if math.isfinite(after_fit_steps) and after_fit_steps >= 0:
-            self._after_fit[task].append(after_fit_steps)
+    def record(self, task: str, after_fit_steps: float, size: float = 1.0) -> None:
+        if math.isfinite(after_fit_steps) and after_fit_steps >= 0 and size > 0:
+            self._after_fit[task].append((size, after_fit_steps))
 
-    def after_fit_steps(self, task: str) -> float | None:
+    def after_fit_steps(self, task: str, size: float = 1.0) -> float | None:
         seen = self._after_fit.get(task)
-        return statistics.median(seen) if seen else None
+        if not seen:
+            return None
+        nearest = min(seen, key=lambda entry: abs(math.log(entry[0] / size)))[0]
+        steps = statistics.median(s for z, s in seen if z == nearest)
+        return steps * (size / nearest) ** (2 / 3)
 
 
 class JobEta:
@@ -73,8 +83,8 @@ class JobEta:
                 self.step_seconds = (now - self.fit_start) / (step - self.fit_start_step)
             if total and step >= total and self.fit_end is None:
                 self.fit_end = now
-        after = self.costs.after_fit_steps(self.task)
-        after_s = after * self.size * self.step_seconds if after is not None and self.step_seconds else None
+        after = self.costs.after_fit_steps(self.task, self.size)
+        after_s = after * self.step_seconds if after is not None and self.step_seconds else None
         if phase in FIT_PHASES and fit_eta is not None and math.isfinite(fit_eta):
             return fit_eta + (after_s or 0.0)
         if self.fit_end is not None and after_s is not None:
@@ -88,4 +98,4 @@ class JobEta:
     def finish(self, now: float) -> None:
         """A finished job teaches its task's after-fit cost (in its own fit steps)."""
         if self.fit_end is not None and self.step_seconds:
-            self.costs.record(self.task, (now - self.fit_end) / self.step_seconds / self.size)
+            self.costs.record(self.task, (now - self.fit_end) / self.step_seconds, self.size)
