@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
-import json
 import re
 import subprocess
 import sys
@@ -74,7 +73,7 @@ def find_validator() -> Path:
 
 def files_of(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not (SKIP_PARTS & set(p.relative_to(root).parts))
-                  and p.suffix not in (".pyc", ".pyo") and p.name != "_build_info.json")
+                  and p.suffix not in (".pyc", ".pyo"))
 
 
 def build(out_dir: Path) -> Path:
@@ -100,8 +99,6 @@ def build(out_dir: Path) -> Path:
         zf.write(BACKEND / "pyproject.toml", "nstr_blender/_backend/pyproject.toml")
         for path in files_of(BACKEND / "nstr"):
             zf.write(path, "nstr_blender/_backend/nstr/" + path.relative_to(BACKEND / "nstr").as_posix())
-        # Lets an installed add-on find this checkout's .venv as its default backend Python.
-        zf.writestr("nstr_blender/_build_info.json", json.dumps({"repo": str(REPO), "version": version}) + "\n")
     tmp.replace(target)
     return target
 

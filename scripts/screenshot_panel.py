@@ -218,7 +218,8 @@ def driver(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=0, help="training steps of the demo fit (0: the preset's)")
     parser.add_argument("--resolution", type=int, default=0, help="marching-cubes resolution (0: the preset's)")
     parser.add_argument("--overrides", default="", help="more backend settings, KEY=VALUE ...")
-    parser.add_argument("--python", default="", help="the backend Python (default: the add-on's choice)")
+    parser.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"),
+                        help="the backend Python (default: this checkout's .venv; the installed zip knows no checkout)")
     parser.add_argument("--timeout", type=float, default=420.0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = parser.parse_args(argv)
@@ -234,7 +235,8 @@ def driver(argv: list[str]) -> int:
     state = Path(tempfile.mkdtemp(prefix="nstr_shot_"))
     zip_path = build_extension.build(state / "dist")
     env = dict(os.environ, DISPLAY="", BLENDER_USER_CONFIG=str(state / "config"),
-               BLENDER_USER_SCRIPTS=str(state / "scripts"), NSTR_LOG_DIR=str(state / "logs"))
+               BLENDER_USER_SCRIPTS=str(state / "scripts"), NSTR_LOG_DIR=str(state / "logs"),
+               XDG_DATA_HOME=str(state / "data"))       # its own jobs folder: another user's server holds the default
     width, height = 1600, 900
     procs = []
 

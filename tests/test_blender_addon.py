@@ -80,8 +80,8 @@ def run_scenario(body: str, tmp_path: Path, timeout: float = 420.0, env_extra: d
     env = dict(os.environ, NSTR_REPO=str(REPO), NSTR_TMP=str(tmp_path),
                BLENDER_USER_RESOURCES=str(tmp_path / "blender"), XDG_DATA_HOME=str(tmp_path / "data"),
                NSTR_LOG_DIR=str(tmp_path / "logs"), OMP_NUM_THREADS="2")
+    env["NSTR_PYTHON"] = str(VENV_PY)         # an installed zip knows no checkout: the backend Python is named
     env.update(env_extra or {})
-    env.pop("NSTR_PYTHON", None)
     proc = subprocess.run([str(VENV_PY), str(script)], capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=tmp_path)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -89,17 +89,21 @@ def run_scenario(body: str, tmp_path: Path, timeout: float = 420.0, env_extra: d
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def test_extension_zip_installs_enables_and_finds_the_project_python(tmp_path):
+def test_extension_zip_installs_enables_and_says_not_set_up(tmp_path):
     out = run_scenario('''
         OUT["operators"] = [hasattr(bpy.ops.nstr, n) for n in ("fit", "cancel", "release_gpu", "backend_start")]
         OUT["panel"] = hasattr(bpy.types, "NSTR_PT_fit")
         settings = import_module(ADDON + ".blender.preferences").backend_settings(bpy.context)
         OUT["python"] = settings.resolved_python()
+        status = import_module(ADDON + ".core.backend_status")
+        choice = import_module(ADDON + ".core.settings").backend_choice(prefs.python)
+        OUT["using"] = status.using_lines(choice, prefs.device, [])
         OUT["validator"] = build_extension.validate(zip_path)
-    ''', tmp_path)
+    ''', tmp_path, env_extra={"NSTR_PYTHON": ""})
     assert out["operators"] == [True] * 4 and out["panel"]
     assert out["remote_source"] == "vendored"          # the installed add-on uses its own copy of the client
-    assert out["python"] == str(REPO / ".venv" / "bin" / "python")
+    assert out["python"] == ""                         # not the build checkout's .venv: nothing is set up
+    assert out["using"] == ["Backend: not set up. Press 'Set up backend', or set 'Backend Python'"]
     assert "Success" in out["validator"]
 
 
@@ -598,7 +602,7 @@ def test_two_blenders_share_one_local_backend(tmp_path):
     script.write_text(PRELUDE + f"\nTINY = {TINY!r}\n" + textwrap.dedent(first_body) + "\nfinish()\n")
     env = dict(os.environ, NSTR_REPO=str(REPO), NSTR_TMP=str(first_dir), NSTR_SHARED=str(tmp_path),
                NSTR_LOG_DIR=str(first_dir / "logs"), OMP_NUM_THREADS="2", **shared)
-    env.pop("NSTR_PYTHON", None)
+    env["NSTR_PYTHON"] = str(VENV_PY)
     # its output goes to files: a pipe nobody reads until the end fills up (64 KiB) and blocks the first Blender
     out_file, err_file = open(first_dir / "stdout.txt", "w"), open(first_dir / "stderr.txt", "w")
     first = subprocess.Popen([str(VENV_PY), str(script)], stdout=out_file, stderr=err_file, text=True,

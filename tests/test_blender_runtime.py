@@ -154,3 +154,28 @@ def test_nerf_views_of_an_unsaved_file_render_one_per_tick_into_the_user_folder(
                                              "test_images": [1, 16, 16, 4], "test_poses": [1, 4, 4],
                                              "intrinsics": [4], "aabb": [2, 3]}, "uint8"]
     assert out["after_cancel"] == [True, 0, []]
+
+
+def test_the_backend_state_comes_from_the_server_while_views_render(tmp_path):
+    out = run_scenario('''
+        src = suzanne(subsurf=False)
+        props = bpy.context.scene.nstr
+        props.task = "nerf"
+        props.nerf_train, props.nerf_test, props.nerf_resolution = 12, 1, 16
+        OUT["op"] = list(bpy.ops.nstr.fit())                  # starts the real backend while the views render
+        session = RUNTIME.session
+        t0 = time.monotonic()
+        while not session.bg.finished("start") and time.monotonic() - t0 < 120:
+            time.sleep(0.1)                                   # the server answered its health call
+        OUT["start_done"] = bool(session.bg.finished("start"))
+        OUT["before"] = [RUNTIME.is_starting, session.connected]
+        poll()                                                # one timer call: renders one view
+        OUT["after"] = [RUNTIME.views is not None, RUNTIME.is_starting, session.connected,
+                        session.health.get("device"), session.on_gpu]
+        bpy.ops.nstr.cancel(index=-1)
+        poll()
+    ''', tmp_path)
+    assert out["op"] == ["FINISHED"] and out["start_done"]
+    assert out["before"] == [True, True]             # the answer is there (the panel shows it), not yet taken
+    # still rendering, yet the panel's state is the server's: connected on the CPU, no GPU actions
+    assert out["after"] == [True, False, True, "cpu", False]

@@ -1,6 +1,7 @@
 """The "Fit NSTR" sidebar panel (3D View > Sidebar > NSTR). Drawing only: no network here,
 it shows what the timer last learnt. Live work first (views being rendered, running and queued
-jobs); finished and failed jobs fold away; one problem line at most."""
+jobs); the active result's box comes before the finished jobs, which fold away; one problem line at
+most; text lines are wrapped to the sidebar's width."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import bpy
 from ..core.meshdata import DISPLAY_BY_NAME
 from ..core.text import wrap
 from .legend_overlay import legend_for
-from .preferences import backend_settings
+from .preferences import backend_settings, line_chars
 from .results import result_meta, source_hidden, source_object
 from .runtime import RUNTIME
 
@@ -27,7 +28,7 @@ class NSTR_PT_fit(bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        chars = _chars(context)
+        chars = line_chars(context)
         props = context.scene.nstr
         problem = RUNTIME.problem()
         job_messages = {r.message for r in RUNTIME.tracker}
@@ -45,7 +46,8 @@ class NSTR_PT_fit(bpy.types.Panel):
         row.prop(props, "show_advanced", icon="TRIA_DOWN" if props.show_advanced else "TRIA_RIGHT", emboss=False)
         if props.show_advanced:
             adv = layout.box().column(align=True)
-            adv.label(text=f"Values of the '{props.preset}' preset; change any to override it")
+            for line in wrap(f"Values of the '{props.preset}' preset; change any to override it", chars):
+                adv.label(text=line)
             adv.prop(props, "n_freqs")
             adv.prop(props, "steps")
             adv.prop(props, "resolution", text="Resolution (0: auto)" if props.resolution == 0
@@ -57,8 +59,9 @@ class NSTR_PT_fit(bpy.types.Panel):
             adv.prop(props, "keep_versions")
         if props.task == "nerf":
             nerf = layout.box().column(align=True)
-            nerf.label(text="Views rendered from the selection")
-            nerf.prop(props, "nerf_dir")
+            for line in wrap("Views rendered from the selection, into the views folder:", chars):
+                nerf.label(text=line)
+            nerf.prop(props, "nerf_dir", text="")          # the path gets the whole line
             if props.nerf_dir.startswith("//") and not bpy.data.filepath:
                 for line in wrap("File not saved: views go to the add-on's user folder (nerf_views)", chars):
                     nerf.label(text=line)
@@ -76,8 +79,8 @@ class NSTR_PT_fit(bpy.types.Panel):
         big.enabled = RUNTIME.views is None
         big.operator("nstr.fit", text=f"Fit NSTR ({n_mesh} mesh{'es' if n_mesh != 1 else ''})"
                      if props.task == "sdf" else "Render Views & Fit NeRF", icon="MOD_REMESH")
+        self.draw_result(context, layout, chars)           # before the history: reachable without scrolling
         self.draw_finished(layout, props, chars)
-        self.draw_result(context, layout, chars)
 
     def draw_live(self, layout, chars):
         """Views being rendered and running/queued jobs, each with its progress and Cancel."""
@@ -88,7 +91,7 @@ class NSTR_PT_fit(bpy.types.Panel):
         box = layout.box()
         if views is not None:
             row = box.row(align=True)
-            text = f"Rendering views {views.done}/{views.total}"
+            text = f"Views {views.done}/{views.total}"        # short: the bar shares its line with Cancel
             if hasattr(row, "progress"):
                 row.progress(factor=views.done / max(1, views.total), type="BAR", text=text)
             else:
@@ -114,10 +117,7 @@ class NSTR_PT_fit(bpy.types.Panel):
         settings = backend_settings(context)
         session = RUNTIME.session
         row = box.row()
-        if RUNTIME.is_starting:
-            row.label(text="Backend: starting..." if settings.mode == "local" else "Backend: connecting...",
-                      icon="SORTTIME")
-        elif session is not None and session.connected:
+        if session is not None and session.connected:           # the server's own answer (health) decides
             h = session.health
             row.label(text=f"Connected: {h.get('device', '?')}", icon="CHECKMARK")
             name = h.get("device_name")
@@ -128,13 +128,16 @@ class NSTR_PT_fit(bpy.types.Panel):
                                f"{_gib(h.get('gpu_memory_total'))} GiB")
             running, queued = session.queue_counts()
             box.label(text=f"Running: {running}   Queued: {queued}")
+        elif RUNTIME.is_starting:
+            row.label(text="Backend: starting..." if settings.mode == "local" else "Backend: connecting...",
+                      icon="SORTTIME")
         else:
             row.label(text="Backend: not connected", icon="UNLINKED")
             box.label(text="Local process" if settings.mode == "local" else settings.url)
         row = box.row(align=True)
         row.operator("nstr.backend_start", text="Start" if settings.mode == "local" else "Connect", icon="PLAY")
         row.operator("nstr.backend_stop", text="Stop", icon="PAUSE")
-        if session is not None and session.connected:
+        if session is not None and session.on_gpu:            # the server reported a CUDA device
             box.operator("nstr.release_gpu", icon="MEMORY")
 
     def draw_finished(self, layout, props, chars):
@@ -196,13 +199,6 @@ class NSTR_PT_fit(bpy.types.Panel):
             row.prop(context.scene.nstr, "show_drift_arrows")
             box.label(text="Vertex groups: NSTR fine detail, detail height, crease, detail lost", icon="GROUP_VERTEX")
         box.prop(context.scene.nstr, "show_research")
-
-
-def _chars(context) -> int:
-    """About how many characters fit on one line of this sidebar (for wrapping messages)."""
-    width = context.region.width if context.region is not None else 300
-    scale = context.preferences.system.ui_scale if context.preferences else 1.0
-    return max(16, int(width / (7.0 * scale)) - 5)
 
 
 CLASSES = (NSTR_PT_fit,)

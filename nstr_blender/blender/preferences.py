@@ -8,12 +8,33 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from ..core.backend_setup import Setup
+from ..core.backend_setup import TORCH_BUILDS, Setup, offered_build
+from ..core.backend_status import offer_lines, using_lines
+from ..core.gpu_probe import Gpu, nvidia_gpus
 from ..core.text import wrap
-from ..core.settings import BackendSettings, default_log_dir, default_python, managed_python, user_dir
+from ..core.settings import BackendSettings, backend_choice, default_log_dir, managed_ready, user_dir
 
 ADDON_ID = __package__.rpartition(".")[0]     # "nstr_blender", or "bl_ext.<repo>.nstr_blender"
 SETUP: list[Setup] = []                       # the running or last "Set up backend"
+_GPUS: list[list[Gpu]] = []                   # nvidia-smi's answer, asked once per session (not per redraw)
+
+
+def gpus() -> list[Gpu]:
+    if not _GPUS:
+        _GPUS.append(nvidia_gpus())
+    return _GPUS[0]
+
+
+def line_chars(context: bpy.types.Context) -> int:
+    """About how many characters fit on one line of this region (Blender's labels do not wrap)."""
+    width = context.region.width if context.region is not None else 300
+    scale = context.preferences.system.ui_scale if context.preferences else 1.0
+    return max(16, int(width / (7.0 * scale)) - 5)
+
+
+def chosen_build(prefs: "NSTR_AddonPreferences") -> str:
+    """The torch build to install: the preference, or (Offered) CUDA when nvidia-smi lists a GPU."""
+    return offered_build(bool(gpus())) if prefs.torch_build == "offered" else prefs.torch_build
 
 
 def addon_user_dir() -> Path:
@@ -24,8 +45,8 @@ def addon_user_dir() -> Path:
 
 
 class NSTR_OT_setup_backend(bpy.types.Operator):
-    """Create a Python environment with torch and the NSTR backend in the add-on's user folder
-    (downloads about 200 MB the first time)"""
+    """Create a Python environment with torch and the NSTR backend in the add-on's user folder (the
+    sizes, measured, are shown above the button; a failed set-up resumes when pressed again)"""
     bl_idname = "nstr.setup_backend"
     bl_label = "Set up backend"
 
@@ -37,11 +58,12 @@ class NSTR_OT_setup_backend(bpy.types.Operator):
         if SETUP and SETUP[-1].state.running:
             self.report({"WARNING"}, "The backend set-up is already running")
             return {"CANCELLED"}
-        setup = Setup(user_dir())
+        prefs = context.preferences.addons[ADDON_ID].preferences
+        setup = Setup(user_dir(), build=chosen_build(prefs))
         SETUP[:] = [setup]
         setup.start()
         bpy.app.timers.register(_redraw_while_setting_up, first_interval=0.5)
-        self.report({"INFO"}, f"Setting up the backend in {setup.venv}")
+        self.report({"INFO"}, f"Setting up the backend ({setup.build.size_text()}) in {setup.venv}")
         return {"FINISHED"}
 
 
@@ -71,6 +93,11 @@ class NSTR_AddonPreferences(bpy.types.AddonPreferences):
     device: EnumProperty(name="Device", default="auto",
                          items=[("auto", "Auto", "CUDA when present, else the CPU"),
                                 ("cuda", "CUDA", "NVIDIA GPU"), ("cpu", "CPU", "Slow; quick preset only")])
+    torch_build: EnumProperty(
+        name="Torch build", default="offered",
+        items=[("offered", "Offered", "CUDA when nvidia-smi lists an NVIDIA GPU, else CPU"),
+               ("cpu", "CPU", TORCH_BUILDS["cpu"].size_text()),
+               ("cuda", "CUDA", TORCH_BUILDS["cuda"].size_text())])
     log_dir: StringProperty(name="Log folder", subtype="DIR_PATH",
                             description="Where the launched backend writes server.log. Empty: the add-on's "
                                         "user folder")
@@ -80,29 +107,35 @@ class NSTR_AddonPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "backend_mode", expand=True)
         if self.backend_mode == "local":
             box = layout.box()
+            chars = line_chars(context)
             setup = SETUP[-1] if SETUP else None
+            if not (setup and setup.state.running):
+                for line in offer_lines(gpus()):
+                    for part in wrap(line, chars):
+                        box.label(text=part)
+                box.prop(self, "torch_build")
             row = box.row()
             row.enabled = not (setup and setup.state.running)
             row.operator("nstr.setup_backend", icon="CONSOLE")
             if setup is not None and setup.state.running:
                 st = setup.state
-                box.label(text=f"Step {st.step}/{st.total}: {st.label}", icon="SORTTIME")
+                for i, part in enumerate(wrap(f"Step {st.step}/{st.total}: {st.label}", chars)):
+                    box.label(text=part, icon="SORTTIME" if i == 0 else "BLANK1")
                 if st.line:
-                    box.label(text=st.line[-90:])
+                    for part in wrap(st.line, chars)[:3]:        # wrapped, never cut off on the left
+                        box.label(text=part)
             elif setup is not None and setup.state.error:
                 col = box.column()
                 col.alert = True
-                for i, part in enumerate(wrap(setup.state.error, 90)):
+                for i, part in enumerate(wrap(setup.state.error, chars)):
                     col.label(text=part, icon="ERROR" if i == 0 else "BLANK1")
-            elif managed_python().is_file():
-                box.label(text=f"Backend ready: {managed_python()}", icon="CHECKMARK")
-            else:
-                box.label(text=f"Makes a Python with torch and the backend in {user_dir()}", icon="INFO")
+            elif managed_ready():
+                box.label(text="Set-up finished", icon="CHECKMARK")
             layout.prop(self, "python")
-            if not self.python:
-                found = default_python()
-                layout.label(text=f"Using: {found}" if found else "No backend yet: press 'Set up backend'",
-                             icon="INFO" if found else "ERROR")
+            choice = backend_choice(self.python)
+            for i, line in enumerate(using_lines(choice, self.device, gpus())):
+                for j, part in enumerate(wrap(line, chars)):
+                    layout.label(text=part, icon=("INFO" if choice.python else "ERROR") if i == j == 0 else "BLANK1")
             layout.prop(self, "device")
         else:
             layout.prop(self, "url")

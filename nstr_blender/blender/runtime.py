@@ -93,7 +93,14 @@ class Runtime:
     def step(self) -> float | None:
         """One short step. Returns the next interval (None stops the timer)."""
         if self.views is not None:
-            return self._render_one_view()
+            interval = self._render_one_view()
+            if self.views is not None:
+                self._tick_session()        # the server's answers (start, health, jobs) between views too
+            return interval
+        return self._tick_session()
+
+    def _tick_session(self) -> float | None:
+        """Apply what the server answered and start the next calls; build finished results."""
         session = self.session
         if session is None:
             return None

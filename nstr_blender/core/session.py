@@ -58,6 +58,11 @@ class BackendSession:
         return self.client is not None and bool(self.health)
 
     @property
+    def on_gpu(self) -> bool:
+        """The server said it runs on a CUDA device (its health answer): only then are GPU actions offered."""
+        return self.connected and str(self.health.get("device", "")).startswith("cuda")
+
+    @property
     def url(self) -> str:
         return str(getattr(self.client, "url", "") or "")
 

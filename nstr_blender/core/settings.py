@@ -22,7 +22,6 @@ from .contract import MC_BACKENDS, OVERRIDE_KEYS, PRESETS, TASKS, preset_value
 MC_CHOICES: tuple[str, ...] = ("preset", *MC_BACKENDS)   # the panel's choices: the preset's or one backend
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]          # .../nstr_blender
-BUILD_INFO = PACKAGE_DIR / "_build_info.json"               # written by scripts/build_extension.py
 
 
 @dataclass
@@ -133,33 +132,44 @@ def parse_overrides(text: str) -> dict[str, Any]:
 
 
 def repo_root() -> Path | None:
-    """The checkout this add-on came from: its own parent when run from the repo, or the
-    one recorded at build time for an installed zip."""
+    """The checkout this add-on runs from (its parent holds backend/nstr), else None. An installed
+    zip records no path of the machine it was built on, so it never points at someone else's disk."""
     here = PACKAGE_DIR.parent
-    if (here / "backend" / "nstr").is_dir():
-        return here
-    try:
-        recorded = json.loads(BUILD_INFO.read_text()).get("repo")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
-    if recorded and (Path(recorded) / "backend" / "nstr").is_dir():
-        return Path(recorded)
-    return None
+    return here if (here / "backend" / "nstr").is_dir() else None
 
 
 def default_python() -> str | None:
-    """$NSTR_PYTHON, else the venv "Set up backend" made, else <repo>/.venv/bin/python when it exists."""
+    """$NSTR_PYTHON, else the venv "Set up backend" finished, else <checkout>/.venv/bin/python."""
+    return backend_choice().python or None
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """Which Python a local backend will launch, where that choice came from, and a set-up that did
+    not finish (never used: it is named so the user knows why it is ignored)."""
+
+    python: str = ""                 # "" = nothing usable: not set up
+    origin: str = ""                 # "Backend Python", "$NSTR_PYTHON", "Set up backend", "this checkout's .venv"
+    unfinished: str = ""             # the folder of an unfinished "Set up backend", if any
+
+
+def backend_choice(preference: str = "") -> BackendChoice:
+    """The preference, else $NSTR_PYTHON, else the finished set-up venv, else this checkout's .venv."""
+    unfinished = unfinished_setup()
+    left = str(unfinished) if unfinished is not None else ""
+    if preference.strip():
+        return BackendChoice(preference.strip(), "Backend Python", left)
     env = os.environ.get("NSTR_PYTHON", "").strip()
     if env:
-        return env
-    if managed_python().is_file():
-        return str(managed_python())
+        return BackendChoice(env, "$NSTR_PYTHON", left)
+    if managed_ready():
+        return BackendChoice(str(managed_python()), "Set up backend", left)
     root = repo_root()
     if root is not None:
         for rel in (".venv/bin/python", ".venv/Scripts/python.exe"):
             if (root / rel).is_file():
-                return str(root / rel)
-    return None
+                return BackendChoice(str(root / rel), "this checkout's .venv", left)
+    return BackendChoice("", "", left)
 
 
 _USER_DIR: list[Path] = []   # set once by the bpy glue (blender/userdir.py); empty under a plain Python
@@ -188,7 +198,34 @@ def default_log_dir() -> Path:
     return user_dir() / "logs"
 
 
+READY_MARKER = ".nstr-ready"      # written into the venv by "Set up backend" after its last check passed
+
+
+def managed_venv() -> Path:
+    """The venv that "Set up backend" makes in the user folder (built in ``<it>.partial``, then renamed)."""
+    return user_dir() / "backend_venv"
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
 def managed_python() -> Path:
     """The Python of the venv that "Set up backend" makes in the user folder."""
-    venv = user_dir() / "backend_venv"
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return venv_python(managed_venv())
+
+
+def managed_ready() -> bool:
+    """True only for a finished set-up: its marker is the last thing written, after the check step."""
+    return (managed_venv() / READY_MARKER).is_file() and managed_python().is_file()
+
+
+def unfinished_setup() -> Path | None:
+    """A set-up that stopped part-way (``backend_venv.partial``, or a venv with no marker): never used;
+    "Set up backend" resumes from it."""
+    partial = managed_venv().with_name(managed_venv().name + ".partial")
+    if partial.is_dir():
+        return partial
+    if managed_venv().is_dir() and not managed_ready():
+        return managed_venv()
+    return None

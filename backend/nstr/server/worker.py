@@ -32,14 +32,11 @@ from nstr.remote import wire
 from nstr.server import device_info
 from nstr.server.admission import Admission
 from nstr.server.engine import Engine, JobSpec, describe_crash, plain  # noqa: F401 - describe_crash re-exported
+from nstr.server.eta import PHASE_SPANS, JobEta, StageCosts  # noqa: F401 - PHASE_SPANS re-exported
 from nstr.server.registry import TaskRegistry
 from nstr.server.store import INPUT, INTERRUPTED, INTERRUPTED_FIX, TERMINAL, Job, JobStore, StorageError
 
 # Share of the whole job that each phase covers, for the overall progress fraction.
-PHASE_SPANS: dict[str, tuple[float, float]] = {
-    "loading": (0.0, 0.05), "sampling": (0.0, 0.05), "fitting": (0.05, 0.85),
-    "extracting": (0.85, 0.95), "attributes": (0.95, 1.0),
-}
 SAVE_EVERY_S = 2.0  # progress is persisted at most this often (state changes always are)
 RETRY_S = 2.0  # a halted queue tries its pending index writes again this often
 _describe_crash = describe_crash  # the name earlier tests and callers use
@@ -75,6 +72,8 @@ class JobQueue:
         self._started = False
         self._stopping = False
         self._last_save: dict[str, float] = {}
+        self._etas: dict[str, JobEta] = {}          # running jobs' ETAs (fit rate + the stages after it)
+        self._stage_costs = StageCosts()            # learnt from this server's finished jobs, per task
         self.fault: StorageError | None = None  # a worker-side index write failed: no job starts meanwhile
         self._pending: dict[str, Callable[[], None]] = {}  # changes the index has not taken yet, by job
         self._retrier: threading.Thread | None = None
@@ -380,8 +379,11 @@ class JobQueue:
             changes = _finished(state, message=str(ev.get("message") or state), error=error, fix=fix)
             if isinstance(ev.get("metrics"), dict):
                 changes["metrics"] = plain(ev["metrics"])
+            tracker = self._etas.pop(job.id, None)
             if state == "done":
                 changes.update(progress=1.0, eta_s=0.0)
+                if tracker is not None:
+                    tracker.finish(time.time())
             self._persist(job, **changes)
             self._safe_log(job.id, state + (f": {error}" if error else ""))
 
@@ -398,15 +400,16 @@ class JobQueue:
             job.total = _int(ev.get("total"))
             loss = ev.get("loss")
             job.loss = float(loss) if isinstance(loss, (int, float)) and math.isfinite(loss) else None
-            lo, hi = PHASE_SPANS.get(phase, (job.progress, job.progress))
-            frac = job.step / job.total if job.total else 0.0
-            job.progress = max(job.progress, min(1.0, lo + (hi - lo) * frac))
+            tracker = self._etas.get(job.id)
+            if tracker is None:
+                tracker = self._etas[job.id] = JobEta(job.task, job.started or now, self._stage_costs)
             eta = ev.get("eta_s")
-            elapsed = now - (job.started or now)
-            if isinstance(eta, (int, float)) and math.isfinite(eta):
-                job.eta_s = float(eta)
-            elif job.progress > 0.02:
-                job.eta_s = elapsed * (1 - job.progress) / job.progress
+            fit_eta = float(eta) if isinstance(eta, (int, float)) and math.isfinite(eta) else None
+            metrics = ev.get("metrics") if isinstance(ev.get("metrics"), dict) else None
+            estimate = tracker.update(now, phase, job.step, job.total, fit_eta, metrics)
+            job.progress = max(job.progress, tracker.progress)
+            if estimate is not None:
+                job.eta_s = estimate
             if isinstance(ev.get("metrics"), dict) and ev["metrics"]:
                 job.metrics = plain(ev["metrics"])
             if not job.cancel_requested:

@@ -366,6 +366,8 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
 
     with run.stage("sampling", timing="sample"):
         prep = _sample_stage(mesh, opts, cfg.train.seed, closed, cache_dir, device)
+    # the size of the stages after the fit (extraction evaluates the grid), for the server's ETA
+    run.emit("sampling", 1, 1, metrics={"grid_points": prep.resolution ** 3})
     field = build_field(cfg.field, in_dim=3, out_dim=1)
     objective = _objective(prep.samples, opts, device, cfg.train.batch_size, prep.holdout)
     final = run.fit(field, objective, cfg.train, device=device, checkpoint=checkpoint)
