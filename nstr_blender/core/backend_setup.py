@@ -46,8 +46,8 @@ class TorchBuild:
 
 # Measured on Linux x86_64, Python 3.11: a fresh venv with `pip install --report` of torch, then of the
 # backend (the wheels pip took: 266 MiB of local files + 29 MiB fetched, as pip's log sized them; torch's
-# wheel 191,794,682 bytes), and `du` of the venv: 1304 MiB. scripts/measure_setup_size.py repeats this
-# with the add-on's own Setup. The CUDA build's wheels were not downloaded on that machine (no GPU, and no
+# wheel 191,794,682 bytes), and `du` of the venv: 1304 MiB. (A script repeating this through the add-on's
+# own Setup was dropped: its `pip download` waited on the network index here.) The CUDA build's wheels were not downloaded on that machine (no GPU, and no
 # local copy of them), so its size is stated as not measured rather than guessed.
 TORCH_BUILDS: dict[str, TorchBuild] = {
     "cpu": TorchBuild("cpu", "CPU build", f"torch=={TORCH_VERSION}+cpu",
