@@ -342,14 +342,12 @@ def validate(cfg: RunConfig) -> None:
     f, t = cfg.field, cfg.train
     if f.model not in MODELS:
         raise ConfigError(f"unknown model '{f.model}'", "Choose one of: " + ", ".join(MODELS))
-    if f.variant not in ("classic", "banded"):
-        raise ConfigError(f"unknown NSTR variant '{f.variant}'", "Choose classic or banded")
-    if f.band_carriers not in ("centre", "peaks"):
-        raise ConfigError(f"unknown field.band_carriers '{f.band_carriers}'", "Choose centre or peaks")
-    if f.band_transport not in ("off", "joint", "detached"):
-        raise ConfigError(f"unknown field.band_transport '{f.band_transport}'", "Choose off, joint or detached")
-    if f.band_allocation not in ("uniform", "spectrum"):
-        raise ConfigError(f"unknown field.band_allocation '{f.band_allocation}'", "Choose uniform or spectrum")
+    for value, choices, what in ((f.variant, ("classic", "banded"), "NSTR variant"),
+                                 (f.band_carriers, ("centre", "peaks"), "field.band_carriers"),
+                                 (f.band_transport, ("off", "joint", "detached"), "field.band_transport"),
+                                 (f.band_allocation, ("uniform", "spectrum"), "field.band_allocation")):
+        if value not in choices:
+            raise ConfigError(f"unknown {what} '{value}'", f"Choose {', '.join(choices[:-1])} or {choices[-1]}")
     if f.spectrum not in ("grid", "mlp"):
         raise ConfigError(f"unknown spectrum field '{f.spectrum}'", "Choose grid or mlp")
     if f.activation not in ("relu", "silu", "softplus"):
