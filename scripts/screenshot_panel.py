@@ -33,6 +33,10 @@ INSIDE = "--inside-blender"
 def inside_blender(state_dir: Path, zip_path: Path, settings: dict) -> None:
     import addon_utils
     import bpy
+    import faulthandler
+
+    # a crash in Blender (a segfault) leaves the Python stack it happened under, for the driver to print
+    faulthandler.enable(open(state_dir / "faulthandler.txt", "w"), all_threads=True)
 
     def write(name: str, data: dict) -> None:
         tmp = state_dir / f"{name}.tmp"
@@ -92,6 +96,8 @@ def inside_blender(state_dir: Path, zip_path: Path, settings: dict) -> None:
         window, area, region = view3d()
         space = area.spaces.active
         name = phase["name"]
+        if not RUNTIME.quiet():                 # bpy.ops below only while no add-on thread runs (Background.quiet)
+            return 0.05
         if name == "start":
             space.show_region_ui = True
             space.shading.type = "SOLID"
@@ -212,7 +218,7 @@ def driver(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(description="Screenshot the add-on in real Blender under Xvfb")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "shots", help="full-size screenshots")
-    parser.add_argument("--assets", type=Path, default=REPO / "scripts" / "assets",
+    parser.add_argument("--assets", type=lambda text: Path(text) if text else None, default=REPO / "scripts" / "assets",
                         help="small PNG copies for the README ('' to skip)")
     parser.add_argument("--blender", default="blender")
     parser.add_argument("--steps", type=int, default=0, help="training steps of the demo fit (0: the preset's)")
@@ -246,8 +252,11 @@ def driver(argv: list[str]) -> int:
         while not path.exists():
             if procs[1].poll() is not None:
                 log = (state / "blender.log").read_text(errors="replace").strip().splitlines()[-15:]
+                fault = (state / "faulthandler.txt")
+                stack = fault.read_text(errors="replace").strip().splitlines() if fault.exists() else []
                 raise RuntimeError(f"Blender exited early (code {procs[1].returncode}); see {state / 'blender.log'}, "
-                                   "which ends:\n  " + "\n  ".join(log))
+                                   "which ends:\n  " + "\n  ".join(log) +
+                                   ("\n  Python stack at the crash:\n  " + "\n  ".join(stack) if stack else ""))
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError(f"no '{name}' after {timeout:.0f} s; see {state / 'blender.log'}")
             time.sleep(0.2)
@@ -280,7 +289,7 @@ def driver(argv: list[str]) -> int:
             subprocess.run([convert, str(full), "-crop", crop, "+repage", str(full)], check=True)
             crop = ""
         print(f"screenshot_panel: wrote {full}")
-        if str(args.assets):
+        if args.assets is not None:
             asset = args.assets / f"{name}.png"
             for colours in (128, 64, 32):             # a palette PNG under 300 KiB for the README
                 cmd = [convert, str(full)] + (["-crop", crop, "+repage"] if crop else []) + \
@@ -293,7 +302,7 @@ def driver(argv: list[str]) -> int:
 
     try:
         args.out.mkdir(parents=True, exist_ok=True)
-        if str(args.assets):
+        if args.assets is not None:
             args.assets.mkdir(parents=True, exist_ok=True)
         # Xvfb picks a free display itself and writes its number to a pipe once it is ready (a number
         # chosen here from /tmp/.X11-unix could be taken by another X server starting at the same time)

@@ -128,6 +128,7 @@ def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tm
         OUT["eval_tris"] = sum(len(p.vertices) - 2 for p in ev.data.polygons)
         OUT["jobs"] = len(RUNTIME.tracker.records)
         drive(lambda: rec.state in ("collected", "failed", "error", "cancelled"))
+        OUT["downloads_after_collect"] = RUNTIME.session.bg.any_busy("result:")   # the result came once
         OUT["job_log"] = RUNTIME.session.client.log(rec.job_id)
         OUT["state"], OUT["message"] = rec.state, rec.message
         res = bpy.data.objects.get("Suzanne_NSTR")
@@ -196,6 +197,7 @@ def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tm
     assert out["fit_op"] == ["FINISHED"] and out["jobs"] == 1       # the camera was skipped
     assert out["sent_faces"] == out["eval_tris"] > 968              # modifiers applied (Suzanne has 968 tris)
     assert out["state"] == "collected", out["message"]
+    assert out["downloads_after_collect"] is False     # the tick that built the result started no second download
     assert out["result"] and out["collection"] == ["NSTR"]
     attrs = out["attributes"]
     assert attrs["local_frequency"] == ["FLOAT", "POINT"]

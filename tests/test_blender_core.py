@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nstr_blender.core.background import Background
 from nstr_blender.core.errors import AddonError, BackendProblem, ResultError, SelectionError
 from nstr_blender.core.jobs import MAX_RESUBMITS, POLL_ACTIVE_S, POLL_QUEUED_S, POLL_RETRY_S, JobTracker
 from nstr_blender.core.mesh_files import MeshFileError, read_mesh
@@ -169,6 +170,26 @@ def test_default_python_is_the_projects_venv(monkeypatch):
 
 
 # ---------------------------------------------------------------- job tracking
+def test_the_main_thread_is_told_quiet_only_once_every_worker_thread_has_ended():
+    """bpy.ops (an undo step) waits for quiet(): a call still running, or finished but not taken,
+    or taken while its thread still ends, keeps it False (Blender 3.4 crashed otherwise)."""
+    import threading
+
+    bg = Background()
+    assert bg.quiet()
+    release = threading.Event()
+    bg.start("slow", lambda: release.wait(30) and 7)
+    bg.start("fast", lambda: 1)
+    assert not bg.quiet()                                  # "slow" runs
+    bg._calls["fast"].thread.join(30)
+    assert bg.take("fast").value == 1 and not bg.quiet()   # taken; "slow" still runs
+    release.set()
+    thread = bg._calls["slow"].thread
+    thread.join(30)
+    assert bg.quiet()                                      # ended, even though not taken yet
+    assert bg.take("slow").value == 7 and bg.quiet()
+
+
 def test_tracker_follows_a_job_and_picks_poll_intervals():
     tracker = JobTracker()
     assert tracker.next_interval() is None                       # nothing to do: the timer stops

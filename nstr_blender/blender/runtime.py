@@ -3,7 +3,9 @@
 The timer (``poll_timer``) is the one driver: the panel's operators, scripts/fit.py and the tests
 all queue work and let it run. Each call is short: it renders at most one NeRF view, starts
 background network calls and applies their outcomes (:meth:`BackendSession.tick`), and builds
-finished results into Blender objects. Only this main thread touches bpy.
+finished results into Blender objects. Only this main thread touches bpy, and it calls ``bpy.ops``
+(a result's undo step) only while no network thread runs (``Background.quiet``): Blender 3.4 crashed
+when one ran Python during ``ed.undo_push``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..core.wording import PANEL, Wording
 from . import results
 
 BUSY_TICK_S = 0.1          # while a background call runs: pick its outcome up soon (a tick costs ~0.1 ms)
+QUIET_WAIT_S = 0.05        # an undo step waits for the network threads to end (see Background.quiet)
 KEEP_TICKS = 2000          # per-call durations kept for the timer test and the benchmark
 
 
@@ -43,6 +46,7 @@ class Runtime:
         self.views_dir = ""                  # where the last NeRF views went (the panel says it)
         self.tick_seconds: list[float] = []  # how long each timer call took (tests assert on the maximum)
         self.wording: Wording = PANEL        # fixes name the panel's buttons; scripts/fit.py sets its flags
+        self.pending_undo: list[str] = []    # results built but not yet one undo step (waiting for quiet())
 
     # ------------------------------------------------------------------ backend
     def log(self, text: str) -> None:
@@ -60,6 +64,17 @@ class Runtime:
             session.stop()
         self.session = BackendSession(settings, log=self.log, online_access=allowed, wording=self.wording)
         return self.session
+
+    def quiet(self) -> bool:
+        """No network thread of ours runs, so the main thread may call ``bpy.ops`` (Background.quiet)."""
+        return self.session is None or self.session.bg.quiet()
+
+    def _push_pending_undo(self) -> bool:
+        """Make the built results one undo step once no thread of ours runs; True when none waits."""
+        if self.pending_undo and self.quiet():
+            push_undo(", ".join(self.pending_undo))
+            self.pending_undo.clear()
+        return not self.pending_undo
 
     @property
     def is_starting(self) -> bool:
@@ -87,7 +102,7 @@ class Runtime:
     @property
     def busy(self) -> bool:
         """Something is still to happen: views to render, a backend starting, jobs to wait for."""
-        return self.views is not None or self.is_starting or self.tracker.needs_polling()
+        return self.views is not None or self.is_starting or self.tracker.needs_polling() or bool(self.pending_undo)
 
     # ------------------------------------------------------------------ the timer's work
     def step(self) -> float | None:
@@ -104,6 +119,8 @@ class Runtime:
         session = self.session
         if session is None:
             return None
+        if not self._push_pending_undo():
+            return QUIET_WAIT_S                        # start no new call until the undo step is made
         had_client = session.client is not None
         try:
             collected = session.tick(self.tracker, time.monotonic())
@@ -126,9 +143,12 @@ class Runtime:
             if note:                                   # e.g. a face budget above the dense count: said, not lost
                 self.message = f"{record.source}: {note}"
                 self.log(self.message)
-            push_undo(f"NSTR result {obj.name}")
+            if not bpy.app.background:                 # no undo in background mode
+                self.pending_undo.append(f"NSTR result {obj.name}")
             if self.on_result is not None:
                 self.on_result(obj)
+        if not self._push_pending_undo():
+            return QUIET_WAIT_S
         if session.bg.any_busy():
             return BUSY_TICK_S
         interval = self.tracker.next_interval(backend_answered=not session.last_error)
@@ -220,7 +240,8 @@ def redraw_panels() -> None:
 
 
 def push_undo(message: str) -> None:
-    """Make the new result one undo step (Ctrl+Z removes it; the original stays)."""
+    """Make the new result one undo step (Ctrl+Z removes it; the original stays). Call it only when
+    ``RUNTIME.quiet()``: see Background.quiet."""
     if bpy.app.background:
         return
     wm = bpy.context.window_manager

@@ -218,8 +218,9 @@ class BackendSession:
                 self._connection_failed(out.error, now)      # tried again on a later tick
             else:
                 record.mark_error(describe_remote(out.error))
-        for record in tracker.to_collect():
-            if record.job_id and now >= self.retry_at:
+        handed_back = {id(record) for record, _result in results}
+        for record in tracker.to_collect():      # not the ones handed back now: the caller marks them collected
+            if record.job_id and id(record) not in handed_back and now >= self.retry_at:
                 self.bg.start(f"result:{record.job_id}", self._download(record.job_id))
 
         for key in self.bg.finished("cancel:"):
