@@ -117,8 +117,9 @@ def spectral_attributes(field: Any, vertices_unit: np.ndarray, faces: np.ndarray
         sign = reference.orientation_sign() if reference.closed else 1.0  # an open input has no inside
         agree = np.einsum("nd,nd->n", face_n * sign, normals) > 0.5
         projected = np.where(agree[:, None], hit, v) * scale
+        displacement = np.einsum("nd,nd->n", projected - v * scale, normals)
         arrays["detail_lost"] = detail_lost(projected, faces, arrays["detail_bands"], detail_meta,
-                                            device=device)
+                                            device=device, displacement=displacement)
     flow = flow_arrays(v * scale, faces, arrays, detail_meta, normals)
     raw: dict[str, np.ndarray] = {"local_frequency": flow["local_frequency"], "bandwidth": flow["bandwidth"]}
     vectors = {"drift": flow["drift"]}
