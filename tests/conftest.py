@@ -35,3 +35,60 @@ def data_dir() -> Path:
     if not DATA.is_dir():
         pytest.skip(f"shared data not found at {DATA}")
     return DATA
+
+
+# --- the skip policy: a skip fails the run unless it is one of these, named with why it may happen --------
+# A missing tool or package (bpy, blender, ray, the shared data) would otherwise turn whole areas green.
+# NSTR_ALLOW_SKIPS=1 lets a partial machine (no Blender, no Ray) run what it can; CI never sets it.
+ALLOWED_SKIPS = {
+    ("tests/test_marching_cubes_torch.py", "needs CUDA"): "the CUDA comparison, on machines without a GPU",
+    ("tests/test_cli_signals.py", "this machine has CUDA"): "the 'no CUDA' message, on machines with a GPU",
+    ("tests/test_blender_core.py", "the system Python has torch"): "the 'no torch' launch check needs a Python without torch",
+    ("tests/test_remote_client.py", "the system Python has torch"): "the same check, through the client",
+    ("tests/test_reliability.py", "mounting a tmpfs is not permitted here"): "the full-disk test needs root to mount one",
+}
+_UNEXPECTED_SKIPS: list[str] = []
+
+
+def _skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return text.removeprefix("Skipped: ")
+
+
+def skip_allowed(nodeid: str, reason: str) -> bool:
+    """Whether a skip of ``nodeid`` for ``reason`` is on the named list."""
+    path = nodeid.split("::", 1)[0]
+    return any(path == allowed_path and reason.startswith(allowed_reason)
+               for allowed_path, allowed_reason in ALLOWED_SKIPS)
+
+
+def _note_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = _skip_reason(report)
+        if not skip_allowed(report.nodeid, reason):
+            _UNEXPECTED_SKIPS.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    _note_skip(report)                        # a module-level importorskip skips the whole file here
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _note_skip(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _UNEXPECTED_SKIPS and exitstatus == 0 and os.environ.get("NSTR_ALLOW_SKIPS") != "1":
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # noqa: ANN001
+    if _UNEXPECTED_SKIPS:
+        allowed = os.environ.get("NSTR_ALLOW_SKIPS") == "1"
+        terminalreporter.section("skips not on the named list (tests/conftest.py ALLOWED_SKIPS)")
+        for line in _UNEXPECTED_SKIPS:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line("allowed by NSTR_ALLOW_SKIPS=1" if allowed else
+                                    "these fail the run: install what they need (bash scripts/setup.sh), "
+                                    "or set NSTR_ALLOW_SKIPS=1 on a partial machine")
