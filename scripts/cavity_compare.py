@@ -19,7 +19,10 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-SOURCE_PROP = "nstr_source"      # nstr_blender.blender.results.SOURCE_PROP (no add-on import needed here)
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from nstr_blender.blender.results import SOURCE_PROP  # noqa: E402  (the result -> source link, one source)
 
 
 def render_cavity(blend: Path, out: Path) -> None:

@@ -252,7 +252,7 @@ def driver(argv: list[str]) -> int:
         while not path.exists():
             if procs[1].poll() is not None:
                 log = (state / "blender.log").read_text(errors="replace").strip().splitlines()[-15:]
-                fault = (state / "faulthandler.txt")
+                fault = state / "faulthandler.txt"
                 stack = fault.read_text(errors="replace").strip().splitlines() if fault.exists() else []
                 raise RuntimeError(f"Blender exited early (code {procs[1].returncode}); see {state / 'blender.log'}, "
                                    "which ends:\n  " + "\n  ".join(log) +

@@ -441,10 +441,10 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         total = heights[min(b + 2, B + 1)]
         columns = [h[:, None], (h * h)[:, None], total[:, None], (total * total)[:, None]]
         n = normals[min(b + 2, B + 1)]      # a smooth copy that does not follow this band
-        if extra is not None:                  # last, so the columns above keep their places
-            columns.append(torch.stack([extra, extra * extra], 1))
         if F is not None:
-            columns.insert(4, _face_gradient_moments(h, P, F, n, A))
+            columns.append(_face_gradient_moments(h, P, F, n, A))
+        if extra is not None:                  # last: mean[:, -2:]
+            columns.append(torch.stack([extra, extra * extra], 1))
         cells, member = members[b]
         mean = _local_means(torch.cat(columns, 1), pts.points, N, A_stats, member, cells, STAT_RADIUS * edges[b])
         if extra is not None:
