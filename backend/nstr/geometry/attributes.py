@@ -96,7 +96,7 @@ def spectral_attributes(field: Any, vertices_unit: np.ndarray, faces: np.ndarray
     units, replacing the default octave bands; ``reference``: the input's exact surface
     (:class:`nstr.geometry.ground_truth.MeshSDF` in unit-box coordinates), which adds ``detail_lost``."""
     from nstr.colormaps import ATTRIBUTE_COLORMAPS, direction_colors, robust_range, scalar_colors
-    from nstr.spectral.detail import STATE_GREYS, detail_arrays, detail_lost, layout_for_range
+    from nstr.spectral.detail import STATE_GREYS, detail_arrays, layout_for_range
     from nstr.spectral.detail_flow import flow_arrays
 
     v = np.asarray(vertices_unit, np.float64)
@@ -104,8 +104,7 @@ def spectral_attributes(field: Any, vertices_unit: np.ndarray, faces: np.ndarray
     device = next(field.parameters()).device if hasattr(field, "parameters") else "cpu"
     voxel_in = (voxel if voxel is not None else 2.0 / 255) * scale
     layout = layout_for_range(detail_range, voxel_in) if detail_range else None
-    # the detail maps, in input units (the unit-box mesh times ``scale``: translation changes nothing)
-    arrays, detail_meta = detail_arrays(v * scale, faces, voxel_in, layout=layout, device=device)
+    projected = displacement = None
     if reference is not None:
         # the input where the result's normal line meets it (its height at the vertex's own place), or
         # its closest point where that line does not converge
@@ -118,8 +117,10 @@ def spectral_attributes(field: Any, vertices_unit: np.ndarray, faces: np.ndarray
         agree = np.einsum("nd,nd->n", face_n * sign, normals) > 0.5
         projected = np.where(agree[:, None], hit, v) * scale
         displacement = np.einsum("nd,nd->n", projected - v * scale, normals)
-        arrays["detail_lost"] = detail_lost(projected, faces, arrays["detail_bands"], detail_meta,
-                                            device=device, displacement=displacement)
+    # the detail maps, in input units (the unit-box mesh times ``scale``: translation changes nothing),
+    # and with an input, ``detail_lost``
+    arrays, detail_meta = detail_arrays(v * scale, faces, voxel_in, layout=layout, device=device,
+                                        input_on_result=projected, displacement=displacement)
     flow = flow_arrays(v * scale, faces, arrays, detail_meta, normals)
     raw: dict[str, np.ndarray] = {"local_frequency": flow["local_frequency"], "bandwidth": flow["bandwidth"]}
     vectors = {"drift": flow["drift"]}

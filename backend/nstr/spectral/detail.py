@@ -387,17 +387,27 @@ class DetailMaps:
     anisotropy: np.ndarray | None = None        # (N,) 0: no preferred direction .. 1: one direction
     # with ``spread_of``: that per-point value's local standard deviation over each band's window
     spread: np.ndarray | None = None            # (N, B)
+    # each point's own band signal: its height over the next coarser smooth copy (what ``bands`` is the RMS of)
+    signals: np.ndarray | None = None           # (N, B)
+    # with ``partner``: the part of the partner's band height in phase with these points' own
+    held: np.ndarray | None = None              # (N, B)
 
 
 def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | None = None,
-                   device: Any = "cpu", spread_of: np.ndarray | None = None) -> DetailMaps:
+                   device: Any = "cpu", spread_of: np.ndarray | None = None,
+                   partner: np.ndarray | None = None) -> DetailMaps:
     """The multi-scale readout (module docstring) at every point of ``pts``.
 
     With ``faces`` (``pts`` are then the mesh's vertices, :meth:`SurfacePoints.from_vertices`) the
     band heights get gradients, hence wavelengths and directions; without, only heights (enough for
     amplitudes, e.g. of an input mesh sampled by :meth:`SurfacePoints.sample`). ``spread_of``: a
     per-point value whose local standard deviation over each band's window is wanted too
-    (``DetailMaps.spread``; detail_lost's bound), on the same weights as the band heights."""
+    (``DetailMaps.spread``; detail_lost's bound), on the same weights as the band heights.
+    ``partner``: another surface's band signals (N, B) at the same points, index for index (its
+    ``DetailMaps.signals``); ``DetailMaps.held`` is then, per band, the local covariance of the two
+    signals over this surface's RMS: how much of this surface's band height the partner holds in
+    phase (a partner with the same ripple at 0.8 of its height holds 0.8; one with a different
+    pattern of the same height, a moire, holds about none)."""
     import torch
 
     dev = torch.device(device)
@@ -431,8 +441,9 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         crease.zero_()
     # creases stay out of the bands' statistics: a bevel is not a ripple
     A_stats = A * (crease < CREASE_ANGLE)
-    rms, totals, var_hs, var_gs, tensors, spreads = [], [], [], [], [], []
+    rms, totals, var_hs, var_gs, tensors, spreads, helds = [], [], [], [], [], [], []
     extra = torch.as_tensor(np.asarray(spread_of, np.float64), dtype=dt, device=dev) if spread_of is not None else None
+    other = torch.as_tensor(np.asarray(partner, np.float64), dtype=dt, device=dev) if partner is not None else None
     for b in range(B + 1):
         h = heights[b + 1] - heights[b]
         # the height of the detail up to one octave above this band: a ripple near the band's top edge
@@ -443,6 +454,9 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         n = normals[min(b + 2, B + 1)]      # a smooth copy that does not follow this band
         if F is not None:
             columns.append(_face_gradient_moments(h, P, F, n, A))
+        at = sum(c.shape[1] for c in columns)
+        if other is not None and b < B:         # mean[:, at:at + 2]
+            columns.append(torch.stack([other[:, b], other[:, b] * h], 1))
         if extra is not None:                  # last: mean[:, -2:]
             columns.append(torch.stack([extra, extra * extra], 1))
         cells, member = members[b]
@@ -450,6 +464,9 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         if extra is not None:
             spreads.append((mean[:, -1] - mean[:, -2] ** 2).clamp_min(0).sqrt())
         var_h = (mean[:, 1] - mean[:, 0] ** 2).clamp_min(0)
+        if other is not None and b < B:
+            covariance = mean[:, at + 1] - mean[:, at] * mean[:, 0]
+            helds.append(covariance / var_h.sqrt().clamp_min(1e-300))
         rms.append(var_h.sqrt())
         totals.append((mean[:, 3] - mean[:, 2] ** 2).clamp_min(0))
         if F is not None:
@@ -472,7 +489,9 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
     out = DetailMaps(bands=band_rms.cpu().numpy(), beyond=rms[B].cpu().numpy(),
                      amplitude=amplitude.cpu().numpy(), dominant=dominant.cpu().numpy(),
                      normals=n.cpu().numpy(), crease=crease.cpu().numpy(), layout=layout,
-                     spread=torch.stack(spreads[:B], 1).cpu().numpy() if spreads else None)
+                     spread=torch.stack(spreads[:B], 1).cpu().numpy() if spreads else None,
+                     signals=torch.stack([heights[b + 1] - heights[b] for b in range(B)], 1).cpu().numpy(),
+                     held=torch.stack(helds, 1).cpu().numpy() if helds else None)
     if F is not None:
         vh, vg = torch.stack(var_hs[:B], 1), torch.stack(var_gs[:B], 1)
         wl = 2 * math.pi * (vh / vg).sqrt()
@@ -528,34 +547,38 @@ def detail_colors(wavelength: np.ndarray, amplitude: np.ndarray, state: np.ndarr
     return rgba.astype(np.float32)
 
 
-LOST_FLOOR_MULTIPLE = 3.0   # "detail lost" is flagged where the input's detail is taller by 3 floors
+LOST_FLOOR_MULTIPLE = 1.25  # "detail lost" is flagged where the input's detail is taller by 1.25 floors
+#                             (saved quick fits of the composite: the two patches finer than the grid, held
+#                             at 0.42 and 0.13 of their height, are flagged on 100 % and 93 %, every patch
+#                             the fit holds on 0 % and the bases on <= 1 %; at 1 floor the abrupt change,
+#                             held at 0.78, flags 14 %, and at 1.5 floors the 2-voxel patch 0 %)
 
 
-def detail_lost(input_on_result: np.ndarray, faces: np.ndarray, result_bands: np.ndarray,
-                detail_meta: dict[str, Any], device: Any = "cpu",
+def detail_lost(input_on_result: np.ndarray, faces: np.ndarray, result: DetailMaps, device: Any = "cpu",
                 displacement: np.ndarray | None = None) -> np.ndarray:
-    """How much taller the input's detail is than the result's, per result vertex (input units).
+    """How much taller the input's detail is than what the result holds of it, per result vertex (input units).
 
     ``input_on_result``: each result vertex moved onto the INPUT surface, so the input is read with the
-    result's own connectivity, bands and floor (no resampling between meshes). Compared band by band:
-    the root sum over bands of the height the input has beyond the result's, so detail the result
-    holds at another wavelength (its own faceting) does not stand in for what it lost: the input's
-    height times the share of its band heights the result lacks, band by band. Shares of heights,
-    not of energies: a result that holds 0.8 of a ripple lost 0.2 of it (by energy, 0.6), and bands
-    split a ripple's height linearly, 0.6 / 0.4 at an edge (their energies sum to ~0.5 of its square).
-    Positive: the fit smoothed the input's detail away there.
+    result's own connectivity, bands and floor (no resampling between meshes); ``result``: the
+    result's own maps (their ``signals``). Compared band by band: the input's band height minus the
+    part of the result's band signal IN PHASE with the input's (local covariance over the input's
+    RMS, ``DetailMaps.held``). A result that holds 0.8 of a ripple lost 0.2 of it; one that keeps a
+    moire of a ripple finer than its grid (another pattern, about as tall) lost nearly all of it,
+    where comparing the two RMS heights read it as kept (the composite's 1.6-voxel patch, held at
+    0.42 by the quick fit: flagged on 0 % with RMS heights at any flag above 1.5 floors). The total
+    is the input's height times the share of its band heights the result lacks: shares of heights,
+    not of energies (bands split a ripple's height linearly, 0.6 / 0.4 at an edge).
+    Positive: the fit smoothed (or garbled) the input's detail there.
 
     ``displacement``: how far each result vertex is from its input point (input units). A band's
     missing height is then at most the displacement's local spread over that band's window: two
     surfaces that are d apart cannot differ by more than d in any band's height (the bands are linear
     filters: | |B x| - |B y| | <= |B (x - y)|). Without it, two noisy band readings of surfaces that
-    nearly coincide add up their positive differences: on the README demo's faceted Suzanne the map
-    read 8.1 mm lost (median over the flagged 27 %) where the result sat 0.38 mm from its input."""
-    bands = detail_meta["bands"]
-    layout = BandLayout(float(bands[0]["shortest"]), len(bands))
+    nearly coincide add up their differences: on the README demo's faceted Suzanne the map read
+    8.1 mm lost (median over the flagged 27 %) where the result sat 0.38 mm from its input."""
     pts = SurfacePoints.from_vertices(input_on_result, faces)
-    maps = surface_detail(pts, layout, None, device=device, spread_of=displacement)
-    missing = np.clip(maps.bands - np.asarray(result_bands, np.float64), 0.0, None)
+    maps = surface_detail(pts, result.layout, None, device=device, spread_of=displacement, partner=result.signals)
+    missing = np.clip(maps.bands - np.clip(maps.held, 0.0, None), 0.0, None)
     if maps.spread is not None:
         missing = np.minimum(missing, maps.spread)
     share = missing.sum(1) / np.maximum(maps.bands.sum(1), 1e-300)
@@ -566,13 +589,15 @@ def detail_lost(input_on_result: np.ndarray, faces: np.ndarray, result_bands: np
 
 
 def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floor: float | None = None,
-                  layout: BandLayout | None = None, device: Any = "cpu") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                  layout: BandLayout | None = None, device: Any = "cpu", input_on_result: np.ndarray | None = None,
+                  displacement: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The detail maps of a mesh (lengths in its own units) as result arrays and their meta.
 
     ``voxel``: the extraction grid's spacing (sets the finest band, 2 voxels, and the default floor,
     FLOOR_VOXELS of a voxel). Arrays (architecture.md): ``detail_bands`` (V, B), ``detail_wavelength``
     (NaN off detail), ``detail_amplitude``, ``detail_direction`` (V, 3), ``detail_anisotropy``,
-    ``crease_strength`` (degrees), ``detail_state`` (STATES) and ``color_detail``."""
+    ``crease_strength`` (degrees), ``detail_state`` (STATES) and ``color_detail``; with
+    ``input_on_result`` (and ``displacement``, see :func:`detail_lost`) also ``detail_lost``."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
     size = float(np.ptp(v, axis=0).max()) if len(v) else 1.0
@@ -610,6 +635,8 @@ def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floo
         "detail_state": state,
         "color_detail": detail_colors(wavelength, maps.amplitude, state, span, floor),
     }
+    if input_on_result is not None:
+        arrays["detail_lost"] = detail_lost(input_on_result, f, maps, device=device, displacement=displacement)
     meta = {"bands": layout.describe(), "floor": floor, "states": STATES, "state_words": STATE_WORDS,
             "state_greys": STATE_GREYS, "wavelength_range": list(span), "colormap": DETAIL_COLORMAP,
             "crease_angle_degrees": math.degrees(CREASE_ANGLE), "lost_flag": LOST_FLOOR_MULTIPLE * floor,
