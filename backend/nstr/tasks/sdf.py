@@ -19,7 +19,9 @@ Losses (the PDE term is added by :func:`nstr.train.train`):
   tetrahedral finite difference with step ``fd_step`` (Neuralangelo-style): four extra forward points
   per sample and one ordinary backward, so a 1/16 share costs about a quarter more per step, where
   autograd's double backward (``gradient="autograd"``) costs about twice. The finite step also smooths
-  the surface at that scale, which is what removes the hash grid's lumps.
+  the surface at that scale, which is what removes the hash grid's lumps. It is first-order accurate
+  only: on those corners k_x k_y = k_z, so it reads grad f + e (H_yz, H_xz, H_xy) with H the Hessian
+  (0.004 off on a sphere of radius 0.5 at the default step; ``tests/test_options.py``).
 
 Extraction resolution: ``task.resolution=0`` (the presets) chooses it from the input's thinnest
 walls and narrowest gaps (:mod:`nstr.geometry.feature_size`): ``cells_per_feature`` voxels across
