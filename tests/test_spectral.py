@@ -47,8 +47,9 @@ def test_constant_frequency_control_stays_flat() -> None:
     grating = 0.5 + 0.4 * np.sin(2 * np.pi * 0.15 * np.mgrid[0:64, 0:64][1])
     img = image_local_frequency(grating)["local_frequency"][12:-12, 12:-12]
     assert cv(img) < 0.05 and abs(img.mean() - 0.15) < 0.01
-    silence = signal_local_frequency(np.zeros(N), RATE)["local_frequency"]  # no detail: the prior, stable
-    assert cv(silence) < 1e-6 and np.isfinite(silence).all()
+    silence = signal_local_frequency(np.zeros(N), RATE)["local_frequency"]
+    # no detail reads the prior exactly: one cycle per window (32 ms: 512 samples at 16 kHz)
+    np.testing.assert_allclose(silence, RATE / round(0.032 * RATE), rtol=1e-12)
 
 
 def test_drifting_texture_reads_cycles_per_pixel_and_its_drift() -> None:
@@ -202,3 +203,28 @@ def test_a_speck_below_the_window_keeps_finite_attributes_and_leaves_the_surface
     n = len(sphere.vertices)
     # the same to float32 round-off (the chunk holding the speck is batched differently)
     np.testing.assert_allclose(both["local_frequency"][:n], alone["local_frequency"], rtol=2e-4)
+
+
+@pytest.mark.parametrize("spectrum", ["grid", "mlp"])
+def test_drift_exact_is_the_autograd_gradient_of_the_local_frequency(spectrum: str) -> None:
+    """A known answer, not a range (issue 30, item 7): ``drift_exact`` is grad nu through the field's own
+    Jacobian of S (the hash grid's analytic one, or the MLP's forward-mode one); autograd through S(x)
+    must give the same vector. Trained a few steps first, so S is not its constant start."""
+    import torch
+
+    from nstr.config import FieldConfig
+    from nstr.fields import build_field
+    from nstr.spectral.flow import flow_from_state
+
+    torch.manual_seed(0)
+    field = build_field(FieldConfig(model="nstr", n_freqs=8, spectrum=spectrum, grid_levels=3, grid_max_res=16,
+                                    grid_table_size=128, width=16, max_freq=4), 2, 1).double()
+    with torch.no_grad():
+        for p in field.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = (torch.rand(64, 2, dtype=torch.float64) * 1.6 - 0.8).requires_grad_(True)
+    flow = flow_from_state(field.spectral_state(x))
+    (grad,) = torch.autograd.grad(flow["local_frequency"].sum(), x)
+    exact = flow["drift_exact"].detach().numpy()
+    assert np.abs(grad.numpy() - exact).max() <= 1e-6 * np.abs(grad.numpy()).max()
+    assert np.abs(grad.numpy()).max() > 1e-3            # not two zeros
