@@ -92,3 +92,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line("allowed by NSTR_ALLOW_SKIPS=1" if allowed else
                                     "these fail the run: install what they need (bash scripts/setup.sh), "
                                     "or set NSTR_ALLOW_SKIPS=1 on a partial machine")
+
+
+SLOWEST_SHOWN = 30
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every run (CI's included) ends with its slowest tests and their seconds, unless the command line
+    asks otherwise: the numbers a fast tier (issue 30, item 7) is cut from."""
+    if config.option.durations is None:
+        config.option.durations = SLOWEST_SHOWN
