@@ -155,8 +155,7 @@ def main() -> int:
                            watertight=topo["watertight"], genus=topo["genus"], components=topo["components"],
                            true_genus=true_topo["genus"], true_components=true_topo["components"],
                            dropped=res.report["mesh"]["floaters"]["dropped"])
-                write_mesh(args.out / scene / f"{geometry}_{model}.ply",
-                           {**arrays, "color_local_frequency": arrays["color_albedo"]})
+                write_mesh(args.out / scene / f"{geometry}_{model}.ply", arrays, primary="color_albedo")
                 pictures.append((f"{geometry} {model}: F@1% {m['fscore_1pct']:.2f}", v, f))
             except Exception as err:  # noqa: BLE001 - a benchmark records the failure and goes on
                 row["mesh_error"] = str(err)
