@@ -270,6 +270,10 @@ SPHERE_PATCHES = (
     Patch("mid_y", "ripple", (0.0, 0.3), 0.25, wavelength=8 * _G, amplitude=0.005, angle=math.pi / 2),
     Patch("shared", centre=(1.3, -0.3), half=0.25, **SHARED),
 )
+# one abrupt change inside the goal's range at the quick preset's coarsest grid (128: a voxel is 2 _G on these
+# slabs): 4 voxels to 13.3 (3.33x); the composite's own step (6 / 20 _G) is 3 voxels on its fine side there
+CONTRAST_PATCHES = (Patch("step4", "step", (0.0, 0.0), 0.6, wavelength=8 * _G, wavelength2=8 * _G * 10 / 3,
+                          amplitude=0.005),)
 BIG = 3.0
 BIG_PATCHES = (Patch("shared", centre=(0.0, 0.0), half=0.4,
                      **{**SHARED, "wavelength": SHARED["wavelength"] / BIG, "amplitude": SHARED["amplitude"] / BIG}),)
@@ -279,4 +283,5 @@ CASES: dict[str, CompositeCase] = {
     "shape": CompositeCase("shape", SHAPE_PATCHES, creases=True),
     "sphere": CompositeCase("sphere", SPHERE_PATCHES, base="sphere"),
     "big": CompositeCase("big", BIG_PATCHES, scale=BIG),
+    "contrast": CompositeCase("contrast", CONTRAST_PATCHES),
 }
