@@ -452,7 +452,8 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         total = heights[min(b + 2, B + 1)]
         columns = [h[:, None], (h * h)[:, None], total[:, None], (total * total)[:, None]]
         n = normals[min(b + 2, B + 1)]      # a smooth copy that does not follow this band
-        if F is not None:
+        slopes = F is not None and b < B      # the band beyond the last gets a height only
+        if slopes:
             columns.append(_face_gradient_moments(h, P, F, n, A))
         at = sum(c.shape[1] for c in columns)
         if other is not None and b < B:         # mean[:, at:at + 2]
@@ -469,7 +470,7 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
             helds.append(covariance / var_h.sqrt().clamp_min(1e-300))
         rms.append(var_h.sqrt())
         totals.append((mean[:, 3] - mean[:, 2] ** 2).clamp_min(0))
-        if F is not None:
+        if slopes:
             mg, mgg = mean[:, 4:7], mean[:, 7:13]
             T = torch.stack([torch.stack([mgg[:, 0], mgg[:, 3], mgg[:, 4]], -1),
                              torch.stack([mgg[:, 3], mgg[:, 1], mgg[:, 5]], -1),
