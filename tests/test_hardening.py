@@ -298,9 +298,11 @@ def test_nerf_job_takes_the_addon_arrays(server: ServerProcess) -> None:
 
 
 def test_every_numeric_option_of_every_task_has_a_bound() -> None:
+    """Bounds live beside each option (nstr.config.option); a numeric option without them would reach
+    torch unchecked."""
     import typing
 
-    from nstr.config import BOUNDS, FieldConfig, TrainConfig
+    from nstr.config import FieldConfig, TrainConfig
     from nstr.tasks.audio import AudioOptions
     from nstr.tasks.image import ImageOptions
     from nstr.tasks.nerf import NerfOptions
@@ -312,7 +314,7 @@ def test_every_numeric_option_of_every_task_has_a_bound() -> None:
         for f in dataclasses.fields(cls):
             text = str(typing.get_type_hints(cls)[f.name])
             if ("int" in text or "float" in text) and "bool" != text.split("[")[0].strip("<class '>"):
-                if f"{block}.{f.name}" not in BOUNDS:
+                if "bounds" not in f.metadata:
                     missing.append(f"{block}.{f.name}")
     assert not missing, missing
 

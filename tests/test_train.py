@@ -103,7 +103,7 @@ def test_config_rejects_unknown_keys_and_bad_types() -> None:
         build_config(EmptyOptions, presets, "default", {"steps": "many"})
     with pytest.raises(ConfigError, match="unknown preset"):
         build_config(EmptyOptions, presets, "fast")
-    with pytest.raises(ConfigError, match="unknown model"):
+    with pytest.raises(ConfigError, match="unknown field.model"):
         build_config(EmptyOptions, presets, "default", {"model": "transformer"})
 
 

@@ -24,59 +24,113 @@ from typing import Any, Mapping
 
 from nstr.errors import ConfigError
 
-MODELS = ("nstr", "siren", "ffn", "hashgrid")
 PRESET_NAMES = ("quick", "default", "high")
+
+
+def option(default: Any, *, bounds: tuple[float, float] | None = None, open_ends: str = "",
+           choices: tuple[str, ...] | None = None, reads: tuple[str, ...] | None = None) -> Any:
+    """A config option with what is known about it kept beside it (read by :func:`check_block`):
+    ``bounds``, its accepted range, inclusive unless ``open_ends`` names an end ("low", "high",
+    "both"); ``choices``, the strings it accepts; ``reads`` (field options), the parts of a model
+    that read it (:func:`model_parts`), so that a user who sets it for a model without them is told."""
+    meta: dict[str, Any] = {}
+    if bounds is not None:
+        meta["bounds"], meta["open"] = bounds, open_ends
+    if choices is not None:
+        meta["choices"] = choices
+    if reads is not None:
+        meta["reads"] = reads
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=functools.partial(copy.deepcopy, default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+ANY = ("any",)
+NSTR = ("nstr",)            # both NSTR variants
+CLASSIC = ("classic",)      # NSTR's classic form: K sinusoids, a spectrum field S(x), a decoder
+BANDED = ("banded",)        # NSTR's banded form (nstr.fields.nstr_banded)
+GRID = ("grid",)            # a multiresolution grid: the hash grid's, or classic NSTR's S(x) with spectrum=grid
+MLP_SHAPE = ("mlp",)        # an MLP of width x depth: the decoder (nstr, hashgrid) or the whole network (siren, ffn)
+ACTIVATION = ("activation",)  # an MLP with a choice of activation (siren always uses sine; banded has no decoder)
+TRANSPORT = ("transport",)  # the transport network F_theta and its PDE term
 
 
 @dataclass
 class FieldConfig:
     """The neural field. One dataclass for every model so that ``--model``
-    swaps the architecture while the rest of the config stays put."""
+    swaps the architecture while the rest of the config stays put; an option
+    the chosen model does not read is refused when a user sets it (``reads``)."""
 
-    model: str = "nstr"  # nstr | siren | ffn | hashgrid
-    variant: str = "classic"  # NSTR's form: classic (grid S + decoder) | banded (issue 28; audio, images)
-    params: int | None = None  # parameter budget; resizes the model to it (within 5%)
+    model: str = option("nstr", choices=("nstr", "siren", "ffn", "hashgrid"), reads=ANY)
+    variant: str = option("classic", choices=("classic", "banded"), reads=NSTR)  # NSTR's form: classic (grid S +
+    #                                                   decoder) | banded (issue 28; audio, images)
+    params: int | None = option(None, bounds=(100, 100_000_000), reads=ANY)  # parameter budget; resizes the model
+    #                                                   to it (within 5%)
     # --- NSTR: K global frequencies w_i and phases b_i
-    n_freqs: int = 32  # K
-    min_freq: float = 0.5  # smallest |w_i| / 2pi, cycles per unit of x in [-1, 1]
-    max_freq: float | None = None  # band limit; None: the task sets it from the signal's resolution
-    learn_freqs: bool = True  # learnable (with freq_lr_scale x lr) or frozen
-    freq_lr_scale: float = 0.05
-    spectrum: str = "grid"  # S(x) parameterisation: grid | mlp
-    phase_mod: bool = False  # sin(w.x + b + P(x)): the review's objection 1
-    literal_scalar: bool = False  # ablation: g acts on the scalar sum_i h_i (the paper's literal form)
+    n_freqs: int = option(32, bounds=(1, 1024), reads=CLASSIC)  # K
+    min_freq: float = option(0.5, bounds=(0, 10_000), reads=NSTR)  # smallest |w_i| / 2pi, cycles per unit of x in [-1, 1]
+    max_freq: float | None = option(None, bounds=(0, 10_000), reads=NSTR)  # band limit; None: the task sets it from
+    #                                                   the signal's resolution
+    learn_freqs: bool = option(True, reads=NSTR)  # learnable (with freq_lr_scale x lr) or frozen
+    freq_lr_scale: float = option(0.05, bounds=(0, 100), reads=NSTR)
+    spectrum: str = option("grid", choices=("grid", "mlp"), reads=CLASSIC)  # S(x) parameterisation
+    phase_mod: bool = option(False, reads=CLASSIC)  # sin(w.x + b + P(x)): the review's objection 1
+    literal_scalar: bool = option(False, reads=CLASSIC)  # ablation: g acts on the scalar sum_i h_i (the paper's form)
     # --- multiresolution grid: NSTR's S(x) (spectrum=grid) and the hashgrid baseline
-    grid_levels: int = 8
-    grid_features: int = 2
-    grid_base_res: int = 8
-    grid_max_res: int | None = None  # None: the task sets it from the signal's resolution
-    grid_table_size: int = 2**14  # entries per level; levels denser than this are hashed
+    grid_levels: int = option(8, bounds=(1, 32), reads=GRID)
+    grid_features: int = option(2, bounds=(1, 16), reads=GRID)
+    grid_base_res: int = option(8, bounds=(1, 4096), reads=GRID)
+    grid_max_res: int | None = option(None, bounds=(1, 65_536), reads=GRID)  # None: the task sets it from the
+    #                                                   signal's resolution
+    grid_table_size: int = option(2**14, bounds=(1, 2**24), reads=GRID)  # entries per level; denser levels are hashed
     # --- MLPs: the decoder g_phi (nstr, hashgrid) or the whole network (siren, ffn)
-    width: int | None = None  # None: the model's own default (MODEL_SHAPES)
-    depth: int | None = None  # hidden layers; None: the model's own default
-    activation: str = "relu"  # relu | silu | softplus (decoders; siren always uses sine)
+    width: int | None = option(None, bounds=(1, 4096), reads=MLP_SHAPE)  # None: the model's own (MODEL_SHAPES)
+    depth: int | None = option(None, bounds=(0, 32), reads=MLP_SHAPE)  # hidden layers; None: the model's own
+    activation: str = option("relu", choices=("relu", "silu", "softplus"), reads=ACTIVATION)  # decoders
     # --- NSTR: S(x) as an MLP (spectrum=mlp) and the transport network F_theta
-    spectrum_width: int = 64
-    spectrum_depth: int = 2
-    transport_width: int = 16
-    transport_depth: int = 1
+    spectrum_width: int = option(64, bounds=(1, 4096), reads=("spectrum-mlp",))
+    spectrum_depth: int = option(2, bounds=(0, 32), reads=("spectrum-mlp",))
+    transport_width: int = option(16, bounds=(1, 4096), reads=TRANSPORT)
+    transport_depth: int = option(1, bounds=(0, 32), reads=TRANSPORT)
     # --- NSTR, variant=banded (nstr.fields.nstr_banded): a constant-Q frame of quadrature carriers
-    band_per_octave: int = 1  # carrier radii per octave (the frame's radial density)
-    band_directions: int = 6  # 2-D: carrier directions spread evenly over a half turn
-    band_overlap: float = 1.1  # envelope bandwidth over the one that just tiles neighbouring radii
-    band_resolution: int = 4096  # envelope terms per axis of the finest carrier, capped at its band limit;
-    #                              the others scale with their radius (constant Q). What a budget resizes
-    band_carriers: str = "centre"  # where carriers start in their cell: centre | peaks (the signal's FFT peak)
-    band_allocation: str = "uniform"  # envelope sizes: uniform (one factor) | spectrum (where the signal's power is)
-    band_transport: str = "off"  # F_theta(x, S) ~ dS/dx by the PDE term (train.lambda_pde): off (F = 0) | joint
-    #                              (the term also shapes S) | detached (it trains F alone)
-    band_residual_width: int = 0  # hidden width of the bounded nonlinear residual; 0: a purely linear synthesis
-    band_residual_bound: float = 0.1  # the residual's bound |r| <= this, in output units
+    band_per_octave: int = option(1, bounds=(1, 16), reads=BANDED)  # carrier radii per octave
+    band_directions: int = option(6, bounds=(1, 64), reads=BANDED)  # 2-D: carrier directions over a half turn
+    band_overlap: float = option(1.1, bounds=(0.5, 3), reads=BANDED)  # envelope bandwidth over the one that just
+    #                                                   tiles neighbouring radii
+    band_resolution: int = option(4096, bounds=(1, 1 << 20), reads=BANDED)  # envelope terms per axis of the
+    #                      finest carrier, capped at its band limit; the others scale with their radius (constant
+    #                      Q). What a budget resizes
+    band_carriers: str = option("centre", choices=("centre", "peaks"), reads=BANDED)  # where carriers start in
+    #                                                   their cell: centre | peaks (the signal's FFT peak)
+    band_allocation: str = option("uniform", choices=("uniform", "spectrum"), reads=BANDED)  # envelope sizes:
+    #                                                   uniform (one factor) | spectrum (where the signal's power is)
+    band_transport: str = option("off", choices=("off", "joint", "detached"), reads=BANDED)  # F_theta(x, S) ~
+    #                      dS/dx by the PDE term (train.lambda_pde): off (F = 0) | joint (the term also shapes S) |
+    #                      detached (it trains F alone)
+    band_residual_width: int = option(0, bounds=(0, 4096), reads=BANDED)  # hidden width of the bounded nonlinear
+    #                                                   residual; 0: a purely linear synthesis
+    band_residual_bound: float = option(0.1, bounds=(0, 100), reads=("residual",))  # the residual's bound |r| <= this
     # --- SIREN
-    omega0: float = 30.0
+    omega0: float = option(30.0, bounds=(0, 10_000), reads=("siren",))
     # --- Fourier-feature MLP
-    ffn_features: int = 256
-    ffn_sigma: float = 10.0
+    ffn_features: int = option(256, bounds=(1, 65_536), reads=("ffn",))
+    ffn_sigma: float = option(10.0, bounds=(0, 10_000), reads=("ffn",))
+
+
+MODELS: tuple[str, ...] = dict(FieldConfig.__dataclass_fields__["model"].metadata)["choices"]
+
+
+def model_parts(cfg: "FieldConfig") -> frozenset[str]:
+    """The parts (``reads`` tags) the configured model builds: an option none of whose tags is here
+    changes nothing about the field (``test_config_reads``: each accepted one does)."""
+    if cfg.model == "nstr" and cfg.variant == "banded":
+        return frozenset({"any", "nstr", "banded"} | ({"transport"} if cfg.band_transport != "off" else set())
+                         | ({"residual"} if cfg.band_residual_width > 0 else set()))
+    if cfg.model == "nstr":
+        spectrum = {"grid"} if cfg.spectrum == "grid" else {"spectrum-mlp"}
+        return frozenset({"any", "nstr", "classic", "mlp", "activation", "transport"} | spectrum)
+    return frozenset({"hashgrid": {"any", "grid", "mlp", "activation"}, "siren": {"any", "mlp", "siren"},
+                      "ffn": {"any", "mlp", "activation", "ffn"}}.get(cfg.model, {"any"}))
 
 
 # Each model's own MLP shape (width, hidden layers) when the config leaves them None:
@@ -97,18 +151,19 @@ def with_model_shape(cfg: "FieldConfig") -> "FieldConfig":
 class TrainConfig:
     """Optimisation. Task losses are the task's; the PDE term is the method's."""
 
-    steps: int = 2000
-    batch_size: int = 65536
-    lr: float | None = None  # None: the model's own default
-    lr_final_ratio: float = 0.1  # cosine decay to lr * this
-    lambda_pde: float = 1e-5  # weight of the transport PDE loss (absolute units); 0 ablates it
-    pde_fraction: float = 0.25  # share of each batch on which the Jacobian is computed
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    steps: int = option(2000, bounds=(1, 1_000_000))
+    batch_size: int = option(65536, bounds=(1, 2**22))
+    lr: float | None = option(None, bounds=(0, 10), open_ends="low")  # None: the model's own default
+    lr_final_ratio: float = option(0.1, bounds=(0, 1))  # cosine decay to lr * this
+    lambda_pde: float = option(1e-5, bounds=(0, 1e6), reads=TRANSPORT)  # weight of the transport PDE loss (absolute units); 0 ablates it
+    pde_fraction: float = option(0.25, bounds=(0, 1), open_ends="low", reads=TRANSPORT)  # share of each batch on which the Jacobian
+    #                                                   is computed
+    seed: int = option(0, bounds=(0, 2**32 - 1))
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (checked by validate: the index is free)
     amp: bool = True  # mixed precision on CUDA (never on the CPU)
-    log_every: int = 10
-    eval_every: int = 0  # 0: only at the end
-    checkpoint_every: int = 0  # 0: only at the end (when a checkpoint path is given)
+    log_every: int = option(10, bounds=(1, 1_000_000))
+    eval_every: int = option(0, bounds=(0, 1_000_000))  # 0: only at the end
+    checkpoint_every: int = option(0, bounds=(0, 1_000_000))  # 0: only at the end (when a checkpoint path is given)
 
 
 @dataclass
@@ -263,115 +318,81 @@ def build_config(task_options: type, presets: Mapping[str, Mapping[str, Any]], p
         merged = {**base[block], **{k: v for k, v in user[block].items() if v is not None}}
         setattr(cfg, block, apply_overrides(getattr(cfg, block), merged, block))
     validate(cfg)
+    check_model_reads(cfg.field, {b: {k: v for k, v in user[b].items() if v is not None} for b in user})
     return cfg
-
-
-# Every numeric option's accepted range, inclusive, checked when a config is built (so the server
-# refuses at submit with a 400 naming the key and its range). Keyed by block.name; task options of
-# every task share the "task." namespace. tests/test_hardening.py checks that no numeric option
-# of any config dataclass is missing here.
-BOUNDS: dict[str, tuple[float, float]] = {
-    "field.params": (100, 100_000_000), "field.n_freqs": (1, 1024), "field.min_freq": (0, 10_000),
-    "field.max_freq": (0, 10_000), "field.freq_lr_scale": (0, 100), "field.grid_levels": (1, 32),
-    "field.grid_features": (1, 16), "field.grid_base_res": (1, 4096), "field.grid_max_res": (1, 65_536),
-    "field.grid_table_size": (1, 2**24), "field.width": (1, 4096), "field.depth": (0, 32),
-    "field.spectrum_width": (1, 4096), "field.spectrum_depth": (0, 32), "field.transport_width": (1, 4096),
-    "field.transport_depth": (0, 32), "field.omega0": (0, 10_000), "field.ffn_features": (1, 65_536),
-    "field.ffn_sigma": (0, 10_000), "field.band_per_octave": (1, 16), "field.band_directions": (1, 64),
-    "field.band_overlap": (0.5, 3), "field.band_resolution": (1, 1 << 20), "field.band_residual_width": (0, 4096),
-    "field.band_residual_bound": (0, 100),
-    "train.steps": (1, 1_000_000), "train.batch_size": (1, 2**22), "train.lr": (0, 10),
-    "train.lr_final_ratio": (0, 1), "train.lambda_pde": (0, 1e6), "train.pde_fraction": (0, 1),
-    "train.seed": (0, 2**32 - 1), "train.log_every": (1, 1_000_000), "train.eval_every": (0, 1_000_000),
-    "train.checkpoint_every": (0, 1_000_000),
-    # sdf
-    "task.samples": (1000, 50_000_000), "task.surface_fraction": (0, 1), "task.near_fraction": (0, 1),
-    "task.near_scales": (1e-6, 1), "task.band": (0, 2), "task.padding": (0, 0.5), "task.eikonal_weight": (0, 1000),
-    "task.normal_weight": (0, 1000), "task.gradient_fraction": (0, 1), "task.resolution": (0, 2048),
-    "task.resolution_min": (16, 2048), "task.resolution_max": (16, 2048), "task.cells_per_feature": (0.5, 64),
-    "task.feature_quantile": (0, 0.5), "task.feature_probes": (100, 1_000_000), "task.detail_fraction": (0, 1),
-    "task.feature_noise": (0, 100), "task.fd_step": (1e-5, 0.5), "task.smooth_steps": (0, 1000),
-    "task.sparse_from": (16, 8192), "task.eval_chunk": (1, 2**22), "task.metric_points": (100, 10_000_000),
-    "task.detail_range": (0, 1e12),
-    "task.simplify_faces": (0, 2**31 - 1), "task.simplify_error": (0, 1e12),  # sdf: nstr.geometry.simplify
-    # nerf
-    "task.image_size": (0, 4096), "task.n_features": (1, 256), "task.head_width": (1, 4096),
-    "task.max_frames": (1, 100_000), "task.max_pixels": (1, 1 << 32),
-    "task.head_depth": (0, 16), "task.render_steps": (1, 4096), "task.n_importance": (0, 1024),
-    "task.grid_resolution": (1, 512), "task.grid_update_every": (1, 1_000_000), "task.grid_warmup": (0, 1_000_000),
-    "task.eval_views": (0, 1000), "task.render_chunk": (1, 2**22), "task.mesh_resolution": (8, 2048),
-    "task.mesh_threshold": (0, 1e6),
-    # nerf, sdf geometry (issue 10)
-    "task.lambda_mask": (0, 1e3), "task.lambda_eikonal": (0, 1e3), "task.eikonal_points": (0, 1_000_000),
-    "task.sdf_coarse": (2, 4096), "task.sdf_fine": (1, 1024), "task.sdf_uniform": (0, 1024),
-    "task.init_radius": (0.01, 0.99), "task.sharpness_init": (0.1, 1e6), "task.sharpness_max": (0.1, 1e6),
-    "task.sharpness_ramp": (0, 1), "task.cos_anneal": (0, 1), "task.min_component_share": (0, 1),
-    "task.lambda_smooth": (0, 1e3), "task.smooth_radius": (1e-6, 1), "task.coarse_to_fine": (0, 1),
-    # image, audio
-    "task.viz_max_side": (1, 8192), "task.start_s": (0, 1e6), "task.duration_s": (0, 1e6),
-    "task.viz_max_points": (1, 1_000_000),
-}
-
-
-def check_bounds(cfg: RunConfig) -> None:
-    """Each numeric option (and each number of a numeric list) within its :data:`BOUNDS` range."""
-    for block in ("field", "train", "task"):
-        obj = getattr(cfg, block)
-        for f in fields(obj):
-            key = f"{block}.{f.name}"
-            bound = BOUNDS.get(key)
-            value = getattr(obj, f.name)
-            if bound is None or value is None or isinstance(value, (bool, str)):
-                continue
-            values = value if isinstance(value, (list, tuple)) else [value]
-            lo, hi = bound
-            for v in values:
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
-                    side = f"at least {_num(lo)}" if v < lo else f"at most {_num(hi)}"
-                    raise ConfigError(f"{key} must be {side}, not {_num(v)} (range {_num(lo)} to {_num(hi)})",
-                                      f"Set {key} within [{_num(lo)}, {_num(hi)}]")
 
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
+def check_block(obj: Any, block: str) -> None:
+    """Each option of dataclass ``obj`` (config block ``block``) against what :func:`option` keeps
+    beside it: a number (or each number of a list) within its ``bounds``, a string among its
+    ``choices``. One place for these checks, so the server refuses at submit with a 400 naming the
+    key and its range, and no task repeats them (tests/test_hardening.py: every numeric option of
+    every config has bounds)."""
+    for f in fields(obj):
+        key, value, meta = f"{block}.{f.name}", getattr(obj, f.name), f.metadata
+        if value is None:
+            continue
+        if "choices" in meta and value not in meta["choices"]:
+            *rest, last = meta["choices"]
+            raise ConfigError(f"unknown {key} '{value}'", f"Choose {', '.join(rest)} or {last}" if rest else
+                              f"Use {last}")
+        if "bounds" not in meta or isinstance(value, (bool, str)):
+            continue
+        lo, hi = meta["bounds"]
+        low_open, high_open = meta["open"] in ("low", "both"), meta["open"] in ("high", "both")
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                continue
+            if v < lo or (low_open and v == lo):
+                side = f"more than {_num(lo)}" if low_open else f"at least {_num(lo)}"
+            elif v > hi or (high_open and v == hi):
+                side = f"less than {_num(hi)}" if high_open else f"at most {_num(hi)}"
+            else:
+                continue
+            words = f"{'above ' if low_open else ''}{_num(lo)} to {'below ' if high_open else ''}{_num(hi)}"
+            span = f"{'(' if low_open else '['}{_num(lo)}, {_num(hi)}{')' if high_open else ']'}"
+            raise ConfigError(f"{key} must be {side}, not {_num(v)} (range {words})", f"Set {key} within {span}")
+
+
+def check_model_reads(cfg: FieldConfig, set_by_user: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse an option the user set (``{"field": {...}, "train": {...}}``) that the chosen model does
+    not read (``option(reads=...)``), naming the model and the key: ``--model siren --set
+    field.n_freqs=64`` was accepted and ignored (issue 30)."""
+    parts = model_parts(cfg)
+    for block, cls in (("field", FieldConfig), ("train", TrainConfig)):
+        reads = {f.name: f.metadata.get("reads") for f in fields(cls)}
+        for name in set_by_user.get(block, {}):
+            tags = reads.get(name)
+            if tags is None or parts & set(tags):
+                continue
+            model = cfg.model + (f" (variant {cfg.variant})" if cfg.model == "nstr" else "")
+            forms = [FieldConfig(model=m) for m in MODELS] + [
+                FieldConfig(model="nstr", spectrum="mlp"), FieldConfig(model="nstr", variant="banded", band_transport="joint",
+                                                                         band_residual_width=8)]
+            readers = list(dict.fromkeys(c.model for c in forms if model_parts(c) & set(tags)))
+            hint = {"grid": "nstr with field.spectrum=grid", "spectrum-mlp": "field.spectrum=mlp",
+                    "banded": "field.variant=banded", "classic": "field.variant=classic",
+                    "residual": "field.variant=banded with field.band_residual_width > 0",
+                    "transport": "the classic variant, or banded with field.band_transport=joint or detached"}
+            needs = [hint[t] for t in tags if t in hint]
+            fix = f"Remove {block}.{name}" + (f", or choose a model that reads it: {', '.join(readers)}"
+                                              if readers else "") + (f" (needs {'; '.join(needs)})" if needs else "")
+            raise ConfigError(f"{block}.{name} is not read by model {model}", fix)
+
+
 def validate(cfg: RunConfig) -> None:
-    """Range checks that would otherwise fail deep inside torch."""
-    check_bounds(cfg)
-    f, t = cfg.field, cfg.train
-    if f.model not in MODELS:
-        raise ConfigError(f"unknown model '{f.model}'", "Choose one of: " + ", ".join(MODELS))
-    for value, choices, what in ((f.variant, ("classic", "banded"), "NSTR variant"),
-                                 (f.band_carriers, ("centre", "peaks"), "field.band_carriers"),
-                                 (f.band_transport, ("off", "joint", "detached"), "field.band_transport"),
-                                 (f.band_allocation, ("uniform", "spectrum"), "field.band_allocation")):
-        if value not in choices:
-            raise ConfigError(f"unknown {what} '{value}'", f"Choose {', '.join(choices[:-1])} or {choices[-1]}")
-    if f.spectrum not in ("grid", "mlp"):
-        raise ConfigError(f"unknown spectrum field '{f.spectrum}'", "Choose grid or mlp")
-    if f.activation not in ("relu", "silu", "softplus"):
-        raise ConfigError(f"unknown activation '{f.activation}'", "Choose relu, silu or softplus")
-    if t.device not in ("auto", "cpu", "cuda") and not t.device.startswith("cuda:"):
-        raise ConfigError(f"unknown device '{t.device}'", "Choose auto, cpu or cuda")
-    positive = {"field.n_freqs": f.n_freqs, "field.width": f.width or 1, "field.grid_levels": f.grid_levels,
-                "field.grid_features": f.grid_features, "field.grid_table_size": f.grid_table_size,
-                "train.steps": t.steps, "train.batch_size": t.batch_size}
-    for name, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{name} must be at least 1, not {value}")
-    if f.params is not None and f.params < 100:
-        raise ConfigError(f"field.params must be at least 100, not {f.params}")
-    if (f.depth or 0) < 0 or f.transport_depth < 0 or f.spectrum_depth < 0:
-        raise ConfigError("MLP depths must be 0 or more")
-    if t.lambda_pde < 0:
-        raise ConfigError(f"train.lambda_pde must be 0 or more, not {t.lambda_pde}")
-    if not 0 < t.pde_fraction <= 1:
-        raise ConfigError(f"train.pde_fraction must be in (0, 1], not {t.pde_fraction}")
-    if t.lr is not None and t.lr <= 0:
-        raise ConfigError(f"train.lr must be positive, not {t.lr}")
+    """Every block's options against their bounds and choices (:func:`check_block`); the device,
+    whose ``cuda:N`` form is open-ended."""
+    for block in ("field", "train", "task"):
+        check_block(getattr(cfg, block), block)
+    if cfg.train.device not in ("auto", "cpu", "cuda") and not cfg.train.device.startswith("cuda:"):
+        raise ConfigError(f"unknown device '{cfg.train.device}'", "Choose auto, cpu or cuda")
 
 
 __all__ = ["FieldConfig", "TrainConfig", "MODEL_SHAPES", "with_model_shape", "RunConfig", "EmptyOptions", "build_config", "apply_overrides",
-           "BOUNDS", "check_bounds",
+           "option", "check_block", "check_model_reads", "model_parts",
            "ALIASES", "MODELS", "PRESET_NAMES", "field"]

@@ -2,7 +2,7 @@
 a device this server has, and an estimated memory that fits in what the device has free.
 
 Each refusal is an :class:`~nstr.errors.NSTRError`, so the client gets a 400 naming the problem and
-the fix. Bounds on single config values live with the configs (:data:`nstr.config.BOUNDS`); this
+the fix. Bounds on single config values live beside each option (:func:`nstr.config.option`); this
 module checks what needs the server: its file system, its device and its free memory.
 """
 

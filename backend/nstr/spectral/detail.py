@@ -232,26 +232,29 @@ def _smooth_copy(level: SurfacePoints, sigma: float, device: Any, with_turning: 
     A = torch.as_tensor(level.areas, dtype=dt, device=device)
     I = torch.as_tensor(idx, device=device)
     D = torch.as_tensor(dist, dtype=dt, device=device)
+    NI = N[I]
     w = torch.exp(-0.5 * (D / sigma) ** 2) * A[I]                       # inf distance -> 0
-    w = w * ((N[I] * N[:, None, :]).sum(-1) > ORIENTATION_GATE)
-    normal = (w[..., None] * N[I]).sum(1)
+    w = w * (torch.bmm(NI, N[:, :, None])[..., 0] > ORIENTATION_GATE)
+    normal = torch.bmm(w[:, None, :], NI)[:, 0]
     normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-30)
     normal = torch.where(normal.norm(dim=-1, keepdim=True) > 0.5, normal, N)
     t1, t2 = _frames(normal)
     d = (P[I] - P[:, None, :]).to(dt)
-    u, v, z = (d * t1[:, None]).sum(-1), (d * t2[:, None]).sum(-1), (d * normal[:, None]).sum(-1)
     s = sigma  # scale u, v for conditioning
-    X = torch.stack([torch.ones_like(u), u / s, v / s, (u / s) ** 2, (u / s) * (v / s), (v / s) ** 2], -1)
+    uvz = torch.bmm(d, torch.stack([t1 / s, t2 / s, normal], -1))        # (P, k, 3): u / s, v / s, z
+    u, v, z = uvz[..., 0], uvz[..., 1], uvz[..., 2]
+    X = torch.stack([torch.ones_like(u), u, v, u * u, u * v, v * v], -1)
     ridge = 1e-6 * torch.eye(6, dtype=dt, device=device)
     # start from the core of the disc (a probe near a crease sees mostly its own side there), then
     # reweight iteratively: points far off the fit (the other side of a crease) stop counting
     robust = torch.exp(-1.5 * (D / sigma) ** 2)          # with w: a Gaussian of sigma / 2
+    XT = X.transpose(1, 2)
     for _ in range(ROBUST_ITERATIONS + 1):
         wr = w * robust
-        Xw = X * wr[..., None]
-        lhs = Xw.transpose(1, 2) @ X + ridge * wr.sum(1)[:, None, None].clamp_min(1e-30)
-        coef = torch.linalg.solve(lhs, (Xw * z[..., None]).sum(1))
-        res = z - (X * coef[:, None, :]).sum(-1)
+        XTw = XT * wr[:, None, :]
+        lhs = torch.bmm(XTw, X) + ridge * wr.sum(1)[:, None, None].clamp_min(1e-30)
+        coef = torch.linalg.solve(lhs, torch.bmm(XTw, z[..., None])[..., 0])
+        res = z - torch.bmm(X, coef[..., None])[..., 0]
         robust = torch.exp(-0.5 * (res / (ROBUST_SCALE * sigma)) ** 2)
     coef = coef * torch.tensor([1.0, 1 / s, 1 / s, 1 / s**2, 1 / s**2, 1 / s**2], dtype=dt, device=device)
     # the fitted surface's own normal at the probe (the frame's normal is only a weighted mean)
@@ -285,15 +288,17 @@ def _residual(copy: SmoothCopy, pts: Any, nrm: Any, member: Any, spacing: float,
     dt = copy.coef.dtype
     out = torch.empty(len(pts), dtype=pts.dtype, device=pts.device)
     normal = torch.empty((len(pts), 3), dtype=pts.dtype, device=pts.device)
+    frames = torch.stack([copy.t1, copy.t2, copy.normal], -1)            # (P, 3, 3): columns t1, t2, n
     for s in range(0, len(pts), chunk):
         I = copy.near[member[s:s + chunk]]
-        c, n, t1, t2, coef = copy.centre[I], copy.normal[I], copy.t1[I], copy.t2[I], copy.coef[I]
-        d64 = pts[s:s + chunk, None, :] - c
+        frame, coef = frames[I], copy.coef[I]                                # (C, k, 3, 3), (C, k, 6)
+        n = frame[..., 2]
+        d64 = pts[s:s + chunk, None, :] - copy.centre[I]
         D = d64.norm(dim=-1).to(dt)
-        d = d64.to(dt)
-        u, v, z = (d * t1).sum(-1), (d * t2).sum(-1), (d * n).sum(-1)
+        uvz = (d64.to(dt)[..., None, :] @ frame)[..., 0, :]                # (C, k, 3): u, v, z
+        u, v, z = uvz[..., 0], uvz[..., 1], uvz[..., 2]
         q = coef[..., 0] + u * (coef[..., 1] + coef[..., 3] * u + coef[..., 4] * v) + v * (coef[..., 2] + coef[..., 5] * v)
-        facing = (nrm[s:s + chunk, None, :].to(dt) * n).sum(-1) > ORIENTATION_GATE
+        facing = (n @ nrm[s:s + chunk, :, None].to(dt))[..., 0] > ORIENTATION_GATE
         w = torch.exp(-0.5 * (D / (0.6 * spacing)) ** 2) * facing
         w[:, 0] += 1e-30                                   # no probe faces the same way: its own cell's
         out[s:s + chunk] = ((w * (z - q)).sum(1) / w.sum(1)).to(pts.dtype)
@@ -354,18 +359,17 @@ def _local_means(values: Any, pts_np: np.ndarray, normals: Any, areas: Any, memb
     idx, dist = _neighbours(tree, cells.points, STAT_NEIGHBOURS, 2.5 * radius)
     I, D = torch.as_tensor(idx, device=dev), torch.as_tensor(dist, dtype=dt, device=dev)
     CN = torch.as_tensor(cells.normals, dtype=dt, device=dev)
-    w = torch.exp(-0.5 * (D / radius) ** 2) * ((CN[I] * CN[:, None]).sum(-1) > ORIENTATION_GATE)
-    smooth_sum = (w[..., None] * cell_sum[I]).sum(1)
-    smooth_area = (w * cell_area[I]).sum(1).clamp_min(1e-30)
-    cell_mean = smooth_sum / smooth_area[:, None]
+    w = torch.exp(-0.5 * (D / radius) ** 2) * ((CN[I] @ CN[:, :, None])[..., 0] > ORIENTATION_GATE)
+    both = torch.bmm(w[:, None, :], torch.cat([cell_sum, cell_area[:, None]], 1)[I])[:, 0]   # sums, area
+    cell_mean = both[:, :-1] / both[:, -1:].clamp_min(1e-30)
     # back to the points: Gaussian blend of the cells nearest to its own that face the same way
     I = I[torch.as_tensor(member, device=dev)][:, :BLEND_NEIGHBOURS]
     D = (torch.as_tensor(pts_np, dtype=dt, device=dev)[:, None, :] - torch.as_tensor(cells.points, dtype=dt,
          device=dev)[I]).norm(dim=-1)
-    w = torch.exp(-0.5 * (D / radius) ** 2) * ((CN[I] * normals[:, None]).sum(-1) > ORIENTATION_GATE)
+    w = torch.exp(-0.5 * (D / radius) ** 2) * ((CN[I] @ normals[:, :, None].to(dt))[..., 0] > ORIENTATION_GATE)
     w[:, 0] += 1e-30
     w = w / w.sum(1, keepdim=True)
-    return (w[..., None] * cell_mean[I]).sum(1).to(out_dtype)
+    return torch.bmm(w[:, None, :], cell_mean[I])[:, 0].to(out_dtype)
 
 
 # --- the readout -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from nstr.config import RunConfig, build_config
+from nstr.config import RunConfig, build_config, option
 from nstr.errors import InputError
 from nstr.signals.audio_io import Audio
 from nstr.signals.metrics import snr_db
@@ -25,10 +25,10 @@ TASK = "audio"
 class AudioOptions:
     """What the audio task needs beyond the field and the training."""
 
-    start_s: float = 0.0  # fit the excerpt that starts here (seconds) ...
-    duration_s: float | None = None  # ... and lasts this long (None: to the end of the clip)
-    eval_chunk: int = 65536  # samples per forward pass when predicting the whole clip
-    viz_max_points: int = 4096  # the spectral-flow pictures sample at most this many instants
+    start_s: float = option(0.0, bounds=(0, 1_000_000))  # fit the excerpt that starts here (seconds) ...
+    duration_s: float | None = option(None, bounds=(0, 1_000_000))  # ... and lasts this long (None: to the end of the clip)
+    eval_chunk: int = option(65536, bounds=(1, 2**22))  # samples per forward pass when predicting the whole clip
+    viz_max_points: int = option(4096, bounds=(1, 1_000_000))  # the spectral-flow pictures sample at most this many instants
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from nstr.config import RunConfig, build_config
+from nstr.config import RunConfig, build_config, option
 from nstr.errors import InputError
 from nstr.signals.metrics import psnr, ssim
 
@@ -24,8 +24,8 @@ TASK = "image"
 class ImageOptions:
     """What the image task needs beyond the field and the training."""
 
-    eval_chunk: int = 65536  # pixels per forward pass when predicting the whole image
-    viz_max_side: int = 256  # the spectral-flow pictures sample at most this many pixels per side
+    eval_chunk: int = option(65536, bounds=(1, 2**22))  # pixels per forward pass when predicting the whole image
+    viz_max_side: int = option(256, bounds=(1, 8_192))  # the spectral-flow pictures sample at most this many pixels per side
     ssim_during_training: bool = True  # SSIM at every evaluation (only PSNR when False)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nstr.config import RunConfig, build_config
+from nstr.config import RunConfig, build_config, option
 from nstr.errors import ConfigError, InputError
 from nstr.nerf.dataset import (MAX_FRAMES, MAX_PIXELS, NerfDataset, Progress, Views, check_dataset_folder,
                                dataset_from_arrays, load_dataset)
@@ -49,57 +49,57 @@ GEOMETRIES = ("sdf", "density")
 class NerfOptions:
     """What the NeRF task needs beyond the field and the training (batch_size counts rays)."""
 
-    image_size: int = 0  # resize views to this square size; 0 keeps the dataset's size
-    max_frames: int = MAX_FRAMES  # views a dataset may hold: refused before any image is decoded
-    max_pixels: int = MAX_PIXELS  # pixels over all views after resizing (4 GiB as float32 RGBA)
-    n_features: int = 15  # field outputs besides density, read by the colour head
-    head_width: int = 64
-    head_depth: int = 1
-    render_steps: int = 128  # stratified samples across the cube's diagonal
-    n_importance: int = 16  # proportional samples per ray from the no-grad pass (0: stratified only)
-    grid_resolution: int = 64  # occupancy grid cells per side
-    grid_update_every: int = 16
-    grid_warmup: int = 256  # steps during which every cell is refreshed (later a quarter per update)
+    image_size: int = option(0, bounds=(0, 4_096))  # resize views to this square size; 0 keeps the dataset's size
+    max_frames: int = option(MAX_FRAMES, bounds=(1, 100_000))  # views a dataset may hold: refused before any image is decoded
+    max_pixels: int = option(MAX_PIXELS, bounds=(1, 1 << 32))  # pixels over all views after resizing (4 GiB as float32 RGBA)
+    n_features: int = option(15, bounds=(1, 256))  # field outputs besides density, read by the colour head
+    head_width: int = option(64, bounds=(1, 4_096))
+    head_depth: int = option(1, bounds=(0, 16))
+    render_steps: int = option(128, bounds=(1, 4_096))  # stratified samples across the cube's diagonal
+    n_importance: int = option(16, bounds=(0, 1_024))  # proportional samples per ray from the no-grad pass (0: stratified only)
+    grid_resolution: int = option(64, bounds=(1, 512))  # occupancy grid cells per side
+    grid_update_every: int = option(16, bounds=(1, 1_000_000))
+    grid_warmup: int = option(256, bounds=(0, 1_000_000))  # steps during which every cell is refreshed (later a quarter per update)
     random_background: bool = True
-    eval_views: int = 4  # test views rendered at each evaluation during training (all at the end)
-    render_chunk: int = 8192  # rays per forward pass when rendering a view
-    mesh_resolution: int = 128  # marching-cubes cells per side of the object's box
-    mesh_threshold: float = 0.0  # density only: surface density; 0: read off the training views (nstr.nerf.mesh)
+    eval_views: int = option(4, bounds=(1, 1_000))  # test views rendered at each evaluation during training (all at the end)
+    render_chunk: int = option(8192, bounds=(1, 2**22))  # rays per forward pass when rendering a view
+    mesh_resolution: int = option(128, bounds=(8, 2_048))  # marching-cubes cells per side of the object's box
+    mesh_threshold: float = option(0.0, bounds=(0, 1_000_000))  # density only: surface density; 0: read off the training views (nstr.nerf.mesh)
     bake_colors: bool = True
-    geometry: str = "sdf"  # sdf (NeuS) | density (instant-ngp style, for comparison)
-    lambda_mask: float = 0.1  # BCE of rendered opacity against the views' alpha (views with alpha only)
+    geometry: str = option("sdf", choices=GEOMETRIES)  # sdf (NeuS) | density (instant-ngp style, for comparison)
+    lambda_mask: float = option(0.1, bounds=(0, 1_000))  # BCE of rendered opacity against the views' alpha (views with alpha only)
     # --- sdf only
-    lambda_eikonal: float = 0.1  # (|grad sdf| - 1)^2 on the ray samples and on eikonal_points random points
-    eikonal_points: int = 256
-    lambda_smooth: float = 0.05  # sdf: |n(q) - n(q + d)|^2 at the eikonal points projected onto the surface
-    smooth_radius: float = 0.01  # |d| per axis (std), field units: flat faces stay flat, texture cannot dent them
-    sdf_coarse: int = 128  # grid lookups per ray that place the network samples
-    sdf_fine: int = 32  # network samples per ray drawn near the surface
-    sdf_uniform: int = 8  # network samples per ray spread across the cube
-    init_radius: float = 0.6  # the sphere the SDF starts as, in the field's [-1, 1] box
-    sharpness_init: float = 20.0  # NeuS s at the start (1 / logistic width, per field unit)
-    sharpness_max: float = 1000.0  # the floor under s reached after sharpness_ramp of the steps
-    sharpness_ramp: float = 0.5
-    cos_anneal: float = 0.1  # fraction of the steps over which NeuS's cos annealing goes to 1
+    lambda_eikonal: float = option(0.1, bounds=(0, 1_000))  # (|grad sdf| - 1)^2 on the ray samples and on eikonal_points random points
+    eikonal_points: int = option(256, bounds=(0, 1_000_000))
+    lambda_smooth: float = option(0.05, bounds=(0, 1_000))  # sdf: |n(q) - n(q + d)|^2 at the eikonal points projected onto the surface
+    smooth_radius: float = option(0.01, bounds=(1e-06, 1))  # |d| per axis (std), field units: flat faces stay flat, texture cannot dent them
+    sdf_coarse: int = option(128, bounds=(2, 4_096))  # grid lookups per ray that place the network samples
+    sdf_fine: int = option(32, bounds=(1, 1_024))  # network samples per ray drawn near the surface
+    sdf_uniform: int = option(8, bounds=(0, 1_024))  # network samples per ray spread across the cube
+    init_radius: float = option(0.6, bounds=(0.01, 0.99))  # the sphere the SDF starts as, in the field's [-1, 1] box
+    sharpness_init: float = option(20.0, bounds=(0.1, 1_000_000))  # NeuS s at the start (1 / logistic width, per field unit)
+    sharpness_max: float = option(1000.0, bounds=(0.1, 1_000_000))  # the floor under s reached after sharpness_ramp of the steps
+    sharpness_ramp: float = option(0.5, bounds=(0, 1))
+    cos_anneal: float = option(0.1, bounds=(0, 1))  # fraction of the steps over which NeuS's cos annealing goes to 1
     # coarse to fine: the SDF network starts with the coarsest BAND_START of its scales (NSTR's frequencies,
     # the hash grid's levels) and gains the rest linearly over this fraction of the steps (0: all from the start).
     # Off: measured on the 96 px cube (32 views, 3000 steps, NSTR; F@1% over 50k points, where a perfect cube
     # scores 0.93), F@1% 0.81 off against 0.76 at 0.5; the waves on the flat faces stayed (so did raising
     # lambda_smooth: 0.75 at 0.3, 0.50 at 1.0; 0: 0.74)
-    coarse_to_fine: float = 0.0
-    min_component_share: float = 0.01  # mesh components under this share of the largest one's area are dropped
+    coarse_to_fine: float = option(0.0, bounds=(0, 1))
+    min_component_share: float = option(0.01, bounds=(0, 1))  # mesh components under this share of the largest one's area are dropped
     keep_all_components: bool = False  # keep every component of the mesh (floaters too)
     # sdf: "separate" = the colour head's features from their own small grid (nstr.nerf.sdf_field), so the colour
     # loss reaches the geometry only through normals and opacity; "shared" = from the SDF network (NeuS). Measured
     # (scripts/bench_nerf.py, 24 views at 64 px, 600 steps, 50k points): cube F@1% 0.21 -> 0.54 (hash grid),
     # Suzanne 0.83 -> 0.86
-    color_field: str = "separate"
+    color_field: str = option("separate", choices=COLOR_FIELDS)
     # sdf: "lit" = albedo x one global SH irradiance of the normal, so normals can shade but not spell out a
     # texture, and the baked colour is the albedo; "free" = the NeuS colour head, which reads the normal
     # directly (nstr.nerf.sdf_field). Measured (scripts/bench_nerf.py, 32 views at 96 px, 3000 steps, 40k
     # field parameters), F@1% free -> lit: cube hash grid 0.840 -> 0.873 (the checker grooves are gone),
     # cube NSTR 0.750 -> 0.751, Suzanne hash grid 0.896 -> 0.900, Suzanne NSTR 0.910 -> 0.900
-    shading: str = "lit"
+    shading: str = option("lit", choices=SHADINGS)
 
 
 # The PDE weight trades view quality for a transport network that explains the spectrum. Measured on the
@@ -137,30 +137,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def nerf_config(preset: str = "default", overrides: Mapping[str, Any] | None = None) -> RunConfig:
     cfg = build_config(NerfOptions, PRESETS, preset, overrides)
-    o: NerfOptions = cfg.task
-    for name in ("n_features", "head_width", "render_steps", "grid_resolution", "grid_update_every",
-                 "eval_views", "render_chunk", "mesh_resolution"):
-        if getattr(o, name) < 1:
-            raise ConfigError(f"task.{name} must be at least 1, not {getattr(o, name)}")
-    if o.image_size < 0 or o.n_importance < 0 or o.head_depth < 0 or o.grid_warmup < 0:
-        raise ConfigError("task.image_size, task.n_importance, task.head_depth and task.grid_warmup must be 0 or more")
-    if o.geometry not in GEOMETRIES:
-        raise ConfigError(f"unknown task.geometry '{o.geometry}'", "Choose sdf (default) or density")
-    if o.color_field not in COLOR_FIELDS:
-        raise ConfigError(f"unknown task.color_field '{o.color_field}'", "Choose " + " or ".join(COLOR_FIELDS))
-    if o.shading not in SHADINGS:
-        raise ConfigError(f"unknown task.shading '{o.shading}'", "Choose " + " or ".join(SHADINGS))
-    if o.sdf_coarse < 2 or o.sdf_fine < 1 or o.sdf_uniform < 0 or o.eikonal_points < 0:
-        raise ConfigError("task.sdf_coarse must be 2 or more, task.sdf_fine 1 or more, task.sdf_uniform and "
-                          "task.eikonal_points 0 or more")
-    if o.lambda_smooth < 0 or o.smooth_radius <= 0:
-        raise ConfigError("task.lambda_smooth must be 0 or more and task.smooth_radius more than 0")
-    if o.lambda_mask < 0 or o.lambda_eikonal < 0:
-        raise ConfigError("task.lambda_mask and task.lambda_eikonal must be 0 or more")
-    if not (0 < o.sharpness_init <= o.sharpness_max) or not 0 < o.init_radius < 1:
+    o: NerfOptions = cfg.task   # bounds and choices are checked with the config (nstr.config.option)
+    if o.sharpness_init > o.sharpness_max:
         raise ConfigError("task.sharpness_init must be in (0, task.sharpness_max] and task.init_radius in (0, 1)")
-    if o.mesh_threshold < 0:
-        raise ConfigError(f"task.mesh_threshold must be 0 (automatic) or a positive density, not {o.mesh_threshold}")
     return cfg
 
 

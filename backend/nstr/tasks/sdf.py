@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from nstr.config import RunConfig, build_config
+from nstr.config import RunConfig, build_config, option
 from nstr.errors import ConfigError, InputError
 from nstr.geometry.extraction import extract_surface, resolve_mc
 from nstr.geometry.mesh import Mesh, MeshReport, check_mesh_arrays, mesh_from_arrays
@@ -57,39 +57,39 @@ ProgressFn = Callable[[dict[str, Any]], None]
 class SDFOptions:
     """What the SDF task needs beyond the field and the training."""
 
-    samples: int = 500_000  # training samples drawn once (cached per mesh)
-    surface_fraction: float = 0.25
-    near_fraction: float = 0.5
-    near_scales: tuple[float, ...] = (0.005, 0.03)  # unit box ([-1, 1]^3) noise std, >= 2 scales
-    detail_fraction: float = 0.0  # share of surface/near samples drawn by curvature + thinness (sampling.py)
-    feature_noise: float = 0.0  # near-noise std capped at this x the local feature width (0: off)
-    band: float = 0.1  # truncation of the SDF loss and of the exact ground truth, unit box
-    padding: float = 0.1  # the mesh fills [-(1 - padding), 1 - padding]^3
-    eikonal_weight: float = 0.0
-    normal_weight: float = 0.0
-    gradient: str = "fd"  # fd (tetrahedral finite difference, one backward) | autograd (double backward)
-    fd_step: float = 0.004  # unit box; also the scale the regulariser smooths at
-    gradient_fraction: float = 0.125  # share of each batch (surface samples) that gets gradient losses
-    resolution: int = 0  # marching-cubes grid points per axis; 0: chosen from the mesh's feature size
-    resolution_min: int = 128
-    resolution_max: int = 512
-    cells_per_feature: float = 3.0  # voxels across the thinnest wall / narrowest gap
-    feature_quantile: float = 0.02  # "thinnest": this area quantile of the feature widths
-    feature_probes: int = 4000
+    samples: int = option(500_000, bounds=(1_000, 50_000_000))  # training samples drawn once (cached per mesh)
+    surface_fraction: float = option(0.25, bounds=(0, 1))
+    near_fraction: float = option(0.5, bounds=(0, 1))
+    near_scales: tuple[float, ...] = option((0.005, 0.03), bounds=(1e-06, 1))  # unit box ([-1, 1]^3) noise std, >= 2 scales
+    detail_fraction: float = option(0.0, bounds=(0, 1))  # share of surface/near samples drawn by curvature + thinness (sampling.py)
+    feature_noise: float = option(0.0, bounds=(0, 100))  # near-noise std capped at this x the local feature width (0: off)
+    band: float = option(0.1, bounds=(0, 2), open_ends="low")  # truncation of the SDF loss and of the exact ground truth, unit box
+    padding: float = option(0.1, bounds=(0, 0.5), open_ends="high")  # the mesh fills [-(1 - padding), 1 - padding]^3
+    eikonal_weight: float = option(0.0, bounds=(0, 1_000))
+    normal_weight: float = option(0.0, bounds=(0, 1_000))
+    gradient: str = option("fd", choices=("fd", "autograd"))  # fd (tetrahedral finite difference, one backward) | autograd (double backward)
+    fd_step: float = option(0.004, bounds=(1e-05, 0.5))  # unit box; also the scale the regulariser smooths at
+    gradient_fraction: float = option(0.125, bounds=(0, 1), open_ends="low")  # share of each batch (surface samples) that gets gradient losses
+    resolution: int = option(0, bounds=(0, 2_048))  # marching-cubes grid points per axis; 0: chosen from the mesh's feature size
+    resolution_min: int = option(128, bounds=(16, 2_048))
+    resolution_max: int = option(512, bounds=(16, 2_048))
+    cells_per_feature: float = option(3.0, bounds=(0.5, 64))  # voxels across the thinnest wall / narrowest gap
+    feature_quantile: float = option(0.02, bounds=(0, 0.5))  # "thinnest": this area quantile of the feature widths
+    feature_probes: int = option(4000, bounds=(100, 1_000_000))
     mc: str = "auto"  # nstr.geometry.extraction.MC_BACKENDS; auto: torch on CUDA, else skimage
-    ground_truth: str = "auto"  # auto (torch on CUDA, libigl on the CPU) | libigl | torch (nstr.geometry.winding_torch)
-    sparse_from: int = 160  # coarse-to-fine extraction from this resolution on
-    smooth_steps: int = 0  # Taubin steps on the extracted mesh (nstr.geometry.smoothing; even: shrink-free)
-    eval_chunk: int = 65536
+    ground_truth: str = option("auto", choices=("auto", "libigl", "torch"))  # auto (torch on CUDA, libigl on the CPU) | libigl | torch (nstr.geometry.winding_torch)
+    sparse_from: int = option(160, bounds=(16, 8_192))  # coarse-to-fine extraction from this resolution on
+    smooth_steps: int = option(0, bounds=(0, 1_000))  # Taubin steps on the extracted mesh (nstr.geometry.smoothing; even: shrink-free)
+    eval_chunk: int = option(65536, bounds=(1, 2**22))
     attributes: bool = True  # spectral-flow attributes on the vertices (measured for every model)
     metrics: bool = True  # chamfer_l1, normal_consistency, fscore_1pct, iou against the input (nstr.geometry.metrics)
-    metric_points: int = CONVENTION_POINTS  # surface samples per mesh (exact distances: the count sets only the noise)
-    detail_range: tuple[float, ...] = ()  # detail maps: (shortest, longest) wavelength in input units; (): octaves
+    metric_points: int = option(CONVENTION_POINTS, bounds=(100, 10_000_000))  # surface samples per mesh (exact distances: the count sets only the noise)
+    detail_range: tuple[float, ...] = option((), bounds=(0, 1e12))  # detail maps: (shortest, longest) wavelength in input units; (): octaves
     #                                       from 2 voxels to a third of the object (nstr.spectral.detail)
     keep_all_components: bool = False  # keep floaters too (nstr.geometry.floaters: by default each input
     #                                    component keeps the output components that cover it)
-    simplify_faces: int = 0  # > 0: also a simplified mesh (lod_* arrays) of at most this many faces (>= 100)
-    simplify_error: float = 0.0  # > 0: ... or the fewest faces within this surface error, input units
+    simplify_faces: int = option(0, bounds=(0, 2**31 - 1))  # > 0: also a simplified mesh (lod_* arrays) of at most this many faces (>= 100)
+    simplify_error: float = option(0.0, bounds=(0, 1e12))  # > 0: ... or the fewest faces within this surface error, input units
 
 
 # Presets leave width/depth to each model's own shape (nstr.config.MODEL_SHAPES), so --model swaps
@@ -131,30 +131,19 @@ def sdf_config(preset: str = "default", overrides: Mapping[str, Any] | None = No
 
 
 def check_options(o: SDFOptions) -> None:
+    """What one option's bounds and choices cannot say (those are checked with the config: nstr.config.option)."""
     resolve_mc(o.mc)  # a ConfigError naming the choices for an unknown backend
-    if o.resolution and not 16 <= o.resolution <= 2048:
+    if o.resolution and o.resolution < 16:
         raise ConfigError(f"task.resolution must be 0 (from the mesh) or between 16 and 2048, not {o.resolution}")
-    if not 16 <= o.resolution_min <= o.resolution_max <= 2048:
+    if o.resolution_min > o.resolution_max:
         raise ConfigError("task.resolution_min and task.resolution_max must satisfy 16 <= min <= max <= 2048")
-    if o.ground_truth not in ("auto", "libigl", "torch"):
-        raise ConfigError(f"unknown task.ground_truth '{o.ground_truth}'", "Choose auto, libigl or torch")
-    if o.gradient not in ("fd", "autograd"):
-        raise ConfigError(f"unknown task.gradient '{o.gradient}'", "Choose fd or autograd")
-    if not 0 <= o.detail_fraction <= 1 or o.feature_noise < 0 or o.fd_step <= 0:
-        raise ConfigError("task.detail_fraction must be in [0, 1], task.feature_noise >= 0, task.fd_step > 0")
-    if o.samples < 1000:
-        raise ConfigError(f"task.samples must be at least 1000, not {o.samples}")
-    if not (0 <= o.surface_fraction and 0 <= o.near_fraction and o.surface_fraction + o.near_fraction <= 1):
+    if o.surface_fraction + o.near_fraction > 1:
         raise ConfigError("task.surface_fraction + task.near_fraction must be within [0, 1]")
-    if len(o.near_scales) < 1 or min(o.near_scales) <= 0:
+    if len(o.near_scales) < 1:
         raise ConfigError("task.near_scales must be one or more positive noise scales")
-    if not 0 < o.band <= 2 or not 0 <= o.padding < 0.5:
-        raise ConfigError("task.band must be in (0, 2] and task.padding in [0, 0.5)")
-    if o.eikonal_weight < 0 or o.normal_weight < 0 or not 0 < o.gradient_fraction <= 1:
-        raise ConfigError("gradient loss weights must be >= 0 and task.gradient_fraction in (0, 1]")
     if o.detail_range:
         check_detail_range(o.detail_range)  # empty, inverted, not a pair; finer than the grid: once it is chosen
-    if o.smooth_steps < 0 or o.smooth_steps % 2:
+    if o.smooth_steps % 2:
         raise ConfigError(f"task.smooth_steps must be an even count >= 0, not {o.smooth_steps}",
                           "Use 0 (off) or an even number such as 6: each pair shrinks, then inflates back")
     check_simplify_options(o.simplify_faces, o.simplify_error)
