@@ -51,6 +51,7 @@ def _opts(out: Path, **kw) -> BatchOptions:  # noqa: ANN003
     return BatchOptions(outdir=out, engine="ray", cpus_per_job=1, **kw)
 
 
+@pytest.mark.slow
 def test_three_meshes_give_their_own_results_a_summary_and_are_skipped_on_rerun(ray_instance, tmp_path: Path) -> None:
     src = _spheres(tmp_path / "in")
     out = tmp_path / "out"
@@ -81,6 +82,7 @@ def test_three_meshes_give_their_own_results_a_summary_and_are_skipped_on_rerun(
     assert forced.counts == {"done": 1}
 
 
+@pytest.mark.slow
 def test_a_failing_input_fails_alone_with_its_message(ray_instance, tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
@@ -95,6 +97,7 @@ def test_a_failing_input_fails_alone_with_its_message(ray_instance, tmp_path: Pa
     assert "could not read 'broken.off'" in (out / "summary.csv").read_text()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_fit_is_retried_and_the_batch_completes(ray_instance, tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
@@ -127,6 +130,7 @@ def _cli(*args: str, env_extra: dict | None = None, pre: str = "") -> subprocess
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, env=env)
 
 
+@pytest.mark.slow
 def test_no_cluster_at_the_address_and_no_ray_are_one_line_errors(tmp_path: Path) -> None:
     src = tmp_path / "one.off"
     trimesh.creation.icosphere(1).export(src)
@@ -143,6 +147,7 @@ def test_no_cluster_at_the_address_and_no_ray_are_one_line_errors(tmp_path: Path
     assert "needs Ray, which is not installed" in p.stderr and "pip install 'nstr[ray]'" in p.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_what_is_unfinished_and_keeps_what_finished(tmp_path: Path) -> None:
     """A real SIGINT to a real ``nstr batch`` (local engine) once the first result is on disk."""
     import time

@@ -19,6 +19,7 @@ from test_server import LONG, TINY, ServerProcess, icosphere, wait_state
 pytest.importorskip("ray", reason="the 'ray' extra is installed by scripts/setup.sh")
 
 
+@pytest.mark.slow
 def test_server_on_ray_runs_a_job_and_cancels_a_running_one(tmp_path) -> None:  # noqa: ANN001
     with ServerProcess(tmp_path / "jobs", "--engine", "ray", "--cpus-per-job", "1") as server:
         client = server.client()
@@ -71,6 +72,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_sigterm_with_the_ray_engine_stops_like_the_local_engine(tmp_path) -> None:  # noqa: ANN001
     """Ray's driver installs a SIGTERM handler that exits at once with code 15: the running job stayed
     'running' in the index and nothing stopped cleanly. Now the server takes the signal back: exit 0,

@@ -107,6 +107,7 @@ def test_extension_zip_installs_enables_and_says_not_set_up(tmp_path):
     assert "Success" in out["validator"]
 
 
+@pytest.mark.slow
 def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tmp_path):
     out = run_scenario('''
         src = suzanne()
@@ -247,6 +248,7 @@ def test_fit_on_suzanne_makes_a_coloured_result_and_leaves_the_original_alone(tm
     assert 100 * lo <= float(out["legend_cm_last_tick"]) <= 100 * hi
 
 
+@pytest.mark.slow
 def test_two_results_share_one_detail_scale(tmp_path):
     """The same ripple (wavelength 0.15 m) measured by the backend on two sheets whose own octave bands
     differ (one twice the size of the other) gets the same colour once both are in the scene; the
@@ -292,6 +294,7 @@ def test_two_results_share_one_detail_scale(tmp_path):
     assert "NSTR fine detail" in small["groups"]
 
 
+@pytest.mark.slow
 def test_a_simplified_result_comes_beside_the_hidden_dense_one(tmp_path):
     """task.simplify_faces from the panel's Overrides: the backend's QSlim mesh becomes the shown
     '<name>_NSTR_simplified' with every attribute, and the dense result stays in the file, hidden."""
@@ -348,6 +351,7 @@ def test_a_simplified_result_comes_beside_the_hidden_dense_one(tmp_path):
     assert out["too_many_message"].startswith("Suzanne: simplification: ") and "above the dense mesh" in out["too_many_message"]
 
 
+@pytest.mark.slow
 def test_cancel_mid_job_and_a_job_finished_while_blender_was_busy(tmp_path):
     out = run_scenario('''
         src = suzanne(subsurf=False)
@@ -382,6 +386,7 @@ def test_cancel_mid_job_and_a_job_finished_while_blender_was_busy(tmp_path):
     assert out["state_after_polls"] == "collected" and out["collected_object"] == "Suzanne_NSTR"
 
 
+@pytest.mark.slow
 def test_clear_errors_for_bad_selections_and_unreachable_or_broken_backends(tmp_path):
     out = run_scenario('''
         import socket
@@ -444,6 +449,7 @@ def test_clear_errors_for_bad_selections_and_unreachable_or_broken_backends(tmp_
     assert out["job_message"].startswith("not sent")
 
 
+@pytest.mark.slow
 def test_job_errors_are_one_line_and_a_dead_backend_is_restarted(tmp_path):
     out = run_scenario('''
         import signal
@@ -493,6 +499,7 @@ print("READ " + json.dumps({
 '''
 
 
+@pytest.mark.slow
 def test_a_refit_replaces_the_result_in_the_panel_and_from_fit_py_after_a_panel_fit(tmp_path):
     """Headless = panel: a re-fit puts its mesh into the source's result object (name, transform,
     visibility kept, the old mesh freed); fit.py --objects fits the source a panel fit hid, replaces
@@ -580,6 +587,7 @@ def test_a_refit_replaces_the_result_in_the_panel_and_from_fit_py_after_a_panel_
         "(convert curves/text to meshes in the scene first)"], proc.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_two_blenders_share_one_local_backend(tmp_path):
     """A second Blender (same user folder, same jobs folder) connects to the first one's server
     instead of failing on the jobs-folder lock, fits through it, and is told when the first stops it."""

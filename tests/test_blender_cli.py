@@ -46,6 +46,7 @@ def blender(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           timeout=timeout, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_fit_py_fits_a_mesh_file_saves_renders_and_reloads(tmp_path, data_dir):
     out_blend = tmp_path / "rotor_fit.blend"
     proc = blender("-P", "scripts/fit.py", "--", "--input", str(data_dir / "meshes" / "rotor.off"),
@@ -89,6 +90,7 @@ def test_fit_py_fits_a_mesh_file_saves_renders_and_reloads(tmp_path, data_dir):
     assert again["source_hidden"] == [True, True] and again["same_transform"]
 
 
+@pytest.mark.slow
 def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path, data_dir):
     out_blend = tmp_path / "suzanne_nerf.blend"
     proc = blender("-P", "scripts/fit.py", "--", "--task", "nerf", "--input", str(data_dir / "meshes" / "rotor.off"),

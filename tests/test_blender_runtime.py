@@ -49,6 +49,7 @@ threading.Thread(target=server.serve_forever, daemon=True).start()
 '''
 
 
+@pytest.mark.slow
 def test_no_timer_call_blocks_on_a_server_that_answers_after_10_s(tmp_path):
     out = run_scenario(SLOW_SERVER + textwrap.dedent('''
         src = suzanne(subsurf=False)
@@ -78,6 +79,7 @@ def test_no_timer_call_blocks_on_a_server_that_answers_after_10_s(tmp_path):
     assert not any(r.startswith("GET /v1/jobs/") for r in out["requests"])
 
 
+@pytest.mark.slow
 def test_the_backend_ends_when_blender_is_killed(tmp_path):
     pid_file = tmp_path / "backend.pid"
     script_tail = f'''
@@ -156,6 +158,7 @@ def test_nerf_views_of_an_unsaved_file_render_one_per_tick_into_the_user_folder(
     assert out["after_cancel"] == [True, 0, []]
 
 
+@pytest.mark.slow
 def test_the_backend_state_comes_from_the_server_while_views_render(tmp_path):
     out = run_scenario('''
         src = suzanne(subsurf=False)

@@ -14,6 +14,7 @@ pytest.importorskip("bpy")
 from test_blender_addon import run_scenario  # noqa: E402
 
 
+@pytest.mark.slow
 def test_set_up_backend_from_the_zip_then_fit_through_it(tmp_path):
     out = run_scenario('''
         import zipfile

@@ -22,6 +22,7 @@ def _identify(path: Path, fmt: str) -> str:
     return subprocess.run(["identify", "-format", fmt, str(path)], capture_output=True, text=True).stdout
 
 
+@pytest.mark.slow
 def test_screenshots_from_the_real_ui(tmp_path):
     shots, assets = tmp_path / "shots", tmp_path / "assets"
     proc = subprocess.run([sys.executable, "scripts/screenshot_panel.py", "--out", str(shots), "--assets", str(assets),

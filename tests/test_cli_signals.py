@@ -65,6 +65,7 @@ def test_fit_help_documents_the_contract(task: str, words: tuple[str, ...]) -> N
         assert flag in r.stdout, f"'{flag}' missing from 'nstr fit {task} --help'"
 
 
+@pytest.mark.slow
 def test_image_fit_writes_reconstruction_pictures_and_report(tmp_path: Path, camera_png: Path) -> None:
     out, rep = tmp_path / "res" / "head.png", tmp_path / "head.json"
     r = nstr("fit", "image", camera_png, "-o", out, "--preset", "quick", "--steps", "60", "--params", "3000",
@@ -90,6 +91,7 @@ def test_image_fit_writes_reconstruction_pictures_and_report(tmp_path: Path, cam
     assert 0 <= report["spectral"]["pde_relative"] and "gain" in report["spectral"]["transport_prediction"]
 
 
+@pytest.mark.slow
 def test_baseline_image_fit_gets_the_measured_flow(tmp_path: Path, camera_png: Path) -> None:
     rep = tmp_path / "r.json"
     r = nstr("fit", "image", camera_png, "-o", tmp_path / "h.jpg", "--model", "hashgrid", "--preset", "quick",
@@ -104,6 +106,7 @@ def test_baseline_image_fit_gets_the_measured_flow(tmp_path: Path, camera_png: P
     assert r.stderr == ""  # --quiet: no progress bar
 
 
+@pytest.mark.slow
 def test_audio_fit_writes_wav_pictures_and_report(tmp_path: Path, speech_wav: Path) -> None:
     out, rep = tmp_path / "speech_fit.wav", tmp_path / "speech.json"
     r = nstr("fit", "audio", speech_wav, "-o", out, "--preset", "quick", "--steps", "60", "--params", "3000",
@@ -122,6 +125,7 @@ def test_audio_fit_writes_wav_pictures_and_report(tmp_path: Path, speech_wav: Pa
     assert set(report["pictures"]) == {"compare", "flow"} and all(Path(p).is_file() for p in report["pictures"].values())
 
 
+@pytest.mark.slow
 def test_audio_excerpt_flags_cut_the_clip(tmp_path: Path, speech_wav: Path) -> None:
     rep = tmp_path / "e.json"
     r = nstr("fit", "audio", speech_wav, "-o", tmp_path / "e.wav", "--model", "ffn", "--preset", "quick",
@@ -132,6 +136,7 @@ def test_audio_excerpt_flags_cut_the_clip(tmp_path: Path, speech_wav: Path) -> N
     assert report["signal"]["samples"] == 480 and report["pictures"] == {}
 
 
+@pytest.mark.slow
 def test_image_fit_resumes_from_its_checkpoint(tmp_path: Path, camera_png: Path) -> None:
     ckpt, rep = tmp_path / "fit.ckpt", tmp_path / "r.json"
     common = ["fit", "image", camera_png, "-o", tmp_path / "r.png", "--model", "ffn", "--preset", "quick",
@@ -211,6 +216,7 @@ BAD = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(BAD))
 def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path: Path, camera_png: Path, kind: str) -> None:
     if kind == "cuda_absent":

@@ -95,6 +95,7 @@ def _fingerprint(cfg: FieldConfig) -> dict:
             "pde": pde, "pde_grads": grads}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", list(FORMS))
 def test_every_option_a_model_accepts_changes_what_it_builds(form: str) -> None:
     base = FORMS[form]

@@ -99,6 +99,7 @@ def test_a_sphere_has_no_detail_at_any_band() -> None:
     assert arrays["crease_strength"].max() < 15
 
 
+@pytest.mark.slow
 def test_a_box_has_creases_at_its_edges_only() -> None:
     import trimesh
 

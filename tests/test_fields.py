@@ -48,6 +48,7 @@ def test_spectrum_jacobian_matches_finite_differences(dim: int, spectrum: str, p
         assert not torch.allclose(st.freqs, field.omega.expand(64, -1, -1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["nstr", "siren", "ffn", "hashgrid"])
 @pytest.mark.parametrize("budget", [5_000, 50_000])
 @pytest.mark.parametrize("dim", [1, 2, 3])
@@ -87,6 +88,7 @@ class _Signal1D(Objective):
 
 @pytest.mark.parametrize("model,lr,steps", [("nstr", 1e-2, 400), ("siren", 1e-3, 400), ("ffn", 3e-3, 400),
                                              ("hashgrid", 1e-2, 400)])
+@pytest.mark.slow
 def test_each_model_overfits_a_tiny_signal(model: str, lr: float, steps: int) -> None:
     torch.manual_seed(0)
     cfg = FieldConfig(model=model, params=4000, max_freq=16, grid_max_res=128, ffn_sigma=8.0, width=32)

@@ -199,6 +199,7 @@ def test_bad_files_get_one_line_input_errors(tmp_path: Path) -> None:
         assert "\n" not in str(err.value), name
 
 
+@pytest.mark.slow
 def test_bad_files_through_the_cli_exit_nonzero_with_one_line(tmp_path: Path) -> None:
     for name, path in _write_bad(tmp_path).items():
         proc = subprocess.run([*NSTR, "fit", "sdf", str(path), "-o", str(tmp_path / "out.ply"), "--preset", "quick"],
@@ -351,6 +352,7 @@ def test_a_perfect_cube_scores_exactly_one_at_any_sample_count() -> None:
         assert m["fscore_1pct"] == 1.0 and m["chamfer_l1"] < 1e-12 and m["normal_consistency"] > 1 - 1e-9, (n, m)
 
 
+@pytest.mark.slow
 def test_a_many_hole_mesh_scores_one_against_itself() -> None:
     """The sampling floor hit meshes with a large area most (a 133-hole block read F@1% 0.909 against
     itself); a 15-hole plate, re-tessellated holes and all, reads 1 and 0 by the exact method."""
@@ -433,6 +435,7 @@ def test_chosen_resolution_grows_as_the_feature_size_shrinks() -> None:
     assert choose_resolution(SDFOptions(resolution=200), widths[-1])[0] == 200  # the user's override stays
 
 
+@pytest.mark.slow
 def test_plate_with_holes_smaller_than_the_old_voxel_keeps_its_holes() -> None:
     """Exact plate SDF (slab minus cylinders) at the resolution chosen from the mesh: every hole
     survives (genus = holes by Euler characteristic); at the old fixed 128^3 most are webbed over."""

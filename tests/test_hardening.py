@@ -121,6 +121,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, roots: dict[str, Path]) -> 
 
 
 # ------------------------------------------------------------------ 1. DNS rebinding, Origin, CSRF
+@pytest.mark.slow
 def test_forged_host_origin_and_form_posts_are_refused_on_every_route(server: ServerProcess) -> None:
     c = server.client()
     job = c.submit("sdf", TINY, icosphere())
@@ -185,6 +186,7 @@ def test_a_transforms_file_linked_out_of_the_dataset_is_refused_alike_whatever_i
                         str(roots["base"] / "out.ply")), "transforms.json in")
 
 
+@pytest.mark.slow
 def test_without_data_roots_dataset_dir_is_refused(tmp_path: Path, roots: dict[str, Path]) -> None:
     with ServerProcess(tmp_path / "jobs") as srv:
         with pytest.raises(BackendError) as err:
@@ -193,6 +195,7 @@ def test_without_data_roots_dataset_dir_is_refused(tmp_path: Path, roots: dict[s
 
 
 # -------------------------------------------------------------- 3. the worker never dies
+@pytest.mark.slow
 def test_worker_survives_an_injected_save_failure_and_health_reports_a_dead_worker(tmp_path: Path) -> None:
     srv = ServerProcess(tmp_path / "jobs", env={"NSTR_FAULT": "save,worker_exit"}).start()  # the server's faults only
     try:
@@ -217,6 +220,7 @@ def test_worker_survives_an_injected_save_failure_and_health_reports_a_dead_work
 
 
 # ---------------------------------------------------------------- 4. the index and the folder lock
+@pytest.mark.slow
 def test_a_second_server_on_the_same_jobs_folder_is_refused(server: ServerProcess) -> None:
     proc = nstr("serve", "--port", "0", "--device", "cpu", "--jobs-dir", str(server.jobs_dir), timeout=120)
     one_line_error(proc, "in use by another nstr server")
@@ -224,6 +228,7 @@ def test_a_second_server_on_the_same_jobs_folder_is_refused(server: ServerProces
     assert server.client().health()["worker_alive"] is True
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_a_consistent_index_and_restart_recovers(tmp_path: Path) -> None:
     jobs_dir = tmp_path / "jobs"
     srv = ServerProcess(jobs_dir).start()
@@ -268,6 +273,7 @@ def test_numeric_options_are_bounded_at_submit(server: ServerProcess) -> None:
     assert err.value.status == 400 and "nested too deeply" in str(err.value)
 
 
+@pytest.mark.slow
 def test_nerf_job_takes_the_addon_arrays(server: ServerProcess) -> None:
     """The arrays the add-on sends for a NeRF job (views, poses, intrinsics and the object's world box)
     are all taken, and the box that was sent is the one the field is fitted in."""
@@ -334,6 +340,7 @@ def test_a_retry_with_the_same_idempotency_key_never_duplicates_the_job(server: 
     assert wait_state(c, second["id"], FINAL)["state"] == "done"
 
 
+@pytest.mark.slow
 def test_slow_loris_connections_are_closed_and_the_server_answers_again(tmp_path: Path) -> None:
     """More half-sent request heads than the connection cap: each is closed by the head deadline
     (or refused with 503 beyond the cap); none is answered, and afterwards the server serves again."""
@@ -360,6 +367,7 @@ def test_slow_loris_connections_are_closed_and_the_server_answers_again(tmp_path
 
 
 # -------------------------------------------------------------------- 7. retention and compression
+@pytest.mark.slow
 def test_results_are_compressed_and_prune_removes_finished_jobs(tmp_path: Path) -> None:
     import gzip
 
@@ -378,6 +386,7 @@ def test_results_are_compressed_and_prune_removes_finished_jobs(tmp_path: Path) 
 
 
 # ------------------------------------------------------------------------ 8. signals and the parent
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_sigint_exit_cleanly_and_mark_the_running_job_interrupted(tmp_path: Path, sig: int) -> None:
     srv = ServerProcess(tmp_path / "jobs").start()
@@ -395,6 +404,7 @@ def test_sigterm_and_sigint_exit_cleanly_and_mark_the_running_job_interrupted(tm
     assert record["state"] == "failed" and record["message"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_server_exits_when_its_parent_dies_whatever_signal_mask_it_inherited(tmp_path: Path) -> None:
     url_file, pid_file = tmp_path / "url", tmp_path / "pid"
     parent = textwrap.dedent(f"""
@@ -438,6 +448,7 @@ def _reap(pid: int) -> None:
 
 
 # ------------------------------------------------------------------------------------ 9. the CLI
+@pytest.mark.slow
 def test_report_output_and_checkpoint_never_overwrite_an_input(tmp_path: Path, server: ServerProcess,
                                                                roots: dict[str, Path]) -> None:
     import trimesh
@@ -477,6 +488,7 @@ def test_report_output_and_checkpoint_never_overwrite_an_input(tmp_path: Path, s
     assert len(server.client().jobs()) == jobs_before  # submit refused before sending anything
 
 
+@pytest.mark.slow
 def test_listed_tracebacks_are_one_line_errors(tmp_path: Path, server: ServerProcess) -> None:
     import trimesh
 
@@ -496,6 +508,7 @@ def test_listed_tracebacks_are_one_line_errors(tmp_path: Path, server: ServerPro
         BackendClient("http://[::1")
 
 
+@pytest.mark.slow
 def test_a_bad_detail_range_is_one_line_naming_the_valid_range(tmp_path: Path) -> None:
     """Empty, inverted, malformed: refused before any work; finer than the grid: as soon as the grid
     is chosen (before the fit), with the shortest wavelength the result can hold."""
@@ -511,6 +524,7 @@ def test_a_bad_detail_range_is_one_line_naming_the_valid_range(tmp_path: Path) -
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_crafted_checkpoint_runs_nothing_and_a_real_one_loads(tmp_path: Path) -> None:
     import pickle
 
@@ -544,6 +558,7 @@ def test_a_crafted_checkpoint_runs_nothing_and_a_real_one_loads(tmp_path: Path) 
 
 
 # ------------------------------------------------------------------------------------ 10. precision
+@pytest.mark.slow
 def test_a_mesh_far_from_the_origin_keeps_its_precision_end_to_end(server: ServerProcess) -> None:
     import trimesh
 

@@ -223,6 +223,7 @@ def test_bad_arrays_and_job_configs_are_rejected_before_queueing(tmp_path: Path)
         validate_job({"task.mesh_threshold": -1}, good)
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_dataset_in_one_line(tmp_path: Path) -> None:
     root = write_folder(tmp_path / "ds")
     (root / "r_0.png").unlink()
@@ -356,6 +357,7 @@ def test_padded_samples_render_what_packed_ones_do() -> None:
 # ----------------------------------------------------------------------------------------- the tiny scene
 
 
+@pytest.mark.slow
 def test_tiny_blender_scene_trains_and_returns_a_coloured_mesh(suzanne_scene: Path, tmp_path: Path) -> None:
     """16 views of a checker-textured Suzanne at 32x32 from Cycles -> the nerf job -> PSNR, renders, mesh."""
     from nstr.tasks.nerf import run_job
@@ -422,6 +424,7 @@ def test_tiny_blender_scene_trains_and_returns_a_coloured_mesh(suzanne_scene: Pa
     assert meta["metrics"]["psnr"] == psnr
 
 
+@pytest.mark.slow
 def test_job_cancels_and_cli_writes_mesh_renders_and_report(suzanne_scene: Path, tmp_path: Path) -> None:
     from nstr.tasks.nerf import run_job
 

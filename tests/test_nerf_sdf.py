@@ -169,6 +169,7 @@ def cube_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render_truth_scene(tmp_path_factory.mktemp("nerf_sdf") / "cube", "cube", 16, 2, 40, samples=8)
 
 
+@pytest.mark.slow
 def test_sdf_nerf_on_a_blender_cube_gives_a_watertight_mesh_near_the_true_one(cube_scene: Path,
                                                                                tmp_path: Path) -> None:
     from nstr.geometry.mesh import Mesh

@@ -56,6 +56,7 @@ def _slow_body(url: str, seconds: float, answers: list[str], lock: threading.Loc
         answers.append(status)
 
 
+@pytest.mark.slow
 def test_slow_bodies_are_cut_off_and_health_stays_answerable_while_the_cpu_is_loaded(tmp_path: Path) -> None:
     """70 connections trickle a body at 4 bytes/s while a fit runs and a busy neighbour loads the CPU.
     Each one ends with an answer: 408 when it held an upload slot (the minimum body rate cut it off),
@@ -97,6 +98,7 @@ def test_slow_bodies_are_cut_off_and_health_stays_answerable_while_the_cpu_is_lo
         busy.wait()
 
 
+@pytest.mark.slow
 def test_a_body_over_its_whole_request_deadline_is_cut_off_even_at_a_good_rate(tmp_path: Path) -> None:
     """--request-timeout bounds a request however fast its body comes: a 4 MiB upload sent at about
     400 KiB/s (above the 64 KiB/s minimum) to a server with a 2 s deadline gets 408 request_timeout."""
@@ -132,6 +134,7 @@ def test_a_body_over_its_whole_request_deadline_is_cut_off_even_at_a_good_rate(t
 
 
 # ---------------------------------------------------------------------------- 3. bounded bodies
+@pytest.mark.slow
 def test_every_route_that_reads_a_body_is_bounded(tmp_path: Path) -> None:
     """One limit on every body: a 300 MiB prune body is refused on its declared length (no byte read),
     a chunked one once it passes the JSON routes' 1 MiB, and a mesh upload past --max-body-mb."""
@@ -191,6 +194,7 @@ def _index(jobs_dir: Path) -> dict[str, str]:
         db.close()
 
 
+@pytest.mark.slow
 def test_a_full_disk_never_makes_clients_and_the_index_disagree_and_nothing_failed_runs_again(
         small_disk: Path) -> None:
     """Jobs on a 2 MiB tmpfs with no spare room kept (--min-free-mb 0): the disk fills with uploads and
@@ -247,6 +251,7 @@ def test_a_full_disk_never_makes_clients_and_the_index_disagree_and_nothing_fail
         srv.stop()
 
 
+@pytest.mark.slow
 def test_a_queue_halted_by_an_index_write_goes_on_by_itself_once_the_index_takes_writes(tmp_path: Path) -> None:
     """The first job's end cannot be written to the index (NSTR_FAULT=index_end: SQLite's 'database or
     disk is full', once, in the real server): the queue halts with the end pending, and the next job
@@ -274,6 +279,7 @@ def test_a_queue_halted_by_an_index_write_goes_on_by_itself_once_the_index_takes
         srv.stop()
 
 
+@pytest.mark.slow
 def test_low_disk_space_is_a_507_naming_the_free_space_before_any_upload_is_stored(small_disk: Path) -> None:
     """With the default spare room (64 MiB) a 2 MiB disk takes no upload: 507 with the free space named,
     nothing stored, and health lists the degraded disk."""
@@ -288,6 +294,7 @@ def test_low_disk_space_is_a_507_naming_the_free_space_before_any_upload_is_stor
 
 
 # --------------------------------------------------------------------- 6. cancel during loading
+@pytest.mark.slow
 def test_cancel_lands_while_a_large_dataset_is_loading(tmp_path: Path) -> None:
     """A 2000-view dataset loads frame by frame; a cancel during the load stops it there (the job ends
     cancelled in its loading phase, well before the last frame), and the next job runs."""
@@ -318,6 +325,7 @@ def test_cancel_lands_while_a_large_dataset_is_loading(tmp_path: Path) -> None:
         assert wait_state(c, after, FINAL)["state"] == "done"
 
 
+@pytest.mark.slow
 def test_a_dataset_over_the_frame_bound_is_refused_at_submit(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "many").mkdir(parents=True)
@@ -354,6 +362,7 @@ BAD_MESHES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(BAD_MESHES))
 def test_submit_refuses_what_the_cli_refuses_with_the_same_words(tmp_path: Path, case: str,
                                                                  parity_server: ServerProcess) -> None:
@@ -379,6 +388,7 @@ def parity_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     srv.stop()
 
 
+@pytest.mark.slow
 def test_invalid_face_indices_are_named_as_such(tmp_path: Path, parity_server: ServerProcess) -> None:
     """OBJ counts from 1: 'f 0 1 2' is an invalid index (trimesh reads it as a repeated vertex, which
     was reported as 'zero area'); in arrays an index past the end is one too. Refused by the CLI, by
@@ -396,6 +406,7 @@ def test_invalid_face_indices_are_named_as_such(tmp_path: Path, parity_server: S
     assert err.value.status == 400 and err.value.message.startswith(f"invalid face index {len(v)}: out of range")
 
 
+@pytest.mark.slow
 def test_identical_camera_poses_are_refused_alike_by_the_cli_and_the_server(parity_server: ServerProcess) -> None:
     """Ten views from one camera position used to fail the fit with 'IndexError: index out of range in
     self'; now the CLI, a dataset_dir submit and an arrays submit refuse them up front."""

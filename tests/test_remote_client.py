@@ -104,6 +104,7 @@ def test_client_errors_are_one_line_with_a_fix() -> None:
 
 
 # ----------------------------------------------------------------------- bare Python, no packages
+@pytest.mark.slow
 def test_stdlib_client_runs_under_a_bare_python_against_the_real_server(tmp_path: Path) -> None:
     """The add-on's situation: the client package copied (vendored) elsewhere, no numpy, no site-packages."""
     bare = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
@@ -147,6 +148,7 @@ def test_stdlib_client_runs_under_a_bare_python_against_the_real_server(tmp_path
 
 
 # ------------------------------------------------------------------------------------ launcher
+@pytest.mark.slow
 def test_launcher_starts_uses_restarts_and_stops_a_local_server(tmp_path: Path) -> None:
     backend = LocalBackend(sys.executable, log_dir=tmp_path / "logs", device="cpu", jobs_dir=tmp_path / "jobs")
     try:
@@ -178,6 +180,7 @@ def test_launcher_starts_uses_restarts_and_stops_a_local_server(tmp_path: Path) 
     assert "listening on" in log and "stopped" in log
 
 
+@pytest.mark.slow
 def test_server_stops_when_the_process_that_launched_it_dies(tmp_path: Path) -> None:
     """Blender crashing (no atexit) must not leave a server behind holding the GPU."""
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""

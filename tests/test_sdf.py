@@ -50,6 +50,7 @@ def ball_fit(ball: trimesh.Trimesh, tmp_path_factory: pytest.TempPathFactory):  
     return result, events
 
 
+@pytest.mark.slow
 def test_fitted_sphere_is_in_the_input_frame_and_close_to_analytic(ball_fit) -> None:  # noqa: ANN001
     result, _ = ball_fit
     v, f = result.arrays["vertices"], result.arrays["faces"]
@@ -115,6 +116,7 @@ def test_progress_reports_every_phase_in_order(ball_fit) -> None:  # noqa: ANN00
     assert all(set(e) == {"phase", "step", "total", "loss", "eta_s", "metrics"} for e in events)
 
 
+@pytest.mark.slow
 def test_job_interface_runs_baseline_and_cancels(ball: trimesh.Trimesh, tmp_path: Path) -> None:
     assert JOB_TASKS["sdf"] == "nstr.tasks.sdf"
     arrays = {"vertices": ball.vertices.astype(np.float32), "faces": ball.faces.astype(np.int32)}
@@ -152,6 +154,7 @@ def test_validate_job_rejects_bad_config_and_arrays(ball: trimesh.Trimesh, confi
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_cli_fits_a_mesh_file_and_writes_npz_and_report(ball: trimesh.Trimesh, tmp_path: Path) -> None:
     src = tmp_path / "ball.stl"
     ball.export(src)

@@ -130,6 +130,7 @@ def test_health_and_published_schema_describe_the_server(server: ServerProcess, 
     assert described == served and len(served) == 12
 
 
+@pytest.mark.slow
 def test_submit_poll_and_fetch_a_real_sdf_result(client: BackendClient) -> None:
     mesh = icosphere()
     job = client.submit("sdf", TINY, mesh)
@@ -160,6 +161,7 @@ def test_submit_poll_and_fetch_a_real_sdf_result(client: BackendClient) -> None:
     assert "fitting" in client.log(job)
 
 
+@pytest.mark.slow
 def test_cancel_a_queued_job_and_a_running_job(server: ServerProcess, client: BackendClient) -> None:
     mesh = icosphere()
     running = client.submit("sdf", LONG, mesh)
@@ -295,6 +297,7 @@ def test_release_gpu_on_a_cpu_server_says_so(client: BackendClient) -> None:
     assert out["device"] == "cpu" and out["released_bytes"] == 0 and "CPU" in out["message"]
 
 
+@pytest.mark.slow
 def test_concurrent_clients_lose_no_job_and_jobs_run_in_submission_order(client: BackendClient) -> None:
     mesh = icosphere()
     submitted: list[str] = []
@@ -328,6 +331,7 @@ def test_concurrent_clients_lose_no_job_and_jobs_run_in_submission_order(client:
     assert starts == sorted(starts)
 
 
+@pytest.mark.slow
 def test_token_is_required_and_checked(tmp_path: Path) -> None:
     with ServerProcess(tmp_path / "jobs", "--token", "s3cret-token", "--max-body-mb", "0.05") as srv:
         with pytest.raises(AuthError, match="needs a token"):
@@ -345,6 +349,7 @@ def test_token_is_required_and_checked(tmp_path: Path) -> None:
         assert srv.client(token="s3cret-token").jobs() == []
 
 
+@pytest.mark.slow
 def test_binding_off_loopback_generates_and_prints_a_token(tmp_path: Path) -> None:
     with ServerProcess(tmp_path / "jobs", host="0.0.0.0") as srv:
         lines = [ln for ln in srv.log().splitlines() if ln.startswith("token: ")]
@@ -356,6 +361,7 @@ def test_binding_off_loopback_generates_and_prints_a_token(tmp_path: Path) -> No
         assert srv.client(token=token).health()["auth"] is True
 
 
+@pytest.mark.slow
 def test_restart_keeps_finished_results_and_fails_the_interrupted_job(tmp_path: Path) -> None:
     jobs_dir = tmp_path / "jobs"
     mesh = icosphere()
@@ -390,6 +396,7 @@ def test_restart_keeps_finished_results_and_fails_the_interrupted_job(tmp_path: 
         assert c.status(again)["config"] == listed[interrupted]["config"]
 
 
+@pytest.mark.slow
 def test_cli_submit_waits_writes_result_and_report_and_jobs_lists_it(server: ServerProcess, tmp_path: Path) -> None:
     import trimesh
 

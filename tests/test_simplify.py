@@ -55,6 +55,7 @@ def test_ripples_keep_their_vertices_and_the_flat_base_loses_them(slab) -> None:
     assert len(lod.faces) <= 3000
 
 
+@pytest.mark.slow
 def test_the_detail_maps_agree_with_where_the_vertices_went(slab) -> None:  # noqa: ANN001
     """The vertices the readout calls detail survive far more often than those it calls no detail."""
     from nstr.spectral.detail import STATES, detail_arrays
@@ -70,6 +71,7 @@ def test_the_detail_maps_agree_with_where_the_vertices_went(slab) -> None:  # no
     assert detail > 50 * none
 
 
+@pytest.mark.slow
 def test_error_target_holds_on_the_surfaces_and_uses_fewer_faces(slab) -> None:  # noqa: ANN001
     v, f = slab
     target = 0.002   # a fifth of the ripples' height
@@ -139,6 +141,7 @@ def test_bad_input_gets_one_line_with_the_range(kwargs: dict, words: str) -> Non
         assert "100" in message and (str(len(f)) in message or "at least" in message)
 
 
+@pytest.mark.slow
 def test_sdf_task_adds_the_simplified_mesh_and_keeps_the_dense_one(tmp_path) -> None:  # noqa: ANN001
     import torch
 

@@ -122,6 +122,7 @@ def chirp_fits():  # noqa: ANN201
     return a, out
 
 
+@pytest.mark.slow
 def test_fitted_chirp_measured_frequency_matches_truth_and_seeds_agree(chirp_fits) -> None:  # noqa: ANN001
     a, fits = chirp_fits
     n = len(a.samples)
@@ -144,6 +145,7 @@ def _write_chirp_wav(path: Path) -> None:
         wf.writeframes(x.tobytes())
 
 
+@pytest.mark.slow
 def test_flow_option_writes_units_and_refuses_inputs(tmp_path: Path) -> None:
     wav = tmp_path / "chirp.wav"
     _write_chirp_wav(wav)
