@@ -358,6 +358,16 @@ def check_block(obj: Any, block: str) -> None:
             raise ConfigError(f"{key} must be {side}, not {_num(v)} (range {words})", f"Set {key} within {span}")
 
 
+# for the refusal's fix: every form a model can take (so every tag is built by one), and what a tag needs
+_EVERY_FORM = [FieldConfig(model=m) for m in MODELS] + [
+    FieldConfig(model="nstr", spectrum="mlp"),
+    FieldConfig(model="nstr", variant="banded", band_transport="joint", band_residual_width=8)]
+_NEEDS = {"grid": "nstr with field.spectrum=grid", "spectrum-mlp": "field.spectrum=mlp",
+          "banded": "field.variant=banded", "classic": "field.variant=classic",
+          "residual": "field.variant=banded with field.band_residual_width > 0",
+          "transport": "the classic variant, or banded with field.band_transport=joint or detached"}
+
+
 def check_model_reads(cfg: FieldConfig, set_by_user: Mapping[str, Mapping[str, Any]]) -> None:
     """Refuse an option the user set (``{"field": {...}, "train": {...}}``) that the chosen model does
     not read (``option(reads=...)``), naming the model and the key: ``--model siren --set
@@ -370,15 +380,8 @@ def check_model_reads(cfg: FieldConfig, set_by_user: Mapping[str, Mapping[str, A
             if tags is None or parts & set(tags):
                 continue
             model = cfg.model + (f" (variant {cfg.variant})" if cfg.model == "nstr" else "")
-            forms = [FieldConfig(model=m) for m in MODELS] + [
-                FieldConfig(model="nstr", spectrum="mlp"), FieldConfig(model="nstr", variant="banded", band_transport="joint",
-                                                                         band_residual_width=8)]
-            readers = list(dict.fromkeys(c.model for c in forms if model_parts(c) & set(tags)))
-            hint = {"grid": "nstr with field.spectrum=grid", "spectrum-mlp": "field.spectrum=mlp",
-                    "banded": "field.variant=banded", "classic": "field.variant=classic",
-                    "residual": "field.variant=banded with field.band_residual_width > 0",
-                    "transport": "the classic variant, or banded with field.band_transport=joint or detached"}
-            needs = [hint[t] for t in tags if t in hint]
+            readers = list(dict.fromkeys(c.model for c in _EVERY_FORM if model_parts(c) & set(tags)))
+            needs = [_NEEDS[t] for t in tags if t in _NEEDS]
             fix = f"Remove {block}.{name}" + (f", or choose a model that reads it: {', '.join(readers)}"
                                               if readers else "") + (f" (needs {'; '.join(needs)})" if needs else "")
             raise ConfigError(f"{block}.{name} is not read by model {model}", fix)

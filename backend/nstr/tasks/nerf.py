@@ -139,7 +139,8 @@ def nerf_config(preset: str = "default", overrides: Mapping[str, Any] | None = N
     cfg = build_config(NerfOptions, PRESETS, preset, overrides)
     o: NerfOptions = cfg.task   # bounds and choices are checked with the config (nstr.config.option)
     if o.sharpness_init > o.sharpness_max:
-        raise ConfigError("task.sharpness_init must be in (0, task.sharpness_max] and task.init_radius in (0, 1)")
+        raise ConfigError(f"task.sharpness_init ({o.sharpness_init:g}) must be at most task.sharpness_max "
+                          f"({o.sharpness_max:g})", "Lower task.sharpness_init or raise task.sharpness_max")
     return cfg
 
 
