@@ -645,6 +645,53 @@ def run_render(args: argparse.Namespace) -> None:
         print("drew", out / f"{name}_attributes.png")
 
 
+def run_reference(args: argparse.Namespace) -> None:
+    """The topology a fit can reach at its own grid: the EXACT SDF of each input (the field every fit is
+    trained on), through the fit's own resolution choice, extraction, smoothing and floater rule. Where an
+    input's parts intersect (Suzanne's eyes sink into her head), the solid they bound has fewer surfaces than
+    the input has parts, and a fit's component count is to be read against this row, not the parts."""
+    import torch
+
+    from nstr.geometry.topology import topology
+    from nstr.tasks.sdf import _sample_stage, extract_result_surface, sdf_config
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for preset in args.presets:
+        for name in args.meshes or all_mesh_names() + GENERATED:
+            mesh, report = load(name)
+            cfg = sdf_config(preset, {"device": "cpu"})
+            t0 = time.perf_counter()
+            prep = _sample_stage(mesh, cfg.task, cfg.train.seed, bool(report.watertight), None, "cpu")
+            gt = prep.gt
+
+            def exact(x: torch.Tensor, gt=gt) -> torch.Tensor:  # noqa: ANN001
+                return torch.as_tensor(gt.signed_distance(x.double().numpy()), dtype=torch.float32)[:, None]
+
+            ext, floaters = extract_result_surface(exact, prep, cfg.task, "cpu", cfg.train.seed)
+            t_in, t_out = topology(mesh.faces, mesh.vertices), topology(ext.faces, ext.vertices)
+            row = {"mesh": name, "preset": preset, "resolution": prep.resolution,
+                   "components_in": t_in["components"], "genus_in": t_in["genus"],
+                   "boundary_loops_in": t_in.get("boundary_loops"), "watertight_in": t_in.get("watertight"),
+                   "components_exact": t_out["components"], "genus_exact": t_out["genus"],
+                   "dropped": floaters["dropped"],
+                   "covered": [round(i["covered_1pct"], 4) for i in floaters.get("inputs", [])],
+                   "seconds": round(time.perf_counter() - t0, 1)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            (out / "reference.json").write_text(json.dumps(rows, indent=1))
+    lines = ["| mesh | preset | grid | input: parts, genus, boundary loops | exact SDF at that grid: components "
+             "(specks dropped), genus | input parts covered within 1% |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['mesh']} | {r['preset']} | {r['resolution']} | {r['components_in']}, {r['genus_in']}, "
+                     f"{r['boundary_loops_in']} | {r['components_exact']} ({r['dropped']}), {r['genus_exact']} | "
+                     f"{', '.join(f'{c:.3f}' for c in r['covered'][:4])} |")
+    (out / "reference.md").write_text("\n".join(lines) + "\n")
+    print((out / "reference.md").read_text())
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -675,7 +722,10 @@ def main(argv: list[str] | None = None) -> int:
     si.add_argument("--reduction", type=int, default=6, help="the face budget: the dense face count / this")
     si.add_argument("--resimplify", action="store_true", help="no fitting: simplify the results kept in OUT again "
                     "(OUT/simplify_MESH.npz; wall and readout seconds from OUT/simplify.json)")
-    for q in (f, t, r, d, sc, st, si):
+    rf = sub.add_parser("reference", help="the exact SDF of each input through the fit's own extraction: the "
+                        "components and genus a fit can reach at its grid")
+    rf.add_argument("--presets", nargs="+", default=["quick"])
+    for q in (f, t, r, d, sc, st, si, rf):
         q.add_argument("--out", default=str(REPO / "out" / "bench_sdf"))
         q.add_argument("--meshes", nargs="+")
         q.add_argument("--threads", type=int, default=1)
@@ -684,7 +734,8 @@ def main(argv: list[str] | None = None) -> int:
         rescore_fidelity(args)
         return 0
     {"fits": run_fits, "timings": run_timings, "render": run_render, "fidelity": run_fidelity,
-     "scores": run_scores, "scoring": run_scoring, "simplify": run_simplify}[args.what](args)
+     "scores": run_scores, "scoring": run_scoring, "simplify": run_simplify,
+     "reference": run_reference}[args.what](args)
     return 0
 
 

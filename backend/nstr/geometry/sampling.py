@@ -28,7 +28,7 @@ import numpy as np
 from nstr.geometry.ground_truth import MeshSDF
 from nstr.geometry.mesh import Mesh
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: a watertight mesh's pseudonormal sign is checked (ground_truth.SIGN_PROBES)
 
 
 @dataclass(frozen=True)

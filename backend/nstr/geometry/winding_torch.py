@@ -106,12 +106,13 @@ class TorchMeshSDF:
 
 
 def ground_truth_for(vertices: np.ndarray, faces: np.ndarray, closed: bool, device: torch.device | str,
-                     engine: str = "auto") -> MeshSDF:
+                     engine: str = "auto", sign_from: tuple[np.ndarray, np.ndarray] | None = None) -> MeshSDF:
     """The SDF task's ground truth: libigl on the CPU; on CUDA (``engine="auto"``) or when asked
-    (``engine="torch"``), :class:`DeviceMeshSDF`. Either way the same numbers (tests/test_winding_torch.py)."""
+    (``engine="torch"``), :class:`DeviceMeshSDF`. Either way the same numbers (tests/test_winding_torch.py).
+    ``sign_from``: see :class:`MeshSDF`."""
     if engine == "torch" or (engine == "auto" and torch.device(device).type == "cuda"):
-        return DeviceMeshSDF(vertices, faces, closed=closed, device=device)
-    return MeshSDF(vertices, faces, closed=closed)
+        return DeviceMeshSDF(vertices, faces, closed=closed, device=device, sign_from=sign_from)
+    return MeshSDF(vertices, faces, closed=closed, sign_from=sign_from)
 
 
 class DeviceMeshSDF(MeshSDF):
@@ -122,13 +123,19 @@ class DeviceMeshSDF(MeshSDF):
     backend = "torch"
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, closed: bool = False,
-                 device: torch.device | str = "cuda") -> None:
-        super().__init__(vertices, faces, closed=closed)
+                 device: torch.device | str = "cuda", sign_from: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        super().__init__(vertices, faces, closed=closed, sign_from=sign_from)
         self.engine = TorchMeshSDF(self.vertices, self.faces, device=device)
+        self.sign_engine = self.engine if sign_from is None else TorchMeshSDF(*self._sign_mesh, device=device)
 
     def winding_number(self, points: np.ndarray) -> np.ndarray:
-        return self.engine.winding_number(points).double().cpu().numpy()
+        return self.sign_engine.winding_number(points).double().cpu().numpy()
+
+    def sign_rule(self) -> str:
+        return "winding number (on the device)"
 
     def signed_distance(self, points: np.ndarray, band: float | None = None) -> np.ndarray:
-        d = self.engine.signed_distance(points).double().cpu().numpy()
+        p = self.engine._points(points)
+        d = torch.where(self.sign_engine.inside(p), -1.0, 1.0) * self.engine.unsigned_distance(p)
+        d = d.double().cpu().numpy()
         return np.clip(d, -band, band) if band is not None else d

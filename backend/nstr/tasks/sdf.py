@@ -242,6 +242,7 @@ class Prepared:
     holdout: tuple[np.ndarray, np.ndarray]
     resolution: int
     resolution_info: dict[str, Any]
+    solid: dict[str, Any] | None = None   # set where the input's parts intersect: ``unit`` is then the solid's surface
 
 
 def choose_resolution(opts: SDFOptions, feature_width: float) -> tuple[int, dict[str, Any]]:
@@ -261,11 +262,18 @@ def _sample_stage(mesh: Mesh, opts: SDFOptions, seed: int, closed: bool, cache_d
     from nstr.geometry.feature_size import face_widths, feature_size
     from nstr.geometry.normalize import fit_unit_box
     from nstr.geometry.sampling import SamplingSpec, default_cache_dir, sample_sdf
+    from nstr.geometry.solid import solid_surface
     from nstr.geometry.winding_torch import ground_truth_for
 
     transform = fit_unit_box(mesh.vertices, opts.padding)
     unit = Mesh(transform.to_unit(mesh.vertices), mesh.faces)
-    gt = ground_truth_for(unit.vertices, unit.faces, closed, device, opts.ground_truth)
+    # parts that intersect: the solid's surface, their buried pieces dropped (an open one keeps the
+    # whole input's winding number for its sign)
+    surface, solid = solid_surface(unit)
+    sign_from = None if solid is None or (closed and solid["watertight"]) else (unit.vertices, unit.faces)
+    unit = surface
+    gt = ground_truth_for(unit.vertices, unit.faces, closed and sign_from is None, device, opts.ground_truth,
+                          sign_from=sign_from)
     fs = feature_size(unit, gt, n_points=opts.feature_probes, seed=seed)
     resolution, info = choose_resolution(opts, fs.quantile(opts.feature_quantile))
     if opts.detail_range:  # before the fit: a range finer than the grid would only read noise
@@ -280,7 +288,7 @@ def _sample_stage(mesh: Mesh, opts: SDFOptions, seed: int, closed: bool, cache_d
     rng = np.random.default_rng(seed + 1)
     hold = np.concatenate([rng.uniform(-1, 1, (5000, 3)),
                            samples.points[rng.integers(0, len(samples.points), 5000)] + rng.normal(0, 0.01, (5000, 3))])
-    return Prepared(transform, unit, gt, samples, (hold.astype(np.float32), gt.inside(hold)), resolution, info)
+    return Prepared(transform, unit, gt, samples, (hold.astype(np.float32), gt.inside(hold)), resolution, info, solid)
 
 
 def _extract_stage(field: Any, prep: Prepared, opts: SDFOptions, device: Any) -> Any:
@@ -307,6 +315,21 @@ def _extract_stage(field: Any, prep: Prepared, opts: SDFOptions, device: Any) ->
         raise InputError("the fitted field has no surface at this resolution (marching cubes found nothing)",
                          "Use more steps or a higher resolution, or check that the mesh encloses a volume")
     return ext
+
+
+def extract_result_surface(field: Any, prep: Prepared, opts: SDFOptions, device: Any, seed: int
+                           ) -> tuple[Any, dict[str, Any]]:
+    """The result's surface as every fit makes it (unit box): marching cubes, Taubin smoothing, floaters
+    dropped. ``field``: the fitted field, or the input's exact SDF (``scripts/bench_sdf.py reference``:
+    the topology a fit can reach at its grid)."""
+    from nstr.geometry.floaters import drop_floaters
+    from nstr.geometry.smoothing import taubin_smooth
+
+    ext = _extract_stage(field, prep, opts, device)
+    ext.vertices = taubin_smooth(ext.vertices, ext.faces, opts.smooth_steps)
+    ext.vertices, ext.faces, floaters = drop_floaters(ext.vertices, ext.faces, keep_all=opts.keep_all_components,
+                                                      reference=(prep.unit.vertices, prep.unit.faces), seed=seed)
+    return ext, floaters
 
 
 def _simplify_stage(vertices_input: np.ndarray, faces: np.ndarray, opts: SDFOptions, vertices_dtype: Any
@@ -342,10 +365,8 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     from nstr.fields import build_field
     from nstr.geometry.attributes import spectral_attributes
     from nstr.geometry.export import encode_meta
-    from nstr.geometry.floaters import drop_floaters
     from nstr.geometry.ground_truth import MeshSDF
     from nstr.geometry.metrics import mesh_metrics
-    from nstr.geometry.smoothing import taubin_smooth
     from nstr.geometry.topology import topology
 
     opts: SDFOptions = cfg.task
@@ -365,11 +386,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     run.timings["fit"] = run.timings.pop("fitting")
     field.eval()
     with run.stage("extracting", timing="extract"):
-        ext = _extract_stage(field, prep, opts, device)
-        ext.vertices = taubin_smooth(ext.vertices, ext.faces, opts.smooth_steps)
-        ext.vertices, ext.faces, floaters = drop_floaters(ext.vertices, ext.faces, keep_all=opts.keep_all_components,
-                                                          reference=(prep.unit.vertices, prep.unit.faces),
-                                                          seed=cfg.train.seed)
+        ext, floaters = extract_result_surface(field, prep, opts, device, cfg.train.seed)
     vertices_input = prep.transform.to_input(ext.vertices)
     # float32 keeps ~7 digits: a mesh far from the origin for its size (a unit sphere at x = 1e7) would
     # collapse to a few distinct coordinates, so such meshes keep float64 (architecture.md)
@@ -391,18 +408,24 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
             simplified, lod = _simplify_stage(vertices_input, ext.faces, opts, arrays["vertices"].dtype)
             arrays.update(lod)
     metrics: dict[str, Any] = {"sign_accuracy": final.metrics.get("sign_accuracy")}
+    # scored against the surface an SDF can have: where the input's parts intersect, their union's boundary
+    # (the buried triangles bound nothing; no fit can, or should, put a surface there)
+    target = mesh if prep.solid is None else Mesh(prep.transform.to_input(prep.unit.vertices), prep.unit.faces)
     with run.stage("score", emit=False):
         if opts.metrics:
-            metrics.update(mesh_metrics(Mesh(vertices_input, ext.faces), mesh, n_points=opts.metric_points,
+            metrics.update(mesh_metrics(Mesh(vertices_input, ext.faces), target, n_points=opts.metric_points,
                                         seed=cfg.train.seed))
+            metrics["reference"] = "the input" if target is mesh else "the solid's surface (the input's parts intersect)"
             if "lod_faces" in arrays:  # the simplified mesh against the input, by the same scores
-                lod_scores = mesh_metrics(Mesh(arrays["lod_vertices"].astype(np.float64), arrays["lod_faces"]), mesh,
+                lod_scores = mesh_metrics(Mesh(arrays["lod_vertices"].astype(np.float64), arrays["lod_faces"]), target,
                                           n_points=opts.metric_points, seed=cfg.train.seed, iou=False,
                                           self_score=False)
                 simplified["metrics"] = {k: lod_scores[k] for k in ("chamfer_l1", "normal_consistency",
                                                                     "fscore_1pct")}
         metrics["topology"] = {"input": topology(mesh.faces, mesh.vertices),
                                "output": topology(ext.faces, vertices_input), "floaters": floaters}
+        if target is not mesh:   # the count a fit can reach: the solid's (Suzanne's eyes merge with her head)
+            metrics["topology"]["solid"] = topology(target.faces, target.vertices)
     timings = run.rounded_timings()
     timings["extract_eval"], timings["extract_mc"] = round(ext.seconds_eval, 3), round(ext.seconds_mc, 3)
     resolved = dataclasses.replace(cfg, field=getattr(field, "config", cfg.field))
@@ -416,7 +439,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
         "transform": prep.transform.to_dict(),
         "samples": {"count": int(len(prep.samples.points)), "from_cache": prep.samples.from_cache,
                     "seconds": round(prep.samples.seconds, 3),
-                    "ground_truth": prep.gt.backend},
+                    "ground_truth": prep.gt.backend, "sign": prep.gt.sign_rule(), "solid": prep.solid},
         "extraction": {"resolution": prep.resolution, "resolution_choice": prep.resolution_info, "mc": ext.mc,
                        "mode": ext.mode, "smooth_steps": opts.smooth_steps,
                        "evaluated_points": ext.evaluated_points, "vertices": int(len(ext.vertices)),
