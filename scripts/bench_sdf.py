@@ -133,6 +133,9 @@ def run_fidelity(args: argparse.Namespace) -> None:
                        **{k: m.get(k) for k in SCORES},
                        "genus_in": topo["input"]["genus"], "genus_out": topo["output"]["genus"],
                        "components_in": topo["input"]["components"], "components_out": topo["output"]["components"],
+                       # where the input's parts intersect, the solid's surface is what a fit can have (and is scored on)
+                       "components_solid": topo.get("solid", {}).get("components"),
+                       "genus_solid": topo.get("solid", {}).get("genus"),
                        "dropped": topo["floaters"]["dropped"],
                        "resolution": r["extraction"]["resolution"],
                        "feature_width": r["extraction"]["resolution_choice"]["feature_width_unit"],
@@ -151,14 +154,19 @@ def run_fidelity(args: argparse.Namespace) -> None:
     print((out / "fidelity.md").read_text())
 
 
+def _solid(row: dict, given: str, solid: str) -> str:
+    """The input's count, and the solid's after an arrow where the input's parts intersect (Suzanne: 3 -> 1)."""
+    return f"{row.get(given)}" if row.get(solid) is None else f"{row.get(given)}->{row.get(solid)}"
+
+
 def fidelity_table(rows: list[dict]) -> str:
-    lines = ["| mesh | model | preset | IoU | F@1% | Chamfer-L1 | NC | components in/out (dropped) | genus in/out | "
+    lines = ["| mesh | model | preset | IoU | F@1% | Chamfer-L1 | NC | components in/out (dropped; in->solid where parts intersect) | genus in/out | "
              "res | sample s | fit s | extract s | attr s | score s | wall s | load 1m |", "|" + "---|" * 17]
     for r in rows:
         lines.append(f"| {r['mesh']} | {r['model']} | {r['preset']} | {r['iou']:.4f} | {r['fscore_1pct']:.4f} | "
                      f"{r['chamfer_l1']:.5f} | {r['normal_consistency']:.4f} | "
-                     f"{r.get('components_in')}/{r.get('components_out')} ({r.get('dropped')}) | "
-                     f"{r['genus_in']}/{r['genus_out']} | "
+                     f"{_solid(r, 'components_in', 'components_solid')}/{r.get('components_out')} ({r.get('dropped')}) | "
+                     f"{_solid(r, 'genus_in', 'genus_solid')}/{r['genus_out']} | "
                      f"{r['resolution']} | {r['t_sample']:.1f} | {r['t_fit']:.1f} | {r['t_extract']:.1f} | "
                      f"{r['t_attributes']:.1f} | {r['t_score']:.1f} | {r['wall_s']:.1f} | {r['load'][0]:.1f} |")
     return "\n".join(lines) + "\n"

@@ -46,7 +46,7 @@ def run_batch(inputs: list[str] | list[Path], config: dict[str, Any], opts: Batc
     """Run the batch. ``config`` is a job config (``plan.job_config``). ``observer`` sees each progress
     snapshot (key -> phase, step, node, pid, attempts): tests and tools watch running jobs with it."""
     from nstr.geometry.export import OUTPUT_SUFFIXES
-    from nstr.signals._paths import check_writable_output
+    from nstr.paths import check_writable_output
 
     stream = stream or sys.stderr
     if opts.engine not in ENGINES:
@@ -150,7 +150,7 @@ def run_batch(inputs: list[str] | list[Path], config: dict[str, Any], opts: Batc
 def _write_outputs(outdir: Path, it: BatchInput, opts: BatchOptions, o: Outcome, input_sha: str,
                    config_sha: str) -> Path:
     """The mesh first, the report last (the report is what marks the input as done for a rerun)."""
-    from nstr.cli.common import write_report
+    from nstr.jsonable import write_report
     from nstr.geometry.export import write_mesh
 
     out_path = plan.output_path(outdir, it, opts.fmt)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from nstr.config import MODELS, PRESET_NAMES
+from nstr.paths import check_outputs
 
 
 def positive_int(text: str) -> int:
@@ -102,76 +101,3 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     for key, value in args.overrides:
         out[key] = value
     return {k: v for k, v in out.items() if v is not None}
-
-
-def check_outputs(outputs: dict[str, Path | None], inputs: Sequence[Path | None]) -> None:
-    """Refuse, before any work, an output (``{"-o": path, "--report": path, ...}``) that resolves to an
-    input file or into an input folder (a dataset), or that cannot be written. One rule for every flag
-    that writes, so a new one (``--flow``) only has to be listed here by its caller."""
-    from nstr.errors import InputError
-
-    resolved_inputs = [Path(p).expanduser().resolve() for p in inputs if p is not None]
-    seen: dict[Path, str] = {}
-    for flag, path in outputs.items():
-        if path is None:
-            continue
-        target = Path(path).expanduser().resolve()
-        for src in resolved_inputs:
-            if target == src:
-                raise InputError(f"{flag} '{path}' is the input file {src.name}; writing it would destroy your data",
-                                 f"Choose another path for {flag}")
-            if src.is_dir() and src in target.parents:
-                raise InputError(f"{flag} '{path}' lies inside the input folder {src}; writing there could "
-                                 "overwrite your data", f"Choose a path for {flag} outside {src}")
-        if target in seen:
-            raise InputError(f"{flag} and {seen[target]} both name '{path}'", f"Give {flag} its own path")
-        seen[target] = flag
-        if target.is_dir():
-            raise InputError(f"{flag} '{path}' is a folder", f"Pass a file name for {flag}")
-        if target.exists():
-            if not os.access(target, os.W_OK):
-                raise InputError(f"{flag} '{path}' is not writable", "Check its permissions or choose another path")
-            continue
-        parent = target.parent
-        while not parent.exists():  # the folders will be created: the nearest existing one must be writable
-            parent = parent.parent
-        why = _cannot_create_in(parent)
-        if why is not None:
-            raise InputError(f"cannot write {flag} '{path}': the folder {parent} {why}", "Choose a writable location")
-
-
-def _cannot_create_in(folder: Path) -> str | None:
-    """Why no file can be created in ``folder`` (None: one can). Tried for real, with a file that is
-    removed at once: permission bits say nothing for root, or on /proc, or on a read-only mount."""
-    import tempfile
-
-    if not folder.is_dir():
-        return "is not writable"  # a file where a folder would have to be
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".nstr-write-test-"):
-            pass
-    except OSError as err:
-        return f"does not accept new files ({err.strerror or type(err).__name__})"
-    return None
-
-
-def write_report(path: Path | None, report: dict[str, Any]) -> None:
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=False, default=_jsonable) + "\n")
-
-
-def _jsonable(obj: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from nstr.cli.common import check_outputs, positive_int, write_report
+from nstr.cli.common import positive_int
+from nstr.paths import check_outputs
+from nstr.jsonable import write_report
 
 HELP = "score a mesh against a reference: chamfer_l1, normal_consistency, fscore_1pct, iou, topology"
 DESCRIPTION = """Score MESH against REFERENCE (any formats nstr reads, .npz results included) with the
@@ -58,7 +60,7 @@ def _load(path: Path):  # noqa: ANN202
     if path.suffix.lower() == ".npz":
         from nstr.errors import InputError
         from nstr.geometry.export import read_npz
-        from nstr.signals._paths import check_readable_file
+        from nstr.paths import check_readable_file
 
         check_readable_file(path, "a mesh")
         try:

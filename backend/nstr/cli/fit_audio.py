@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nstr.cli.common import add_fit_arguments, check_fit_paths, overrides_from_args, write_report
+from nstr.cli.common import add_fit_arguments, check_fit_paths, overrides_from_args
+from nstr.jsonable import write_report
 
 HELP = "fit a field to a mono WAV clip; report the SNR in dB"
 DESCRIPTION = """Fit a neural field to every sample of a mono WAV clip (16/24/32-bit PCM or 32/64-bit
@@ -60,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nstr.signals._paths import check_writable_output
+    from nstr.paths import check_writable_output
     from nstr.signals.audio_io import load_wav, save_wav
     from nstr.tasks.audio import audio_config, select
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nstr.cli.common import add_fit_arguments, check_fit_paths, overrides_from_args, write_report
+from nstr.cli.common import add_fit_arguments, check_fit_paths, overrides_from_args
+from nstr.jsonable import write_report
 
 HELP = "fit a field to a PNG/JPEG image (grey or RGB); report PSNR and SSIM"
 DESCRIPTION = """Fit a neural field to every pixel of a PNG or JPEG image (grey or RGB), write the
@@ -44,7 +45,7 @@ def add_flow_argument(parser: argparse.ArgumentParser, what: str) -> None:
 def check_flow_output(flow: Path | None, inputs: tuple[Path, ...]) -> None:
     """--flow must be a new .npz that is neither an input nor another output of this run."""
     from nstr.errors import InputError
-    from nstr.signals._paths import check_writable_output
+    from nstr.paths import check_writable_output
 
     if flow is None:
         return
@@ -84,7 +85,7 @@ FLOW_DESCRIPTIONS = {
 
 def run(args: argparse.Namespace) -> int:
     from nstr.signals.image_io import OUTPUT_SUFFIXES, load_image, save_image
-    from nstr.signals._paths import check_writable_output
+    from nstr.paths import check_writable_output
     from nstr.tasks.image import image_config, image_flow
 
     output = args.output or Path(f"{args.input.stem}_{args.model}.png")

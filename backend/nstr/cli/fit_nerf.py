@@ -8,7 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from nstr.cli.common import add_fit_arguments, check_fit_paths, non_negative_int, overrides_from_args, write_report
+from nstr.cli.common import add_fit_arguments, check_fit_paths, non_negative_int, overrides_from_args
+from nstr.jsonable import write_report
 
 HELP = "fit a NeRF scene (transforms.json folder); report test-view PSNR and SSIM, write a coloured mesh"
 DESCRIPTION = """Fit a radiance field (by default an SDF, NeuS-style, from the chosen field: --geometry sdf;
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nstr.geometry.export import OUTPUT_SUFFIXES
     from nstr.nerf.dataset import load_dataset
-    from nstr.signals._paths import check_writable_output
+    from nstr.paths import check_writable_output
     from nstr.tasks.nerf import nerf_config
 
     output = args.output or Path(f"{args.dataset.resolve().name}_{args.model}.ply")

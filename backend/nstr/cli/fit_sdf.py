@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nstr.cli.common import add_fit_arguments, check_fit_paths, overrides_from_args, positive_int, write_report
+from nstr.cli.common import add_fit_arguments, check_fit_paths, overrides_from_args, positive_int
+from nstr.jsonable import write_report
 
 HELP = "fit a signed distance field to a mesh (OBJ/PLY/STL/OFF/GLB); extract it with spectral-flow colours"
 DESCRIPTION = """Fit a neural signed distance field to a triangle mesh (watertight or not), extract
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nstr.geometry.export import OUTPUT_SUFFIXES, write_mesh
     from nstr.geometry.mesh import load_mesh
-    from nstr.signals._paths import check_writable_output
+    from nstr.paths import check_writable_output
     from nstr.tasks.sdf import fit_sdf, sdf_config
 
     output = args.output or Path(f"{args.mesh.stem}_{args.model}.ply")

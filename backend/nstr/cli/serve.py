@@ -15,7 +15,7 @@ their logs and results are kept in --jobs-dir and survive restarts."""
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from nstr.cli.common import finite_positive, non_negative_float
-    from nstr.server.engine import ENGINES
+    from nstr.server.engine_choice import ENGINES
     from nstr.server.main import (DEFAULT_MAX_BODY_MB, DEFAULT_MIN_FREE_MB, DEFAULT_PORT, HEADER_TIMEOUT_S,
                                   MIN_BODY_RATE_KIB, REQUEST_TIMEOUT_S)
     from nstr.server.retention import DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_TOTAL_GB

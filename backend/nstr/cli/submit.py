@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nstr.cli.common import check_outputs, finite_positive, key_value, non_negative_int, positive_int
+from nstr.cli.common import finite_positive, key_value, non_negative_int, positive_int
+from nstr.paths import check_outputs
 from nstr.cli.jobs import add_server_arguments, client_from_args, remote_call
 
 HELP = "send a mesh to a fitting server ('nstr serve') as an SDF job; --wait fetches the result"
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from nstr.cli.common import write_report
     from nstr.errors import NSTRError
     from nstr.geometry.export import OUTPUT_SUFFIXES, write_mesh
-    from nstr.signals._paths import check_writable_output
+    from nstr.paths import check_writable_output
 
     wait = args.wait or args.output is not None or args.report is not None
     output = args.output or Path(f"{args.mesh.stem}_{args.model or 'nstr'}.ply")  # as 'nstr fit sdf'

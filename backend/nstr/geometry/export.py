@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from nstr.errors import InputError
+from nstr.jsonable import jsonable
 
 OUTPUT_SUFFIXES = (".ply", ".glb", ".npz")
 RAW_SCALARS = ("detail_wavelength", "detail_amplitude", "detail_anisotropy", "crease_strength", "detail_lost",
@@ -37,7 +38,7 @@ def primary_color(arrays: dict[str, np.ndarray]) -> str | None:
 
 
 def encode_meta(meta: dict[str, Any]) -> np.ndarray:
-    return np.frombuffer(json.dumps(meta, default=_jsonable).encode("utf-8"), dtype=np.uint8).copy()
+    return np.frombuffer(json.dumps(meta, default=jsonable).encode("utf-8"), dtype=np.uint8).copy()
 
 
 def decode_meta(blob: np.ndarray) -> dict[str, Any]:
@@ -137,13 +138,3 @@ def write_glb(path: Path, arrays: dict[str, np.ndarray], primary: str | None) ->
             mesh.vertex_attributes["_" + name.upper()] = np.asarray(values, np.float32)
     data = mesh.export(file_type="glb")
     Path(path).write_bytes(data)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

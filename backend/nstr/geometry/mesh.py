@@ -83,7 +83,7 @@ def load_mesh(path: str | Path) -> tuple[Mesh, MeshReport]:
     """Read OBJ / PLY / STL / OFF / GLB / glTF; scenes with several parts are concatenated in world space."""
     import trimesh
 
-    from nstr.signals._paths import check_readable_file
+    from nstr.paths import check_readable_file
 
     path = Path(path)
     check_readable_file(path, "a mesh")

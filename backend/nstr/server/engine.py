@@ -12,7 +12,7 @@ shutdown. The engine reports back through ONE callback, ``report(job_id, event)`
 exactly one ``end`` per started job, whatever happens. :func:`execute` is the whole life of one job
 (load the upload, run the task, write the compressed result) and never raises, so any engine
 (this process's thread, a Ray actor on the same file system) gets the same failure handling.
-Engines are chosen with ``nstr serve --engine NAME`` from :data:`ENGINES`.
+Engines are chosen with ``nstr serve --engine NAME`` from :data:`nstr.server.engine_choice.ENGINES`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from typing import Any, Callable, Mapping
 
 from nstr.errors import Cancelled, NSTRError
 from nstr.remote import wire
-from nstr.server.store import INPUT, StorageError, fault, jsonable, write_result
+from nstr.jsonable import jsonable
+from nstr.server.store import INPUT, StorageError, fault, write_result
 
 Report = Callable[[str, dict[str, Any]], None]
 
@@ -185,14 +186,6 @@ class LocalEngine(Engine):
             gc.collect()
             torch.cuda.empty_cache()
 
-
-def _ray_engine(**options: Any) -> Engine:
-    from nstr.server.ray_engine import RayEngine  # Ray is optional: imported only when chosen
-
-    return RayEngine(**options)
-
-
-ENGINES: dict[str, Callable[..., Engine]] = {"local": LocalEngine, "ray": _ray_engine}
 
 
 def describe_crash(err: BaseException) -> tuple[str, str]:

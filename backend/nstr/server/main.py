@@ -68,7 +68,7 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
     from nstr.server.admission import Admission, DataRoots
     from nstr.server.app import build_app
     from nstr.server.bodies import BodyLimits, RequestStats
-    from nstr.server.engine import ENGINES
+    from nstr.server.engine_choice import ENGINES
     from nstr.server.header_timeout import protocol_with_header_timeout
     from nstr.server.registry import TaskRegistry
     from nstr.server.retention import Retention

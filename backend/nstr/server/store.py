@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from nstr.errors import ConfigError, NSTRError
+from nstr.jsonable import jsonable
 from nstr.remote import wire
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -435,15 +436,3 @@ class JobStore:
                 except OSError:
                     pass
         return total
-
-
-def jsonable(obj: Any) -> Any:
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    return str(obj)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nstr.errors import InputError
-from nstr.signals._paths import check_readable_file, check_writable_output
+from nstr.paths import check_readable_file, check_writable_output
 
 PCM, IEEE_FLOAT, EXTENSIBLE = 1, 3, 0xFFFE
 MIN_SAMPLES = 16

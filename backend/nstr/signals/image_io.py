@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nstr.errors import InputError
-from nstr.signals._paths import check_readable_file, check_writable_output
+from nstr.paths import check_readable_file, check_writable_output
 
 FORMATS = ("PNG", "JPEG")
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
