@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-ProgressFn = Callable[[dict[str, Any]], None]
+from nstr.tasks.skeleton import ProgressFn
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from nstr import __version__
+from nstr.server.store import STATES
 
 WIRE = "application/x-nstr-wire"
 ERROR_REF = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -78,7 +79,7 @@ def openapi(routes: Iterable[Any], tasks: list[str]) -> dict[str, Any]:
                                  "refused_connections"}}},
                 "JobStatus": {"type": "object", "properties": {
                     "id": {"type": "string"}, "task": {"type": "string", "enum": tasks},
-                    "state": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
+                    "state": {"type": "string", "enum": list(STATES)},
                     "phase": {"type": ["string", "null"]}, "step": {"type": "integer"}, "total": {"type": "integer"},
                     "progress": {"type": "number"}, "loss": number, "eta_s": number,
                     "queue_position": {"type": ["integer", "null"],

@@ -37,7 +37,7 @@ from nstr.nerf.sdf_render import SdfSampling, render_sdf
 from nstr.nerf.rays import SceneBox, image_rays, rays_for_pixels
 from nstr.nerf.render import DIAGONAL, composite, sample_rays
 from nstr.signals.metrics import psnr, ssim
-from nstr.tasks.skeleton import TaskRun, config_from_job
+from nstr.tasks.skeleton import ProgressFn, TaskRun, config_from_job
 from nstr.train import Objective, Progress
 
 TASK = "nerf"
@@ -468,7 +468,6 @@ def save_renders(result: NerfResult, folder: Path) -> list[Path]:
 
 # ----------------------------------------------------------------------------------------- jobs
 
-ProgressFn = Callable[[dict], None]
 
 
 def _fit_metrics(p: Progress) -> dict[str, float]:

@@ -46,11 +46,10 @@ from nstr.geometry.mesh import Mesh, MeshReport, check_mesh_arrays, mesh_from_ar
 from nstr.geometry.metrics import CONVENTION_POINTS
 from nstr.geometry.simplify import check_simplify_options
 from nstr.spectral.detail import check_detail_range
-from nstr.tasks.skeleton import TaskRun, config_from_job
+from nstr.tasks.skeleton import ProgressFn, TaskRun, config_from_job
 
 TASK = "sdf"
 STAGES = ("sample", "fit", "extract", "attributes")   # the timed stages whose sum is report["seconds"]
-ProgressFn = Callable[[dict[str, Any]], None]
 
 
 @dataclass
