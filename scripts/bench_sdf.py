@@ -88,13 +88,14 @@ def rescore_fidelity(args: argparse.Namespace) -> None:
     from nstr.geometry.export import read_npz
     from nstr.geometry.mesh import Mesh
     from nstr.geometry.metrics import mesh_metrics
+    from nstr.geometry.solid import solid_surface
 
     out = Path(args.out)
     rows = json.loads((out / "fidelity.json").read_text())
     inputs: dict = {}
     for row in rows:
         arrays, _ = read_npz(out / f"fidelity_{row['mesh']}_{row['model']}_{row['preset']}.npz")
-        mesh = inputs.setdefault(row["mesh"], load(row["mesh"])[0])
+        mesh = inputs.setdefault(row["mesh"], solid_surface(load(row["mesh"])[0])[0])   # what the fit is scored on
         m = mesh_metrics(Mesh(arrays["vertices"].astype(np.float64), arrays["faces"].astype(np.int64)), mesh)
         row.update({k: m[k] for k in SCORES}, t_score=m["seconds"]["total"], rescored=m["method"])
         print(json.dumps({k: row[k] for k in ("mesh", "model", "preset", *SCORES)}), flush=True)
@@ -494,6 +495,7 @@ def run_simplify(args: argparse.Namespace) -> None:
     from nstr.geometry.mesh import Mesh
     from nstr.geometry.metrics import mesh_metrics
     from nstr.geometry.simplify import simplify
+    from nstr.geometry.solid import solid_surface
     from nstr.spectral.detail import detail_arrays
     from nstr.tasks.sdf import fit_sdf, sdf_config
 
@@ -523,8 +525,9 @@ def run_simplify(args: argparse.Namespace) -> None:
             readout = time.perf_counter() - t0
         v, f = a["vertices"].astype(np.float64), a["faces"].astype(np.int64)
         lod = simplify(v, f, face_budget=len(f) // args.reduction)
-        dense_m = mesh_metrics(Mesh(v, f), mesh, iou=False, self_score=False)
-        lod_m = mesh_metrics(Mesh(lod.vertices, lod.faces), mesh, iou=False, self_score=False)
+        target = solid_surface(mesh)[0]   # what the fit's own report scores against (nstr.geometry.solid)
+        dense_m = mesh_metrics(Mesh(v, f), target, iou=False, self_score=False)
+        lod_m = mesh_metrics(Mesh(lod.vertices, lod.faces), target, iou=False, self_score=False)
         row = {"mesh": name, "dense_vertices": int(len(v)), "lod_vertices": int(len(lod.vertices)),
                "ratio": len(v) / len(lod.vertices), "dense_chamfer": dense_m["chamfer_l1"],
                "lod_chamfer": lod_m["chamfer_l1"], "chamfer_ratio": lod_m["chamfer_l1"] / dense_m["chamfer_l1"],
