@@ -76,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"topology: input {topo['input']['components']} component(s), genus {topo['input']['genus']}; "
               f"result {topo['output']['components']}, genus {topo['output']['genus']}; "
               f"{topo['floaters']['dropped']} floater(s) dropped")
+        if "solid" in topo:   # the input's parts intersect: what a fit can have is one solid's surface
+            solid = report["samples"]["solid"]
+            print(f"note: the input's parts intersect; fitted as the solid they bound ({solid['buried_faces']} "
+                  f"buried face piece(s), {100 * solid['buried_area_share']:.1f}% of the area, dropped), which has "
+                  f"{topo['solid']['components']} component(s), genus {topo['solid']['genus']}; scores are against it")
     print("seconds: " + ", ".join(f"{k} {t[k]:.1f}" for k in ("sample", "fit", "extract", "attributes")))
     print(f"wrote {output} ({report['extraction']['vertices']:,} vertices, {report['extraction']['faces']:,} faces)")
     return 0
