@@ -1,9 +1,10 @@
 """The checks on every path the backend reads or writes, made before any work: one rule for each.
 
 Inputs: a missing file, a folder, an unreadable or empty file get a message that says which. Outputs: one
-rule for every path that is written (``-o``, ``--report``, ``--checkpoint``, the pictures beside a result, a
-library call's own output): never an input file or a path inside an input folder, never two flags on one
-path, never a folder, and only where a file can really be created.
+rule for every path that is written (``-o``, ``--report``, ``--checkpoint``, ``--flow``): never an input file
+or a path inside an input folder, never two flags on one path, never a folder, and only where a file can
+really be created (:func:`check_outputs`); before the input is read, only what an output file can be
+checked for alone (:func:`check_writable_output`).
 """
 
 from __future__ import annotations
@@ -33,18 +34,26 @@ def check_readable_file(path: Path, kind: str) -> None:
         raise InputError(f"'{path}' is empty (0 bytes)", f"Pass a non-empty {kind} file")
 
 
-def check_writable_output(path: Path, inputs: tuple[Path, ...], suffixes: tuple[str, ...], kind: str,
-                          flag: str = "the output") -> None:
-    """An output file of ``kind``: one of ``suffixes``, then :func:`check_outputs` for it and the pictures
-    written beside it, so a wrong path fails before a fit starts rather than at its end."""
-    path = Path(path)
+def check_writable_output(path: Path, inputs: tuple[Path, ...], suffixes: tuple[str, ...], kind: str) -> None:
+    """The checks an output FILE can have before its input is read: its type (one of ``suffixes``), not a
+    folder, and neither it nor a picture written beside it (PICTURES) the input itself. The full rule
+    (:func:`check_outputs`: inside an input folder, two flags on one path, can a file be created there) runs
+    after the input's own checks, so a wrong input is named first (``nstr fit image FOLDER``: "is a folder",
+    not "the output lies inside the input folder")."""
     if path.suffix.lower() not in suffixes:
         raise InputError(f"cannot write {kind} to '{path}': unsupported extension '{path.suffix or '(none)'}'",
                          "Use one of: " + ", ".join(suffixes))
+    for src in inputs:
+        if src.exists() and path.exists() and path.resolve() == src.resolve():
+            raise InputError(f"the output '{path}' is the input file; writing it would destroy your data",
+                             "Choose another output path with -o")
+        for extra in PICTURES:
+            picture = path.with_name(path.stem + extra)
+            if src.exists() and picture.exists() and picture.resolve() == src.resolve():
+                raise InputError(f"the picture '{picture}' would overwrite the input file",
+                                 "Choose another output path with -o")
     if path.is_dir():
-        raise InputError(f"{flag} '{path}' is a folder", "Pass a file name, e.g. -o result" + suffixes[0])
-    pictures = {f"the picture {path.stem + extra}": path.with_name(path.stem + extra) for extra in PICTURES}
-    check_outputs({flag: path, **pictures}, inputs)
+        raise InputError(f"the output '{path}' is a folder", "Pass a file name, e.g. -o result" + suffixes[0])
 
 
 def check_outputs(outputs: dict[str, Path | None], inputs: Sequence[Path | None]) -> None:

@@ -55,7 +55,7 @@ def job_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nstr.cli.common import write_report
+    from nstr.jsonable import write_report
     from nstr.errors import NSTRError
     from nstr.geometry.export import OUTPUT_SUFFIXES, write_mesh
     from nstr.paths import check_writable_output
