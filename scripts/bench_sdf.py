@@ -664,7 +664,7 @@ def run_reference(args: argparse.Namespace) -> None:
     import torch
 
     from nstr.geometry.topology import topology
-    from nstr.tasks.sdf import _sample_stage, extract_result_surface, sdf_config
+    from nstr.tasks.sdf import _sample_stage, exact_sdf_field, extract_result_surface, sdf_config
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -676,12 +676,7 @@ def run_reference(args: argparse.Namespace) -> None:
             cfg = sdf_config(preset, {"device": "cpu"})
             t0 = time.perf_counter()
             prep = _sample_stage(mesh, cfg.task, cfg.train.seed, bool(report.watertight), None, "cpu")
-            gt = prep.gt
-
-            def exact(x: torch.Tensor, gt=gt) -> torch.Tensor:  # noqa: ANN001
-                return torch.as_tensor(gt.signed_distance(x.double().numpy()), dtype=torch.float32)[:, None]
-
-            ext, floaters = extract_result_surface(exact, prep, cfg.task, "cpu", cfg.train.seed)
+            ext, floaters = extract_result_surface(exact_sdf_field(prep.gt), prep, cfg.task, "cpu", cfg.train.seed)
             t_in, t_out = topology(mesh.faces, mesh.vertices), topology(ext.faces, ext.vertices)
             row = {"mesh": name, "preset": preset, "resolution": prep.resolution,
                    "components_in": t_in["components"], "genus_in": t_in["genus"],

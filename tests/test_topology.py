@@ -182,10 +182,8 @@ def test_parts_that_intersect_are_fitted_as_their_union(offset: float, parts: in
     and floater rule (``extract_result_surface``) comes back as one piece of genus 0. Before, the buried
     caps (a fifth of each ball) kept their distances, and the fast sign was wrong in the overlap: the
     exact SDF came back with genus 30. Apart (2.6), the input is kept as it is."""
-    import torch
-
     from nstr.geometry.mesh import Mesh
-    from nstr.tasks.sdf import _sample_stage, extract_result_surface, sdf_config
+    from nstr.tasks.sdf import _sample_stage, exact_sdf_field, extract_result_surface, sdf_config
 
     a = trimesh.creation.icosphere(4, 1.0)
     b = trimesh.creation.icosphere(4, 1.0).apply_translation([offset, 0, 0])
@@ -194,11 +192,7 @@ def test_parts_that_intersect_are_fitted_as_their_union(offset: float, parts: in
     cfg = sdf_config("quick", {"device": "cpu", "task.samples": 2000, "task.resolution": 64,
                                "task.feature_probes": 500})
     prep = _sample_stage(mesh, cfg.task, 0, True, None, "cpu")   # watertight: the fast sign is checked
-
-    def exact(x: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(prep.gt.signed_distance(x.double().numpy()), dtype=torch.float32)[:, None]
-
-    ext, _ = extract_result_surface(exact, prep, cfg.task, "cpu", 0)
+    ext, _ = extract_result_surface(exact_sdf_field(prep.gt), prep, cfg.task, "cpu", 0)
     out = topology(ext.faces, ext.vertices)
     assert (out["components"], out["genus"], out["watertight"]) == (parts, 0, True)
     if parts == 1:

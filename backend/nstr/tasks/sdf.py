@@ -331,6 +331,17 @@ def extract_result_surface(field: Any, prep: Prepared, opts: SDFOptions, device:
     return ext, floaters
 
 
+def exact_sdf_field(gt: Any) -> Callable[[Any], Any]:
+    """The ground truth ``gt`` (:class:`~nstr.geometry.ground_truth.MeshSDF`) as a field: torch points (N, 3)
+    in, (N, 1) float32 out, for :func:`extract_result_surface` (what a perfect fit would give)."""
+    import torch
+
+    def field(x: Any) -> Any:
+        return torch.as_tensor(gt.signed_distance(x.double().cpu().numpy()), dtype=torch.float32)[:, None]
+
+    return field
+
+
 def _simplify_stage(vertices_input: np.ndarray, faces: np.ndarray, opts: SDFOptions, vertices_dtype: Any
                     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The simplified mesh as ``lod_*`` arrays and its report; a budget above the dense count (known only
@@ -364,7 +375,6 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     from nstr.fields import build_field
     from nstr.geometry.attributes import spectral_attributes
     from nstr.geometry.export import encode_meta
-    from nstr.geometry.ground_truth import MeshSDF
     from nstr.geometry.metrics import mesh_metrics
     from nstr.geometry.topology import topology
 
@@ -399,7 +409,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
             attrs, meta = spectral_attributes(field, ext.vertices, ext.faces, prep.transform.scale,
                                               chunk=opts.eval_chunk, voxel=2.0 / (prep.resolution - 1),
                                               detail_range=opts.detail_range,
-                                              reference=MeshSDF(prep.unit.vertices, prep.unit.faces, closed=closed))
+                                              reference=prep.gt)
             arrays.update(attrs)
     simplified: dict[str, Any] | None = None
     if opts.simplify_faces or opts.simplify_error:
