@@ -297,6 +297,9 @@ def _detail_rows(case, arrays: dict, meta: dict, source: str) -> list[dict]:  # 
     rows = []
     for i, patch in enumerate(case.patches):
         core = tr.core & (tr.patch == i)
+        if patch.kind == "undulation":   # longer than the patch: its core is the patch inside its taper
+            p = v / case.scale
+            core = (tr.patch == i) & patch.core(p[:, 0], p[:, 1], margin=0.05)
         if core.sum() < 5:
             continue
         wl = arrays["detail_wavelength"][core]
@@ -307,7 +310,8 @@ def _detail_rows(case, arrays: dict, meta: dict, source: str) -> list[dict]:  # 
                "true_rms": float(np.median(tr.rms[core])), "read_rms": float(np.median(arrays["detail_amplitude"][core])),
                "detail_share": float((state[core] == STATES["detail"]).mean()),
                "none_share": float((state[core] == STATES["none"]).mean()),
-               "crease_share": float((state[core] == STATES["crease"]).mean())}
+               "crease_share": float((state[core] == STATES["crease"]).mean()),
+               "coarser_share": float((state[core] == STATES["coarser"]).mean())}
         if patch.kind in ("ripple", "ramp", "step", "egg"):   # the height the surface holds, read off it
             gain = case.held_gain(v, i, core)
             row["held_rms"] = gain * row["true_rms"]
@@ -391,7 +395,7 @@ def run_detail(args: argparse.Namespace) -> None:
     for r in rows:
         ratio = r["read_wavelength"] / r["true_wavelength"] if r.get("read_wavelength") and r.get("true_wavelength") else None
         extra = ", ".join(f"{k} {r[k]:.3f}" for k in ("ramp_cv", "ramp_rho", "step_ratio", "true_step_ratio",
-                                                        "lost_share", "line_crease_share", "line_fine_share",
+                                                        "lost_share", "coarser_share", "line_crease_share", "line_fine_share",
                                                         "tall_detail_share") if k in r)
         lines.append(f"| {r['case']} | {r['source']} | {r['patch']} | {r['n']} | {_f(r.get('true_wavelength'))} | "
                      f"{_f(r.get('read_wavelength'))} | {_f(ratio)} | {_f(r.get('true_rms'))} | {_f(r.get('held_rms'))} | "

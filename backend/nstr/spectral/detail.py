@@ -526,6 +526,12 @@ STATE_WORDS = {
 }
 STATE_GREYS = {"none": 0.5, "coarser": 0.72, "crease": 0.28}   # sRGB grey levels, never a colour of the scale
 FLOOR_VOXELS = 0.1             # "no detail": the dominant bands' RMS height below this fraction of a voxel
+NEAR_CREASE_REACH = 0.45       # near a crease (within this many of the dominant band's longest wavelength) ...
+NEAR_CREASE_FLOORS = 2.0       # ... detail must be this many floors tall: the coarser smooth copies bend over
+#                                the crease there and read up to 1.5 floors of made-up detail (the 3x slab's
+#                                flat top beside its rounded rim: 1.45 floors median; the flat patch beside
+#                                the slab's corner: 1.1-1.5 at its 95th percentile). Reach 0.5 took 5 % of a
+#                                quarter-object ripple's detail beside the shape composite's rim
 COARSER_FLOORS = 3.0           # "coarser": undulation beyond the bands at least this many floors tall (at 1
 #                                floor a flat patch near a slab's corner flipped none <-> coarser when the mesh
 #                                moved by 1e-4: the coarsest fit's bias there sits at about one floor)
@@ -593,6 +599,24 @@ def detail_lost(input_on_result: np.ndarray, faces: np.ndarray, result: DetailMa
     return lost.astype(np.float32)
 
 
+def _floor_multiple_near_creases(vertices: np.ndarray, maps: DetailMaps) -> np.ndarray:
+    """Per vertex, how many floors its detail must reach to count: 1 away from creases, NEAR_CREASE_FLOORS
+    within NEAR_CREASE_REACH of its dominant band's longest wavelength from one. A smooth copy at that
+    scale fits over the crease as well, and a quadric cannot follow a flat face and its rounded edge
+    at once: it leaves a bump on the flat side (the 3x slab composite's fitted top beside its rims:
+    1.45 floors median, and 35 % of that top read detail; its flat patch beside the slab's corner 8 %)."""
+    from scipy.spatial import cKDTree
+
+    on_crease = maps.crease >= CREASE_ANGLE
+    multiple = np.ones(len(vertices))
+    if not on_crease.any():
+        return multiple
+    distance = cKDTree(vertices[on_crease]).query(vertices, workers=-1)[0]
+    near = distance < NEAR_CREASE_REACH * maps.layout.edges[np.minimum(maps.dominant + 1, maps.layout.count)]
+    multiple[near] = NEAR_CREASE_FLOORS
+    return multiple
+
+
 def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floor: float | None = None,
                   layout: BandLayout | None = None, device: Any = "cpu", input_on_result: np.ndarray | None = None,
                   displacement: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -622,7 +646,7 @@ def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floo
         inside = (band >= 0) & (band < layout.count)
         near += np.where(inside, maps.bands[rows, np.clip(band, 0, layout.count - 1)] ** 2, 0.0)
     state = np.full(len(v), STATES["detail"], np.uint8)
-    weak = np.sqrt(near) < floor
+    weak = np.sqrt(near) < floor * _floor_multiple_near_creases(v, maps)
     coarse = maps.beyond >= COARSER_FLOORS * floor
     state[weak & coarse] = STATES["coarser"]
     state[weak & ~coarse] = STATES["none"]
