@@ -141,7 +141,7 @@ def main() -> int:
             save_renders(res, args.out / scene / f"{geometry}_{model}_renders")
             row = {"scene": scene, "geometry": geometry, "model": model, "params": res.report["params"],
                    "field_params": res.report["field_params"], "steps": res.report["steps"],
-                   "train_s": res.report["timings"]["train_s"], "psnr": res.metrics["psnr"],
+                   "train_s": res.report["timings"]["fitting"], "psnr": res.metrics["psnr"],
                    "ssim": res.metrics["ssim"], "render_views_s": round(render_s, 1), "load": load_average()}
             try:
                 t2 = time.perf_counter()

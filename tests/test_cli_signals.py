@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-CONTRACT_KEYS = {"task", "model", "params", "steps", "seconds", "device", "metrics"}
+from nstr.tasks.skeleton import REPORT_KEYS
+
+CONTRACT_KEYS = set(REPORT_KEYS)   # every task's report starts with these (one builder: TaskRun.report)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NSTR_DEBUG": ""}
 
 
@@ -73,7 +75,7 @@ def test_image_fit_writes_reconstruction_pictures_and_report(tmp_path: Path, cam
     assert r.returncode == 0, r.stderr
     assert "step 60/60" in r.stderr and "ETA" in r.stderr  # the progress bar
     report = json.loads(rep.read_text())
-    assert CONTRACT_KEYS <= report.keys()
+    assert CONTRACT_KEYS <= report.keys() and {"fitting", "predicting"} <= set(report["timings"])
     assert report["task"] == "image" and report["model"] == "nstr" and report["steps"] == 60
     assert abs(report["params"] - 3000) <= 150 and report["device"] == "cpu" and report["seconds"] > 0
     assert report["config"]["train"]["seed"] == 3

@@ -381,6 +381,14 @@ def test_tiny_blender_scene_trains_and_returns_a_coloured_mesh(suzanne_scene: Pa
     assert report["precision"] == {**report["precision"], "autocast": "off", "tf32_matmul": False}  # CPU
     phases = [e["phase"] for e in events]
     assert phases[0] == "loading" and "fitting" in phases and phases[-1] == "attributes"
+    # one report builder (issue 30): the keys every task starts with, every stage timed by the skeleton,
+    # and extracting reaches 1/1 (it never did: the job emitted 0/1 and jumped to attributes)
+    from nstr.tasks.skeleton import REPORT_KEYS
+
+    assert set(REPORT_KEYS) <= set(report) and "model_info" not in report and report["model"] == "nstr"
+    assert {"loading", "fitting", "scoring", "renders", "extracting", "attributes"} <= set(report["timings"])
+    assert report["seconds"] == pytest.approx(sum(report["timings"].values()), abs=0.01)
+    assert any(e["phase"] == "extracting" and e["step"] == e["total"] == 1 for e in events)
     assert any("psnr" in e["metrics"] for e in events if e["phase"] == "fitting")
     renders = [Path(p) for p in report["renders"]]
     assert all(p.is_file() for p in renders) and len(renders) == len(ds.test) + 1

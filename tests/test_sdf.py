@@ -72,6 +72,9 @@ def test_fitted_sphere_is_in_the_input_frame_and_close_to_analytic(ball_fit) -> 
         {"components": 1, "genus": 0, "watertight": True, "boundary_loops": 0}
     assert topo["floaters"]["components_before"] == 1 + topo["floaters"]["dropped"]
     assert set(result.report["timings"]) >= {"sample", "fit", "extract", "attributes", "score"}
+    from nstr.tasks.skeleton import REPORT_KEYS   # one report builder for every task (issue 30)
+
+    assert set(REPORT_KEYS) <= set(result.report)
     assert result.report["precision"]["autocast"] == "off"  # the CPU never autocasts; the policy is on record
     assert result.report["samples"]["ground_truth"] == "libigl"  # task.ground_truth=auto on the CPU
     assert result.report["extraction"]["mc"] == "skimage"  # task.mc=auto on the CPU, resolved in the report

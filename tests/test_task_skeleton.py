@@ -13,7 +13,7 @@ from nstr.errors import Cancelled, ConfigError
 from nstr.signals.audio_io import Audio
 from nstr.tasks.audio import audio_config, fit_audio
 from nstr.tasks.image import fit_image, image_config
-from nstr.tasks.skeleton import TaskRun, config_from_job, progress_event
+from nstr.tasks.skeleton import REPORT_KEYS, TaskRun, config_from_job, progress_event
 
 torch.set_num_threads(1)
 _TINY = {"steps": 20, "batch_size": 256, "train.log_every": 5, "field.n_freqs": 8, "field.grid_levels": 3,
@@ -54,6 +54,19 @@ def test_cancel_stops_the_fit_within_a_step(task: str) -> None:
     with pytest.raises(Cancelled):
         _fit(task, on_progress=lambda p: seen.append(p.step), should_stop=lambda: bool(seen) and seen[-1] >= 10)
     assert seen == [5, 10]  # stopped right after the step-10 log, never reached 15
+
+
+@pytest.mark.parametrize("task", ["image", "audio"])
+def test_every_report_starts_with_the_same_keys_and_sums_its_stages(task: str) -> None:
+    """One report builder (TaskRun.report): the same leading keys for every task, in order, the field's
+    own description, and ``seconds`` the sum of the stages the skeleton timed."""
+    result = _fit(task)
+    report = result.report
+    assert list(report)[:len(REPORT_KEYS)] == list(REPORT_KEYS)
+    assert report["model"] == report["config"]["field"]["model"] == "nstr"
+    assert report["field"] == result.fit.field.describe() and report["params"] == result.fit.field.n_params
+    assert set(report["timings"]) == {"fitting", "predicting"}
+    assert report["seconds"] == pytest.approx(sum(report["timings"].values()), abs=0.002)
 
 
 def test_stage_times_and_emits_and_checks_stop() -> None:

@@ -16,8 +16,9 @@ colour the field shows there. Colours are sRGB, as the dataset's images are.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 import torch
@@ -27,6 +28,14 @@ from nstr.geometry.attributes import spectral_attributes, vertex_normals
 from nstr.geometry.extraction import extract_surface
 from nstr.nerf.radiance import RadianceField
 from nstr.nerf.rays import SceneBox
+
+
+# a task's named, timed stage (nstr.tasks.skeleton.TaskRun.stage): "extracting", then "attributes"
+StageFn = Callable[[str], ContextManager[None]]
+
+
+def _untimed(name: str) -> ContextManager[None]:
+    return contextlib.nullcontext()
 
 
 class NoSurfaceError(NSTRError):
@@ -99,8 +108,8 @@ def bake_colors(model: RadianceField, vertices: np.ndarray, normals: np.ndarray,
 
 
 def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, threshold: float,
-                 bake: bool = True, min_component_share: float = 0.01, keep_all_components: bool = False
-                 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                 bake: bool = True, min_component_share: float = 0.01, keep_all_components: bool = False,
+                 stage: StageFn | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays per architecture.md (world coordinates) and meta (ranges, colormaps, units, threshold,
     topology); components under ``min_component_share`` of the largest one's area are dropped unless
     ``keep_all_components`` (a NeRF has no input mesh to claim them: nstr.geometry.floaters)."""
@@ -119,26 +128,30 @@ def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, threshold
         value[np.abs(x).max(1) > 0.995] = threshold  # close the surface at the box's walls
         return value
 
+    stage = stage or _untimed
     try:
         t0 = time.perf_counter()
-        ex = extract_surface(inside_minus_outside, resolution)
-        t1 = time.perf_counter()
-        if len(ex.faces) == 0:
-            raise NoSurfaceError(f"the density field has no surface above the threshold {threshold:.3g}",
-                                 "Train longer (more steps), or set a lower task.mesh_threshold")
-        verts, faces, floaters = drop_floaters(ex.vertices.astype(np.float64), ex.faces.astype(np.int64),
-                                               keep_all=keep_all_components, min_share=min_component_share)
-        normals = vertex_normals(verts, faces)
-        arrays: dict[str, np.ndarray] = {}
-        meta: dict[str, Any] = {"ranges": {}, "colormaps": {}, "units": {}}
-        if bake:
-            arrays["color_albedo"] = bake_colors(model, verts, normals, voxel=2.0 / (resolution - 1))
-        t2 = time.perf_counter()
-        # every model gets the detail maps of its mesh (docs/spectral-flow.md), NSTR its internal readout too
-        attrs, attr_meta = spectral_attributes(model.field, verts, faces, scale=box.half, voxel=2.0 / (resolution - 1))
-        arrays.update(attrs)
-        meta.update(attr_meta)
-        t3 = time.perf_counter()
+        with stage("extracting"):
+            ex = extract_surface(inside_minus_outside, resolution)
+            t1 = time.perf_counter()
+            if len(ex.faces) == 0:
+                raise NoSurfaceError(f"the density field has no surface above the threshold {threshold:.3g}",
+                                     "Train longer (more steps), or set a lower task.mesh_threshold")
+            verts, faces, floaters = drop_floaters(ex.vertices.astype(np.float64), ex.faces.astype(np.int64),
+                                                   keep_all=keep_all_components, min_share=min_component_share)
+            normals = vertex_normals(verts, faces)
+            arrays: dict[str, np.ndarray] = {}
+            meta: dict[str, Any] = {"ranges": {}, "colormaps": {}, "units": {}}
+            if bake:
+                arrays["color_albedo"] = bake_colors(model, verts, normals, voxel=2.0 / (resolution - 1))
+            t2 = time.perf_counter()
+        with stage("attributes"):
+            # every model gets the detail maps of its mesh (docs/spectral-flow.md), NSTR its internal readout too
+            attrs, attr_meta = spectral_attributes(model.field, verts, faces, scale=box.half,
+                                                   voxel=2.0 / (resolution - 1))
+            arrays.update(attrs)
+            meta.update(attr_meta)
+            t3 = time.perf_counter()
     finally:
         model.train(was_training)
     world = box.to_world(torch.as_tensor(verts, dtype=torch.float32, device=box.center.device)).cpu().numpy()
@@ -166,7 +179,8 @@ def bake_sdf_colors(model: Any, vertices: np.ndarray, chunk: int = 16384) -> np.
 
 
 def extract_sdf_mesh(model: Any, box: SceneBox, resolution: int, bake: bool = True, min_component_share: float = 0.01,
-                     keep_all_components: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                     keep_all_components: bool = False, stage: StageFn | None = None
+                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The SDF's zero level set as arrays per architecture.md (world coordinates) and meta.
 
     The SDF is forced positive on the cube's walls, so every surface marching cubes finds is closed;
@@ -188,25 +202,28 @@ def extract_sdf_mesh(model: Any, box: SceneBox, resolution: int, bake: bool = Tr
         value[walls] = np.maximum(value[walls], wall)  # close the surface at the box's walls
         return value
 
+    stage = stage or _untimed
     try:
         t0 = time.perf_counter()
-        ex = extract_surface(sdf_fn, resolution)
-        t1 = time.perf_counter()
-        if len(ex.faces) == 0:
-            raise NoSurfaceError("the SDF has no zero level set inside the scene box",
-                                 "Train longer (more steps), or check that the views show the object")
-        verts, faces, floaters = drop_floaters(ex.vertices.astype(np.float64), ex.faces.astype(np.int64),
-                                               keep_all=keep_all_components, min_share=min_component_share)
-        arrays: dict[str, np.ndarray] = {}
-        meta: dict[str, Any] = {"ranges": {}, "colormaps": {}, "units": {}}
-        if bake:
-            arrays["color_albedo"] = bake_sdf_colors(model, verts)
-        t2 = time.perf_counter()
-        # every model gets the detail maps of its mesh (docs/spectral-flow.md), NSTR its internal readout too
-        attrs, attr_meta = spectral_attributes(model.field, verts, faces, scale=box.half, voxel=wall)
-        arrays.update(attrs)
-        meta.update(attr_meta)
-        t3 = time.perf_counter()
+        with stage("extracting"):
+            ex = extract_surface(sdf_fn, resolution)
+            t1 = time.perf_counter()
+            if len(ex.faces) == 0:
+                raise NoSurfaceError("the SDF has no zero level set inside the scene box",
+                                     "Train longer (more steps), or check that the views show the object")
+            verts, faces, floaters = drop_floaters(ex.vertices.astype(np.float64), ex.faces.astype(np.int64),
+                                                   keep_all=keep_all_components, min_share=min_component_share)
+            arrays: dict[str, np.ndarray] = {}
+            meta: dict[str, Any] = {"ranges": {}, "colormaps": {}, "units": {}}
+            if bake:
+                arrays["color_albedo"] = bake_sdf_colors(model, verts)
+            t2 = time.perf_counter()
+        with stage("attributes"):
+            # every model gets the detail maps of its mesh (docs/spectral-flow.md), NSTR its internal readout too
+            attrs, attr_meta = spectral_attributes(model.field, verts, faces, scale=box.half, voxel=wall)
+            arrays.update(attrs)
+            meta.update(attr_meta)
+            t3 = time.perf_counter()
     finally:
         model.train(was_training)
     world = box.to_world(torch.as_tensor(verts, dtype=torch.float32, device=box.center.device)).cpu().numpy()

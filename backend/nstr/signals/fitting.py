@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from nstr.config import FieldConfig, RunConfig
-from nstr.device import device_name, precision_policy, resolve_device, seed_everything
+from nstr.device import resolve_device, seed_everything
 from nstr.fields import Field, build_field
 from nstr.tasks.skeleton import ProgressFn, TaskRun
 from nstr.train import Objective, Progress
@@ -112,27 +112,13 @@ class SignalFit:
     device: torch.device
     train_seconds: float  # wall-clock minus evaluation time
     eval_seconds: float
+    run: TaskRun          # its stages' timings
 
     def summary(self, task: str, cfg: RunConfig, metrics: dict[str, float]) -> dict[str, Any]:
-        """The report's common part (the CLI contract's keys)."""
-        resolved = dataclasses.replace(cfg, field=getattr(self.field, "config", cfg.field))
-        run_steps = max(self.final.step, 1)
-        return {
-            "task": task,
-            "model": resolved.field.model,
-            "params": int(self.field.n_params),
-            "steps": int(self.final.step),
-            "seconds": round(float(self.final.elapsed), 3),
-            "device": device_name(self.device),
-            "precision": precision_policy(self.device, cfg.train.amp),
-            "metrics": metrics,
-            "steps_per_second": round(run_steps / max(self.train_seconds, 1e-9), 3),
-            "final_loss": self.final.loss,
-            "final_terms": self.final.terms,
-            "field": self.field.describe(),
-            "config": resolved.to_dict(),
-            "history": self.final.history,
-        }
+        """The report's common part (:meth:`TaskRun.report`) and the training speed."""
+        report = self.run.report(task, cfg, self.field, self.final, self.device, metrics)
+        report["steps_per_second"] = round(max(self.final.step, 1) / max(self.train_seconds, 1e-9), 3)
+        return report
 
 
 def fit_samples(coords: np.ndarray, targets: np.ndarray, cfg: RunConfig, scorer: Scorer, *,
@@ -153,9 +139,11 @@ def fit_samples(coords: np.ndarray, targets: np.ndarray, cfg: RunConfig, scorer:
     run = TaskRun(progress, should_stop, on_progress)
     final = run.fit(field, objective, cfg.train, device=device, checkpoint=checkpoint)
     wall = run.timings["fitting"]
-    prediction = predict(field, objective.coords, chunk)
+    with run.stage("predicting", emit=False):
+        prediction = predict(field, objective.coords, chunk)
     return SignalFit(field=field, prediction=prediction, final=final, device=device,
-                     train_seconds=max(wall - objective.eval_seconds, 1e-9), eval_seconds=objective.eval_seconds)
+                     train_seconds=max(wall - objective.eval_seconds, 1e-9), eval_seconds=objective.eval_seconds,
+                     run=run)
 
 
 def transport_check(field: Field, coords: np.ndarray, spacing: float, n: int = 2048) -> dict[str, Any]:

@@ -17,7 +17,6 @@ spectral-flow attributes.
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -356,6 +355,7 @@ class NerfResult:
     renders: list[np.ndarray]  # (H, W, 4) test-view renders over white, opacity in alpha
     history: list[dict[str, Any]]
     report: dict[str, Any]
+    run: TaskRun          # its stages (fitting, scoring; extracting and attributes once meshed)
 
 
 def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = None,
@@ -365,7 +365,7 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
 
     ``run`` (the task skeleton) carries progress events and stop checks; without one, a run is made
     from ``on_progress`` and ``should_stop``."""
-    from nstr.device import device_name, precision_policy, resolve_device, seed_everything
+    from nstr.device import resolve_device, seed_everything
 
     opts: NerfOptions = cfg.task
     cfg = with_band_limit(cfg, dataset.train.images.shape[2])
@@ -378,30 +378,23 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
     renderer.background = masks.background
     objective = NerfObjective(renderer, dataset, dev, masks, cfg.train.batch_size, cfg.train.steps)
     run = run if run is not None else TaskRun(None, should_stop, on_progress)
-    t0 = time.perf_counter()
     final = run.fit(model, objective, cfg.train, device=dev, checkpoint=checkpoint, metrics=_fit_metrics)
-    train_seconds = time.perf_counter() - t0
     model.eval()
-    t1 = time.perf_counter()
     views = dataset.test if dataset.test is not None else dataset.train
-    metrics, renders = score_views(renderer, views, keep=True)
-    eval_seconds = time.perf_counter() - t1
+    with run.stage("scoring", emit=False):
+        metrics, renders = score_views(renderer, views, keep=True)
     metrics = {"psnr": round(metrics["psnr"], 4), "ssim": round(metrics["ssim"], 5)}
-    report = {
-        "task": TASK, "model": cfg.field.model, "params": model.n_params, "field_params": model.field.n_params,
-        "steps": final.step, "seconds": round(final.elapsed, 3), "device": device_name(dev),
-        "precision": precision_policy(dev, cfg.train.amp),
-        "metrics": metrics, "metrics_on": "test" if dataset.test is not None else "train (no test split)",
+    report = run.report(TASK, cfg, model, final, dev, metrics)
+    report.update({
+        "field_params": model.field.n_params,
+        "metrics_on": "test" if dataset.test is not None else "train (no test split)",
         "geometry": opts.geometry, "masks": "alpha" if masks.has_alpha else "none (border colour as background)",
         "notes": masks.notes,
         "dataset": dataset.describe(), "occupied_fraction": round(float(renderer.occupied_fraction()), 4),
-        "timings": {"train_s": round(train_seconds, 3), "eval_s": round(eval_seconds, 3)},
-        "final_terms": final.terms, "config": cfg.to_dict(), "model_info": model.describe(),
-        "history": final.history,
-    }
+    })
     if renderer.is_sdf:
         report["sharpness"] = round(float(model.sharpness.detach()), 2)
-    return NerfResult(model, renderer, dataset, metrics, renders, final.history, report)
+    return NerfResult(model, renderer, dataset, metrics, renders, final.history, report, run)
 
 
 def build_radiance_field(cfg: RunConfig) -> RadianceField | SDFRadianceField:
@@ -424,13 +417,14 @@ def mesh_arrays(result: NerfResult) -> dict[str, np.ndarray]:
     opts: NerfOptions = result.renderer.opts
     result.model.eval()
     components = {"min_component_share": opts.min_component_share, "keep_all_components": opts.keep_all_components}
+    stage = result.run.stage      # extracting, then attributes: timed and reported as the task's stages
     if result.renderer.is_sdf:
         arrays, meta = extract_sdf_mesh(result.model, result.renderer.box, opts.mesh_resolution,
-                                        bake=opts.bake_colors, **components)
+                                        bake=opts.bake_colors, stage=stage, **components)
     else:
         threshold = opts.mesh_threshold or threshold_from_views(result.renderer, result.dataset.train)
         arrays, meta = extract_mesh(result.model, result.renderer.box, opts.mesh_resolution, threshold,
-                                    bake=opts.bake_colors, **components)
+                                    bake=opts.bake_colors, stage=stage, **components)
         meta["surface"]["threshold_from"] = "fixed (task.mesh_threshold)" if opts.mesh_threshold else \
             "median density where training rays through opaque pixels become half opaque"
         meta["surface"]["geometry"] = "density"
@@ -438,6 +432,8 @@ def mesh_arrays(result: NerfResult) -> dict[str, np.ndarray]:
         meta.setdefault("colormaps", {})["albedo"] = "baked radiance (sRGB)"
     result.report["mesh"] = {"vertices": int(len(arrays["vertices"])), "faces": int(len(arrays["faces"])),
                              **meta["surface"], "timings": meta["timings"]}
+    result.report["timings"] = result.run.rounded_timings()
+    result.report["seconds"] = round(sum(result.run.timings.values()), 3)
     meta.update({"metrics": result.metrics, "timings": {**result.report["timings"], **meta["timings"]},
                  "report": {k: v for k, v in result.report.items() if k not in ("history", "config")}})
     arrays["meta_json"] = encode_meta(meta)
@@ -525,11 +521,9 @@ def run_job(config: dict, arrays: dict[str, np.ndarray], *, workdir: Path, progr
     with run.stage("loading"):
         dataset = _dataset_from_job(dataset_dir, arrays, cfg.task, progress=loaded)
     result = fit_nerf(dataset, cfg, run=run)
-    run.check_stop()
-    run.emit("extracting", 0, 1, metrics=result.metrics)
-    renders = save_renders(result, Path(workdir) / "renders")
+    with run.stage("saving renders", timing="renders", emit=False):
+        renders = save_renders(result, Path(workdir) / "renders")
     out = mesh_arrays(result)
-    run.emit("attributes", 1, 1, metrics=result.metrics)
     report = {k: v for k, v in result.report.items()}
     report["renders"] = [str(p) for p in renders]
     return out, report

@@ -31,7 +31,6 @@ value is the user's override. Fine grids are extracted coarse to fine (``sparse_
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -371,7 +370,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
             cache_dir: Path | None = None, checkpoint: Path | None = None,
             on_train_progress: Callable[[Any], None] | None = None) -> SDFResult:
     """Fit ``cfg``'s field to the mesh's SDF and return the extracted mesh (input coordinates) + report."""
-    from nstr.device import device_name, precision_policy, resolve_device, seed_everything
+    from nstr.device import resolve_device, seed_everything
     from nstr.fields import build_field
     from nstr.geometry.attributes import spectral_attributes
     from nstr.geometry.export import encode_meta
@@ -435,15 +434,11 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
                                "output": topology(ext.faces, vertices_input), "floaters": floaters}
         if target is not mesh:   # the count a fit can reach: the solid's (Suzanne's eyes merge with her head)
             metrics["topology"]["solid"] = topology(target.faces, target.vertices)
-    timings = run.rounded_timings()
+    report: dict[str, Any] = run.report(TASK, cfg, field, final, device, metrics,
+                                        seconds=sum(run.timings.get(k, 0.0) for k in (*STAGES, "simplify")))
+    timings = report["timings"]      # the stages', and two parts of extracting
     timings["extract_eval"], timings["extract_mc"] = round(ext.seconds_eval, 3), round(ext.seconds_mc, 3)
-    resolved = dataclasses.replace(cfg, field=getattr(field, "config", cfg.field))
-    report: dict[str, Any] = {
-        "task": TASK, "model": resolved.field.model, "params": int(field.n_params), "steps": int(final.step),
-        "seconds": round(sum(timings.get(k, 0.0) for k in (*STAGES, "simplify")), 3),
-        "device": device_name(device), "precision": precision_policy(device, cfg.train.amp),
-        "metrics": metrics, "timings": timings,
-        "final_loss": final.loss, "final_terms": final.terms,
+    report.update({
         "mesh": mesh_report.to_dict() if mesh_report else None,
         "transform": prep.transform.to_dict(),
         "samples": {"count": int(len(prep.samples.points)), "from_cache": prep.samples.from_cache,
@@ -453,8 +448,7 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
                        "mode": ext.mode, "smooth_steps": opts.smooth_steps,
                        "evaluated_points": ext.evaluated_points, "vertices": int(len(ext.vertices)),
                        "faces": int(len(ext.faces)), **ext.info},
-        "field": field.describe(), "config": resolved.to_dict(), "history": final.history,
-    }
+    })
     if simplified is not None:
         report["simplified"] = simplified
     if field.is_spectral:

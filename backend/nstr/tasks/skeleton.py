@@ -19,7 +19,7 @@ How a task uses it::
         #    calls on_train_progress(Progress); run.timings["fitting"] holds its wall time
         with run.stage("extracting"):
             ...
-        report["timings"] = run.rounded_timings()
+        report = {**run.report("thing", cfg, field, final, dev, metrics), "thing_size": ...}
 
     def validate_job(config, arrays):
         config_from_job(config, thing_config)
@@ -35,6 +35,7 @@ task never syncs with the device between logs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -45,6 +46,9 @@ from nstr.errors import Cancelled, ConfigError
 
 ProgressFn = Callable[[dict[str, Any]], None]
 StopFn = Callable[[], bool]
+# the keys every task's report starts with (TaskRun.report; architecture.md, "Reports")
+REPORT_KEYS = ("task", "model", "params", "steps", "seconds", "device", "precision", "metrics", "timings",
+               "final_loss", "final_terms", "field", "config", "history")
 
 
 def config_from_job(config: Mapping[str, Any], make_config: Callable[[str, Mapping[str, Any]], RunConfig],
@@ -131,3 +135,22 @@ class TaskRun:
 
     def rounded_timings(self, digits: int = 3) -> dict[str, float]:
         return {k: round(v, digits) for k, v in self.timings.items()}
+
+    def report(self, task: str, cfg: RunConfig, field: Any, final: Any, device: Any, metrics: Mapping[str, Any],
+               seconds: float | None = None) -> dict[str, Any]:
+        """The keys every task's report starts with (architecture.md, "Reports"): the task, the model
+        and config as resolved (``auto`` named), the field's description and size, the steps, each
+        stage's seconds (``timings``; ``seconds`` their sum unless given), the device and precision,
+        and the scores. A task adds its own keys after these; one builder, so the keys cannot drift
+        apart between tasks (the NeRF report called the field block ``model_info`` and gave the
+        unresolved model name)."""
+        from nstr.device import device_name, precision_policy
+
+        inner = getattr(field, "field", field)       # a radiance field wraps the configured field
+        resolved = dataclasses.replace(cfg, field=getattr(inner, "config", cfg.field))
+        return {"task": task, "model": resolved.field.model, "params": int(field.n_params), "steps": int(final.step),
+                "seconds": round(sum(self.timings.values()) if seconds is None else seconds, 3),
+                "device": device_name(device), "precision": precision_policy(device, cfg.train.amp),
+                "metrics": metrics, "timings": self.rounded_timings(), "final_loss": final.loss,
+                "final_terms": final.terms, "field": field.describe(), "config": resolved.to_dict(),
+                "history": final.history}
