@@ -5,8 +5,9 @@
     .venv/bin/python scripts/contract.py --check    # exit 1 when the file is stale
 
 The add-on cannot import the backend (an installed add-on has no torch), so the preset names, the
-marching-cubes backends, the override key of each Advanced setting and each preset's resolved value
-are written into ``nstr_blender/core/contract.json``. tests/test_blender_contract.py checks that file
+marching-cubes backends, the override key of each Advanced setting and each preset's resolved value,
+the server's job states and the detail maps' states (codes, greys, words) are written into
+``nstr_blender/core/contract.json``. tests/test_blender_contract.py checks that file
 against ``nstr.config`` and the tasks' PRESETS.
 """
 
@@ -58,7 +59,12 @@ def contract_from_backend() -> dict:
             cfg = nstr_config.build_config(options_cls, module.PRESETS, preset)
             presets[preset] = {s: _value(cfg, k) for s, k in keys.items() if k is not None}
         tasks[task] = {"override_keys": keys, "presets": presets}
-    return {"preset_names": list(nstr_config.PRESET_NAMES), "mc_backends": list(MC_BACKENDS), "tasks": tasks}
+    from nstr.server.store import STATES as JOB_STATES
+    from nstr.spectral.detail import STATE_GREYS, STATE_WORDS, STATES
+
+    return {"preset_names": list(nstr_config.PRESET_NAMES), "mc_backends": list(MC_BACKENDS), "tasks": tasks,
+            "job_states": list(JOB_STATES),
+            "detail_states": {"codes": dict(STATES), "greys": dict(STATE_GREYS), "words": dict(STATE_WORDS)}}
 
 
 def main(argv: list[str]) -> int:

@@ -59,3 +59,21 @@ def test_contract_script_check_mode():
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "contract.py"), "--check"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_addon_draws_job_and_detail_states_from_the_contract():
+    """One source for the state strings (issue 30): the server's job states and the detail maps' state
+    codes and greys reach the add-on through contract.json, and the add-on's job tracker covers every
+    backend state (done is neither active nor finished: it waits to be collected)."""
+    from nstr.server.store import STATES as JOB_STATES
+    from nstr.spectral import detail
+    from nstr_blender.core import detail_scale, jobs
+
+    assert contract.JOB_STATES == JOB_STATES
+    assert detail_scale.STATE_CODES == contract.DETAIL_STATE_CODES == detail.STATES
+    assert list(detail_scale.STATE_GREYS.items()) == list(contract.DETAIL_STATE_GREYS.items()) == \
+        list(detail.STATE_GREYS.items())                # the same order too: the legend lists them so
+    assert contract.DETAIL_STATE_WORDS == detail.STATE_WORDS
+    assert jobs.ACTIVE_STATES | jobs.FINISHED_STATES | {"done"} == set(JOB_STATES) | set(jobs.ADDON_STATES)
+    assert not jobs.ACTIVE_STATES & jobs.FINISHED_STATES
+

@@ -1,8 +1,9 @@
-"""The backend's contract as the add-on sees it: tasks, presets, marching-cubes backends, override keys.
+"""The backend's contract as the add-on sees it: tasks, presets, marching-cubes backends, override keys,
+job states and the detail maps' states.
 
 One source: ``contract.json`` next to this file, generated from the backend's config by
 ``scripts/contract.py`` and checked against it by tests/test_blender_contract.py. Nothing else in
-the add-on spells a preset name, a marching-cubes backend or an override key.
+the add-on spells a preset name, a marching-cubes backend, an override key or a state's code.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ MC_BACKENDS: tuple[str, ...] = tuple(_DATA["mc_backends"])
 # Advanced panel setting -> the task's dotted override key (None: the task has no such setting).
 OVERRIDE_KEYS: dict[str, dict[str, str | None]] = {t: dict(v["override_keys"]) for t, v in _DATA["tasks"].items()}
 SETTINGS: tuple[str, ...] = tuple(next(iter(OVERRIDE_KEYS.values())))
+# the server's job states (nstr.server.store.STATES) and the detail maps' states (nstr.spectral.detail)
+JOB_STATES: tuple[str, ...] = tuple(_DATA["job_states"])
+# in the order of their codes (the file's keys are sorted; the legend lists the greys in this order)
+DETAIL_STATE_CODES: dict[str, int] = dict(sorted(_DATA["detail_states"]["codes"].items(), key=lambda kv: kv[1]))
+DETAIL_STATE_GREYS: dict[str, float] = {k: _DATA["detail_states"]["greys"][k] for k in DETAIL_STATE_CODES
+                                        if k in _DATA["detail_states"]["greys"]}
+DETAIL_STATE_WORDS: dict[str, str] = {k: _DATA["detail_states"]["words"][k] for k in DETAIL_STATE_CODES}
 
 
 def preset_value(task: str, preset: str, setting: str) -> Any:

@@ -23,6 +23,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .contract import DETAIL_STATE_CODES, DETAIL_STATE_GREYS
+
 # turbo (Google's colormap) between 0.08 and 0.94 (its near-black ends left out, so no colour of the
 # bar is close to a grey), 17 stops, sRGB; reversed below so that fine = red
 _TURBO = np.array([
@@ -32,9 +34,9 @@ _TURBO = np.array([
     (0.995, 0.575, 0.164), (0.962, 0.411, 0.093), (0.893, 0.270, 0.040), (0.800, 0.171, 0.015),
     (0.664, 0.084, 0.004)])
 FINE_TO_COARSE = _TURBO[::-1]          # position 0 (finest) red .. 1 (coarsest) blue
-# the backend's detail_state codes (meta_json["detail"]["states"]) and their greys (sRGB)
-STATE_CODES = {"detail": 0, "none": 1, "coarser": 2, "crease": 3}
-STATE_GREYS = {"none": 0.5, "coarser": 0.72, "crease": 0.28}
+# the backend's detail_state codes (meta_json["detail"]["states"]) and their greys (sRGB): contract.json
+STATE_CODES = DETAIL_STATE_CODES
+STATE_GREYS = DETAIL_STATE_GREYS
 STATE_LABELS = {"none": "no detail", "coarser": "coarser", "crease": "crease"}
 LOST_COLOR = (0.85, 0.1, 0.75)         # detail lost: magenta, a hue the wavelength scale does not use
 MIN_STRENGTH = 0.15                    # the faintest detail keeps this much of its hue

@@ -11,10 +11,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-# Backend states (architecture.md) plus the add-on's own:
+# The backend's job states (contract.JOB_STATES: queued, running, done, failed, cancelled) plus the
+# add-on's own:
 #   pending   : recorded, not yet accepted by the backend (or to be resubmitted)
 #   collected : done and turned into a Blender object
 #   error     : failed on the add-on's side (e.g. the result could not be read)
+ADDON_STATES = ("pending", "collected", "error")
 ACTIVE_STATES = frozenset({"pending", "queued", "running"})
 FINISHED_STATES = frozenset({"collected", "failed", "cancelled", "error"})
 
