@@ -433,7 +433,7 @@ def mesh_arrays(result: NerfResult) -> dict[str, np.ndarray]:
     result.report["mesh"] = {"vertices": int(len(arrays["vertices"])), "faces": int(len(arrays["faces"])),
                              **meta["surface"], "timings": meta["timings"]}
     result.report["timings"] = result.run.rounded_timings()
-    result.report["seconds"] = round(sum(result.run.timings.values()), 3)
+    result.report["seconds"] = result.run.seconds()
     meta.update({"metrics": result.metrics, "timings": {**result.report["timings"], **meta["timings"]},
                  "report": {k: v for k, v in result.report.items() if k not in ("history", "config")}})
     arrays["meta_json"] = encode_meta(meta)

@@ -136,6 +136,10 @@ class TaskRun:
     def rounded_timings(self, digits: int = 3) -> dict[str, float]:
         return {k: round(v, digits) for k, v in self.timings.items()}
 
+    def seconds(self, digits: int = 3) -> float:
+        """The stages' total: a report's ``seconds``."""
+        return round(sum(self.timings.values()), digits)
+
     def report(self, task: str, cfg: RunConfig, field: Any, final: Any, device: Any, metrics: Mapping[str, Any],
                seconds: float | None = None) -> dict[str, Any]:
         """The keys every task's report starts with (architecture.md, "Reports"): the task, the model
@@ -149,7 +153,7 @@ class TaskRun:
         inner = getattr(field, "field", field)       # a radiance field wraps the configured field
         resolved = dataclasses.replace(cfg, field=getattr(inner, "config", cfg.field))
         return {"task": task, "model": resolved.field.model, "params": int(field.n_params), "steps": int(final.step),
-                "seconds": round(sum(self.timings.values()) if seconds is None else seconds, 3),
+                "seconds": self.seconds() if seconds is None else round(seconds, 3),
                 "device": device_name(device), "precision": precision_policy(device, cfg.train.amp),
                 "metrics": metrics, "timings": self.rounded_timings(), "final_loss": final.loss,
                 "final_terms": final.terms, "field": field.describe(), "config": resolved.to_dict(),
