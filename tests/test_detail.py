@@ -215,7 +215,9 @@ def test_detail_lost_is_never_taller_than_the_result_is_far_from_its_input() -> 
     the largest distance, and no more are flagged than are a flag's height apart. The
     band-by-band comparison alone read up to 3.8x the largest distance and flagged 17 % of her (the
     coarse bands' robust fits of two nearly equal surfaces differ by noise); the README demo's quick
-    fit of her read 8.1 mm lost (median over the flagged 27 %) where the result sat 0.38 mm away."""
+    fit of her read 8.1 mm lost (median over the flagged 27 %) where the result sat 0.38 mm away.
+    Smoothed twice, so that most of her stays under the flag (a floor since stop 41; four passes put
+    13 % of her a floor away)."""
     from nstr.geometry.attributes import spectral_attributes, vertex_normals
     from nstr.geometry.ground_truth import MeshSDF
     from nstr.geometry.smoothing import taubin_smooth
@@ -224,7 +226,7 @@ def test_detail_lost_is_never_taller_than_the_result_is_far_from_its_input() -> 
     v, f = (np.asarray(a) for a in suzanne_arrays())
     v = (v - (v.max(0) + v.min(0)) / 2) / (np.ptp(v, 0).max() / 1.8)       # the unit box, as a fit's
     r, rf = _subdivide(*_subdivide(v.astype(np.float64), f.astype(np.int64)))
-    r = taubin_smooth(r, rf, 4)
+    r = taubin_smooth(r, rf, 2)
     reference = MeshSDF(v, f, closed=True)
     arrays, meta = spectral_attributes(None, r, rf, 1.0, voxel=2.0 / 127, reference=reference)
     normals = vertex_normals(r, rf)

@@ -104,7 +104,7 @@ def spectral_attributes(field: Any, vertices_unit: np.ndarray, faces: np.ndarray
     device = next(field.parameters()).device if hasattr(field, "parameters") else "cpu"
     voxel_in = (voxel if voxel is not None else 2.0 / 255) * scale
     layout = layout_for_range(detail_range, voxel_in) if detail_range else None
-    projected = displacement = None
+    projected = None
     if reference is not None:
         # the input where the result's normal line meets it (its height at the vertex's own place), or
         # its closest point where that line does not converge
@@ -116,11 +116,10 @@ def spectral_attributes(field: Any, vertices_unit: np.ndarray, faces: np.ndarray
         sign = reference.orientation_sign() if reference.closed else 1.0  # an open input has no inside
         agree = np.einsum("nd,nd->n", face_n * sign, normals) > 0.5
         projected = np.where(agree[:, None], hit, v) * scale
-        displacement = np.einsum("nd,nd->n", projected - v * scale, normals)
     # the detail maps, in input units (the unit-box mesh times ``scale``: translation changes nothing),
     # and with an input, ``detail_lost``
     arrays, detail_meta = detail_arrays(v * scale, faces, voxel_in, layout=layout, device=device,
-                                        input_on_result=projected, displacement=displacement)
+                                        input_on_result=projected)
     flow = flow_arrays(v * scale, faces, arrays, detail_meta, normals)
     raw: dict[str, np.ndarray] = {"local_frequency": flow["local_frequency"], "bandwidth": flow["bandwidth"]}
     vectors = {"drift": flow["drift"]}
