@@ -280,16 +280,39 @@ def test_impossible_jobs_are_refused_at_submit_and_the_next_job_runs(server: Ser
     assert wait_state(client, good, ("done", "failed", "cancelled"))["state"] == "done"
 
 
-def test_cuda_out_of_memory_is_reported_as_such() -> None:
+def test_one_failure_description_for_every_engine(tmp_path: Path) -> None:
+    """One classifier ends every engine's failed jobs (issue 30): out of memory (GPU or host) is named as
+    such, a bug says so, the user's errors keep their fix, cancelling is not a failure; the batch
+    engine's message for a real broken input is that classifier's line, word for word."""
     import torch
 
-    from nstr.server.worker import _describe_crash
+    from nstr.batch.engines import LocalEngine
+    from nstr.batch.work import JobSpec as BatchSpec
+    from nstr.batch.work import MeshFile
+    from nstr.errors import Cancelled, InputError
+    from nstr.geometry.mesh import load_mesh
+    from nstr.job_failure import describe_failure
 
     # the exception class torch raises on a GPU (constructible without one)
-    error, fix = _describe_crash(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"))
-    assert error.startswith("the GPU ran out of memory") and "smaller preset" in fix
-    error, fix = _describe_crash(ZeroDivisionError("division by zero"))
-    assert error == "ZeroDivisionError: division by zero" and "bug" in fix
+    gpu = describe_failure(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"))
+    assert (gpu.kind, gpu.state) == ("out_of_memory", "failed")
+    assert gpu.problem.startswith("the GPU ran out of memory") and "smaller preset" in gpu.fix
+    host = describe_failure(MemoryError("Unable to allocate 64.0 GiB for an array"))
+    assert host.kind == "out_of_memory" and host.problem.startswith("the job ran out of memory")
+    bug = describe_failure(ZeroDivisionError("division by zero"))
+    assert (bug.kind, bug.problem) == ("internal", "ZeroDivisionError: division by zero") and "bug" in bug.fix
+    assert describe_failure(Cancelled("cancelled by the user")).state == "cancelled"
+
+    bad = b"OFF\n3 1 0\nnot a number\n"
+    (tmp_path / "broken.off").write_bytes(bad)
+    with pytest.raises(InputError) as raised:
+        load_mesh(tmp_path / "broken.off")
+    user = describe_failure(raised.value)
+    assert user.kind == "input" and user.fix
+    engine = LocalEngine()
+    engine.submit([BatchSpec("broken", "sdf", dict(TINY), MeshFile("broken.off", bad))])
+    (outcome,) = engine.poll(0)
+    assert outcome.state == "failed" and outcome.message == user.line()
 
 
 def test_release_gpu_on_a_cpu_server_says_so(client: BackendClient) -> None:

@@ -135,24 +135,3 @@ def remote_fit(*, cpus: float, gpus: float, max_retries: int) -> Any:
     return ray.remote(run_on_worker).options(
         num_cpus=cpus, num_gpus=gpus, max_retries=max_retries, retry_exceptions=False,
         runtime_env={"env_vars": {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}})
-
-
-def describe_failure(err: BaseException) -> tuple[str, str]:
-    """(state, one-line message) for what ``ray.get`` raised."""
-    ray = require_ray()
-    exc = ray.exceptions
-    if isinstance(err, exc.TaskCancelledError):
-        return "cancelled", "cancelled"
-    if isinstance(err, exc.RayTaskError):
-        cause = err.cause if getattr(err, "cause", None) is not None else err
-        return "failed", one_line(cause)
-    if isinstance(err, (exc.WorkerCrashedError, exc.NodeDiedError, exc.OwnerDiedError, exc.ObjectLostError)):
-        return "failed", f"the worker died and the retries ran out ({type(err).__name__}); see 'ray status'"
-    return "failed", one_line(err)
-
-
-def one_line(err: BaseException) -> str:
-    from nstr.errors import NSTRError
-
-    text = (str(err).strip().splitlines() or [""])[0][:300]
-    return text if isinstance(err, NSTRError) else (f"{type(err).__name__}: {text}" if text else type(err).__name__)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from nstr.batch.work import JobSpec, execute, worker_info
-from nstr.errors import Cancelled, ConfigError
+from nstr.errors import ConfigError
 
 
 @dataclass
@@ -56,8 +56,7 @@ class LocalEngine:
     def poll(self, timeout: float) -> list[Outcome]:
         if not self._queue:
             return []
-        from nstr.batch.cluster import one_line
-        from nstr.errors import NSTRError
+        from nstr.job_failure import describe_failure
 
         spec = self._current = self._queue.popleft()
         info = worker_info()
@@ -71,12 +70,9 @@ class LocalEngine:
         try:
             arrays, report = execute(spec, progress=progress, should_stop=lambda: False)
             out = Outcome(spec.key, "done", arrays, report, node=info["node"], info=info)
-        except Cancelled:
-            out = Outcome(spec.key, "cancelled", message="cancelled", node=info["node"], info=info)
-        except NSTRError as err:
-            out = Outcome(spec.key, "failed", message=one_line(err), node=info["node"], info=info)
         except Exception as err:  # a bug or out-of-memory in one fit must not end the batch
-            out = Outcome(spec.key, "failed", message=one_line(err), node=info["node"], info=info)
+            failure = describe_failure(err)
+            out = Outcome(spec.key, failure.state, message=failure.line(), node=info["node"], info=info)
         out.wall_s = time.perf_counter() - t0
         self._events.pop(spec.key, None)
         self._current = None
@@ -140,7 +136,7 @@ class RayEngine:
         return [self._collect(ref) for ref in ready]
 
     def _collect(self, ref: Any) -> Outcome:
-        from nstr.batch.cluster import describe_failure
+        from nstr.job_failure import describe_failure
 
         key = self._refs.pop(ref)
         seen = self._snap.get(key, {})
@@ -148,8 +144,8 @@ class RayEngine:
         try:
             arrays, report, info = self.ray.get(ref)
         except Exception as err:
-            state, message = describe_failure(err)
-            return Outcome(key, state, message=message, node=str(seen.get("node", "")),
+            failure = describe_failure(err)
+            return Outcome(key, failure.state, message=failure.line(), node=str(seen.get("node", "")),
                            attempts=int(seen.get("attempts", 0)), wall_s=wall, info=dict(seen))
         attempts = int(self._snap.get(key, {}).get("attempts", 1)) or 1
         return Outcome(key, "done", arrays, report, node=str(info.get("node", "")), attempts=attempts,

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from nstr.errors import Cancelled, NSTRError
+from nstr.errors import Cancelled
+from nstr.job_failure import Failure, describe_failure
 from nstr.remote import wire
 from nstr.jsonable import jsonable
 from nstr.server.store import INPUT, StorageError, fault, write_result
@@ -97,14 +98,8 @@ def execute(spec: JobSpec, registry: Any, report: Report, should_stop: Callable[
         if should_stop():
             raise Cancelled("cancelled by the user")
         end = save_result(spec, result, job_report)
-    except Cancelled:
-        end = {"state": "cancelled", "message": "cancelled while running"}
-    except NSTRError as err:
-        end = {"state": "failed", "message": "failed", "error": err.problem, "fix": err.fix,
-               "trace": traceback.format_exc()}
     except BaseException as err:  # a bug, an out-of-memory, a full disk: this job fails, the server carries on
-        error, fix = describe_crash(err)
-        end = {"state": "failed", "message": "failed", "error": error, "fix": fix, "trace": traceback.format_exc()}
+        end = failure_end(describe_failure(err), traceback.format_exc())
     try:
         report(spec.id, {"type": "end", **end})
     except BaseException:  # the queue's own bookkeeping failed; it logs that itself
@@ -229,19 +224,12 @@ def _lower_priority() -> None:
         pass
 
 
-def describe_crash(err: BaseException) -> tuple[str, str]:
-    """One line for a job that raised something other than an NSTRError; memory exhaustion is named as such."""
-    first = (str(err).strip().splitlines() or [""])[0][:300]
-    name = type(err).__name__
-    if name == "OutOfMemoryError" or "cuda out of memory" in first.lower():
-        return (f"the GPU ran out of memory ({first})",
-                "Use a smaller preset or parameter budget, release GPU memory, or close other GPU programs, "
-                "then resubmit")
-    if isinstance(err, MemoryError) or "can't allocate memory" in first or "out of memory" in first.lower():
-        return (f"the job ran out of memory ({first})",
-                "Use a smaller preset, batch size or resolution, then resubmit")
-    return (f"{name}: {first}" if first else name,
-            "This is a bug in the backend; the job's log.txt has the traceback. Other jobs are unaffected")
+def failure_end(failure: Failure, trace: str) -> dict[str, Any]:
+    """The ``end`` event of a job that raised (every engine's, from :func:`nstr.job_failure.describe_failure`)."""
+    if failure.state == "cancelled":
+        return {"state": "cancelled", "message": failure.problem}
+    return {"state": "failed", "message": "failed", "error": failure.problem, "fix": failure.fix or None,
+            "trace": trace}
 
 
 def plain(metrics: Mapping[str, Any]) -> dict[str, Any]:

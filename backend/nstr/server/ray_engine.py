@@ -19,7 +19,8 @@ from typing import Any
 from nstr.batch import cluster
 from nstr.batch.work import JobSpec as WorkSpec
 from nstr.remote import wire
-from nstr.server.engine import Engine, JobSpec, describe_crash, save_result
+from nstr.job_failure import describe_failure
+from nstr.server.engine import Engine, JobSpec, failure_end, save_result
 from nstr.server.store import INPUT
 
 CANCEL_GRACE_S = 5.0
@@ -135,20 +136,5 @@ class RayEngine(Engine):
             self.report(job_id, {"type": "log", "line": f"ran on Ray node {info.get('node')} (pid {info.get('pid')})"})
             end = save_result(spec, result, job_report)
         except Exception as err:
-            if isinstance(err, self.ray.exceptions.TaskCancelledError):
-                end = {"state": "cancelled", "message": "cancelled while running"}
-            elif isinstance(err, self.ray.exceptions.RayTaskError):
-                from nstr.errors import NSTRError
-
-                cause = err.cause if getattr(err, "cause", None) is not None else err
-                if isinstance(cause, NSTRError):
-                    end = {"state": "failed", "message": "failed", "error": cause.problem, "fix": cause.fix,
-                           "trace": str(err)}
-                else:
-                    error, fix = describe_crash(cause)
-                    end = {"state": "failed", "message": "failed", "error": error, "fix": fix, "trace": str(err)}
-            else:
-                _state, message = cluster.describe_failure(err)
-                end = {"state": "failed", "message": "failed", "error": message,
-                       "fix": "Check the cluster with 'ray status', then resubmit", "trace": traceback.format_exc()}
+            end = failure_end(describe_failure(err), str(err))
         self.report(job_id, {"type": "end", **end})

@@ -31,7 +31,7 @@ from nstr.errors import ConfigError
 from nstr.remote import wire
 from nstr.server import device_info
 from nstr.server.admission import Admission
-from nstr.server.engine import Engine, JobSpec, describe_crash, plain  # noqa: F401 - describe_crash re-exported
+from nstr.server.engine import Engine, JobSpec, plain
 from nstr.server.eta import PHASE_SPANS, JobEta, StageCosts  # noqa: F401 - PHASE_SPANS re-exported
 from nstr.server.registry import TaskRegistry
 from nstr.server.store import INPUT, INTERRUPTED, INTERRUPTED_FIX, TERMINAL, Job, JobStore, StorageError
@@ -39,7 +39,6 @@ from nstr.server.store import INPUT, INTERRUPTED, INTERRUPTED_FIX, TERMINAL, Job
 # Share of the whole job that each phase covers, for the overall progress fraction.
 SAVE_EVERY_S = 2.0  # progress is persisted at most this often (state changes always are)
 RETRY_S = 2.0  # a halted queue tries its pending index writes again this often
-_describe_crash = describe_crash  # the name earlier tests and callers use
 
 
 class JobNotFound(KeyError):
