@@ -33,6 +33,12 @@ def test_server_on_ray_runs_a_job_and_cancels_a_running_one(tmp_path) -> None:  
         st = wait_state(client, small, ("done", "failed", "cancelled"), timeout=180)
         assert st["state"] == "done", st
         assert client.status(long_job)["state"] == "running"
+        # the fit's loss and ETA reach the status on this engine too (the Ray board used to drop them)
+        deadline = time.monotonic() + 60
+        while (time.monotonic() < deadline
+               and not ((seen := client.status(long_job))["loss"] is not None and seen["eta_s"] is not None)):
+            time.sleep(0.1)
+        assert seen["loss"] is not None and seen["eta_s"] is not None, seen
         _meta, arrays = client.result(small)
         v = arrays["vertices"].to_numpy()
         r = np.linalg.norm(v, axis=1)

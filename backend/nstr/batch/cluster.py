@@ -111,6 +111,9 @@ def _post(board: Any, key: str, event: dict[str, Any]) -> None:
         pass
 
 
+PROGRESS_KEYS = ("phase", "step", "total", "loss", "eta_s")  # what a job's progress carries on every engine
+
+
 def run_on_worker(spec: JobSpec, board: Any) -> tuple[dict, dict, dict]:
     """The body of the Ray task: sign in, fit with throttled progress posts, return (arrays, report, where)."""
     info = worker_info()
@@ -121,7 +124,7 @@ def run_on_worker(spec: JobSpec, board: Any) -> tuple[dict, dict, dict]:
         now = time.monotonic()
         if ev.get("phase") != last["phase"] or now - last["t"] >= REPORT_EVERY_S:
             last["t"], last["phase"] = now, ev.get("phase")
-            _post(board, spec.key, {"phase": ev.get("phase"), "step": ev.get("step", 0), "total": ev.get("total", 0)})
+            _post(board, spec.key, {k: ev.get(k) for k in PROGRESS_KEYS})
 
     arrays, report = execute(spec, progress=progress, should_stop=lambda: False)
     return arrays, report, info

@@ -56,6 +56,7 @@ class LocalEngine:
     def poll(self, timeout: float) -> list[Outcome]:
         if not self._queue:
             return []
+        from nstr.batch.cluster import PROGRESS_KEYS
         from nstr.job_failure import describe_failure
 
         spec = self._current = self._queue.popleft()
@@ -64,7 +65,7 @@ class LocalEngine:
         t0 = time.perf_counter()
 
         def progress(ev: dict[str, Any]) -> None:
-            self._events[spec.key].update(phase=ev.get("phase"), step=ev.get("step", 0), total=ev.get("total", 0))
+            self._events[spec.key].update({k: ev.get(k) for k in PROGRESS_KEYS})
             self._on_event()
 
         try:

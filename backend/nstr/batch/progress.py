@@ -31,7 +31,7 @@ class BatchProgress:
         self.say(f"[{len(self.finished)}/{self.total}] {state} {key}" + (f": {detail}" if detail else ""))
 
     def update(self, running: dict[str, dict[str, Any]]) -> None:
-        """``running``: key -> {"phase", "step", "total", "node", ...} for jobs that have started."""
+        """``running``: key -> {"phase", "step", "total", "loss", "eta_s", "node", ...} for jobs that have started."""
         for key, ev in running.items():
             if key not in self._seen_running and key not in self.finished:
                 self._seen_running.add(key)
@@ -51,7 +51,9 @@ class BatchProgress:
             if key in self.finished:
                 continue
             phase, step, total = ev.get("phase") or "starting", ev.get("step") or 0, ev.get("total") or 0
-            parts.append(f"{key}: {phase}" + (f" {step}/{total}" if total > 1 else ""))
+            eta = ev.get("eta_s")
+            parts.append(f"{key}: {phase}" + (f" {step}/{total}" if total > 1 else "")
+                         + (f" ETA {eta:.0f} s" if isinstance(eta, (int, float)) else ""))
         line = (f"batch [{'#' * filled}{'-' * (self.width - filled)}] {done}/{self.total}"
                 + (f" ({bad} failed/cancelled)" if bad else "") + (" | " + ", ".join(parts) if parts else ""))
         cols = shutil.get_terminal_size().columns - 1

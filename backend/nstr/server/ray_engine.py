@@ -120,8 +120,9 @@ class RayEngine(Engine):
                 sig = (ev.get("phase"), ev.get("step"), ev.get("attempts"))
                 if self._posted.get(job_id) != sig:
                     self._posted[job_id] = sig
-                    self.report(job_id, {"type": "progress", "phase": ev["phase"], "step": ev.get("step", 0),
-                                         "total": ev.get("total", 0), "loss": None, "eta_s": None, "metrics": {}})
+                    self.report(job_id, {"type": "progress", "phase": ev["phase"], "step": ev.get("step") or 0,
+                                         "total": ev.get("total") or 0, "loss": ev.get("loss"),
+                                         "eta_s": ev.get("eta_s"), "metrics": {}})
         for ref in ready:
             self._finish(refs[ref], ref)
 
