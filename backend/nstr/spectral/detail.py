@@ -459,8 +459,9 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
     N = torch.as_tensor(pts.normals, dtype=dt, device=dev)
     A = torch.as_tensor(pts.areas, dtype=dt, device=dev)
     F = torch.as_tensor(np.asarray(faces, np.int64), device=dev) if faces is not None else None
-    PM = torch.as_tensor(np.asarray(moved, np.float64), dtype=dt, device=dev) if moved is not None else None
-    offset = ((PM - P) * N).sum(-1) if moved is not None else None       # how far apart, along the normal
+    offset = None                                      # how far the moved surface is, along the normal
+    if moved is not None:
+        offset = ((torch.as_tensor(np.asarray(moved, np.float64), dtype=dt, device=dev) - P) * N).sum(-1)
     # the pyramid: level l pools the previous level's SMOOTH copy (blur, then subsample: detail finer than
     # the cells cannot alias into the coarser fits) into cells of a quarter of lambda_l
     heights = [torch.zeros(len(pts), dtype=dt, device=dev)]
@@ -544,7 +545,7 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
     out = DetailMaps(bands=band_rms.cpu().numpy(), beyond=rms[B].cpu().numpy(),
                      amplitude=amplitude.cpu().numpy(), dominant=dominant.cpu().numpy(),
                      normals=n.cpu().numpy(), crease=crease.cpu().numpy(), layout=layout)
-    if PM is not None:
+    if offset is not None:
         moved_bands = torch.stack(moved_rms, 1)
         moved_dominant = moved_bands.argmax(1)
         out.moved = MovedDetail(bands=moved_bands.cpu().numpy(),
