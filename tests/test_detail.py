@@ -56,16 +56,18 @@ def test_a_wave_near_a_bands_top_edge_reads_its_full_height(lam: float) -> None:
     assert np.median(d.amplitude[c]) == pytest.approx(amp / math.sqrt(2), rel=0.1)
 
 
-def test_a_ripple_split_between_two_bands_still_reads_detail() -> None:
-    """Just above the 0.16 edge, a ripple puts ~0.7 of its RMS height in each of bands 0.08-0.16 and
-    0.16-0.32: at 2 floors tall, neither band alone reaches the floor, the two together do."""
-    lam, amp = 0.16 * 1.1, 0.002
+@pytest.mark.parametrize("past_edge", [1.0, 1.2, 1.4])
+def test_no_detail_switches_at_the_floor_wherever_the_wavelength_falls(past_edge: float) -> None:
+    """A ripple at and above the 0.16 band edge splits its height between bands 0.08-0.16 and 0.16-0.32
+    (0.6 / 0.4 in phase): 0.9 floors tall it reads no detail, 1.25 floors tall detail, wherever it
+    falls. Their root sum of squares read 0.72 of the height, so at 1.25 floors no vertex read
+    detail, and at 1.5 floors 3 % to 97 % did, by where it fell."""
+    lam, amp = 0.16 * past_edge, 0.002
     v, f = grid(121, lambda x, y: amp * np.sin(2 * math.pi * x / lam))
     centre = (np.abs(v[:, 0]) < 0.4) & (np.abs(v[:, 1]) < 0.4)
-    floor = amp / math.sqrt(2) / 2.0
-    arrays, _ = detail_arrays(v, f, 2.0 / 120, floor=floor, layout=LAYOUT)
-    assert np.median(arrays["detail_bands"][centre].max(1)) < floor       # the case is what it says
-    assert np.mean(arrays["detail_state"][centre] == STATES["detail"]) >= 0.95
+    for floors, state in ((0.9, "none"), (1.25, "detail")):
+        arrays, _ = detail_arrays(v, f, 2.0 / 120, floor=amp / math.sqrt(2) / floors, layout=LAYOUT)
+        assert np.mean(arrays["detail_state"][centre] == STATES[state]) >= 0.95, (floors, state)
 
 
 def test_amplitude_does_not_leak_into_wavelength() -> None:

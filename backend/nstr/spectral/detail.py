@@ -39,6 +39,10 @@ import numpy as np
 SIGMA_PER_WAVELENGTH = 1.0 / 2.5   # quadric-fit scale per octave edge (half-power wavelength = 2.5 sigma)
 FIT_RADIUS = 2.5                   # fit discs reach this many sigma
 STAT_RADIUS = 0.6                  # local statistics: Gaussian radius in wavelengths of the band
+LOCAL_RADIUS = 0.3                 # "no detail": each band's height over this narrower window (the band's local
+#                                    energy is free of phase, so it needs no full wavelength): at STAT_RADIUS
+#                                    the smooth sphere beside a 9-floor patch read detail up to 1.15 of the
+#                                    patch's wavelengths away (5.5 % of the base; 4.3 % at 0.3)
 FIT_NEIGHBOURS = 48
 STAT_NEIGHBOURS = 32
 # the statistics of band b reuse the neighbour lists of the fits at level b + 1 (_local_means): those
@@ -423,6 +427,7 @@ class DetailMaps:
     crease: np.ndarray         # (N,) how far the surface turns at a crease here (radians; 0 off creases)
     layout: BandLayout
     # with faces only:
+    local_bands: np.ndarray | None = None       # (N, B) each band's RMS height over LOCAL_RADIUS: where detail ends
     wavelength: np.ndarray | None = None        # (N,) the dominant band's own wavelength
     band_wavelength: np.ndarray | None = None   # (N, B) each band's wavelength
     direction: np.ndarray | None = None         # (N, 3) unit wave direction in the tangent plane (a line)
@@ -493,7 +498,7 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         crease.zero_()
     # creases stay out of the bands' statistics: a bevel is not a ripple
     A_stats = A * (crease < CREASE_ANGLE)
-    rms, totals, var_hs, var_gs, tensors = [], [], [], [], []
+    rms, totals, var_hs, var_gs, tensors, local_rms = [], [], [], [], [], []
     moved_rms, moved_totals, helds, spreads = [], [], [], []
     for b in range(B + 1):
         h = heights[b + 1] - heights[b]
@@ -536,6 +541,12 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
             var_hs.append(var_h)
             var_gs.append(var_g)
             tensors.append(T)
+            # the band's local energy, h^2 + |g|^2 (lambda / 2 pi)^2: a ripple a sin(k x) gives a^2 at every
+            # point, whatever its phase, so a window narrower than a wavelength reads its height
+            energy = (h - mean[:, 0]) ** 2 + columns[4][:, 3:6].sum(1) * (var_h / var_g)
+            local = _local_means(energy[:, None], pts.points, N, A_stats, member, cells, LOCAL_RADIUS * edges[b],
+                                 neighbours)
+            local_rms.append((0.5 * local[:, 0]).clamp_min(0).sqrt())
     band_rms = torch.stack(rms[:B], 1)
     dominant = band_rms.argmax(1)
     n = normals[B + 1]
@@ -563,6 +574,7 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         T = torch.stack(tensors[:B], 1)[rows, dominant]
         evals, evecs = torch.linalg.eigh(T)
         mu1, mu2 = evals[:, 2].clamp_min(0), evals[:, 1].clamp_min(0)
+        out.local_bands = torch.stack(local_rms, 1).cpu().numpy()
         out.band_wavelength = wl.cpu().numpy()
         out.wavelength = combined.cpu().numpy()
         out.direction = evecs[:, :, 2].cpu().numpy()
@@ -581,10 +593,10 @@ STATE_WORDS = {
 STATE_GREYS = {"none": 0.5, "coarser": 0.72, "crease": 0.28}   # sRGB grey levels, never a colour of the scale
 FLOOR_VOXELS = 0.1             # "no detail": the dominant bands' RMS height below this fraction of a voxel
 NEAR_CREASE_REACH = 0.45       # near a crease (within this many of the dominant band's longest wavelength) ...
-NEAR_CREASE_FLOORS = 2.0       # ... detail must be this many floors tall: the coarser smooth copies bend over
-#                                the crease there and read up to 1.5 floors of made-up detail (the 3x slab's
-#                                flat top beside its rounded rim: 1.45 floors median; the flat patch beside
-#                                the slab's corner: 1.1-1.5 at its 95th percentile). Reach 0.45 and 0.5 read
+NEAR_CREASE_FLOORS = 2.5       # ... detail must be this many floors tall: the coarser smooth copies bend over
+#                                the crease there and read made-up detail (the 3x slab's flat top beside its
+#                                rounded rims: 1.06 floors median, 2.29 at the 95th percentile; at 2 floors
+#                                19 % of that top read detail, at 2.5 floors 0.9 %). Reach 0.45 and 0.5 read
 #                                within 1 % on the composites; 0.75 took the 4-voxel patch from 94 % detail to 81 %
 COARSER_FLOORS = 3.0           # "coarser": undulation beyond the bands at least this many floors tall (at 1
 #                                floor a flat patch near a slab's corner flipped none <-> coarser when the mesh
@@ -659,7 +671,7 @@ def _floor_multiple_near_creases(vertices: np.ndarray, maps: DetailMaps) -> np.n
     within NEAR_CREASE_REACH of its dominant band's longest wavelength from one. A smooth copy at that
     scale fits over the crease as well, and a quadric cannot follow a flat face and its rounded edge
     at once: it leaves a bump on the flat side (the 3x slab composite's fitted top beside its rims:
-    1.45 floors median, and 35 % of that top read detail; its flat patch beside the slab's corner 8 %)."""
+    1.06 floors median, 2.29 at the 95th percentile)."""
     from scipy.spatial import cKDTree
 
     on_crease = maps.crease >= CREASE_ANGLE
@@ -689,19 +701,21 @@ def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floo
     layout = layout or default_bands(voxel, size)
     floor = FLOOR_VOXELS * voxel if floor is None else floor
     maps = surface_detail(SurfacePoints.from_vertices(v, f), layout, f, device=device, moved=input_on_result)
-    # "no detail": the dominant band's height with its neighbours' (root sum of squares) below the
-    # floor. Not the strongest band's alone: a ripple just above a band edge puts 0.6 of its height in
-    # one band and 0.4 in the next, so a 2-floor ripple read 0.92 floors there, and "no detail". Not
-    # ``amplitude`` either: it reaches an octave beyond the last band, where a smooth base's coarsest
-    # fits leave their bias (the exact flat patch read 26 % detail, the exact sphere 20 %)
+    # "no detail": the dominant band's height with its neighbours', each over the narrow window
+    # (LOCAL_RADIUS), below the floor. Heights added, not their squares: a ripple near a band edge puts
+    # 0.6 of its height in one band and 0.4 in the next, in phase, so their root sum of squares read 0.72
+    # of it (the composite's 1.7-floor ripple read 1.1 floors, and 5 % of it "no detail"). Two patterns
+    # of their own in neighbouring bands read up to 1.4x taller: that errs toward "detail". Not the
+    # strongest band's alone, nor ``amplitude``: it reaches an octave beyond the last band, where a
+    # smooth base's coarsest fits leave their bias (the exact flat patch read 26 % detail)
     rows = np.arange(len(v))
     near = np.zeros(len(v))
     for offset in range(-NEAR_BANDS, NEAR_BANDS + 1):
         band = maps.dominant + offset
         inside = (band >= 0) & (band < layout.count)
-        near += np.where(inside, maps.bands[rows, np.clip(band, 0, layout.count - 1)] ** 2, 0.0)
+        near += np.where(inside, maps.local_bands[rows, np.clip(band, 0, layout.count - 1)], 0.0)
     state = np.full(len(v), STATES["detail"], np.uint8)
-    weak = np.sqrt(near) < floor * _floor_multiple_near_creases(v, maps)
+    weak = near < floor * _floor_multiple_near_creases(v, maps)
     coarse = maps.beyond >= COARSER_FLOORS * floor
     state[weak & coarse] = STATES["coarser"]
     state[weak & ~coarse] = STATES["none"]
