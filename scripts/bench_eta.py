@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 CHECKPOINTS = (0.25, 0.50, 0.75)
 WARMUP = ("rotor", 80, 32)
-FITS = (("suzanne", 200, 0), ("rotor", 300, 0), ("elephant", 150, 48), ("suzanne", 400, 64))
+FITS = (("suzanne", 200, 0), ("rotor", 300, 0), ("elephant", 150, 48), ("suzanne", 400, 64), ("bunny00", 200, 0),
+        ("elephant", 150, 0))
 
 
 def run_fit(mesh_name: str, steps: int, resolution: int, folder: Path) -> tuple[float, float, list, str]:

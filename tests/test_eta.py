@@ -10,11 +10,11 @@ from nstr.server.eta import JobEta, StageCosts, progress_of
 
 
 def fit_job(costs: StageCosts, step_s: float, after_fit_s: float, steps: int = 100,
-            grid_points: int | None = None) -> list[float | None]:
+            surface_cells: float | None = None) -> list[float | None]:
     """A job: sampling at t=0, fitting `steps` at `step_s` each (an event every 10 steps, with the fit's own
     ETA), extracting/attributes, done `after_fit_s` after the last step. Returns the ETA after each event."""
     eta = JobEta("sdf", 0.0, costs)
-    out = [eta.update(0.0, "sampling", 1, 1, None, {"grid_points": grid_points} if grid_points else None)]
+    out = [eta.update(0.0, "sampling", 1, 1, None, {"surface_cells": surface_cells} if surface_cells else None)]
     t0 = 1.0
     for step in range(0, steps + 1, 10):
         now = t0 + step * step_s
@@ -42,11 +42,14 @@ def test_progress_follows_the_phase_spans_and_never_goes_back():
     assert progress_of("attributes", 1, 1, 0.9) == pytest.approx(1.0)
 
 
-def test_the_after_fit_cost_comes_from_the_nearest_size_scaled_by_its_area():
+def test_the_after_fit_cost_scales_with_the_surface_as_the_sizes_seen_say():
     costs = StageCosts()
-    fit_job(costs, step_s=0.1, after_fit_s=4.0, grid_points=32**3)          # 40 steps for a 32^3 grid
-    fit_job(costs, step_s=0.1, after_fit_s=90.0, grid_points=256**3)        # 900 steps for 256^3
-    finer = fit_job(costs, step_s=0.1, after_fit_s=16.0, grid_points=64**3)  # nearest: 32^3, area x4
-    assert finer[6] == pytest.approx(50 * 0.1 + 4 * 40 * 0.1)                # 21 s
-    same = fit_job(costs, step_s=0.2, after_fit_s=180.0, grid_points=256**3)  # a size seen before: its cost
-    assert same[6] == pytest.approx(50 * 0.2 + 900 * 0.2)
+    fit_job(costs, step_s=0.1, after_fit_s=4.0, surface_cells=1000)            # 40 steps for 1000 cells
+    # one size known: 8x the cells costs 8 ** (2/3) = 4x the steps (the prior), 160 steps
+    bigger = fit_job(costs, step_s=0.1, after_fit_s=10.0, surface_cells=8000)  # ... it took 100
+    assert bigger[6] == pytest.approx(50 * 0.1 + 160 * 0.1)                    # 21 s at step 50
+    # two sizes known: 8x the cells cost 2.5x the steps, so 8x more again costs 2.5x more: 250 steps
+    largest = fit_job(costs, step_s=0.1, after_fit_s=25.0, surface_cells=64000)
+    assert largest[6] == pytest.approx(50 * 0.1 + 250 * 0.1)
+    same = fit_job(costs, step_s=0.2, after_fit_s=50.0, surface_cells=64000)  # a size seen before: its cost
+    assert same[6] == pytest.approx(50 * 0.2 + 250 * 0.2)

@@ -3,12 +3,13 @@ measured step rate, plus what the stages after the fit (extracting, attributes, 
 result) cost on this server's earlier jobs of the same task.
 
 Those stages cost seconds that the fit's own ETA does not know about (on a 2-core CPU a quick
-Suzanne fit at the automatic resolution spent 48 of its 60 s after the last step). Their cost is
+Suzanne fit at the automatic resolution spent 17 of its 24 s after the last step). Their cost is
 learnt in *fit steps* (seconds after the fit / seconds per step of that job's fit), with the job's
-size (an SDF's marching-cubes grid points, which the task reports as ``grid_points`` in a progress
-event's metrics before it fits): it carries over between a loaded and an idle machine, a CPU and a
-GPU, with the new job's step time, and between sizes as :class:`StageCosts` says. Until a task has
-finished once on this server, only the fit's remaining time is known and the ETA says no more.
+size (an SDF's surface in extraction-grid cells, which the task reports as ``surface_cells`` in a
+progress event's metrics before it fits): it carries over between a loaded and an idle machine, a
+CPU and a GPU, with the new job's step time, and between sizes as :class:`StageCosts` says. Until a
+task has finished once on this server, only the fit's remaining time is known and the ETA says no
+more.
 """
 
 from __future__ import annotations
@@ -32,13 +33,20 @@ def progress_of(phase: str, step: int, total: int, previous: float) -> float:
     return max(previous, min(1.0, lo + (hi - lo) * frac))
 
 
+PRIOR_EXPONENT = 2 / 3   # after-fit steps ~ surface cells ** this, until two sizes are known (2-core CPU,
+#                          quick preset: rotor 32^3 -> 256^3, 67.7x the cells, 53 -> 889 steps: 0.67;
+#                          Suzanne 64^3 -> 256^3, 16.4x, 59 -> 518: 0.78; rotor 32^3 -> Suzanne 256^3: 0.65)
+DISTINCT_SIZES = 1.5     # two sizes this far apart (ratio) or more set the exponent between them
+
+
 class StageCosts:
     """Per task, what everything after the fit cost the last jobs, in fit steps, with each job's size.
 
     A job is predicted from the earlier jobs of the nearest size (the same size when there is one),
-    scaled by the size ratio to the 2/3 power: for a grid of ``size`` points that is the surface's
-    area (vertices to extract, colour and score), which drove the after-fit cost on the CPU
-    (64^3 -> 256^3: 58 -> 830 fit steps, a ratio of 14 for 16 in area, 64 in points).
+    scaled by the size ratio to a power: the slope, on a log-log scale, between the nearest size and
+    the next nearest distinct one, once there are two; PRIOR_EXPONENT before. Not the surface's
+    cells to the first power: a fixed part (writing the result, scoring) does not grow with it, and a
+    32^3 job scaled so to the automatic 256^3 read 4-5x the time that followed.
     """
 
     def __init__(self) -> None:
@@ -52,9 +60,18 @@ class StageCosts:
         seen = self._after_fit.get(task)
         if not seen:
             return None
-        nearest = min(seen, key=lambda entry: abs(math.log(entry[0] / size)))[0]
-        steps = statistics.median(s for z, s in seen if z == nearest)
-        return steps * (size / nearest) ** (2 / 3)
+        by_size: dict[float, list[float]] = defaultdict(list)
+        for z, steps in seen:
+            by_size[z].append(steps)
+        nearest = sorted(by_size, key=lambda z: abs(math.log(z / size)))
+        z1, s1 = nearest[0], statistics.median(by_size[nearest[0]])
+        exponent = PRIOR_EXPONENT
+        apart = [z for z in nearest[1:] if abs(math.log(z / z1)) >= math.log(DISTINCT_SIZES)]
+        if apart and s1 > 0:
+            s2 = statistics.median(by_size[apart[0]])
+            if s2 > 0:
+                exponent = min(1.0, max(0.0, math.log(s2 / s1) / math.log(apart[0] / z1)))
+        return s1 * (size / z1) ** exponent
 
 
 class JobEta:
@@ -67,13 +84,13 @@ class JobEta:
         self.fit_start_step = 0
         self.fit_end: float | None = None            # time the fit's last step was reported
         self.step_seconds: float | None = None       # measured seconds per fit step
-        self.size = 1.0                              # the job's size for the after-fit stages (grid points)
+        self.size = 1.0                              # the job's size for the after-fit stages (surface cells)
 
     def update(self, now: float, phase: str, step: int, total: int, fit_eta: float | None,
                metrics: dict | None = None) -> float | None:
         """The job's ETA in seconds after this event (None while nothing can be said)."""
         self.progress = progress_of(phase, step, total, self.progress)
-        size = (metrics or {}).get("grid_points")
+        size = (metrics or {}).get("surface_cells")
         if isinstance(size, (int, float)) and size > 0:
             self.size = float(size)
         if phase in FIT_PHASES:

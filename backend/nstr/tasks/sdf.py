@@ -255,6 +255,13 @@ def choose_resolution(opts: SDFOptions, feature_width: float) -> tuple[int, dict
     return (opts.resolution or auto), info
 
 
+def surface_cells(unit: Mesh, resolution: int) -> float:
+    """The unit-box surface's area in cells of the extraction grid: about the extracted vertex count."""
+    from nstr.geometry.mesh import face_area2
+
+    return float(face_area2(unit.vertices, unit.faces).sum() / 2.0 / (2.0 / (resolution - 1)) ** 2)
+
+
 def _sample_stage(mesh: Mesh, opts: SDFOptions, seed: int, closed: bool, cache_dir: Path | None,
                   device: Any) -> Prepared:
     from nstr.geometry.feature_size import face_widths, feature_size
@@ -386,8 +393,9 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
 
     with run.stage("sampling", timing="sample"):
         prep = _sample_stage(mesh, opts, cfg.train.seed, closed, cache_dir, device)
-    # the size of the stages after the fit (extraction evaluates the grid), for the server's ETA
-    run.emit("sampling", 1, 1, metrics={"grid_points": prep.resolution ** 3})
+    # the size of the stages after the fit, for the server's ETA: the surface's area in grid cells (the
+    # vertices to extract, colour, simplify and score)
+    run.emit("sampling", 1, 1, metrics={"surface_cells": surface_cells(prep.unit, prep.resolution)})
     field = build_field(cfg.field, in_dim=3, out_dim=1)
     objective = _objective(prep.samples, opts, device, cfg.train.batch_size, prep.holdout)
     final = run.fit(field, objective, cfg.train, device=device, checkpoint=checkpoint)
