@@ -102,7 +102,7 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, *, face_budget: int = 0, m
                           f"Use a budget between {FACE_BUDGET_MIN} and {len(f)}")
     _check_manifold(f)
     if face_budget:
-        lod_v, lod_f = _qslim(v, f, face_budget)
+        lod_v, lod_f = _collapse(v, f, face_budget, _shape(f))
         runs = 1
         err_max, err_mean = surface_error(v, f, lod_v, lod_f)
     else:
@@ -121,14 +121,47 @@ def _check_manifold(f: np.ndarray) -> None:
                          "Simplify a manifold mesh (marching cubes gives one), or repair it first")
 
 
-def _qslim(v: np.ndarray, f: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """QSlim to ``budget`` faces, then its vertices refitted to the dense ones (:func:`refit`)."""
+PRESIMPLIFY = 3             # fast collapses down to this many times the budget, QSlim's exact queue the rest
+FAST_AGGRESSIVENESS = 3.0   # fast_simplification's ``agg`` (7, its default, doubled the error on Suzanne)
+
+
+def _shape(faces: np.ndarray) -> tuple[int, bool, int, bool]:
+    """What edge collapses must not change: (Euler characteristic, closed, components, edge-manifold)."""
+    from nstr.geometry.topology import edge_table, euler_characteristic, face_components, is_watertight
+
+    f = np.asarray(faces, np.int64)
+    table = edge_table(f)
+    return (euler_characteristic(f), is_watertight(table), int(face_components(table).max()) + 1,
+            not table.nonmanifold.any())
+
+
+def _collapse(v: np.ndarray, f: np.ndarray, budget: int, shape: tuple[int, bool, int, bool]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Edge collapses to ``budget`` faces, then the vertices refitted to the dense ones (:func:`refit`).
+
+    Two stages: Fast Quadric Mesh Simplification (``fast_simplification``, the same quadric error
+    metric, collapsing in threshold sweeps) down to PRESIMPLIFY x the budget, the near-free collapses
+    of flat and smooth areas; then libigl's QSlim, whose exact priority queue makes the choices that
+    matter and stops where a further collapse would change the topology. On the rippled slab of
+    ``tests/test_simplify.py`` (58k faces to 3000) 0.10 s instead of 0.56 s for QSlim alone, the same
+    error and the same 720 ripple vertices kept; on an 80k-face Suzanne to a sixth 0.46 s instead of
+    1.09 s, error 0.00151 / 0.000077 (QSlim alone 0.00151 / 0.000080). The fast stage alone reached
+    neither the budget nor the adaptivity (it kept 42x as many flat vertices). It has no link
+    condition, so where its result's :func:`_shape` differs from the dense mesh's ``shape`` (or it
+    left unused vertices) QSlim starts from the dense mesh."""
+    import fast_simplification
     import igl
 
-    out = igl.qslim(v, f, int(budget))
+    start_v, start_f = v, f
+    if PRESIMPLIFY * budget < len(f):
+        mid_v, mid_f = fast_simplification.simplify(np.ascontiguousarray(v), np.ascontiguousarray(f, np.int32),
+                                                    target_count=int(PRESIMPLIFY * budget), agg=FAST_AGGRESSIVENESS)
+        if len(mid_f) and len(np.unique(mid_f)) == len(mid_v) and _shape(mid_f) == shape:
+            start_v, start_f = np.asfortranarray(mid_v, np.float64), np.asfortranarray(mid_f, np.int32)
+    out = igl.qslim(start_v, start_f, int(budget))
     lod_v, lod_f = out[-4], out[-3]   # (U, G, J, I); older bindings put a success flag first
-    lod_f = np.ascontiguousarray(lod_f, np.int64)
-    return refit(v, np.ascontiguousarray(lod_v, np.float64), lod_f), lod_f
+    lod_v, lod_f = np.ascontiguousarray(lod_v, np.float64), np.ascontiguousarray(lod_f, np.int64)
+    return refit(v, lod_v, lod_f), lod_f
 
 
 def refit(v: np.ndarray, lod_v: np.ndarray, lod_f: np.ndarray, stiffness: float = REFIT_STIFFNESS) -> np.ndarray:
@@ -150,9 +183,11 @@ def refit(v: np.ndarray, lod_v: np.ndarray, lod_f: np.ndarray, stiffness: float 
     e0, e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], np.asarray(closest) - tri[:, 0]
     d00, d01, d11 = (e0 * e0).sum(1), (e0 * e1).sum(1), (e1 * e1).sum(1)
     d20, d21 = (e2 * e0).sum(1), (e2 * e1).sum(1)
-    det = np.maximum(d00 * d11 - d01 * d01, 1e-300)
+    det = d00 * d11 - d01 * d01
+    sliver = det <= 1e-9 * d00 * d11   # a face with no area has no stable barycentrics: its points are left
+    det = np.where(sliver, 1.0, det)   # untied (the faces around it hold the surface there)
     b1, b2 = (d11 * d20 - d01 * d21) / det, (d00 * d21 - d01 * d20) / det
-    weights = np.stack([1 - b1 - b2, b1, b2], 1)
+    weights = np.stack([1 - b1 - b2, b1, b2], 1) * ~sliver[:, None]
     tie = sp.csr_matrix((weights.ravel(), (np.repeat(np.arange(len(v)), 3), corners.ravel())),
                         shape=(len(v), len(lod_v)))
     lam = stiffness * len(v) / max(len(lod_v), 1)
@@ -180,11 +215,12 @@ def _search_error(v: np.ndarray, f: np.ndarray, target: float
     bracket [fails, meets]; the dense mesh itself meets any target, so it is the bracket's top."""
     n = len(f)
     best = (v, np.asarray(f, np.int64), 0.0, 0.0)
+    shape = _shape(f)
     lo, hi = FACE_BUDGET_MIN - 1, n              # lo: a count known to fail (or the floor); hi: known to meet
     guess = max(FACE_BUDGET_MIN, n // FIRST_REDUCTION)
     runs = 0
     while runs < SEARCH_RUNS and hi - lo > max(2, hi // 50):
-        lod_v, lod_f = _qslim(v, f, guess)
+        lod_v, lod_f = _collapse(v, f, guess, shape)
         runs += 1
         err_max, err_mean = surface_error(v, f, lod_v, lod_f)
         faces_now = len(lod_f)
