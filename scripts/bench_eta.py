@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """How far off is the ETA a running job reports? Several small real SDF fits, each run the way the
-server runs a job (``nstr.server.engine.execute``: the upload read, the task, the result written),
+server runs a job (``nstr.server.engine.execute``: the upload read, the task run by
+``nstr.job.run_job_spec``, the result written),
 with the config the panel sends (``TaskSettings.job_config``), on the CPU. Every progress event is
 recorded with its time; the server's ETA (``nstr.server.eta.JobEta``) is replayed over the events
 twice, in one run:
@@ -38,8 +39,8 @@ def run_fit(mesh_name: str, steps: int, resolution: int, folder: Path) -> tuple[
     """One job as the server runs it; returns (start, end, [(time, event)], final state)."""
     from bench_sdf import load
     from nstr.remote import wire
-    from nstr.server.engine import JobSpec, execute
-    from nstr.server.registry import TaskRegistry
+    from nstr.job import JobSpec
+    from nstr.server.engine import execute
     from nstr.server.store import INPUT
     from nstr_blender.core.settings import TaskSettings
 
@@ -58,7 +59,7 @@ def run_fit(mesh_name: str, steps: int, resolution: int, folder: Path) -> tuple[
             end.update(ev, at=time.time())
 
     start = time.time()
-    execute(JobSpec(f"{mesh_name}-{steps}", "sdf", config, folder), TaskRegistry(), report, lambda: False)
+    execute(JobSpec(f"{mesh_name}-{steps}", "sdf", config, folder / INPUT, folder=folder), report, lambda: False)
     return start, end["at"], events, str(end.get("state"))
 
 

@@ -458,7 +458,7 @@ def test_the_job_thread_yields_the_cpu_to_requests_and_the_heap_is_settled_betwe
         node.self = node  # type: ignore[attr-defined]
         return weakref.ref(node)
 
-    engine = LocalEngine(registry=None, device=torch.device("cpu"))
+    engine = LocalEngine(device=torch.device("cpu"))
     try:
         assert engine.ready.wait(10)
         stat = Path(f"/proc/self/task/{engine._thread.native_id}/stat").read_text()

@@ -287,9 +287,8 @@ def test_one_failure_description_for_every_engine(tmp_path: Path) -> None:
     import torch
 
     from nstr.batch.engines import LocalEngine
-    from nstr.batch.work import JobSpec as BatchSpec
-    from nstr.batch.work import MeshFile
     from nstr.errors import Cancelled, InputError
+    from nstr.job import JobSpec, MeshFile
     from nstr.geometry.mesh import load_mesh
     from nstr.job_failure import describe_failure
 
@@ -310,9 +309,65 @@ def test_one_failure_description_for_every_engine(tmp_path: Path) -> None:
     user = describe_failure(raised.value)
     assert user.kind == "input" and user.fix
     engine = LocalEngine()
-    engine.submit([BatchSpec("broken", "sdf", dict(TINY), MeshFile("broken.off", bad))])
+    engine.submit([JobSpec("broken", "sdf", dict(TINY), MeshFile("broken.off", bad))])
     (outcome,) = engine.poll(0)
     assert outcome.state == "failed" and outcome.message == user.line()
+
+
+@pytest.mark.slow
+def test_the_server_and_the_batch_run_jobs_through_one_spec_and_runner(tmp_path: Path) -> None:
+    """One job layer (issue 30): the server's engine and the batch command's engine take the same
+    ``JobSpec`` and run it with the same ``run_job_spec``. The same tiny SDF job, as each receives it
+    (the server: the upload in the job's folder, checked at submit; the batch: the mesh file's bytes),
+    reports the same keys; the same broken arrays fail with the same words, the server skipping the
+    submit-time ``validate_job`` and the batch running it."""
+    import torch
+    import trimesh
+
+    from nstr.batch.engines import LocalEngine as BatchEngine
+    from nstr.job import JobSpec, MeshFile
+    from nstr.server.engine import LocalEngine as ServerEngine
+    from nstr.server.store import INPUT
+
+    ball = icosphere()
+    broken = {**ball, "faces": ball["faces"].copy()}
+    broken["faces"][3, 1] = len(ball["vertices"]) + 7  # an index past the last vertex
+    config = {**TINY, "device": "cpu"}
+
+    server = ServerEngine(device=torch.device("cpu"))
+    ends: dict[str, dict] = {}
+    ended = threading.Event()
+
+    def report(job_id: str, ev: dict) -> None:
+        if ev["type"] == "end":
+            ends[job_id] = ev
+            ended.set()
+
+    server.bind(report)
+    try:
+        for name, arrays in (("good", ball), ("broken", broken)):
+            folder = tmp_path / name
+            folder.mkdir()
+            wire.write_file(folder / INPUT, {}, arrays)
+            ended.clear()
+            server.start(JobSpec(name, "sdf", config, folder / INPUT, folder=folder, validated=True))
+            assert ended.wait(300), f"the server's engine never ended the {name} job"
+    finally:
+        server.stop()
+    assert ends["good"]["state"] == "done", ends["good"]
+    server_report = json.loads((tmp_path / "good" / "report.json").read_text())
+
+    ply = trimesh.Trimesh(ball["vertices"], ball["faces"], process=False).export(file_type="ply")
+    batch = BatchEngine()
+    batch.submit([JobSpec("good", "sdf", config, MeshFile("good.ply", ply)),
+                  JobSpec("broken", "sdf", config, broken)])
+    good, bad = batch.poll(0) + batch.poll(0)
+    assert good.state == "done" and good.report is not None, good.message
+    assert sorted(good.report) == sorted(server_report) and good.report["task"] == server_report["task"] == "sdf"
+
+    failed = ends["broken"]
+    assert failed["state"] == bad.state == "failed"
+    assert "index" in failed["error"] and bad.message == f"{failed['error']}. {failed['fix']}"
 
 
 def test_release_gpu_on_a_cpu_server_says_so(client: BackendClient) -> None:

@@ -1,5 +1,6 @@
-"""Ray, the distributed engine under ``--engine ray``: import check, connection, the remote fit and
-the progress board that running jobs report to. Shared by ``nstr batch`` and ``nstr serve --engine ray``.
+"""Ray, the distributed engine under ``--engine ray``: import check, connection, the remote fit (the
+shared :func:`nstr.job.run_job_spec` on a worker), the progress board that running jobs report to, and
+where a job ran. Shared by ``nstr batch`` and ``nstr serve --engine ray``.
 
 Ray is optional: nothing here imports it at module load, and :func:`require_ray` turns its absence
 into a one-line error that says how to install it.
@@ -13,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nstr.batch.work import JobSpec, execute, worker_info
 from nstr.errors import ConfigError
+from nstr.job import JobSpec, run_job_spec
 
 INSTALL_FIX = "Install it with: pip install 'nstr[ray]' (Ray 2.60.0), or use --engine local"
 NO_CLUSTER_FIX = ("Start one with 'ray start --head' (and 'ray start --address HEAD:6379' on the other machines), "
@@ -111,22 +112,40 @@ def _post(board: Any, key: str, event: dict[str, Any]) -> None:
         pass
 
 
+def worker_info() -> dict[str, Any]:
+    """Where this job runs: host, pid and (on Ray) the node id, for the summary's node column."""
+    info: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "node": socket.gethostname()}
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ctx = ray.get_runtime_context()
+            node_id = ctx.get_node_id()
+            info["node_id"] = node_id
+            worker = getattr(ray, "_private").worker.global_worker  # the node's own address, not the host's
+            ip = getattr(worker, "node_ip_address", None) or ray.util.get_node_ip_address()
+            info["node"] = f"{ip}/{node_id[:8]}"
+    except ImportError:
+        pass
+    return info
+
+
 PROGRESS_KEYS = ("phase", "step", "total", "loss", "eta_s")  # what a job's progress carries on every engine
 
 
 def run_on_worker(spec: JobSpec, board: Any) -> tuple[dict, dict, dict]:
     """The body of the Ray task: sign in, fit with throttled progress posts, return (arrays, report, where)."""
     info = worker_info()
-    _post(board, spec.key, {"phase": "starting", "step": 0, "total": 0, **info})
+    _post(board, spec.id, {"phase": "starting", "step": 0, "total": 0, **info})
     last = {"t": 0.0, "phase": None}
 
     def progress(ev: dict[str, Any]) -> None:
         now = time.monotonic()
         if ev.get("phase") != last["phase"] or now - last["t"] >= REPORT_EVERY_S:
             last["t"], last["phase"] = now, ev.get("phase")
-            _post(board, spec.key, {k: ev.get(k) for k in PROGRESS_KEYS})
+            _post(board, spec.id, {k: ev.get(k) for k in PROGRESS_KEYS})
 
-    arrays, report = execute(spec, progress=progress, should_stop=lambda: False)
+    arrays, report = run_job_spec(spec, progress=progress, should_stop=lambda: False)
     return arrays, report, info
 
 

@@ -1,5 +1,6 @@
-"""Where batch jobs run. Both engines take :class:`~nstr.batch.work.JobSpec` s and hand back
-:class:`Outcome` s; the runner does not care which one it drives.
+"""Where batch jobs run. Both engines take :class:`~nstr.job.JobSpec` s, run each with
+:func:`nstr.job.run_job_spec` (as the server does) and hand back :class:`Outcome` s; the runner does
+not care which one it drives.
 
 * ``LocalEngine``: in this process, one job at a time (torch uses ``--cpus-per-job`` threads).
 * ``RayEngine``: every job is a Ray task with ``--cpus-per-job`` / ``--gpus-per-job`` resources, so
@@ -16,8 +17,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nstr.batch.work import JobSpec, execute, worker_info
+from nstr.batch.cluster import PROGRESS_KEYS, worker_info
 from nstr.errors import ConfigError
+from nstr.job import JobSpec, run_job_spec
 
 
 @dataclass
@@ -56,26 +58,25 @@ class LocalEngine:
     def poll(self, timeout: float) -> list[Outcome]:
         if not self._queue:
             return []
-        from nstr.batch.cluster import PROGRESS_KEYS
         from nstr.job_failure import describe_failure
 
         spec = self._current = self._queue.popleft()
         info = worker_info()
-        self._events[spec.key] = {"phase": "starting", "step": 0, "total": 0, "attempts": 1, **info}
+        self._events[spec.id] = {"phase": "starting", "step": 0, "total": 0, "attempts": 1, **info}
         t0 = time.perf_counter()
 
         def progress(ev: dict[str, Any]) -> None:
-            self._events[spec.key].update({k: ev.get(k) for k in PROGRESS_KEYS})
+            self._events[spec.id].update({k: ev.get(k) for k in PROGRESS_KEYS})
             self._on_event()
 
         try:
-            arrays, report = execute(spec, progress=progress, should_stop=lambda: False)
-            out = Outcome(spec.key, "done", arrays, report, node=info["node"], info=info)
+            arrays, report = run_job_spec(spec, progress=progress, should_stop=lambda: False)
+            out = Outcome(spec.id, "done", arrays, report, node=info["node"], info=info)
         except Exception as err:  # a bug or out-of-memory in one fit must not end the batch
             failure = describe_failure(err)
-            out = Outcome(spec.key, failure.state, message=failure.line(), node=info["node"], info=info)
+            out = Outcome(spec.id, failure.state, message=failure.line(), node=info["node"], info=info)
         out.wall_s = time.perf_counter() - t0
-        self._events.pop(spec.key, None)
+        self._events.pop(spec.id, None)
         self._current = None
         return [out]
 
@@ -85,7 +86,7 @@ class LocalEngine:
         self._queue.clear()
         self._current = None
         self._events.clear()
-        return [Outcome(s.key, "cancelled", message="cancelled (interrupted)", attempts=0) for s in specs]
+        return [Outcome(s.id, "cancelled", message="cancelled (interrupted)", attempts=0) for s in specs]
 
     def close(self) -> None:
         pass
@@ -112,8 +113,8 @@ class RayEngine:
 
     def submit(self, specs: list[JobSpec]) -> None:
         for spec in specs:
-            self._refs[self._fn.remote(spec, self.board)] = spec.key
-            self._started[spec.key] = time.perf_counter()
+            self._refs[self._fn.remote(spec, self.board)] = spec.id
+            self._started[spec.id] = time.perf_counter()
 
     def pending(self) -> int:
         return len(self._refs)

@@ -14,8 +14,8 @@ from nstr.batch import plan, summary
 from nstr.batch.engines import LocalEngine, Outcome, RayEngine
 from nstr.batch.inputs import BatchInput, discover
 from nstr.batch.progress import BatchProgress
-from nstr.batch.work import JobSpec, MeshFile
 from nstr.errors import ConfigError
+from nstr.job import JobSpec, MeshFile
 
 ENGINES = ("local", "ray")
 
@@ -121,7 +121,7 @@ def run_batch(inputs: list[str] | list[Path], config: dict[str, Any], opts: Batc
                              f"{cpus:g} CPU and {opts.gpus_per_job:g} GPU per job\n")
             else:
                 engine = LocalEngine(on_event=lambda: bar.update(engine.snapshot()))
-            engine.submit([JobSpec(key=it.stem, task="sdf", config=config,
+            engine.submit([JobSpec(id=it.stem, task="sdf", config=config,
                                    inputs=MeshFile(it.path.name, it.path.read_bytes()),
                                    threads=int(threads) if threads else None) for it in todo])
             while engine.pending():

@@ -75,7 +75,7 @@ class Admission:
             resolved = str(self.data_roots.confine(run_config["dataset_dir"]))
             stored["dataset_dir"] = resolved
             run_config = {**run_config, "dataset_dir": resolved}
-        from nstr.server.registry import check_finite, numpy_views
+        from nstr.job import check_finite, numpy_views
 
         numpy_arrays = numpy_views(arrays)
         module.validate_job(run_config, numpy_arrays)  # first: the task's messages are the CLI's

@@ -9,9 +9,10 @@ shutdown. The engine reports back through ONE callback, ``report(job_id, event)`
 * ``{"type": "progress", "phase", "step", "total", "loss", "eta_s", "metrics"}``
 * ``{"type": "end", "state": "done"|"failed"|"cancelled", "message", "error", "fix", "trace", "metrics"}``
 
-exactly one ``end`` per started job, whatever happens. :func:`execute` is the whole life of one job
-(load the upload, run the task, write the compressed result) and never raises, so any engine
-(this process's thread, a Ray actor on the same file system) gets the same failure handling.
+exactly one ``end`` per started job, whatever happens. A job is a :class:`nstr.job.JobSpec` whose
+input is the upload in its folder; :func:`execute` is the whole life of one job (the task run by
+:func:`nstr.job.run_job_spec`, as every engine of the server and the batch command runs it, then the
+compressed result written) and never raises, so any engine gets the same failure handling.
 Engines are chosen with ``nstr serve --engine NAME`` from :data:`nstr.server.engine_choice.ENGINES`.
 """
 
@@ -24,28 +25,15 @@ import math
 import queue
 import threading
 import traceback
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from nstr.errors import Cancelled
+from nstr.job import JobSpec, run_job_spec
 from nstr.job_failure import Failure, describe_failure
-from nstr.remote import wire
 from nstr.jsonable import jsonable
-from nstr.server.store import INPUT, StorageError, fault, write_result
+from nstr.server.store import StorageError, fault, write_result
 
 Report = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """Everything an engine needs to run a job; plain data, so it can cross a process boundary."""
-
-    id: str
-    task: str
-    config: dict[str, Any]  # as validated at submit, with the server's device filled in
-    folder: Path  # the job's folder: input.nstr is read from it, the result is written into it
-    min_free: int = 0  # bytes the result must leave free on the folder's disk (nstr serve --min-free-mb)
 
 
 class Engine(abc.ABC):
@@ -78,23 +66,19 @@ class Engine(abc.ABC):
         return None
 
 
-def execute(spec: JobSpec, registry: Any, report: Report, should_stop: Callable[[], bool]) -> None:
+def execute(spec: JobSpec, report: Report, should_stop: Callable[[], bool]) -> None:
     """Run one job to its end event. Never raises: an exception anywhere, saving the result included,
     becomes a failed job with a one-line message (the traceback goes to its log)."""
     end: dict[str, Any]
     try:
         report(spec.id, {"type": "log", "line": "started"})
-        module = registry.get(spec.task)
-        _meta, arrays = wire.read_file(spec.folder / INPUT)
-        from nstr.server.registry import to_numpy
 
         def progress(ev: Mapping[str, Any]) -> None:
             if should_stop():
                 raise Cancelled("cancelled by the user")
             report(spec.id, {**ev, "type": "progress"})
 
-        result, job_report = module.run_job(spec.config, to_numpy(arrays), workdir=spec.folder, progress=progress,
-                                            should_stop=should_stop)
+        result, job_report = run_job_spec(spec, progress=progress, should_stop=should_stop)
         if should_stop():
             raise Cancelled("cancelled by the user")
         end = save_result(spec, result, job_report)
@@ -109,6 +93,7 @@ def execute(spec: JobSpec, registry: Any, report: Report, should_stop: Callable[
 def save_result(spec: JobSpec, result: Mapping[str, Any], job_report: Any) -> dict[str, Any]:
     """Write a finished job's result into its folder; the ``end`` event: done, or failed with why it
     could not be saved (a disk without room is named with its free space). Every engine ends a job here."""
+    assert spec.folder is not None, "a server job has a folder"
     try:
         meta = {"job": spec.id, "task": spec.task, "report": json.loads(json.dumps(job_report, default=jsonable))}
         write_result(spec.folder, meta, result, job_report, min_free=spec.min_free)
@@ -129,8 +114,7 @@ class LocalEngine(Engine):
     name = "local"
     slots = 1
 
-    def __init__(self, registry: Any, device: Any) -> None:
-        self.registry = registry
+    def __init__(self, device: Any) -> None:
         self.device = device
         self._inbox: queue.Queue[JobSpec | None] = queue.Queue()
         self._cancelled: set[str] = set()
@@ -170,8 +154,7 @@ class LocalEngine(Engine):
             if spec is None or self._stopping:
                 return
             try:
-                execute(spec, self.registry, self.report,
-                        lambda: self._stopping or spec.id in self._cancelled)
+                execute(spec, self.report, lambda: self._stopping or spec.id in self._cancelled)
             except BaseException:  # execute() never raises; this is the last line of defence
                 traceback.print_exc()
             finally:

@@ -102,7 +102,7 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None =
         for warning in registry.preload():
             _say(f"warning: {warning}")
         policy = retention or Retention()
-        runner = ENGINES[engine](registry=registry, device=dev, **(engine_options or {}))
+        runner = ENGINES[engine](device=dev, **(engine_options or {}))
         _take_signals()  # the engine may have installed its own (Ray's exits with code 15 on SIGTERM)
         jobs = JobQueue(store, registry, dev, runner, Admission(dev, roots), retention=policy, say=_say)
         for note in jobs.recover():

@@ -1,9 +1,10 @@
 """``nstr serve --engine ray``: the server's queue runs on a Ray cluster, ``slots`` jobs at once.
 
 The job index, the uploads and the results stay where the server keeps them (its jobs folder): the
-engine reads ``input.nstr`` here, ships the arrays to a Ray task (cluster nodes need no shared file
-system), and writes the returned result into the job's folder itself. Each job is the same Ray task
-as ``nstr batch`` runs (:func:`nstr.batch.cluster.run_on_worker`, the task's public ``run_job``);
+engine reads ``input.nstr`` here, ships the job with its arrays to a Ray task (:func:`nstr.job.portable`:
+cluster nodes need no shared file system), and writes the returned result into the job's folder itself.
+Each job is the same Ray task as ``nstr batch`` runs (:func:`nstr.batch.cluster.run_on_worker`, which
+runs :func:`nstr.job.run_job_spec` like every engine);
 its progress comes back through the shared progress board. Cancel is ``ray.cancel``: first a
 KeyboardInterrupt inside the task, then, after ``CANCEL_GRACE_S``, the worker process is killed.
 A worker that dies on its own is retried by Ray (``max_retries``).
@@ -17,11 +18,9 @@ import traceback
 from typing import Any
 
 from nstr.batch import cluster
-from nstr.batch.work import JobSpec as WorkSpec
-from nstr.remote import wire
+from nstr.job import JobSpec, portable
 from nstr.job_failure import describe_failure
-from nstr.server.engine import Engine, JobSpec, failure_end, save_result
-from nstr.server.store import INPUT
+from nstr.server.engine import Engine, failure_end, save_result
 
 CANCEL_GRACE_S = 5.0
 POLL_S = 0.25
@@ -30,7 +29,7 @@ POLL_S = 0.25
 class RayEngine(Engine):
     name = "ray"
 
-    def __init__(self, registry: Any = None, device: Any = None, *, address: str | None = None,
+    def __init__(self, device: Any = None, *, address: str | None = None,
                  cpus_per_job: float = 1.0, gpus_per_job: float = 0.0, max_retries: int = 3,
                  slots: int | None = None, local_cpus: int | None = None) -> None:
         from nstr.batch.engines import check_fits
@@ -54,11 +53,7 @@ class RayEngine(Engine):
 
     # ------------------------------------------------------------------ the seam
     def start(self, spec: JobSpec) -> None:
-        _meta, arrays = wire.read_file(spec.folder / INPUT)
-        from nstr.server.registry import to_numpy
-
-        work = WorkSpec(key=spec.id, task=spec.task, config=dict(spec.config), inputs=to_numpy(arrays))
-        ref = self._fn.remote(work, self.board)
+        ref = self._fn.remote(portable(spec), self.board)
         with self._lock:
             self._running[spec.id] = (ref, spec)
         self.report(spec.id, {"type": "log", "line": f"submitted to Ray ({self.cluster['nodes']} node(s))"})

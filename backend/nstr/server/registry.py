@@ -1,4 +1,5 @@
-"""Which job tasks this server can run: the modules named in ``nstr.tasks.JOB_TASKS``.
+"""Which job tasks this server can run: the modules named in ``nstr.tasks.JOB_TASKS``, imported by
+:func:`nstr.job.task_module` (the lookup every engine's jobs use).
 
 Task modules are imported once at start-up (they pull in torch), so the first submit is not
 slow and a task whose module is broken is reported by name instead of failing every job.
@@ -6,16 +7,12 @@ slow and a task whose module is broken is reported by name instead of failing ev
 
 from __future__ import annotations
 
-import importlib
 import threading
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any
 
-import numpy as np
-
-from nstr.chunked import row_chunks
-from nstr.errors import ConfigError, InputError
-from nstr.remote.wire import Array
+from nstr.errors import ConfigError
+from nstr.job import task_module
 
 
 class TaskRegistry:
@@ -56,37 +53,10 @@ class TaskRegistry:
                 raise ConfigError(f"task '{name}' is unavailable on this server: {self._broken[name]}",
                                   "Fix the backend installation or use another task")
             try:
-                module = importlib.import_module(self.known[name])
-                for fn in ("validate_job", "run_job"):
-                    if not callable(getattr(module, fn, None)):
-                        raise ImportError(f"{self.known[name]} has no {fn}()")
+                module = task_module(name)  # the one lookup, the same every engine's jobs use
             except Exception as err:  # a broken task module must not take the server down
                 self._broken[name] = f"{type(err).__name__}: {err}".splitlines()[0][:300]
                 raise ConfigError(f"task '{name}' is unavailable on this server: {self._broken[name]}",
                                   "Fix the backend installation or use another task") from None
             self._modules[name] = module
             return module
-
-
-def numpy_views(arrays: Mapping[str, Array]) -> dict[str, np.ndarray]:
-    """Wire arrays as numpy views on their bytes (no copies; memory-mapped for an upload)."""
-    return {name: arr.to_numpy() for name, arr in arrays.items()}
-
-
-def check_finite(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The check every task needs, after the task's own (which name the problem better): finite floats.
-    In chunks, so a memory-mapped upload's resident memory stays flat."""
-    for name, a in arrays.items():
-        if a.dtype.kind != "f" or not a.size:
-            continue
-        flat = a.reshape(-1)
-        bad = sum(int(np.count_nonzero(~np.isfinite(part))) for _, part in row_chunks(flat, 1 << 20))
-        if bad:
-            raise InputError(f"array '{name}' contains {bad} NaN or infinite value(s)",
-                             "Clean the mesh (e.g. Mesh > Clean Up in Blender) and resubmit")
-    return dict(arrays)
-
-
-def to_numpy(arrays: Mapping[str, Array]) -> dict[str, np.ndarray]:
-    """Wire arrays as numpy arrays, after the checks every task needs: finite floats."""
-    return check_finite(numpy_views(arrays))

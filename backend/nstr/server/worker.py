@@ -31,7 +31,8 @@ from nstr.errors import ConfigError
 from nstr.remote import wire
 from nstr.server import device_info
 from nstr.server.admission import Admission
-from nstr.server.engine import Engine, JobSpec, plain
+from nstr.job import JobSpec
+from nstr.server.engine import Engine, plain
 from nstr.server.eta import PHASE_SPANS, JobEta, StageCosts  # noqa: F401 - PHASE_SPANS re-exported
 from nstr.server.registry import TaskRegistry
 from nstr.server.store import INPUT, INTERRUPTED, INTERRUPTED_FIX, TERMINAL, Job, JobStore, StorageError
@@ -348,8 +349,9 @@ class JobQueue:
                 with self._lock:
                     self._queue.pop(0)
                     self._running.add(job.id)
-                spec = JobSpec(id=job.id, task=job.task, config=self._with_device(job.config),
-                               folder=self.store.folder(job.id), min_free=self.store.min_free)
+                folder = self.store.folder(job.id)
+                spec = JobSpec(id=job.id, task=job.task, config=self._with_device(job.config), inputs=folder / INPUT,
+                               folder=folder, min_free=self.store.min_free, validated=True)  # admitted at submit
             try:
                 self.engine.start(spec)
             except BaseException as err:  # the engine refused: this job fails, the next one is tried
