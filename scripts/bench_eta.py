@@ -6,9 +6,10 @@ with the config the panel sends (``TaskSettings.job_config``), on the CPU. Every
 recorded with its time; the server's ETA (``nstr.server.eta.JobEta``) is replayed over the events
 twice, in one run:
 
-* before: no finished job to learn from: the fit's remaining steps only (what the server said before);
+* before: each job as a server's first (nothing learnt yet): the fit's remaining steps plus, for an
+  SDF, the after-fit cost of ``nstr.server.eta.FIRST_JOB`` scaled to its size;
 * after: the stages after the fit, learnt in fit steps from the jobs this server finished before
-  (a warm-up job first, as a server's first job has no history either).
+  (a warm-up job first).
 
 At the first event at or past 25 / 50 / 75 % progress, |ETA - real remaining time| / real remaining.
 
@@ -59,7 +60,8 @@ def run_fit(mesh_name: str, steps: int, resolution: int, folder: Path) -> tuple[
             end.update(ev, at=time.time())
 
     start = time.time()
-    execute(JobSpec(f"{mesh_name}-{steps}", "sdf", config, folder / INPUT, folder=folder), report, lambda: False)
+    execute(JobSpec(f"{mesh_name}-{steps}", "sdf", config, folder / INPUT, folder=folder, validated=True), report,
+            lambda: False)
     return start, end["at"], events, str(end.get("state"))
 
 

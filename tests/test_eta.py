@@ -53,3 +53,11 @@ def test_the_after_fit_cost_scales_with_the_surface_as_the_sizes_seen_say():
     assert largest[6] == pytest.approx(50 * 0.1 + 250 * 0.1)
     same = fit_job(costs, step_s=0.2, after_fit_s=50.0, surface_cells=64000)  # a size seen before: its cost
     assert same[6] == pytest.approx(50 * 0.2 + 250 * 0.2)
+
+
+def test_a_first_sdf_job_borrows_the_cpu_figure_scaled_to_its_size():
+    from nstr.server.eta import FIRST_JOB
+
+    cells, steps = FIRST_JOB["sdf"]
+    first = fit_job(StageCosts(), step_s=0.1, after_fit_s=30.0, surface_cells=8 * cells)   # 8x: 4x the steps
+    assert first[6] == pytest.approx(50 * 0.1 + 4 * steps * 0.1)

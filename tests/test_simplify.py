@@ -103,6 +103,30 @@ def test_budget_is_met_and_attributes_transfer_from_nearby_vertices(slab) -> Non
     assert np.abs(height[lod.source] - (lod.vertices[:, 2] - SLAB_TOP)).max() <= lod.max_error + spacing
 
 
+def test_the_topology_survives_where_the_fast_collapses_break_it() -> None:
+    """A gyroid shell in a ball: 4 pieces with tunnels (Euler characteristic -18). The fast first stage
+    (fast_simplification) alone, asked for 3x a twentieth of its faces, fuses the pieces into one
+    (-24): the result must come from QSlim on the dense mesh, which keeps all four and every tunnel."""
+    import fast_simplification
+    from skimage.measure import marching_cubes
+
+    from nstr.geometry.simplify import FAST_AGGRESSIVENESS, PRESIMPLIFY, _shape
+
+    s = np.linspace(-1.0, 1.0, 64)
+    x, y, z = (c * 2.0 * math.pi for c in np.meshgrid(s, s, s, indexing="ij"))
+    gyroid = np.sin(x) * np.cos(y) + np.sin(y) * np.cos(z) + np.sin(z) * np.cos(x)
+    d = np.maximum(gyroid - 0.3, np.sqrt(sum(c * c for c in np.meshgrid(s, s, s, indexing="ij"))) - 0.9)
+    v, f, _, _ = marching_cubes(d, 0.0, spacing=(s[1] - s[0],) * 3)
+    v, f = v.astype(np.float64) - 1.0, f.astype(np.int64)
+    budget = len(f) // 20
+    fast = fast_simplification.simplify(v, f.astype(np.int32), target_count=PRESIMPLIFY * budget,
+                                        agg=FAST_AGGRESSIVENESS)[1]
+    assert _shape(fast) != _shape(f)                     # the case is what it says
+    lod = simplify(v, f, face_budget=budget)
+    assert _shape(lod.faces) == _shape(f) == (-18, True, 4, True)
+    assert len(lod.faces) <= budget
+
+
 def test_a_box_keeps_its_corners_and_edges() -> None:
     box = trimesh.creation.box(extents=(2.0, 1.0, 0.5))
     v, f = trimesh.remesh.subdivide_to_size(box.vertices, box.faces, max_edge=0.05)

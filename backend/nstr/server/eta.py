@@ -8,8 +8,8 @@ learnt in *fit steps* (seconds after the fit / seconds per step of that job's fi
 size (an SDF's surface in extraction-grid cells, which the task reports as ``surface_cells`` in a
 progress event's metrics before it fits): it carries over between a loaded and an idle machine, a
 CPU and a GPU, with the new job's step time, and between sizes as :class:`StageCosts` says. Until a
-task has finished once on this server, only the fit's remaining time is known and the ETA says no
-more.
+task has finished once on this server, an SDF job that reported its size is predicted from a 2-core
+CPU's figure (FIRST_JOB); any other counts the fit's remaining time only.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ PRIOR_EXPONENT = 2 / 3   # after-fit steps ~ surface cells ** this, until two si
 #                          quick preset: rotor 32^3 -> 256^3, 67.7x the cells, 53 -> 889 steps: 0.67;
 #                          Suzanne 64^3 -> 256^3, 16.4x, 59 -> 518: 0.78; rotor 32^3 -> Suzanne 256^3: 0.65)
 DISTINCT_SIZES = 1.5     # two sizes this far apart (ratio) or more set the exponent between them
+FIRST_JOB = {"sdf": (2538.0, 53.0)}   # before a task has finished on this server: (surface cells, after-fit
+#                                       steps) of a quick rotor fit at 32^3 on a 2-core CPU, scaled as above. A GPU
+#                                       fits faster than it scores, so there it errs short, as the fit alone did
 
 
 class StageCosts:
@@ -56,10 +59,15 @@ class StageCosts:
         if math.isfinite(after_fit_steps) and after_fit_steps >= 0 and size > 0:
             self._after_fit[task].append((size, after_fit_steps))
 
-    def after_fit_steps(self, task: str, size: float = 1.0) -> float | None:
+    def after_fit_steps(self, task: str, size: float | None = None) -> float | None:
+        """The after-fit stages' cost in fit steps for a job of ``size`` (None: the job said none)."""
         seen = self._after_fit.get(task)
         if not seen:
-            return None
+            if size is None or task not in FIRST_JOB:
+                return None
+            z0, s0 = FIRST_JOB[task]
+            return s0 * (size / z0) ** PRIOR_EXPONENT
+        size = 1.0 if size is None else size
         by_size: dict[float, list[float]] = defaultdict(list)
         for z, steps in seen:
             by_size[z].append(steps)
@@ -84,7 +92,7 @@ class JobEta:
         self.fit_start_step = 0
         self.fit_end: float | None = None            # time the fit's last step was reported
         self.step_seconds: float | None = None       # measured seconds per fit step
-        self.size = 1.0                              # the job's size for the after-fit stages (surface cells)
+        self.size: float | None = None               # the job's size for the after-fit stages (surface cells)
 
     def update(self, now: float, phase: str, step: int, total: int, fit_eta: float | None,
                metrics: dict | None = None) -> float | None:
@@ -115,4 +123,4 @@ class JobEta:
     def finish(self, now: float) -> None:
         """A finished job teaches its task's after-fit cost (in its own fit steps)."""
         if self.fit_end is not None and self.step_seconds:
-            self.costs.record(self.task, (now - self.fit_end) / self.step_seconds, self.size)
+            self.costs.record(self.task, (now - self.fit_end) / self.step_seconds, self.size or 1.0)
