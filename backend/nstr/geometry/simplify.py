@@ -1,8 +1,9 @@
 """Detail-adaptive simplification of an extracted mesh: a face budget or a maximum surface error.
 
-Method: libigl's QSlim (Garland & Heckbert's quadric error metric, edge collapses in a priority queue,
-each merged vertex placed where its summed quadric is least), then one least-squares refit of the vertex
-positions to the dense vertices (:func:`refit`). The refit took Chamfer against the input, relative to
+Method: Garland & Heckbert's quadric error metric (edge collapses, each merged vertex placed where its
+summed quadric is least) in two stages (:func:`_collapse`: fast threshold sweeps, then libigl's QSlim and
+its exact priority queue), then one least-squares refit of the vertex positions to the dense vertices
+(:func:`refit`). The refit took Chamfer against the input, relative to
 the dense result's, from 1.242x to 1.005x on the bunny, 1.018x to 0.997x on Suzanne, 1.007x to 0.986x
 on the composite, and 0.998x to 1.027x on the rotor (faces / 6; normal consistency 0.0001-0.0006 lower;
 0.6 s on Suzanne). Why this, and why the detail maps do not
@@ -25,8 +26,8 @@ re-weight it (figures: ``scripts/bench_sdf.py simplify``, quick preset, faces / 
   from 17.1% to 17.6%, but Chamfer against the input went 0.000247 -> 0.000250 and normal consistency
   0.9874 -> 0.9871: left out. libigl 2.6.3's Python binding takes no per-vertex weights or cost
   callbacks either, and an edge-collapse loop in numpy would cost more than the whole time budget.
-* It runs in C++: 7 s for Suzanne's 263k faces on one core (QSlim 5.1 s, error measurement 0.9 s,
-  refit 0.6 s, manifold check 0.2 s).
+* It runs in C++: on the quick Suzanne's 249k faces, 2.1-2.5 s in all on one core where QSlim alone took
+  4.0-4.2 s (the error measurement and the refit are about 1.5 s of it).
 
 The simplified mesh's attributes come from the dense mesh: ``source[i]`` is the dense vertex nearest to
 simplified vertex ``i``, so any per-vertex array transfers as ``attr[source]``. (QSlim's own birth
@@ -49,7 +50,7 @@ import numpy as np
 from nstr.errors import ConfigError, InputError
 
 FACE_BUDGET_MIN = 100          # fewer faces than this is no longer the object
-SEARCH_RUNS = 6                # QSlim runs an error target may take
+SEARCH_RUNS = 6                # simplification runs an error target may take
 FIRST_REDUCTION = 8            # an error target's first try: the dense face count / this
 REFIT_STIFFNESS = 0.01         # the refit's pull back to QSlim's placement, per dense vertex tied
 
@@ -63,7 +64,7 @@ class Simplified:
     source: np.ndarray     # (M,) int64: the dense vertex each vertex takes its attributes from
     max_error: float       # largest distance between the two surfaces (at vertices and face centroids)
     mean_error: float      # mean distance of the dense vertices to the simplified surface
-    runs: int              # QSlim runs (1 for a face budget)
+    runs: int              # simplification runs (1 for a face budget)
     seconds: float
 
     def report(self) -> dict:
