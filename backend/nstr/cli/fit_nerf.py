@@ -11,7 +11,7 @@ from pathlib import Path
 from nstr.cli.common import add_fit_arguments, check_fit_paths, non_negative_int, overrides_from_args
 from nstr.jsonable import write_report
 
-HELP = "fit a NeRF scene (transforms.json folder); report test-view PSNR and SSIM, write a coloured mesh"
+HELP = "fit a NeRF scene (transforms.json or COLMAP folder); report test-view PSNR and SSIM, write a coloured mesh"
 DESCRIPTION = """Fit a radiance field (by default an SDF, NeuS-style, from the chosen field: --geometry sdf;
 or a density field: --geometry density; view-dependent colour from a small head) to the posed RGBA views of a dataset in the transforms.json convention (NeRF synthetic, instant-ngp,
 or one rendered by the Blender add-on), score it on the held-out test views (PSNR on [0, 1] and SSIM,
@@ -20,7 +20,9 @@ with baked vertex colours and the detail maps (any model; backend/docs/spectral-
 film) train with a mask loss; views without alpha still work (the border colour is the background).
 
 DATASET_DIR holds transforms_train.json (+ transforms_test.json / _val.json) or one transforms.json
-(every 8th frame is then a test view), with camera_angle_x or fl_x/fl_y/cx/cy/w/h.
+(every 8th frame is then a test view), with camera_angle_x or fl_x/fl_y/cx/cy/w/h (nerfstudio's lens
+distortion k1 k2 k3 p1 p2 or OPENCV_FISHEYE k1..k4 is removed at load); or, without a transforms file,
+a COLMAP sparse model (sparse/0/, sparse/ or colmap/sparse/0/, text or binary) with the photos in images/.
 
 Files written, for -o OUT.ply|.glb|.npz (default: DATASET_MODEL.ply in the current folder):
   OUT.ply / .glb / .npz   the mesh, in the dataset's world coordinates; PLY/GLB vertex colours are the
@@ -37,7 +39,8 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="folder with transforms*.json and images")
+    parser.add_argument("dataset", type=Path, metavar="DATASET_DIR",
+                        help="folder with transforms*.json and images, or a COLMAP capture")
     add_fit_arguments(parser, output_help="mesh file (.ply, .glb or .npz); renders go to OUT_renders/ "
                                           "(default: DATASET_MODEL.ply)")
     parser.add_argument("--image-size", type=non_negative_int,

@@ -4,7 +4,10 @@ A folder holds ``transforms_train.json`` / ``_val`` / ``_test`` (or one ``transf
 every 8th frame is then held out for testing). Intrinsics are ``camera_angle_x`` (square pixels,
 centred principal point) or ``fl_x``/``fl_y``/``cx``/``cy``/``w``/``h``. Each frame has ``file_path``
 (with or without ``.png``) and a camera-to-world ``transform_matrix`` in Blender's convention.
-Every problem becomes an :class:`~nstr.errors.InputError` naming the file and the field. Every file
+Distortion (``k1 k2 k3 p1 p2``, or ``camera_model: OPENCV_FISHEYE`` with ``k1..k4``) and per-frame
+intrinsics (nerfstudio) are removed at load by :mod:`nstr.nerf.capture`, which also reads a folder with
+no transforms file but a COLMAP sparse model (a photo capture). Every problem becomes an
+:class:`~nstr.errors.InputError` naming the file and the field. Every file
 read from a folder (the transforms files and the images) must lie inside it, symlinks resolved, and
 one that does not gets the same answer whether its target exists or not (a server reads these).
 Loading is bounded before any image is decoded (``max_frames`` views, ``max_pixels`` pixels in all,
@@ -210,7 +213,8 @@ def split_files(folder: str | Path) -> tuple[Path, dict[str, Path], Path | None]
     single = dataset_file(root, "transforms.json")
     if not found and single is None:
         raise InputError(f"{root} has no transforms*.json",
-                         "A NeRF dataset folder holds transforms_train.json (and _test/_val) or transforms.json")
+                         "A NeRF dataset folder holds transforms_train.json (and _test/_val) or transforms.json, "
+                         "or a COLMAP model in sparse/0/ with the photos in images/")
     if found and "train" not in found:
         raise InputError(f"{root} has {', '.join(p.name for p in found.values())} but no transforms_train.json",
                          "Add the training split")
@@ -236,7 +240,7 @@ class ImageFinder:
             self._inside[folder] = real == self.base or real.startswith(self.base + os.sep)
         return self._inside[folder]
 
-    def find(self, file_path: str, where: str) -> str:
+    def find(self, file_path: str, where: str, fix: str = "Fix file_path or add the image") -> str:
         rel = file_path[2:] if file_path.startswith("./") else file_path
         for ext in self.EXTENSIONS:
             candidate = os.path.normpath(os.path.join(self.root, rel + ext))
@@ -257,10 +261,11 @@ class ImageFinder:
                     return candidate
             elif stat.S_ISREG(st.st_mode):
                 return candidate
-        raise InputError(f"{where}: image '{file_path}' not found in {self.root}", "Fix file_path or add the image")
+        raise InputError(f"{where}: image '{file_path}' not found in {self.root}", fix)
 
 
-def _read_image(path: Path, where: str, size: int) -> np.ndarray:
+def read_image(path: Path, where: str, size: int) -> np.ndarray:
+    """An image file as straight-alpha RGBA float32 in [0, 1], area-resized to ``size`` squared if > 0."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -270,16 +275,24 @@ def _read_image(path: Path, where: str, size: int) -> np.ndarray:
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise InputError(f"{where}: image {path.name} is unreadable ({type(err).__name__})",
                          "Replace it with a valid PNG or JPEG") from None
-    if size and rgba.size != (size, size):
-        # premultiply before area-averaging so transparent pixels don't bleed their colour
-        arr = np.asarray(rgba, np.float32) / 255.0
+    arr = np.asarray(rgba, np.float32) / 255.0
+    return resize_rgba(arr, size) if size and rgba.size != (size, size) else arr
+
+
+def resize_rgba(image: np.ndarray, size: int) -> np.ndarray:
+    """An RGBA float image area-resized to ``size`` squared, premultiplied while averaging so transparent
+    pixels don't bleed their colour."""
+    from PIL import Image
+
+    if image.shape[:2] != (size, size):
+        arr = image.copy()
         arr[..., :3] *= arr[..., 3:]
         chans = [Image.fromarray(arr[..., c]).resize((size, size), Image.BOX) for c in range(4)]
         arr = np.stack([np.asarray(c, np.float32) for c in chans], -1)
         arr[..., :3] /= np.maximum(arr[..., 3:], 1e-6)
         arr[..., :3] *= arr[..., 3:] > 0
         return np.clip(arr, 0.0, 1.0)
-    return np.asarray(rgba, np.float32) / 255.0
+    return image
 
 
 class LoadBudget:
@@ -313,6 +326,7 @@ class SplitFrames:
     poses: np.ndarray  # (N, 4, 4) float32
     images: list[str]  # the image files, inside the folder
     wheres: list[str]
+    frames: list[dict[str, Any]]  # the frames themselves (per-frame intrinsics, distortion)
 
 
 def read_split_frames(path: Path, name: str, keep: Any = None, budget: LoadBudget | None = None) -> SplitFrames:
@@ -349,40 +363,50 @@ def read_split_frames(path: Path, name: str, keep: Any = None, budget: LoadBudge
         if budget is not None and budget.progress is not None and k % (64 * LOAD_CHUNK) == 0:
             budget.progress(budget.frames - len(indexed), budget.frames)  # a stop check: no frame loaded yet
         images.append(finder.find(str(frame["file_path"]), where))
-    return SplitFrames(doc, poses, images, wheres)
+    return SplitFrames(doc, poses, images, wheres, [f for _, f in indexed])
 
 
 def _checked_frames(path: Path, name: str, keep: Any, budget: LoadBudget) -> SplitFrames:
     """A split's frames with every check that needs no image: the JSON, frame count, poses, paths, spread."""
+    from nstr.nerf.capture import check_transforms_lenses
+
     split = read_split_frames(path, name, keep, budget)
+    check_transforms_lenses(split.doc, split.frames, split.wheres)
     if name == "train":
         check_camera_spread(split.poses, f"training cameras in {path.parent}")
     return split
 
 
 def _load_split_file(path: Path, image_size: int, name: str, budget: LoadBudget, keep: Any = None) -> Views:
+    from nstr.nerf.capture import transforms_cameras, undistort
+
     split = _checked_frames(path, name, keep, budget)
     n = len(split.images)
     images: list[np.ndarray] = []
     first: tuple[str, tuple[int, int]] | None = None
+    cameras = None  # per-frame cameras when the file has distortion or per-frame intrinsics
     for k, (img_file, where) in enumerate(zip(split.images, split.wheres)):
         img_path = Path(img_file)
         if budget.progress is not None and k % LOAD_CHUNK == 0:
             budget.progress(budget.frames - n + k, budget.frames)  # may raise: a cancelled load stops here
-        img = _read_image(img_path, where, 0)
+        img = read_image(img_path, where, 0)
         shape = img.shape[:2]
         if first is None:
             first = (img_path.name, shape)
             budget.take_pixels(n, *((image_size, image_size) if image_size else shape), f"split '{name}'")
+            # a nerfstudio file may give the intrinsics per frame only: the first frame's are then the views'
+            doc = split.doc if "fl_x" in split.doc or "fl_x" not in split.frames[0] else split.frames[0]
+            intr = intrinsics_from(doc, shape[1], shape[0], path.name if doc is split.doc else where)
+            cameras = transforms_cameras(split.doc, split.frames, intr, split.wheres)
         elif shape != first[1]:
             raise InputError(f"{where}: image {img_path.name} is {shape[1]}x{shape[0]} but {first[0]} is "
                              f"{first[1][1]}x{first[1][0]}", "Give every view the same size")
+        if cameras is not None:
+            img = undistort(img, cameras[k], intr)
         if image_size and shape != (image_size, image_size):
-            img = _read_image(img_path, where, image_size)
+            img = resize_rgba(img, image_size)
         images.append(img)
     assert first is not None
-    h0, w0 = first[1]
-    intr = intrinsics_from(split.doc, w0, h0, path.name)
     if image_size:
         intr = intr.scaled(image_size, image_size)
     return Views(name, np.stack(images).astype(np.float32), split.poses, intr, list(split.images))
@@ -434,13 +458,28 @@ def _splits(found: dict[str, Path], single: Path | None) -> list[tuple[Path, str
     return [(single, "train", lambda i: i % HOLDOUT_EVERY != 0), (single, "test", lambda i: i % HOLDOUT_EVERY == 0)]
 
 
+def _is_capture(folder: str | Path) -> bool:
+    """A folder with no transforms*.json but a COLMAP model: a photo capture (nstr.nerf.capture reads it)."""
+    from nstr.nerf.capture import find_colmap_model
+
+    root = Path(folder).expanduser()
+    if not root.is_dir() or any(dataset_file(root, f"transforms{s}.json") is not None
+                                for s in ("", *(f"_{x}" for x in SPLITS))):
+        return False
+    return find_colmap_model(root) is not None
+
+
 def load_dataset(folder: str | Path, image_size: int = 0, *, max_frames: int = MAX_FRAMES,
                  max_pixels: int = MAX_PIXELS, progress: Progress | None = None) -> NerfDataset:
     """Read a dataset folder. ``image_size`` > 0 resizes every view to that square size (area filter).
     At most ``max_frames`` views and ``max_pixels`` pixels (after resizing) are loaded; ``progress(done,
     total)`` is called every :data:`LOAD_CHUNK` frames and may raise to stop the load."""
-    root, found, single = split_files(folder)
     budget = LoadBudget(max_frames, max_pixels, progress)
+    if _is_capture(folder):
+        from nstr.nerf.capture import load_capture
+
+        return load_capture(Path(folder).expanduser(), image_size, budget)
+    root, found, single = split_files(folder)
     splits = [_load_split_file(path, image_size, name, budget, keep) for path, name, keep in _splits(found, single)]
     train, test = splits[0], (splits[1] if len(splits) > 1 else None)
     if test is not None and test.images.shape[1:3] != train.images.shape[1:3]:
@@ -453,9 +492,15 @@ def load_dataset(folder: str | Path, image_size: int = 0, *, max_frames: int = M
 
 def check_dataset_folder(folder: str | Path, max_frames: int = MAX_FRAMES) -> None:
     """What :func:`load_dataset` checks before it decodes an image (files inside the folder, the JSON,
-    the frame count, poses, camera spread), for a server to run at submit: cheap, and the same words."""
-    _root, found, single = split_files(folder)
+    the frame count, poses, camera spread; for a COLMAP capture its model and photos), for a server to run at
+    submit: cheap, and the same words."""
     budget = LoadBudget(max_frames)
+    if _is_capture(folder):
+        from nstr.nerf.capture import check_capture
+
+        check_capture(Path(folder).expanduser(), budget)
+        return
+    _root, found, single = split_files(folder)
     for path, name, keep in _splits(found, single):
         _checked_frames(path, name, keep, budget)
 

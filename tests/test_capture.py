@@ -1,0 +1,363 @@
+"""Photo captures (nstr.nerf.capture): COLMAP text and binary models and nerfstudio transforms read to the
+known cameras of a synthetic capture; distortion removed back to the pinhole image; bad input named."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.spatial.transform import Rotation
+
+from nstr.errors import InputError
+from nstr.nerf.capture import COLMAP_MODELS, Camera, camera_from_colmap, undistort
+from nstr.nerf.dataset import Intrinsics, check_dataset_folder, load_dataset
+from nstr.nerf.rays import project_points
+
+W, H = 32, 24
+TRUTH = Intrinsics(30.0, 28.0, 16.3, 11.8, W, H)
+N_VIEWS = 10
+FLIP = np.diag([1.0, -1.0, -1.0, 1.0])
+MODEL_IDS = {name: i for i, (name, _) in COLMAP_MODELS.items()}
+
+
+def look_at(eye: np.ndarray) -> np.ndarray:
+    """NeRF-convention camera-to-world at ``eye`` looking at the origin, +z world up."""
+    back = eye / np.linalg.norm(eye)
+    right = np.cross([0.0, 0.0, 1.0], back)
+    right /= np.linalg.norm(right)
+    up = np.cross(back, right)
+    m = np.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, up, back, eye
+    return m
+
+
+def truth_poses() -> np.ndarray:
+    return np.stack([look_at(np.array([4 * math.cos(a), 4 * math.sin(a), 1.0 + 0.2 * k]))
+                     for k, a in enumerate(np.linspace(0, 2 * math.pi, N_VIEWS, endpoint=False))])
+
+
+def view_image(k: int) -> np.ndarray:
+    """A predictable RGB pattern: red rises along columns, green along rows, blue names the view."""
+    rows, cols = np.mgrid[0:H, 0:W]
+    return np.stack([cols * 8, rows * 10, np.full_like(cols, 20 * k)], -1).astype(np.uint8)
+
+
+def colmap_pose(c2w: np.ndarray) -> tuple[list[float], list[float]]:
+    """(qvec w, x, y, z; tvec): COLMAP's world-to-camera in OpenCV axes."""
+    w2c = np.linalg.inv(c2w @ FLIP)
+    x, y, z, w = Rotation.from_matrix(w2c[:3, :3]).as_quat()
+    return [w, x, y, z], list(w2c[:3, 3])
+
+
+def pinhole_params(model: str, intr: Intrinsics, coeffs: tuple[float, ...] = ()) -> list[float]:
+    f, fy = intr.fx, intr.fy
+    base = {"SIMPLE_PINHOLE": [f, intr.cx, intr.cy], "PINHOLE": [f, fy, intr.cx, intr.cy],
+            "SIMPLE_RADIAL": [f, intr.cx, intr.cy], "RADIAL": [f, intr.cx, intr.cy],
+            "OPENCV": [f, fy, intr.cx, intr.cy], "OPENCV_FISHEYE": [f, fy, intr.cx, intr.cy]}[model]
+    n = dict(COLMAP_MODELS.values())[model]
+    return base + list(coeffs) + [0.0] * (n - len(base) - len(coeffs))
+
+
+def write_colmap(root: Path, model: str = "PINHOLE", binary: bool = False, where: str = "sparse/0",
+                 intr: Intrinsics = TRUTH, coeffs: tuple[float, ...] = (), images: list[np.ndarray] | None = None,
+                 n: int = N_VIEWS) -> Path:
+    poses = truth_poses()[:n]
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        Image.fromarray(images[k] if images is not None else view_image(k)).save(root / "images" / f"view_{k:02d}.png")
+    folder = root / where
+    folder.mkdir(parents=True, exist_ok=True)
+    params = pinhole_params(model, intr, coeffs)
+    entries = [(k + 1, *colmap_pose(poses[k]), f"view_{k:02d}.png") for k in range(n)]
+    if binary:
+        cams = struct.pack("<Q", 1) + struct.pack("<iiQQ", 1, MODEL_IDS[model], intr.width, intr.height)
+        cams += struct.pack("<" + "d" * len(params), *params)
+        (folder / "cameras.bin").write_bytes(cams)
+        imgs = struct.pack("<Q", n)
+        for image_id, q, t, name in reversed(entries):  # any order: the reader sorts by name
+            imgs += struct.pack("<idddddddi", image_id, *q, *t, 1) + name.encode() + b"\0"
+            imgs += struct.pack("<Q", 2) + struct.pack("<ddqddq", 1.0, 2.0, 7, 3.0, 4.0, -1)
+        (folder / "images.bin").write_bytes(imgs)
+    else:
+        (folder / "cameras.txt").write_text(
+            "# Camera list with one line of data per camera:\n"
+            f"1 {model} {intr.width} {intr.height} {' '.join(repr(p) for p in params)}\n")
+        lines = ["# Image list with two lines of data per image:"]
+        for image_id, q, t, name in entries:
+            lines += [f"{image_id} {' '.join(repr(v) for v in q + t)} 1 {name}",
+                      "1.5 2.5 7 3.5 4.5 -1" if image_id % 2 else ""]
+        (folder / "images.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def write_nerfstudio(root: Path, extra: dict | None = None, images: list[np.ndarray] | None = None) -> Path:
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    frames = []
+    for k, pose in enumerate(truth_poses()):
+        Image.fromarray(images[k] if images is not None else view_image(k)).save(root / "images" / f"view_{k:02d}.png")
+        frames.append({"file_path": f"images/view_{k:02d}.png", "transform_matrix": pose.tolist()})
+    doc = {"fl_x": TRUTH.fx, "fl_y": TRUTH.fy, "cx": TRUTH.cx, "cy": TRUTH.cy, "w": W, "h": H,
+           "camera_model": "OPENCV", "frames": frames, **(extra or {})}
+    (root / "transforms.json").write_text(json.dumps(doc))
+    return root
+
+
+def assert_truth(ds, intr: Intrinsics = TRUTH) -> None:
+    poses = truth_poses()
+    test = [i for i in range(N_VIEWS) if i % 8 == 0]
+    train = [i for i in range(N_VIEWS) if i % 8 != 0]
+    np.testing.assert_allclose(ds.train.poses, poses[train], atol=1e-6)
+    np.testing.assert_allclose(ds.test.poses, poses[test], atol=1e-6)
+    got = ds.train.intrinsics
+    assert (got.fx, got.fy, got.cx, got.cy, got.width, got.height) == pytest.approx(
+        (intr.fx, intr.fy, intr.cx, intr.cy, intr.width, intr.height))
+    point = np.array([[0.3, -0.2, 0.25]])
+    for pose, k in zip(ds.train.poses, train):
+        np.testing.assert_allclose(project_points(point, pose, got)[0], project_points(point, poses[k], intr)[0],
+                                   atol=1e-4)
+    assert ds.aabb_from == "cameras"
+
+
+# ----------------------------------------------------------------------------------------- cameras read right
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+@pytest.mark.parametrize("where", ["sparse/0", "sparse", "colmap/sparse/0"])
+def test_colmap_model_reads_the_true_cameras(tmp_path, binary, where):
+    root = write_colmap(tmp_path, "PINHOLE", binary, where)
+    check_dataset_folder(root)
+    ds = load_dataset(root)
+    assert_truth(ds)
+    # no distortion: the photos load unchanged, in name order (blue names the view), alpha 1
+    np.testing.assert_allclose(ds.train.images[0, ..., :3] * 255, view_image(1), atol=1e-3)
+    np.testing.assert_allclose(ds.test.images[1, ..., :3] * 255, view_image(8), atol=1e-3)
+    assert ds.train.images[..., 3].min() == 1.0
+    assert [Path(f).name for f in ds.test.files] == ["view_00.png", "view_08.png"]
+    # COLMAP's own projection (x_cam = R X + t, +z forward, +y down) lands on the same pixel
+    point = np.array([0.3, -0.2, 0.25])
+    q, t = colmap_pose(truth_poses()[1])
+    cam = Rotation.from_quat([q[1], q[2], q[3], q[0]]).apply(point) + t
+    want = [TRUTH.fx * cam[0] / cam[2] + TRUTH.cx, TRUTH.fy * cam[1] / cam[2] + TRUTH.cy]
+    np.testing.assert_allclose(project_points(point[None], ds.train.poses[0], ds.train.intrinsics)[0][0], want,
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("model", ["SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV",
+                                   "OPENCV_FISHEYE"])
+def test_every_camera_model_reads_from_text_and_binary(tmp_path, model):
+    intr = Intrinsics(30.0, 30.0 if model.startswith(("SIMPLE", "RADIAL")) else 28.0, 16.3, 11.8, W, H)
+    coeffs = {"SIMPLE_RADIAL": (0.01,), "RADIAL": (0.01, -0.002), "OPENCV": (0.01, -0.002, 0.001, -0.0005),
+              "OPENCV_FISHEYE": (0.01, -0.002, 0.0005, -0.0001)}.get(model, ())
+    for binary in (False, True):
+        root = write_colmap(tmp_path / str(binary), model, binary, intr=intr, coeffs=coeffs)
+        assert_truth(load_dataset(root), intr)
+    cam = camera_from_colmap(model, W, H, pinhole_params(model, intr, coeffs), "cameras.txt line 1")
+    assert cam.pinhole == intr
+    assert cam.distorted == bool(coeffs)
+    want = {"SIMPLE_RADIAL": (0.01, 0, 0, 0, 0), "RADIAL": (0.01, -0.002, 0, 0, 0),
+            "OPENCV": (0.01, -0.002, 0, 0.001, -0.0005), "OPENCV_FISHEYE": coeffs}.get(model, ())
+    if want:
+        assert cam.coeffs == pytest.approx(want)
+
+
+def test_nerfstudio_transforms_read_the_true_cameras(tmp_path):
+    ds = load_dataset(write_nerfstudio(tmp_path, {"k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0}))
+    assert_truth(ds)
+    np.testing.assert_allclose(ds.train.images[0, ..., :3] * 255, view_image(1), atol=1e-3)
+
+
+def test_nerfstudio_per_frame_intrinsics(tmp_path):
+    """Intrinsics only in the frames: the first frame's are the views'; another frame's are remapped to them."""
+    root = write_nerfstudio(tmp_path)
+    doc = json.loads((root / "transforms.json").read_text())
+    intr = {k: doc.pop(k) for k in ("fl_x", "fl_y", "cx", "cy", "w", "h")}
+    for frame in doc["frames"]:
+        frame.update(intr)
+    (root / "transforms.json").write_text(json.dumps(doc))
+    assert_truth(load_dataset(root))
+
+
+# ----------------------------------------------------------------------------------------- distortion
+
+BIG = Intrinsics(80.0, 78.0, 48.4, 35.6, 96, 72)
+GRID = 12.0  # pixels between the grid lines of the pinhole image
+
+
+def grid_value(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Soft grid lines (Gaussian profile, sigma 2 px) every GRID pixels, at pinhole pixel coordinates."""
+    du = np.abs((u - 6.0 + GRID / 2) % GRID - GRID / 2)
+    dv = np.abs((v - 6.0 + GRID / 2) % GRID - GRID / 2)
+    return np.maximum(np.exp(-du ** 2 / 8.0), np.exp(-dv ** 2 / 8.0))
+
+
+def ideal_point(cam: Camera, xd: np.ndarray, yd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The test's own inverse of the forward model (fixed-point / Newton iteration), to render the photo."""
+    if cam.kind == "fisheye":
+        theta_d = np.sqrt(xd ** 2 + yd ** 2)
+        theta = theta_d.copy()
+        k1, k2, k3, k4 = cam.coeffs
+        for _ in range(30):
+            t2 = theta ** 2
+            f = theta * (1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4)))) - theta_d
+            df = 1 + t2 * (3 * k1 + t2 * (5 * k2 + t2 * (7 * k3 + t2 * 9 * k4)))
+            theta = theta - f / df
+        s = np.where(theta_d > 1e-12, np.tan(theta) / np.maximum(theta_d, 1e-12), 1.0)
+        return xd * s, yd * s
+    x, y = xd.copy(), yd.copy()
+    for _ in range(100):
+        fx, fy = cam.distort(x, y)
+        x, y = x - (fx - xd), y - (fy - yd)
+    return x, y
+
+
+def pinhole_grid() -> np.ndarray:
+    rows, cols = np.mgrid[0:BIG.height, 0:BIG.width] + 0.5
+    return grid_value(cols, rows)
+
+
+def distorted_grid(cam: Camera) -> np.ndarray:
+    """The photo the distorted camera takes of the grid the pinhole camera sees."""
+    rows, cols = np.mgrid[0:BIG.height, 0:BIG.width] + 0.5
+    xd, yd = (cols - BIG.cx) / BIG.fx, (rows - BIG.cy) / BIG.fy
+    x, y = ideal_point(cam, xd, yd)
+    assert np.abs(np.stack(cam.distort(x, y)) - np.stack([xd, yd])).max() < 1e-9
+    return grid_value(BIG.fx * x + BIG.cx, BIG.fy * y + BIG.cy)
+
+
+def line_bend(gray: np.ndarray, row: float, mask: np.ndarray) -> float:
+    """How far (pixels) the horizontal grid line near ``row`` strays from straight: the spread of its
+    per-column centroid over the columns between the vertical lines where the whole band is valid."""
+    band = np.arange(int(row) - 5, int(row) + 6)
+    between = np.abs((np.arange(gray.shape[1]) + 0.5 - 6.0) % GRID - GRID / 2) < 1.5
+    cols = np.flatnonzero(mask[band].all(axis=0) & between)
+    centres = []
+    for c in cols:
+        w = gray[band, c] - gray[band, c].min()
+        if w.sum() > 1e-3:
+            centres.append((w * (band + 0.5)).sum() / w.sum())
+    return float(np.ptp(centres))
+
+
+CAMERAS = {"opencv": Camera(BIG, "opencv", (-0.25, 0.08, 0.0, 0.002, -0.001)),
+           "fisheye": Camera(BIG, "fisheye", (0.05, -0.02, 0.004, -0.001))}
+
+
+@pytest.mark.parametrize("kind", ["opencv", "fisheye"])
+def test_undistort_recovers_the_pinhole_grid(kind):
+    cam = CAMERAS[kind]
+    photo = distorted_grid(cam)
+    rgba = np.concatenate([np.repeat(photo[..., None], 3, -1), np.ones(photo.shape + (1,))], -1)
+    out = undistort(rgba.astype(np.float32), cam, cam.pinhole)
+    truth, valid = pinhole_grid(), out[..., 3] > 0.999
+    assert valid.mean() > 0.6
+    assert np.abs(out[..., 0] - truth)[valid].mean() < 0.02
+    assert np.abs(photo - truth)[valid].mean() > 0.05  # the distortion was real
+    row = 6.0 + GRID * 5  # a line far from the centre, where distortion bends it most
+    assert line_bend(out[..., 0], row, valid) < 0.1
+    assert line_bend(photo, row - 1, np.ones_like(valid)) > 1.0
+    # a wider pinhole than the photo covers: the pixels outside it are transparent, the centre is not
+    wide = undistort(rgba.astype(np.float32), cam, Intrinsics(BIG.fx / 2, BIG.fy / 2, BIG.cx, BIG.cy, 96, 72))
+    assert wide[0, 0, 3] == 0.0 and wide[-1, -1, 3] == 0.0 and wide[36, 48, 3] == 1.0
+
+
+def test_distorted_capture_loads_undistorted(tmp_path):
+    """End to end: OPENCV distortion in nerfstudio transforms and OPENCV_FISHEYE in a COLMAP binary model."""
+    cv, fish = CAMERAS["opencv"], CAMERAS["fisheye"]
+    truth = pinhole_grid()
+    for name, cam, write in [
+        ("ns", cv, lambda root, imgs: write_nerfstudio(root, {
+            "fl_x": BIG.fx, "fl_y": BIG.fy, "cx": BIG.cx, "cy": BIG.cy, "w": BIG.width, "h": BIG.height,
+            "k1": cv.coeffs[0], "k2": cv.coeffs[1], "p1": cv.coeffs[3], "p2": cv.coeffs[4]}, imgs)),
+        ("colmap", fish, lambda root, imgs: write_colmap(root, "OPENCV_FISHEYE", True, intr=BIG,
+                                                         coeffs=fish.coeffs, images=imgs))]:
+        photo = np.round(distorted_grid(cam) * 255).astype(np.uint8)
+        ds = load_dataset(write(tmp_path / name, [np.repeat(photo[..., None], 3, -1)] * N_VIEWS))
+        out = ds.train.images[2]
+        valid = out[..., 3] > 0.999
+        assert np.abs(out[..., 0] - truth)[valid].mean() < 0.02, name
+        assert (ds.train.intrinsics.fx, ds.train.intrinsics.cx) == (BIG.fx, BIG.cx)
+
+
+# ----------------------------------------------------------------------------------------- bad input
+
+
+def refused(root: Path, *words: str) -> str:
+    for call in (check_dataset_folder, load_dataset):
+        with pytest.raises(InputError) as err:
+            call(root)
+        message = str(err.value)
+        assert "\n" not in message
+        for word in words:
+            assert word in message, (word, message)
+    return message
+
+
+def test_missing_photo(tmp_path):
+    root = write_colmap(tmp_path)
+    (root / "images" / "view_03.png").unlink()
+    refused(root, "images.txt", "NAME", "view_03.png", "not found")
+
+
+def test_truncated_binary(tmp_path):
+    root = write_colmap(tmp_path, binary=True)
+    data = (root / "sparse/0/images.bin").read_bytes()
+    (root / "sparse/0/images.bin").write_bytes(data[:200])
+    refused(root, "images.bin", "truncated", "image")
+    (root / "sparse/0/cameras.bin").write_bytes(b"\1\0\0")
+    refused(root, "cameras.bin", "truncated", "camera count")
+
+
+def test_text_line_with_wrong_field_count(tmp_path):
+    root = write_colmap(tmp_path)
+    path = root / "sparse/0/images.txt"
+    lines = path.read_text().splitlines()
+    lines[3] = " ".join(lines[3].split()[:8])
+    path.write_text("\n".join(lines) + "\n")
+    refused(root, "images.txt line 4", "8 fields", "CAMERA_ID NAME")
+    root = write_colmap(tmp_path / "b")
+    (root / "sparse/0/cameras.txt").write_text("1 PINHOLE 32 24 30.0 28.0 16.3\n")
+    refused(root, "cameras.txt line 1", "PINHOLE needs 4")
+
+
+def test_unknown_camera_model(tmp_path):
+    root = write_colmap(tmp_path)
+    (root / "sparse/0/cameras.txt").write_text("1 FOV 32 24 30 30 16 12 0.1\n")
+    refused(root, "cameras.txt line 1", "FOV", "not read")
+    root = write_colmap(tmp_path / "b", binary=True)
+    (root / "sparse/0/cameras.bin").write_bytes(struct.pack("<QiiQQ", 1, 1, 99, W, H))
+    refused(root, "cameras.bin camera 1", "model id 99")
+    root = write_nerfstudio(tmp_path / "c", {"camera_model": "EQUIRECTANGULAR"})
+    refused(root, "transforms.json frames[1]", "camera_model 'EQUIRECTANGULAR' is not read")
+    root = write_nerfstudio(tmp_path / "d", {"k1": "0.1"})
+    refused(root, "transforms.json frames[1]", "'k1' must be a number")
+
+
+def test_too_few_views(tmp_path):
+    refused(write_colmap(tmp_path, n=7), "sparse/0/images.txt", "registers 7 images", "fewer than the 8")
+
+
+def test_camera_id_missing_from_cameras_file(tmp_path):
+    root = write_colmap(tmp_path)
+    (root / "sparse/0/cameras.txt").write_text("2 PINHOLE 32 24 30 28 16.3 11.8\n")
+    refused(root, "images.txt line", "CAMERA_ID 1", "cameras.txt")
+
+
+def test_no_transforms_and_no_model(tmp_path):
+    (tmp_path / "images").mkdir()
+    with pytest.raises(InputError, match="no transforms.*json.*COLMAP model in sparse/0"):
+        load_dataset(tmp_path)
+
+
+def test_capture_resized_and_photos_saved_smaller(tmp_path):
+    """task.image_size resizes a capture's views; photos saved at half the size COLMAP saw (an images_2
+    folder) get the camera scaled to them."""
+    ds = load_dataset(write_colmap(tmp_path / "a", binary=True), image_size=16)
+    assert ds.train.images.shape[1:] == (16, 16, 4)
+    assert ds.train.intrinsics == TRUTH.scaled(16, 16)
+    seen = Intrinsics(60.0, 56.0, 32.6, 23.6, 64, 48)  # the photos are 32x24
+    assert_truth(load_dataset(write_colmap(tmp_path / "b", "OPENCV", intr=seen, coeffs=(0.01, 0, 0, 0))), TRUTH)
