@@ -14,7 +14,7 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from nstr.errors import InputError
-from nstr.nerf.capture import COLMAP_MODELS, Camera, camera_from_colmap, undistort
+from nstr.nerf.capture import COLMAP_MODELS, MAX_MAPS, Camera, camera_from_colmap, undistort
 from nstr.nerf.dataset import Intrinsics, check_dataset_folder, load_dataset
 from nstr.nerf.rays import project_points
 
@@ -361,3 +361,28 @@ def test_capture_resized_and_photos_saved_smaller(tmp_path):
     assert ds.train.intrinsics == TRUTH.scaled(16, 16)
     seen = Intrinsics(60.0, 56.0, 32.6, 23.6, 64, 48)  # the photos are 32x24
     assert_truth(load_dataset(write_colmap(tmp_path / "b", "OPENCV", intr=seen, coeffs=(0.01, 0, 0, 0))), TRUTH)
+
+
+def test_sample_maps_are_shared_per_camera_and_bounded():
+    cam = CAMERAS["opencv"]
+    photo = np.random.default_rng(0).random((BIG.height, BIG.width, 4)).astype(np.float32)
+    maps: dict = {}
+    once = undistort(photo, cam, BIG)
+    assert np.array_equal(undistort(photo, cam, BIG, maps), once)
+    assert np.array_equal(undistort(photo, Camera(BIG, "opencv", cam.coeffs), BIG, maps), once)
+    assert len(maps) == 1  # an equal camera reuses the map
+    for k in range(6):
+        undistort(photo, Camera(BIG, "opencv", (0.01 * k, 0, 0, 0, 0)), BIG, maps)
+    assert len(maps) == MAX_MAPS
+
+
+def test_files_that_leave_the_folder_are_refused(tmp_path):
+    outside = write_colmap(tmp_path / "outside")
+    root = write_colmap(tmp_path / "a")
+    (root / "sparse/0/images.txt").unlink()
+    (root / "sparse/0/images.txt").symlink_to(outside / "sparse/0/images.txt")
+    refused(root, "sparse/0/images.txt", "outside the dataset folder")
+    root = write_colmap(tmp_path / "b")
+    (root / "images/view_05.png").unlink()
+    (root / "images/view_05.png").symlink_to(outside / "images/view_05.png")
+    refused(root, "images.txt line", "view_05.png", "outside the dataset folder")

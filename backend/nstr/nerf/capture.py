@@ -29,6 +29,7 @@ from nstr.nerf.dataset import (HOLDOUT_EVERY, LOAD_CHUNK, ImageFinder, Intrinsic
 
 COLMAP_MODEL_DIRS = ("sparse/0", "sparse", "colmap/sparse/0")  # where a capture's model is looked for, in order
 IMAGES_DIR = "images"
+MAX_MAPS = 4  # sample maps kept while loading (24 bytes a pixel each)
 MIN_VIEWS = 8  # fewer usable views give a NeRF too little parallax to be worth fitting
 
 # COLMAP's camera models: id -> (name, number of parameters), as in its src/colmap/sensor/models.h.
@@ -319,25 +320,43 @@ def needs_remap(camera: Camera, target: Intrinsics) -> bool:
     return camera.distorted or camera.pinhole != target
 
 
-def undistort(image: np.ndarray, camera: Camera, target: Intrinsics) -> np.ndarray:
-    """The (H, W, 4) RGBA photo taken through ``camera`` as seen by the pinhole ``target``: each target pixel
-    centre is sent through the forward model and sampled bilinearly (premultiplied, so transparent pixels
-    don't bleed); samples outside the photo have alpha 0."""
+def sample_map(camera: Camera, target: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel of the pinhole ``target`` samples the photo ``camera`` took: (flat index of the
+    top-left neighbour in the photo padded by one pixel, (H*W, 4) float32 bilinear weights). The same for
+    every photo of a camera, so it is computed once per camera."""
     rows, cols = np.meshgrid(np.arange(target.height) + 0.5, np.arange(target.width) + 0.5, indexing="ij")
     xd, yd = camera.distort((cols - target.cx) / target.fx, (rows - target.cy) / target.fy)
     src = camera.pinhole
-    u = src.fx * xd + src.cx - 0.5  # source pixel coordinates, pixel centres at integers
-    v = src.fy * yd + src.cy - 0.5
-    h, w = image.shape[:2]
-    premul = np.concatenate([image[..., :3] * image[..., 3:], image[..., 3:]], -1).astype(np.float32)
-    padded = np.pad(premul, ((1, 1), (1, 1), (0, 0)))  # a ring of alpha 0: edges fade out over one pixel
-    u = np.clip(u + 1.0, 0.0, w + 1.0)
-    v = np.clip(v + 1.0, 0.0, h + 1.0)
+    w, h = src.width, src.height
+    u = np.clip(src.fx * xd + src.cx + 0.5, 0.0, w + 1.0).ravel()  # +1 - 0.5: padded pixel centres at integers
+    v = np.clip(src.fy * yd + src.cy + 0.5, 0.0, h + 1.0).ravel()
     u0 = np.minimum(np.floor(u).astype(np.int64), w)
     v0 = np.minimum(np.floor(v).astype(np.int64), h)
-    fu, fv = (u - u0)[..., None], (v - v0)[..., None]
-    out = ((padded[v0, u0] * (1 - fu) + padded[v0, u0 + 1] * fu) * (1 - fv)
-           + (padded[v0 + 1, u0] * (1 - fu) + padded[v0 + 1, u0 + 1] * fu) * fv)
+    fu, fv = (u - u0).astype(np.float32), (v - v0).astype(np.float32)
+    weights = np.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], -1)
+    return v0 * (w + 2) + u0, weights
+
+
+def undistort(image: np.ndarray, camera: Camera, target: Intrinsics, maps: dict[str, Any] | None = None) -> np.ndarray:
+    """The (H, W, 4) RGBA photo taken through ``camera`` as seen by the pinhole ``target``: each target pixel
+    centre is sent through the forward model and sampled bilinearly (premultiplied, so transparent pixels
+    don't bleed); samples outside the photo have alpha 0. ``maps`` caches :func:`sample_map` per camera."""
+    key = repr((camera, target))
+    if maps is None or key not in maps:
+        found = sample_map(camera, target)
+        if maps is not None:
+            if len(maps) >= MAX_MAPS:  # per-frame intrinsics: every frame its own camera; keep memory bounded
+                maps.pop(next(iter(maps)))
+            maps[key] = found
+    index, weights = maps[key] if maps is not None else found
+    h, w = image.shape[:2]
+    assert (w, h) == (camera.pinhole.width, camera.pinhole.height), "the photo is not the camera's size"
+    premul = np.concatenate([image[..., :3] * image[..., 3:], image[..., 3:]], -1).astype(np.float32)
+    flat = np.pad(premul, ((1, 1), (1, 1), (0, 0))).reshape(-1, 4)  # a ring of alpha 0: edges fade over 1 px
+    out = np.zeros((len(index), 4), np.float32)
+    for k, offset in enumerate((0, 1, w + 2, w + 3)):
+        out += flat[index + offset] * weights[:, k:k + 1]
+    out = out.reshape(target.height, target.width, 4)
     alpha = out[..., 3:]
     rgb = np.where(alpha > 1e-6, out[..., :3] / np.maximum(alpha, 1e-6), 0.0)
     return np.clip(np.concatenate([rgb, alpha], -1), 0.0, 1.0).astype(np.float32)
@@ -409,7 +428,8 @@ def check_capture(root: Path, budget: LoadBudget) -> CaptureFrames:
     return frames
 
 
-def load_photo(file: str, camera: Camera, target: Intrinsics, where: str, image_size: int) -> np.ndarray:
+def load_photo(file: str, camera: Camera, target: Intrinsics, where: str, image_size: int,
+               maps: dict[str, Any] | None = None) -> np.ndarray:
     """One photo as a pinhole RGBA view: read, undistorted (or remapped to ``target``), resized."""
     img = read_image(Path(file), where, 0)
     h, w = img.shape[:2]
@@ -422,7 +442,7 @@ def load_photo(file: str, camera: Camera, target: Intrinsics, where: str, image_
         target = target.scaled(round(target.width * s), round(target.height * s))
         camera = camera.scaled(w, h)
     if needs_remap(camera, target):
-        img = undistort(img, camera, target)
+        img = undistort(img, camera, target, maps)
     return resize_rgba(img, image_size) if image_size else img
 
 
@@ -432,11 +452,12 @@ def load_capture(root: Path, image_size: int, budget: LoadBudget) -> NerfDataset
     n = len(frames.names)
     size = (image_size, image_size) if image_size else (frames.target.height, frames.target.width)
     budget.take_pixels(n, *size, frames.model)
-    views = []
+    views, maps = [], {}
     for k in range(n):
         if budget.progress is not None and k % LOAD_CHUNK == 0:
             budget.progress(budget.frames - n + k, budget.frames)  # may raise: a cancelled load stops here
-        views.append(load_photo(frames.files[k], frames.cameras[k], frames.target, frames.wheres[k], image_size))
+        views.append(load_photo(frames.files[k], frames.cameras[k], frames.target, frames.wheres[k], image_size,
+                                maps))
     shapes = {v.shape for v in views}
     if len(shapes) > 1:
         raise InputError(f"{frames.model}: the photos load at {len(shapes)} different sizes",

@@ -385,6 +385,7 @@ def _load_split_file(path: Path, image_size: int, name: str, budget: LoadBudget,
     images: list[np.ndarray] = []
     first: tuple[str, tuple[int, int]] | None = None
     cameras = None  # per-frame cameras when the file has distortion or per-frame intrinsics
+    maps: dict[str, Any] = {}  # their sample maps, one per distinct camera
     for k, (img_file, where) in enumerate(zip(split.images, split.wheres)):
         img_path = Path(img_file)
         if budget.progress is not None and k % LOAD_CHUNK == 0:
@@ -402,7 +403,7 @@ def _load_split_file(path: Path, image_size: int, name: str, budget: LoadBudget,
             raise InputError(f"{where}: image {img_path.name} is {shape[1]}x{shape[0]} but {first[0]} is "
                              f"{first[1][1]}x{first[1][0]}", "Give every view the same size")
         if cameras is not None:
-            img = undistort(img, cameras[k], intr)
+            img = undistort(img, cameras[k], intr, maps)
         if image_size and shape != (image_size, image_size):
             img = resize_rgba(img, image_size)
         images.append(img)

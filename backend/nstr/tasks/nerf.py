@@ -491,8 +491,8 @@ def _dataset_from_job(dataset_dir: str | None, arrays: Mapping[str, np.ndarray],
                             progress=progress)
     if not arrays:
         raise InputError("the nerf job has no dataset",
-                         "Set config 'dataset_dir' (a transforms.json folder the server can read) or send "
-                         "train_images, train_poses and intrinsics arrays")
+                         "Set config 'dataset_dir' (a transforms.json or COLMAP capture folder the server can "
+                         "read) or send train_images, train_poses and intrinsics arrays")
     return dataset_from_arrays(arrays, opts.image_size, max_frames=opts.max_frames, max_pixels=opts.max_pixels)
 
 
