@@ -87,7 +87,7 @@ def write_colmap(root: Path, model: str = "PINHOLE", binary: bool = False, where
         (folder / "cameras.txt").write_text(
             "# Camera list with one line of data per camera:\n"
             f"1 {model} {intr.width} {intr.height} {' '.join(repr(p) for p in params)}\n")
-        lines = ["# Image list with two lines of data per image:"]
+        lines = ["# Image list with two lines of data per image:", "  # an indented comment"]
         for image_id, q, t, name in entries:
             lines += [f"{image_id} {' '.join(repr(v) for v in q + t)} 1 {name}",
                       "1.5 2.5 7 3.5 4.5 -1" if image_id % 2 else ""]
@@ -316,9 +316,9 @@ def test_text_line_with_wrong_field_count(tmp_path):
     root = write_colmap(tmp_path)
     path = root / "sparse/0/images.txt"
     lines = path.read_text().splitlines()
-    lines[3] = " ".join(lines[3].split()[:8])
+    lines[4] = " ".join(lines[4].split()[:8])
     path.write_text("\n".join(lines) + "\n")
-    refused(root, "images.txt line 4", "8 fields", "CAMERA_ID NAME")
+    refused(root, "images.txt line 5", "8 fields", "CAMERA_ID NAME")
     root = write_colmap(tmp_path / "b")
     (root / "sparse/0/cameras.txt").write_text("1 PINHOLE 32 24 30.0 28.0 16.3\n")
     refused(root, "cameras.txt line 1", "PINHOLE needs 4")

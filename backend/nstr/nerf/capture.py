@@ -140,7 +140,7 @@ def _text_lines(path: Path) -> list[tuple[int, str]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{path.name} is unreadable ({type(err).__name__})", "Check the file") from None
-    return [(i + 1, line.strip()) for i, line in enumerate(text.splitlines()) if not line.startswith("#")]
+    return [(i + 1, line.strip()) for i, line in enumerate(text.splitlines()) if not line.lstrip().startswith("#")]
 
 
 def _numbers(fields: list[str], kind: type, where: str, field: str) -> list[Any]:
