@@ -255,6 +255,8 @@ def test_undistort_recovers_the_pinhole_grid(kind):
     out = undistort(rgba.astype(np.float32), cam, cam.pinhole)
     truth, valid = pinhole_grid(), out[..., 3] > 0.999
     assert valid.mean() > 0.6
+    # barrel distortion (and this fisheye) photograph more than the pinhole sees: an opaque photo stays opaque
+    assert out[..., 3].min() == 1.0
     assert np.abs(out[..., 0] - truth)[valid].mean() < 0.02
     assert np.abs(photo - truth)[valid].mean() > 0.05  # the distortion was real
     row = 6.0 + GRID * 5  # a line far from the centre, where distortion bends it most
@@ -280,6 +282,7 @@ def test_distorted_capture_loads_undistorted(tmp_path):
         out = ds.train.images[2]
         valid = out[..., 3] > 0.999
         assert np.abs(out[..., 0] - truth)[valid].mean() < 0.02, name
+        assert ds.train.images[..., 3].min() == 1.0  # opaque photos stay "no alpha" (masks.py: border colour)
         assert (ds.train.intrinsics.fx, ds.train.intrinsics.cx) == (BIG.fx, BIG.cx)
 
 

@@ -328,19 +328,24 @@ def sample_map(camera: Camera, target: Intrinsics) -> tuple[np.ndarray, np.ndarr
     xd, yd = camera.distort((cols - target.cx) / target.fx, (rows - target.cy) / target.fy)
     src = camera.pinhole
     w, h = src.width, src.height
-    u = np.clip(src.fx * xd + src.cx + 0.5, 0.0, w + 1.0).ravel()  # +1 - 0.5: padded pixel centres at integers
-    v = np.clip(src.fy * yd + src.cy + 0.5, 0.0, h + 1.0).ravel()
+    us, vs = src.fx * xd + src.cx - 0.5, src.fy * yd + src.cy - 0.5  # photo pixel centres at integers
+    # the photo covers [-0.5, w - 0.5]: inside it a sample is the photo's, however near the edge (so an opaque
+    # photo that covers the pinhole view stays opaque, and its views stay "no alpha"); outside it, nothing
+    inside = ((us >= -0.5) & (us <= w - 0.5) & (vs >= -0.5) & (vs <= h - 0.5)).ravel()
+    u = np.clip(us + 1.0, 0.0, w + 1.0).ravel()  # in the photo padded by one pixel
+    v = np.clip(vs + 1.0, 0.0, h + 1.0).ravel()
     u0 = np.minimum(np.floor(u).astype(np.int64), w)
     v0 = np.minimum(np.floor(v).astype(np.int64), h)
     fu, fv = (u - u0).astype(np.float32), (v - v0).astype(np.float32)
-    weights = np.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], -1)
+    weights = np.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], -1) * inside[:, None]
     return v0 * (w + 2) + u0, weights
 
 
 def undistort(image: np.ndarray, camera: Camera, target: Intrinsics, maps: dict[str, Any] | None = None) -> np.ndarray:
     """The (H, W, 4) RGBA photo taken through ``camera`` as seen by the pinhole ``target``: each target pixel
     centre is sent through the forward model and sampled bilinearly (premultiplied, so transparent pixels
-    don't bleed); samples outside the photo have alpha 0. ``maps`` caches :func:`sample_map` per camera."""
+    don't bleed); samples outside the photo (beyond its outer pixel edges) have alpha 0. ``maps`` caches
+    :func:`sample_map` per camera."""
     key = repr((camera, target))
     if maps is None or key not in maps:
         found = sample_map(camera, target)
@@ -352,12 +357,12 @@ def undistort(image: np.ndarray, camera: Camera, target: Intrinsics, maps: dict[
     h, w = image.shape[:2]
     assert (w, h) == (camera.pinhole.width, camera.pinhole.height), "the photo is not the camera's size"
     premul = np.concatenate([image[..., :3] * image[..., 3:], image[..., 3:]], -1).astype(np.float32)
-    flat = np.pad(premul, ((1, 1), (1, 1), (0, 0))).reshape(-1, 4)  # a ring of alpha 0: edges fade over 1 px
+    flat = np.pad(premul, ((1, 1), (1, 1), (0, 0)), mode="edge").reshape(-1, 4)  # edge pixels out to the border
     out = np.zeros((len(index), 4), np.float32)
     for k, offset in enumerate((0, 1, w + 2, w + 3)):
         out += flat[index + offset] * weights[:, k:k + 1]
     out = out.reshape(target.height, target.width, 4)
-    alpha = out[..., 3:]
+    alpha = np.where(out[..., 3:] > 1.0 - 1e-5, 1.0, out[..., 3:])  # the weights sum to 1 up to rounding
     rgb = np.where(alpha > 1e-6, out[..., :3] / np.maximum(alpha, 1e-6), 0.0)
     return np.clip(np.concatenate([rgb, alpha], -1), 0.0, 1.0).astype(np.float32)
 
