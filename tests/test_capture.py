@@ -333,7 +333,7 @@ def test_unknown_camera_model(tmp_path):
     refused(root, "cameras.txt line 1", "FOV", "not read")
     root = write_colmap(tmp_path / "b", binary=True)
     (root / "sparse/0/cameras.bin").write_bytes(struct.pack("<QiiQQ", 1, 1, 99, W, H))
-    refused(root, "cameras.bin camera 1", "model id 99")
+    refused(root, "cameras.bin camera 1", "model id 99 is not read")
     root = write_nerfstudio(tmp_path / "c", {"camera_model": "EQUIRECTANGULAR"})
     refused(root, "transforms.json frames[1]", "camera_model 'EQUIRECTANGULAR' is not read")
     root = write_nerfstudio(tmp_path / "d", {"k1": "0.1"})

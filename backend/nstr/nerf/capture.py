@@ -37,6 +37,8 @@ COLMAP_MODELS = {0: ("SIMPLE_PINHOLE", 3), 1: ("PINHOLE", 4), 2: ("SIMPLE_RADIAL
                  4: ("OPENCV", 8), 5: ("OPENCV_FISHEYE", 8), 6: ("FULL_OPENCV", 12), 7: ("FOV", 5),
                  8: ("SIMPLE_RADIAL_FISHEYE", 4), 9: ("RADIAL_FISHEYE", 5), 10: ("THIN_PRISM_FISHEYE", 12)}
 READ_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV", "OPENCV_FISHEYE")
+UNKNOWN_MODEL_FIX = ("Undistort the capture with colmap image_undistorter, or re-run COLMAP with "
+                     "--ImageReader.camera_model OPENCV")
 CV_TO_NERF = np.diag([1.0, -1.0, -1.0, 1.0])  # camera axes: OpenCV (+y down, +z forward) -> NeRF (+y up, -z forward)
 
 
@@ -80,8 +82,7 @@ def camera_from_colmap(model: str, width: int, height: int, params: list[float],
     """A COLMAP camera (model name and parameter list as COLMAP orders them) as a :class:`Camera`."""
     if model not in READ_MODELS:
         raise InputError(f"{where}: camera model {model} is not read (only {', '.join(READ_MODELS)})",
-                         "Undistort the capture with colmap image_undistorter, or re-run COLMAP with "
-                         "--ImageReader.camera_model OPENCV")
+                         UNKNOWN_MODEL_FIX)
     expected = next(n for name, n in COLMAP_MODELS.values() if name == model)
     if len(params) != expected or not all(math.isfinite(p) for p in params):
         raise InputError(f"{where}: camera model {model} needs {expected} finite parameters, not {params}",
@@ -230,8 +231,8 @@ def read_cameras_binary(path: Path) -> dict[int, Camera]:
         cam_id, model_id, width, height = reader.read("iiQQ", f"camera {k}")
         where = f"{path.name} camera {cam_id}"
         if model_id not in COLMAP_MODELS:
-            raise InputError(f"{where}: camera model id {model_id} is unknown",
-                             "Re-export the model from a current COLMAP")
+            raise InputError(f"{where}: camera model id {model_id} is not read (only {', '.join(READ_MODELS)})",
+                             UNKNOWN_MODEL_FIX)
         model, n_params = COLMAP_MODELS[model_id]
         params = list(reader.read("d" * n_params, f"camera {cam_id}'s params"))
         cameras[cam_id] = camera_from_colmap(model, width, height, params, where)
