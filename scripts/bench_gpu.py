@@ -132,7 +132,7 @@ def bench_nerf(dev: torch.device, tiny: bool, work: Path) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "scripts"))
     from bench_nerf import render_scene
 
-    from nstr.nerf.dataset import load_dataset
+    from nstr.nerf.source import load_dataset
     from nstr.tasks.nerf import fit_nerf, nerf_config
 
     n_train, n_test, res, samples = (6, 2, 32, 4) if tiny else (100, 8, 400, 64)

@@ -110,7 +110,7 @@ def main() -> int:
     from nstr.geometry.mesh import Mesh
     from nstr.geometry.metrics import mesh_metrics
     from nstr.geometry.topology import topology
-    from nstr.nerf.dataset import load_dataset
+    from nstr.nerf.source import load_dataset
     from nstr.nerf.truth_scenes import load_true_mesh, render_truth_scene
     from nstr.tasks.nerf import fit_nerf, mesh_arrays, nerf_config, save_renders
 

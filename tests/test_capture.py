@@ -14,8 +14,10 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from nstr.errors import InputError
-from nstr.nerf.capture import COLMAP_MODELS, MAX_MAPS, Camera, camera_from_colmap, undistort
-from nstr.nerf.dataset import Intrinsics, check_dataset_folder, load_dataset
+from nstr.nerf.capture import COLMAP_MODELS, camera_from_colmap
+from nstr.nerf.lens import MAX_MAPS, Camera, undistort
+from nstr.nerf.dataset import Intrinsics
+from nstr.nerf.source import check_dataset_folder, load_dataset
 from nstr.nerf.rays import project_points
 
 W, H = 32, 24

@@ -19,7 +19,8 @@ torch = pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
 from nstr.errors import Cancelled, InputError, NSTRError  # noqa: E402
-from nstr.nerf.dataset import dataset_from_arrays, dataset_to_arrays, load_dataset  # noqa: E402
+from nstr.nerf.dataset import dataset_from_arrays, dataset_to_arrays  # noqa: E402
+from nstr.nerf.source import load_dataset  # noqa: E402
 from nstr.nerf.rays import project_points, rays_for_pixels  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
 from nstr.errors import ConfigError, InputError  # noqa: E402
-from nstr.nerf.dataset import load_dataset  # noqa: E402
+from nstr.nerf.source import load_dataset  # noqa: E402
 from nstr.nerf.masks import inspect_masks  # noqa: E402
 from nstr.geometry.topology import topology  # noqa: E402
 

@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nstr.geometry.export import OUTPUT_SUFFIXES
-    from nstr.nerf.dataset import load_dataset
+    from nstr.nerf.source import load_dataset
     from nstr.paths import check_writable_output
     from nstr.tasks.nerf import nerf_config
 

@@ -5,8 +5,9 @@ every 8th frame is then held out for testing). Intrinsics are ``camera_angle_x``
 centred principal point) or ``fl_x``/``fl_y``/``cx``/``cy``/``w``/``h``. Each frame has ``file_path``
 (with or without ``.png``) and a camera-to-world ``transform_matrix`` in Blender's convention.
 Distortion (``k1 k2 k3 p1 p2``, or ``camera_model: OPENCV_FISHEYE`` with ``k1..k4``) and per-frame
-intrinsics (nerfstudio) are removed at load by :mod:`nstr.nerf.capture`, which also reads a folder with
-no transforms file but a COLMAP sparse model (a photo capture). Every problem becomes an
+intrinsics (nerfstudio) are removed at load (:mod:`nstr.nerf.lens`). A folder with no transforms file but
+a COLMAP sparse model (a photo capture) is read by :mod:`nstr.nerf.capture`; :mod:`nstr.nerf.source` picks
+the reader for a folder. Every problem becomes an
 :class:`~nstr.errors.InputError` naming the file and the field. Every file
 read from a folder (the transforms files and the images) must lie inside it, symlinks resolved, and
 one that does not gets the same answer whether its target exists or not (a server reads these).
@@ -33,6 +34,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from nstr.errors import InputError
+from nstr.nerf.lens import Camera, check_transforms_lenses, lens_from_transforms, needs_remap, undistort
 
 SPLITS = ("train", "val", "test")
 HOLDOUT_EVERY = 8  # single transforms.json: every 8th frame is a test view (the LLFF convention)
@@ -368,8 +370,6 @@ def read_split_frames(path: Path, name: str, keep: Any = None, budget: LoadBudge
 
 def _checked_frames(path: Path, name: str, keep: Any, budget: LoadBudget) -> SplitFrames:
     """A split's frames with every check that needs no image: the JSON, frame count, poses, paths, spread."""
-    from nstr.nerf.capture import check_transforms_lenses
-
     split = read_split_frames(path, name, keep, budget)
     check_transforms_lenses(split.doc, split.frames, split.wheres)
     if name == "train":
@@ -378,8 +378,6 @@ def _checked_frames(path: Path, name: str, keep: Any, budget: LoadBudget) -> Spl
 
 
 def _load_split_file(path: Path, image_size: int, name: str, budget: LoadBudget, keep: Any = None) -> Views:
-    from nstr.nerf.capture import transforms_cameras, undistort
-
     split = _checked_frames(path, name, keep, budget)
     n = len(split.images)
     images: list[np.ndarray] = []
@@ -459,27 +457,12 @@ def _splits(found: dict[str, Path], single: Path | None) -> list[tuple[Path, str
     return [(single, "train", lambda i: i % HOLDOUT_EVERY != 0), (single, "test", lambda i: i % HOLDOUT_EVERY == 0)]
 
 
-def _is_capture(folder: str | Path) -> bool:
-    """A folder with no transforms*.json but a COLMAP model: a photo capture (nstr.nerf.capture reads it)."""
-    from nstr.nerf.capture import find_colmap_model
-
-    root = Path(folder).expanduser()
-    if not root.is_dir() or any(dataset_file(root, f"transforms{s}.json") is not None
-                                for s in ("", *(f"_{x}" for x in SPLITS))):
-        return False
-    return find_colmap_model(root) is not None
-
-
-def load_dataset(folder: str | Path, image_size: int = 0, *, max_frames: int = MAX_FRAMES,
+def load_transforms_dataset(folder: str | Path, image_size: int = 0, *, max_frames: int = MAX_FRAMES,
                  max_pixels: int = MAX_PIXELS, progress: Progress | None = None) -> NerfDataset:
     """Read a dataset folder. ``image_size`` > 0 resizes every view to that square size (area filter).
     At most ``max_frames`` views and ``max_pixels`` pixels (after resizing) are loaded; ``progress(done,
     total)`` is called every :data:`LOAD_CHUNK` frames and may raise to stop the load."""
     budget = LoadBudget(max_frames, max_pixels, progress)
-    if _is_capture(folder):
-        from nstr.nerf.capture import load_capture
-
-        return load_capture(Path(folder).expanduser(), image_size, budget)
     root, found, single = split_files(folder)
     splits = [_load_split_file(path, image_size, name, budget, keep) for path, name, keep in _splits(found, single)]
     train, test = splits[0], (splits[1] if len(splits) > 1 else None)
@@ -491,19 +474,38 @@ def load_dataset(folder: str | Path, image_size: int = 0, *, max_frames: int = M
     return NerfDataset(train, test, box if box is not None else aabb_from_cameras(train), str(root), aabb_from)
 
 
-def check_dataset_folder(folder: str | Path, max_frames: int = MAX_FRAMES) -> None:
-    """What :func:`load_dataset` checks before it decodes an image (files inside the folder, the JSON,
-    the frame count, poses, camera spread; for a COLMAP capture its model and photos), for a server to run at
-    submit: cheap, and the same words."""
+def check_transforms_folder(folder: str | Path, max_frames: int = MAX_FRAMES) -> None:
+    """What :func:`load_transforms_dataset` checks before it decodes an image (files inside the folder, the
+    JSON, the frame count, poses, camera spread, the lens keys), for a server to run at submit: cheap, and the
+    same words."""
     budget = LoadBudget(max_frames)
-    if _is_capture(folder):
-        from nstr.nerf.capture import check_capture
-
-        check_capture(Path(folder).expanduser(), budget)
-        return
     _root, found, single = split_files(folder)
     for path, name, keep in _splits(found, single):
         _checked_frames(path, name, keep, budget)
+
+
+# ----------------------------------------------------------------------------------------- lenses (nerfstudio)
+
+
+def camera_from_transforms(doc: Mapping[str, Any], frame: Mapping[str, Any], target: Intrinsics,
+                           where: str) -> Camera:
+    """A frame's camera in a nerfstudio transforms file: its own ``fl_x fl_y cx cy w h`` when it has them
+    (else the file's, ``target``) and its lens (:func:`lens_from_transforms`)."""
+    intr = intrinsics_from(frame, target.width, target.height, where) if "fl_x" in frame else target
+    return Camera(intr, *lens_from_transforms(doc, frame, where))
+
+
+def transforms_cameras(doc: Mapping[str, Any], frames: list[Mapping[str, Any]], target: Intrinsics,
+                       where: list[str]) -> list[Camera] | None:
+    """Per-frame cameras when a transforms file needs remapping (distortion, or a frame's own intrinsics),
+    else None: a plain pinhole file loads exactly as before."""
+    keys = ("k1", "k2", "k3", "k4", "p1", "p2", "camera_model", "fl_x")
+    if not any(k in doc for k in keys[:-1]) and not any(k in f for f in frames for k in keys):
+        return None
+    cams = [camera_from_transforms(doc, f, target, w) for f, w in zip(frames, where)]
+    return cams if any(needs_remap(c, target) for c in cams) else None
+
+
 
 
 # ----------------------------------------------------------------------------------------- arrays
@@ -536,7 +538,7 @@ def _views_from_arrays(name: str, images: np.ndarray, poses: np.ndarray, intr: n
 
 def dataset_from_arrays(arrays: Mapping[str, np.ndarray], image_size: int = 0, *, max_frames: int = MAX_FRAMES,
                         max_pixels: int = MAX_PIXELS) -> NerfDataset:
-    """The compact array form (see the module docstring), within the same bounds as :func:`load_dataset`."""
+    """The compact array form (see the module docstring), within the same bounds as :func:`load_transforms_dataset`."""
     budget = LoadBudget(max_frames, max_pixels)
     for key in ("train_images", "train_poses", "intrinsics"):
         if key not in arrays:

@@ -27,8 +27,8 @@ from torch import Tensor
 
 from nstr.config import RunConfig, build_config, option
 from nstr.errors import ConfigError, InputError
-from nstr.nerf.dataset import (MAX_FRAMES, MAX_PIXELS, NerfDataset, Progress, Views, check_dataset_folder,
-                               dataset_from_arrays, load_dataset)
+from nstr.nerf.dataset import MAX_FRAMES, MAX_PIXELS, NerfDataset, Progress, Views, dataset_from_arrays
+from nstr.nerf.source import check_dataset_folder, load_dataset
 from nstr.nerf.masks import MaskInfo, inspect_masks
 from nstr.nerf.radiance import RadianceField
 from nstr.nerf.sdf_field import COLOR_FIELDS, SHADINGS, SDFRadianceField
