@@ -101,25 +101,20 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, *, face_budget: int = 0, m
     if face_budget > len(f):
         raise ConfigError(f"{prefix}simplify_faces {face_budget} is above the dense mesh's {len(f)} faces",
                           f"Use a budget between {FACE_BUDGET_MIN} and {len(f)}")
-    _check_manifold(f)
+    shape = _shape(f)
+    if not shape[3]:
+        raise InputError("the mesh has edges shared by more than two faces, which edge collapses cannot take",
+                         "Simplify a manifold mesh (marching cubes gives one), or repair it first")
     if face_budget:
-        lod_v, lod_f = _collapse(v, f, face_budget, _shape(f))
+        lod_v, lod_f = _collapse(v, f, face_budget, shape)
         runs = 1
         err_max, err_mean = surface_error(v, f, lod_v, lod_f)
     else:
-        lod_v, lod_f, err_max, err_mean, runs = _search_error(v, f, max_error)
+        lod_v, lod_f, err_max, err_mean, runs = _search_error(v, f, max_error, shape)
     from scipy.spatial import cKDTree
 
     source = cKDTree(v).query(lod_v, workers=-1)[1].astype(np.int64)
     return Simplified(lod_v, lod_f, source, err_max, err_mean, runs, time.perf_counter() - t0)
-
-
-def _check_manifold(f: np.ndarray) -> None:
-    import igl
-
-    if not bool(np.asarray(igl.is_edge_manifold(f)[0]).all()):
-        raise InputError("the mesh has edges shared by more than two faces, which edge collapses cannot take",
-                         "Simplify a manifold mesh (marching cubes gives one), or repair it first")
 
 
 PRESIMPLIFY = 3             # fast collapses down to this many times the budget, QSlim's exact queue the rest
@@ -210,13 +205,12 @@ def surface_error(v: np.ndarray, f: np.ndarray, lod_v: np.ndarray, lod_f: np.nda
     return float(math.sqrt(max(d_dense.max(), d_lod.max()))), float(np.sqrt(d_dense).mean())
 
 
-def _search_error(v: np.ndarray, f: np.ndarray, target: float
+def _search_error(v: np.ndarray, f: np.ndarray, target: float, shape: tuple[int, bool, int, bool]
                   ) -> tuple[np.ndarray, np.ndarray, float, float, int]:
     """The fewest faces found whose error is within ``target``: guesses from error ~ 1 / faces inside a
     bracket [fails, meets]; the dense mesh itself meets any target, so it is the bracket's top."""
     n = len(f)
     best = (v, np.asarray(f, np.int64), 0.0, 0.0)
-    shape = _shape(f)
     lo, hi = FACE_BUDGET_MIN - 1, n              # lo: a count known to fail (or the floor); hi: known to meet
     guess = max(FACE_BUDGET_MIN, n // FIRST_REDUCTION)
     runs = 0

@@ -510,7 +510,8 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         n = normals[min(b + 2, B + 1)]      # a smooth copy that does not follow this band
         slopes = F is not None and b < B      # the band beyond the last gets a height only
         if slopes:
-            columns.append(_face_gradient_moments(h, P, F, n, A))
+            gradients = _face_gradient_moments(h, P, F, n, A)   # g (3), then g g^T's xx yy zz ...
+            columns.append(gradients)
         at = sum(c.shape[1] for c in columns)
         with_moved = offset is not None and b < B
         if with_moved:                          # mean[:, at:at + 7]
@@ -543,7 +544,7 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
             tensors.append(T)
             # the band's local energy, h^2 + |g|^2 (lambda / 2 pi)^2: a ripple a sin(k x) gives a^2 at every
             # point, whatever its phase, so a window narrower than a wavelength reads its height
-            energy = (h - mean[:, 0]) ** 2 + columns[4][:, 3:6].sum(1) * (var_h / var_g)
+            energy = (h - mean[:, 0]) ** 2 + gradients[:, 3:6].sum(1) * (var_h / var_g)
             local = _local_means(energy[:, None], pts.points, N, A_stats, member, cells, LOCAL_RADIUS * edges[b],
                                  neighbours)
             local_rms.append((0.5 * local[:, 0]).clamp_min(0).sqrt())
