@@ -105,7 +105,7 @@ def test_budget_is_met_and_attributes_transfer_from_nearby_vertices(slab) -> Non
 
 def test_the_topology_survives_where_the_fast_collapses_break_it() -> None:
     """A gyroid shell in a ball: 4 pieces with tunnels (Euler characteristic -18). The fast first stage
-    (fast_simplification) alone, asked for 3x a twentieth of its faces, fuses the pieces into one
+    (fast_simplification) alone, asked for PRESIMPLIFY x a twentieth of its faces, fuses the pieces into one
     (-24): the result must come from QSlim on the dense mesh, which keeps all four and every tunnel."""
     import fast_simplification
     from skimage.measure import marching_cubes

@@ -37,9 +37,8 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (outward for outward-wound faces)."""
     tri = vertices[faces]
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n = np.zeros_like(vertices, dtype=np.float64)
-    for k in range(3):
-        np.add.at(n, faces[:, k], cross)
+    f = np.asarray(faces, np.int64).reshape(-1)
+    n = np.stack([np.bincount(f, weights=np.repeat(cross[:, d], 3), minlength=len(vertices)) for d in range(3)], 1)
     length = np.linalg.norm(n, axis=1, keepdims=True)
     return np.where(length > 0, n / np.maximum(length, 1e-300), np.array([0.0, 0.0, 1.0]))
 

@@ -80,13 +80,23 @@ class MeshSDF:
         p = np.asarray(points, np.float64)
         n = np.asarray(directions, np.float64)
         t = np.zeros(len(p))
-        for _ in range(iterations):
-            dist, face, cp = self.closest(p + t[:, None] * n)
-            fn = self.face_normals()[face]
-            along = np.einsum("nd,nd->n", n, fn)
-            step = np.einsum("nd,nd->n", cp - p, fn) / np.where(np.abs(along) > 0.3, along, np.inf) - t
-            t += np.clip(step, -max_step, max_step)
-        dist, face, cp = self.closest(p + t[:, None] * n)
+        dist, face, cp = np.zeros(len(p)), np.zeros(len(p), np.int64), p.copy()
+        active = np.arange(len(p))       # lines still moving: a line that has stopped is not asked again
+        for _ in range(iterations + 1):
+            if not len(active):
+                break
+            q = p[active] + t[active, None] * n[active]
+            dist[active], face[active], cp[active] = self.closest(q)
+            if _ == iterations:          # the last answer, at the final t
+                break
+            fn = self.face_normals()[face[active]]
+            along = np.einsum("nd,nd->n", n[active], fn)
+            step = np.einsum("nd,nd->n", cp[active] - p[active], fn) / np.where(np.abs(along) > 0.3, along, np.inf) \
+                - t[active]
+            step = np.clip(step, -max_step, max_step)
+            t[active] += step
+            # stopped (one Newton step lands on a flat face): its answer at the old t stands, 1e-6 steps away
+            active = active[np.abs(step) > 1e-6 * max_step]
         converged = dist <= 1e-3 * max_step
         return np.where(converged[:, None], p + t[:, None] * n, cp), face, converged
 

@@ -117,7 +117,10 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, *, face_budget: int = 0, m
     return Simplified(lod_v, lod_f, source, err_max, err_mean, runs, time.perf_counter() - t0)
 
 
-PRESIMPLIFY = 3             # fast collapses down to this many times the budget, QSlim's exact queue the rest
+PRESIMPLIFY = 2             # fast collapses down to this many times the budget, QSlim's exact queue the rest (3 at stop
+#                             42: 2 took QSlim on the quick Suzanne from 1.23 s to 0.67 s, the rotor's whole simplification from
+#                             3.9 s to 3.1 s, at the same or a smaller surface error on Suzanne, bunny, rotor and composite; at
+#                             1.5 Suzanne's fast stage changed her topology, so QSlim ran from the dense mesh: 4.1 s)
 FAST_AGGRESSIVENESS = 3.0   # fast_simplification's ``agg`` (7, its default, doubled the error on Suzanne)
 
 
@@ -139,7 +142,7 @@ def _collapse(v: np.ndarray, f: np.ndarray, budget: int, shape: tuple[int, bool,
     metric, collapsing in threshold sweeps) down to PRESIMPLIFY x the budget, the near-free collapses
     of flat and smooth areas; then libigl's QSlim, whose exact priority queue makes the choices that
     matter and stops where a further collapse would change the topology. On the rippled slab of
-    ``tests/test_simplify.py`` (58k faces to 3000) 0.10 s instead of 0.56 s for QSlim alone, the same
+    ``tests/test_simplify.py`` (58k faces to 3000; fast stage to 3x) 0.10 s instead of 0.56 s for QSlim alone, the same
     error and the same 720 ripple vertices kept; on an 80k-face Suzanne to a sixth 0.46 s instead of
     1.09 s, error 0.00151 / 0.000077 (QSlim alone 0.00151 / 0.000080). The fast stage alone reached
     neither the budget nor the adaptivity (it kept 42x as many flat vertices). It has no link

@@ -45,7 +45,7 @@ LOCAL_RADIUS = 0.3                 # "no detail": each band's height over this n
 #                                    patch's wavelengths away (5.5 % of the base; 4.3 % at 0.3)
 FIT_NEIGHBOURS = 48
 STAT_NEIGHBOURS = 32
-# the statistics of band b reuse the neighbour lists of the fits at level b + 1 (_local_means): those
+# the statistics of band b reuse the neighbour lists of the fits at level b + 1 (_Window): those
 # reach 2 lambda_b (FIT_RADIUS sigma_{b+1}), farther than the statistics' 2.5 STAT_RADIUS lambda_b
 assert FIT_RADIUS * SIGMA_PER_WAVELENGTH * 2 >= 2.5 * STAT_RADIUS and STAT_NEIGHBOURS <= FIT_NEIGHBOURS
 BLEND_NEIGHBOURS = 6
@@ -139,12 +139,9 @@ class SurfacePoints:
         v = np.asarray(vertices, np.float64)
         f = np.asarray(faces, np.int64)
         cross = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-        n = np.zeros_like(v)
-        a = np.zeros(len(v))
-        face_area = 0.5 * np.linalg.norm(cross, axis=1)
-        for k in range(3):
-            np.add.at(n, f[:, k], cross)
-            np.add.at(a, f[:, k], face_area / 3.0)
+        corner = f.reshape(-1)   # each face's sums go to its three corners (np.bincount: np.add.at is 10x slower)
+        n = np.stack([np.bincount(corner, weights=np.repeat(cross[:, d], 3), minlength=len(v)) for d in range(3)], 1)
+        a = np.bincount(corner, weights=np.repeat(0.5 * np.linalg.norm(cross, axis=1) / 3.0, 3), minlength=len(v))
         length = np.linalg.norm(n, axis=1, keepdims=True)
         n = np.where(length > 0, n / np.maximum(length, 1e-300), np.array([0.0, 0.0, 1.0]))
         return SurfacePoints(v, n, a)
@@ -311,41 +308,53 @@ def _residual(copy: SmoothCopy, pts: Any, nrm: Any, member: Any, spacing: float,
     blended with Gaussian weights (0.6 of the probes' ``spacing``) that fade out well inside the
     neighbourhood, so the height has no seams where the set of nearest probes changes. A point looks
     among the probes nearest to its own cell's (``member``: point -> probe). Third: with
-    ``copy.moved``, the smooth copy of the offsets at each point, blended the same way (else None)."""
+    ``copy.moved``, the smooth copy of the offsets at each point, blended the same way (else None).
+    The positions' differences are taken in float64, then rounded: float32 positions made the readout
+    of a mesh and of its 10x copy differ by 1.3e-3 (their median wavelength; 4e-4 in float64). The
+    results are float64."""
     import torch
 
-    dt = copy.coef.dtype
-    out = torch.empty(len(pts), dtype=pts.dtype, device=pts.device)
-    normal = torch.empty((len(pts), 3), dtype=pts.dtype, device=pts.device)
+    dt, out_dt = copy.coef.dtype, torch.float64
+    out = torch.empty(len(pts), dtype=out_dt, device=pts.device)
+    normal = torch.empty((len(pts), 3), dtype=out_dt, device=pts.device)
     moved = torch.empty_like(out) if copy.moved is not None else None
+    # one gather per chunk of what a probe holds: its frame and quadric (and the offsets' quadric); the centres
+    # apart, in float64
+    table = torch.cat([copy.t1, copy.t2, copy.normal, copy.coef]
+                      + ([copy.moved] if copy.moved is not None else []), 1)
     for s in range(0, len(pts), chunk):
         I = copy.near[member[s:s + chunk]]
-        coef, n = copy.coef[I], copy.normal[I]                              # (C, k, 6), (C, k, 3)
-        d = (pts[s:s + chunk, None, :] - copy.centre[I]).to(dt)
-        D = d.norm(dim=-1)
-        u, v, z = (d * copy.t1[I]).sum(-1), (d * copy.t2[I]).sum(-1), (d * n).sum(-1)   # in each probe's frame
+        G = table[I]                                                        # (C, k, 15 or 21)
+        coef, n = G[..., 9:15], G[..., 6:9]
+        d = (pts[s:s + chunk, None, :] - copy.centre[I]).to(dt)          # exact differences, then rounded
+        uvz = (d[..., None, :] * G[..., 0:9].unflatten(-1, (3, 3))).sum(-1)   # in each probe's frame (t1, t2, n)
+        u, v, z = uvz.unbind(-1)
         q = coef[..., 0] + u * (coef[..., 1] + coef[..., 3] * u + coef[..., 4] * v) + v * (coef[..., 2] + coef[..., 5] * v)
         facing = (n * nrm[s:s + chunk, None, :].to(dt)).sum(-1) > ORIENTATION_GATE
-        w = torch.exp(-0.5 * (D / (0.6 * spacing)) ** 2) * facing
+        w = torch.exp((uvz * uvz).sum(-1) * (-0.5 / (0.6 * spacing) ** 2)) * facing   # the frame is orthonormal
         w[:, 0] += 1e-30                                   # no probe faces the same way: its own cell's
-        out[s:s + chunk] = ((w * (z - q)).sum(1) / w.sum(1)).to(pts.dtype)
+        total = w.sum(1)
+        out[s:s + chunk] = ((w * (z - q)).sum(1) / total).to(out_dt)
         if moved is not None:
-            c = copy.moved[I]
+            c = G[..., 15:21]
             qm = c[..., 0] + u * (c[..., 1] + c[..., 3] * u + c[..., 4] * v) + v * (c[..., 2] + c[..., 5] * v)
-            moved[s:s + chunk] = ((w * qm).sum(1) / w.sum(1)).to(pts.dtype)
+            moved[s:s + chunk] = ((w * qm).sum(1) / total).to(out_dt)
         blend = (w[..., None] * n).sum(1)
-        normal[s:s + chunk] = (blend / blend.norm(dim=-1, keepdim=True).clamp_min(1e-30)).to(pts.dtype)
+        normal[s:s + chunk] = (blend / blend.norm(dim=-1, keepdim=True).clamp_min(1e-30)).to(out_dt)
     return out, normal, moved
 
 
-def _face_gradient_moments(values: Any, V: Any, F: Any, base_normal: Any, vertex_area: Any) -> Any:
+def _face_gradient_moments(values: Any, V: Any, F: Any, base_normal: Any, real2: Any) -> Any:
     """Per vertex, the area-weighted mean over its faces of the gradient g of the piecewise-linear
     ``values`` (N,) and of g g^T: (N, 9) = g (3) and the 6 entries xx yy zz xy xz yz. Each face is
     projected on the plane of its smooth ``base_normal`` first, so g is the derivative along the
     smooth surface (the heights are measured across it), not along the detail's own slopes; and
-    the moments are taken per face, before any averaging, so no gradient is smoothed away."""
+    the moments are taken per face, before any averaging, so no gradient is smoothed away. ``V``: the
+    vertices in float32 (relative to a point near them); ``real2``: each face's doubled area. In
+    float32, returned as float64."""
     import torch
 
+    values, base_normal = values.float(), base_normal.float()
     nb = base_normal[F].sum(1)
     nb = nb / nb.norm(dim=-1, keepdim=True).clamp_min(1e-30)
     p = V[F]
@@ -353,7 +362,6 @@ def _face_gradient_moments(values: Any, V: Any, F: Any, base_normal: Any, vertex
     p0, p1, p2 = p[:, 0], p[:, 1], p[:, 2]
     n = torch.linalg.cross(p1 - p0, p2 - p0, dim=-1)
     area2 = n.norm(dim=-1)
-    real2 = torch.linalg.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]], dim=-1).norm(dim=-1)
     usable = area2 > 0.2 * real2                                          # not seen edge-on from the base
     area2 = area2.clamp_min(1e-30)
     nu = n / area2[:, None]
@@ -367,40 +375,76 @@ def _face_gradient_moments(values: Any, V: Any, F: Any, base_normal: Any, vertex
     out = torch.zeros((len(V), 10), dtype=V.dtype, device=V.device)
     for k in range(3):
         out.index_add_(0, F[:, k], face_values)
-    return out[:, :9] / out[:, 9:].clamp_min(1e-30)
+    return (out[:, :9] / out[:, 9:].clamp_min(1e-30)).double()
 
 
 # --- local statistics --------------------------------------------------------------------------
-def _local_means(values: Any, pts_np: np.ndarray, normals: Any, areas: Any, member: np.ndarray,
-                 cells: SurfacePoints, radius: float, neighbours: tuple[Any, Any]) -> Any:
-    """Gaussian-weighted (``radius``) local means of per-point ``values`` (N, C), via the cells: pooled
-    to cell means, smoothed over neighbouring cells that face the same way, read back at each point
-    from its nearest cells. ``neighbours``: the cells' own nearest cells, (index, distance) sorted by
-    distance, at least STAT_NEIGHBOURS of them to 2.5 ``radius`` (the fit's at that level: its reach
-    is farther, so no second search is needed)."""
-    import torch
+class _Window:
+    """One band's local means (:meth:`means`): Gaussian-weighted means of per-point values via the cells,
+    pooled to cell means, smoothed over neighbouring cells that face the same way, read back at each
+    point from its nearest cells. What does not depend on the radius (the cells' neighbours, which face
+    the same way, each point's nearest cells and their distances) is found once per band: the band's
+    statistics and its narrow "no detail" window share it. Both weighted sums are sparse matrix
+    products (CSR, a fixed count of neighbours per row): 10x faster than gathering every neighbour's
+    values (a 60k-cell level with 32 neighbours and 21 columns: 10 ms against 100 ms)."""
 
-    out_dtype = values.dtype
-    values, areas = values.float(), areas.float()
-    dev, dt = values.device, values.dtype
-    M = torch.as_tensor(member, device=dev)
-    m = len(cells)
-    cell_area = torch.zeros(m, dtype=dt, device=dev).index_add_(0, M, areas)
-    cell_sum = torch.zeros((m, values.shape[1]), dtype=dt, device=dev).index_add_(0, M, values * areas[:, None])
-    I, D = neighbours[0][:, :STAT_NEIGHBOURS], neighbours[1][:, :STAT_NEIGHBOURS].to(dt)
-    D = torch.where(D < 2.5 * radius, D, torch.full_like(D, math.inf))
-    CN = torch.as_tensor(cells.normals, dtype=dt, device=dev)
-    w = torch.exp(-0.5 * (D / radius) ** 2) * ((CN[I] @ CN[:, :, None])[..., 0] > ORIENTATION_GATE)
-    both = torch.bmm(w[:, None, :], torch.cat([cell_sum, cell_area[:, None]], 1)[I])[:, 0]   # sums, area
-    cell_mean = both[:, :-1] / both[:, -1:].clamp_min(1e-30)
-    # back to the points: Gaussian blend of the cells nearest to its own that face the same way
-    I = I[torch.as_tensor(member, device=dev)][:, :BLEND_NEIGHBOURS]
-    D = (torch.as_tensor(pts_np, dtype=dt, device=dev)[:, None, :] - torch.as_tensor(cells.points, dtype=dt,
-         device=dev)[I]).norm(dim=-1)
-    w = torch.exp(-0.5 * (D / radius) ** 2) * ((CN[I] @ normals[:, :, None].to(dt))[..., 0] > ORIENTATION_GATE)
-    w[:, 0] += 1e-30
-    w = w / w.sum(1, keepdim=True)
-    return torch.bmm(w[:, None, :], cell_mean[I])[:, 0].to(out_dtype)
+    def __init__(self, pts_np: np.ndarray, normals: Any, areas: Any, member: np.ndarray, cells: SurfacePoints,
+                 neighbours: tuple[Any, Any]) -> None:
+        """``neighbours``: the cells' own nearest cells, (index, distance) sorted by distance, at least
+        STAT_NEIGHBOURS of them to 2.5 of the largest radius used (the fit's at that level: its reach is
+        farther, so no second search is needed)."""
+        import torch
+
+        dev, dt = areas.device, torch.float32
+        self.areas = areas.float()
+        self.member = torch.as_tensor(member, device=dev)
+        self.count = len(cells)
+        I, D = neighbours[0][:, :STAT_NEIGHBOURS], neighbours[1][:, :STAT_NEIGHBOURS].to(dt)
+        CN = torch.as_tensor(cells.normals, dtype=dt, device=dev)
+        facing = (CN[I] @ CN[:, :, None])[..., 0] > ORIENTATION_GATE
+        # back to the points: the cells nearest to its own (the first of its distance-sorted list) that face
+        # the same way
+        J = I[:, :BLEND_NEIGHBOURS][self.member]
+        DJ = (torch.as_tensor(pts_np, dtype=dt, device=dev)[:, None, :]
+              - torch.as_tensor(cells.points, dtype=dt, device=dev)[J]).norm(dim=-1)
+        facing_j = (CN[J] @ normals[:, :, None].to(dt))[..., 0] > ORIENTATION_GATE
+        # each row's columns in increasing order, as a CSR matrix keeps them
+        order = I.argsort(1)
+        self.I, self.D, self.facing = I.gather(1, order), D.gather(1, order), facing.gather(1, order)
+        order = J.argsort(1)
+        self.J, self.DJ, self.facing_j = J.gather(1, order), DJ.gather(1, order), facing_j.gather(1, order)
+
+    @staticmethod
+    def _rows(index: Any, weights: Any, columns: int) -> Any:
+        """The CSR matrix whose row r has ``weights[r]`` at columns ``index[r]``."""
+        import warnings
+
+        import torch
+
+        rows, per_row = index.shape
+        with warnings.catch_warnings():   # "sparse CSR support is in beta": the product is all we use
+            warnings.simplefilter("ignore")
+            return torch.sparse_csr_tensor(torch.arange(0, rows * per_row + 1, per_row, device=index.device),
+                                           index.reshape(-1), weights.reshape(-1), size=(rows, columns))
+
+    def means(self, values: Any, radius: float) -> Any:
+        """Gaussian-weighted (``radius``) local means of ``values`` (N, C)."""
+        import torch
+
+        out_dtype = values.dtype
+        values = values.float()
+        dev, dt = values.device, values.dtype
+        cell_area = torch.zeros(self.count, dtype=dt, device=dev).index_add_(0, self.member, self.areas)
+        cell_sum = torch.zeros((self.count, values.shape[1]), dtype=dt, device=dev).index_add_(
+            0, self.member, values * self.areas[:, None])
+        D = torch.where(self.D < 2.5 * radius, self.D, torch.full_like(self.D, math.inf))
+        w = torch.exp(-0.5 * (D / radius) ** 2) * self.facing
+        both = self._rows(self.I, w, self.count) @ torch.cat([cell_sum, cell_area[:, None]], 1)   # sums, area
+        cell_mean = both[:, :-1] / both[:, -1:].clamp_min(1e-30)
+        w = torch.exp(-0.5 * (self.DJ / radius) ** 2) * self.facing_j
+        w[:, 0] += 1e-30
+        w = w / w.sum(1, keepdim=True)
+        return (self._rows(self.J, w, self.count) @ cell_mean).to(out_dtype)
 
 
 # --- the readout -------------------------------------------------------------------------------
@@ -461,6 +505,8 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
     B = layout.count
     edges = layout.finest * 2.0 ** np.arange(B + 2)      # one more edge: the band beyond the last
     P = torch.as_tensor(pts.points, dtype=dt, device=dev)
+    origin = pts.points.mean(0) if len(pts) else np.zeros(3)
+    P32 = torch.as_tensor(pts.points - origin, dtype=torch.float32, device=dev)   # the face gradients' positions
     N = torch.as_tensor(pts.normals, dtype=dt, device=dev)
     A = torch.as_tensor(pts.areas, dtype=dt, device=dev)
     F = torch.as_tensor(np.asarray(faces, np.int64), device=dev) if faces is not None else None
@@ -498,7 +544,10 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         crease.zero_()
     # creases stay out of the bands' statistics: a bevel is not a ripple
     A_stats = A * (crease < CREASE_ANGLE)
-    rms, totals, var_hs, var_gs, tensors, local_rms = [], [], [], [], [], []
+    real2 = None                                 # each face's doubled area (the gradients' weights)
+    if F is not None:
+        real2 = torch.linalg.cross(P32[F[:, 1]] - P32[F[:, 0]], P32[F[:, 2]] - P32[F[:, 0]], dim=-1).norm(dim=-1)
+    rms, totals, var_hs, var_gs, directions, anisotropies, local_rms = [], [], [], [], [], [], []
     moved_rms, moved_totals, helds, spreads = [], [], [], []
     for b in range(B + 1):
         h = heights[b + 1] - heights[b]
@@ -510,7 +559,7 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         n = normals[min(b + 2, B + 1)]      # a smooth copy that does not follow this band
         slopes = F is not None and b < B      # the band beyond the last gets a height only
         if slopes:
-            gradients = _face_gradient_moments(h, P, F, n, A)   # g (3), then g g^T's xx yy zz ...
+            gradients = _face_gradient_moments(h, P32, F, n, real2)   # g (3), then g g^T's xx yy zz ...
             columns.append(gradients)
         at = sum(c.shape[1] for c in columns)
         with_moved = offset is not None and b < B
@@ -519,8 +568,8 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
             tm = moved_heights[min(b + 2, B + 1)]
             columns.append(torch.stack([hm, hm * hm, tm, tm * tm, h * hm, offset, offset * offset], 1))
         cells, member, neighbours = members[b]
-        mean = _local_means(torch.cat(columns, 1), pts.points, N, A_stats, member, cells, STAT_RADIUS * edges[b],
-                            neighbours)
+        window = _Window(pts.points, N, A_stats, member, cells, neighbours)
+        mean = window.means(torch.cat(columns, 1), STAT_RADIUS * edges[b])
         var_h = (mean[:, 1] - mean[:, 0] ** 2).clamp_min(0)
         rms.append(var_h.sqrt())
         totals.append((mean[:, 3] - mean[:, 2] ** 2).clamp_min(0))
@@ -536,17 +585,23 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
             T = torch.stack([torch.stack([mgg[:, 0], mgg[:, 3], mgg[:, 4]], -1),
                              torch.stack([mgg[:, 3], mgg[:, 1], mgg[:, 5]], -1),
                              torch.stack([mgg[:, 4], mgg[:, 5], mgg[:, 2]], -1)], -2) - mg[:, :, None] * mg[:, None, :]
-            proj = torch.eye(3, dtype=dt, device=dev) - n[:, :, None] * n[:, None, :]
-            T = proj @ T @ proj
-            var_g = T.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-300)
+            # the structure tensor in the smooth copy's tangent plane, [[a, c], [c, d]] over (t1, t2): its
+            # eigenvectors in closed form (a batched 3x3 eigh of the projected tensor took 0.23 s on Suzanne)
+            t1, t2 = _frames(n)
+            Tt1, Tt2 = (T @ t1[:, :, None])[..., 0], (T @ t2[:, :, None])[..., 0]
+            a, c, d = (Tt1 * t1).sum(-1), (Tt1 * t2).sum(-1), (Tt2 * t2).sum(-1)
+            var_g = (a + d).clamp_min(1e-300)       # the gradient's variance along the surface (the trace)
+            root = (0.25 * (a - d) ** 2 + c * c).sqrt()
+            mu1, mu2 = (0.5 * (a + d) + root).clamp_min(0), (0.5 * (a + d) - root).clamp_min(0)
+            theta = 0.5 * torch.atan2(2 * c, a - d)   # the major axis: the way the waves run
             var_hs.append(var_h)
             var_gs.append(var_g)
-            tensors.append(T)
+            directions.append(theta.cos()[:, None] * t1 + theta.sin()[:, None] * t2)
+            anisotropies.append((mu1 - mu2) / (mu1 + mu2).clamp_min(1e-300))
             # the band's local energy, h^2 + |g|^2 (lambda / 2 pi)^2: a ripple a sin(k x) gives a^2 at every
             # point, whatever its phase, so a window narrower than a wavelength reads its height
             energy = (h - mean[:, 0]) ** 2 + gradients[:, 3:6].sum(1) * (var_h / var_g)
-            local = _local_means(energy[:, None], pts.points, N, A_stats, member, cells, LOCAL_RADIUS * edges[b],
-                                 neighbours)
+            local = window.means(energy[:, None], LOCAL_RADIUS * edges[b])
             local_rms.append((0.5 * local[:, 0]).clamp_min(0).sqrt())
     band_rms = torch.stack(rms[:B], 1)
     dominant = band_rms.argmax(1)
@@ -572,14 +627,11 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         near = ((torch.arange(B, device=dev)[None, :] - dominant[:, None]).abs() <= NEAR_BANDS) \
             & (vh >= NEAR_SHARE * vh[rows, dominant][:, None])
         combined = 2 * math.pi * ((vh * near).sum(1) / (vg * near).sum(1).clamp_min(1e-300)).sqrt()
-        T = torch.stack(tensors[:B], 1)[rows, dominant]
-        evals, evecs = torch.linalg.eigh(T)
-        mu1, mu2 = evals[:, 2].clamp_min(0), evals[:, 1].clamp_min(0)
         out.local_bands = torch.stack(local_rms, 1).cpu().numpy()
         out.band_wavelength = wl.cpu().numpy()
         out.wavelength = combined.cpu().numpy()
-        out.direction = evecs[:, :, 2].cpu().numpy()
-        out.anisotropy = ((mu1 - mu2) / (mu1 + mu2).clamp_min(1e-300)).cpu().numpy()
+        out.direction = torch.stack(directions, 1)[rows, dominant].cpu().numpy()
+        out.anisotropy = torch.stack(anisotropies, 1)[rows, dominant].cpu().numpy()
     return out
 
 
@@ -679,8 +731,10 @@ def _floor_multiple_near_creases(vertices: np.ndarray, maps: DetailMaps) -> np.n
     multiple = np.ones(len(vertices))
     if not on_crease.any():
         return multiple
-    distance = cKDTree(vertices[on_crease]).query(vertices, workers=-1)[0]
-    near = distance < NEAR_CREASE_REACH * maps.layout.edges[np.minimum(maps.dominant + 1, maps.layout.count)]
+    reach = NEAR_CREASE_REACH * maps.layout.edges[np.minimum(maps.dominant + 1, maps.layout.count)]
+    # no search beyond the longest reach (inf there): the same answer, without walking the whole tree
+    distance = cKDTree(vertices[on_crease]).query(vertices, workers=-1, distance_upper_bound=float(reach.max()))[0]
+    near = distance < reach
     multiple[near] = NEAR_CREASE_FLOORS
     return multiple
 

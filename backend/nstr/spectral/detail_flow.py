@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_SMOOTHING_ROUNDS = 400  # ring-diffusion rounds before the drift's gradient (cost: one sparse product each)
+MAX_SMOOTHING_ROUNDS = 400  # the drift's smoothing: at most as wide as this many rounds of one-ring averaging
 
 
 def band_frequencies(bands_meta: list[dict[str, float]]) -> np.ndarray:
@@ -60,29 +60,46 @@ def _face_gradients(values: np.ndarray, v: np.ndarray, f: np.ndarray) -> tuple[n
     return grad / np.maximum(area2, 1e-300)[:, None], 0.5 * area2
 
 
+EXPLICIT_ROUNDS = 8         # the drift's smoothing starts with this many rounds of one-ring averaging (below)
+
+
 def _ring_mean(values: np.ndarray, weight: np.ndarray, faces: np.ndarray, steps: int) -> np.ndarray:
-    """``steps`` rounds of averaging over each vertex's one-ring (itself included), counting only the
-    vertices with ``weight`` > 0: a diffusion whose Gaussian reach is ~ sqrt(steps / 2) edges."""
+    """``values`` smoothed along the mesh as ``steps`` rounds of one-ring averaging would (a Gaussian
+    reach of about sqrt(steps / 2) edges), among the vertices with ``weight`` > 0 only (the others
+    neither give nor get: 0). EXPLICIT_ROUNDS rounds of that averaging first, which take out the
+    vertex-to-vertex noise (a one-edge checkerboard); then, for the rest of the width, one implicit heat
+    step (W + t L) x = W values, L the graph Laplacian of the edges between such vertices and t =
+    (steps - rounds) / 7 (the same spread: a round moves 3/7 of an edge squared per axis on a 6-valent
+    mesh, the step 3 t), solved by conjugate gradients. Alone, the implicit step left 5 % of a
+    checkerboard (its filter falls as 1 / frequency^2, not as a Gaussian). On the quick Suzanne (124k
+    vertices, 400 rounds wide) 0.19-0.24 s where the 400 rounds took 0.53-0.60 s, within 0.016 octaves
+    of them (median; their spread 0.68)."""
     import scipy.sparse as sp
+    from scipy.sparse.linalg import cg
 
     n = len(values)
+    w = (np.asarray(weight) > 0).astype(np.float64)
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    adj = sp.coo_matrix((np.ones(2 * len(e) + n), (np.r_[e[:, 0], e[:, 1], np.arange(n)],
-                                                   np.r_[e[:, 1], e[:, 0], np.arange(n)])), shape=(n, n)).tocsr()
-    adj.data[:] = 1.0
-    w = weight.astype(np.float64)
-    norm = np.maximum(adj @ w, 1e-300)
-    out = values * w
-    for _ in range(steps):
-        out = w * (adj @ out) / norm
-    return np.where(w > 0, out / np.maximum(w, 1e-300), 0.0)
+    e = e[(w[e[:, 0]] > 0) & (w[e[:, 1]] > 0)]
+    adj = sp.coo_matrix((np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n)).tocsr()
+    adj.data[:] = 1.0                                  # an edge shared by two faces counts once
+    degree = np.asarray(adj.sum(1)).ravel()
+    x = np.where(w > 0, values, 0.0)
+    rounds = min(int(steps), EXPLICIT_ROUNDS)
+    for _ in range(rounds):                            # the mean over the one-ring and itself
+        x = (adj @ x + x) / (degree + 1)
+    t = (int(steps) - rounds) / 7.0
+    if t > 0:
+        diagonal = w + (w == 0) + t * degree           # a vertex without weight has no edges: x = 0 there
+        x, _ = cg(sp.diags(diagonal) - t * adj, w * x, x0=x, rtol=1e-3, maxiter=1000, M=sp.diags(1.0 / diagonal))
+    return np.where(w > 0, x, 0.0)
 
 
 def drift(vertices: np.ndarray, faces: np.ndarray, frequency: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """Tangent gradient of log2(frequency), octaves per unit length, toward finer detail (V, 3).
 
-    log2(frequency) is first smoothed over about one wavelength (ring diffusion; the count of
-    rounds from the median wavelength in edges): the wavelength is a windowed estimate whose
+    log2(frequency) is first smoothed over about one wavelength (:func:`_ring_mean`; its width from
+    the median wavelength in edges): the wavelength is a windowed estimate whose
     vertex-to-vertex differences are noise, far steeper than any real change of scale."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)

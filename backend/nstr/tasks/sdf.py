@@ -361,7 +361,7 @@ def _simplify_stage(vertices_input: np.ndarray, faces: np.ndarray, opts: SDFOpti
         lod = simplify(vertices_input, faces, face_budget=opts.simplify_faces, max_error=opts.simplify_error)
     except NSTRError as err:
         return {"target": target, "refused": str(err)}, {}
-    report = {"target": target, **lod.report(), "method": "quadric edge collapses (fast-simplification to 3x the budget, then libigl's qslim) + least-squares refit to the dense vertices; attributes from the nearest dense vertex",
+    report = {"target": target, **lod.report(), "method": "quadric edge collapses (fast-simplification to 2x the budget, then libigl's qslim) + least-squares refit to the dense vertices; attributes from the nearest dense vertex",
               "error_units": "input length"}
     if opts.simplify_faces and len(lod.faces) > opts.simplify_faces:
         # QSlim stops where every further collapse would change the topology (a small handle, a thin part)
