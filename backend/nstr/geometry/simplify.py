@@ -130,7 +130,7 @@ def _shape(faces: np.ndarray) -> tuple[int, bool, int, bool]:
 
     f = np.asarray(faces, np.int64)
     table = edge_table(f)
-    return (euler_characteristic(f), is_watertight(table), int(face_components(table).max()) + 1,
+    return (euler_characteristic(f, table), is_watertight(table), int(face_components(table).max()) + 1,
             not table.nonmanifold.any())
 
 

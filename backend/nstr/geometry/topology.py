@@ -104,10 +104,11 @@ def face_components(faces: np.ndarray | EdgeTable) -> np.ndarray:
     return face_label.reshape(-1).astype(np.int64)
 
 
-def euler_characteristic(faces: np.ndarray) -> int:
-    """V - E + F over the vertices the faces use."""
+def euler_characteristic(faces: np.ndarray, table: EdgeTable | None = None) -> int:
+    """V - E + F over the vertices the faces use (``table``: the faces' edge table, if already built)."""
     f = np.asarray(faces, np.int64)
-    return int(len(np.unique(f)) - len(edge_table(f).keys) + len(f))
+    used = int(np.count_nonzero(np.bincount(f.reshape(-1)))) if f.size else 0
+    return int(used - len((table if table is not None else edge_table(f)).keys) + len(f))
 
 
 def _boundary_loop_labels(t: EdgeTable) -> tuple[np.ndarray, np.ndarray]:
