@@ -26,8 +26,8 @@ re-weight it (figures: ``scripts/bench_sdf.py simplify``, quick preset, faces / 
   from 17.1% to 17.6%, but Chamfer against the input went 0.000247 -> 0.000250 and normal consistency
   0.9874 -> 0.9871: left out. libigl 2.6.3's Python binding takes no per-vertex weights or cost
   callbacks either, and an edge-collapse loop in numpy would cost more than the whole time budget.
-* It runs in C++: on the quick Suzanne's 249k faces, 2.1-2.5 s in all on one core where QSlim alone took
-  4.0-4.2 s (the error measurement and the refit are about 1.5 s of it).
+* It runs in C++: on the quick Suzanne's 249k faces, 1.4-2.0 s in all (2.1-2.5 s with the fast stage to 3x
+  the budget) where QSlim alone took 4.0-4.2 s (the error measurement and the refit are about 0.7 s of it).
 
 The simplified mesh's attributes come from the dense mesh: ``source[i]`` is the dense vertex nearest to
 simplified vertex ``i``, so any per-vertex array transfers as ``attr[source]``. (QSlim's own birth

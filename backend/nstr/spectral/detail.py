@@ -25,7 +25,8 @@ pyramid reads a picture:
 Everything runs on a point set with area weights (mesh vertices, or area-uniform samples of a
 mesh whose vertices do not sample its surface, such as a CAD input), pooled into coarser cells
 level by level, so each octave costs about a quarter of the finer one. The heavy algebra runs in
-torch on the given device; neighbour queries use scipy's k-d tree.
+torch on the given device (the local means as sparse matrix products); neighbour queries use scipy's
+k-d tree.
 """
 
 from __future__ import annotations
