@@ -114,10 +114,9 @@ def drift(vertices: np.ndarray, faces: np.ndarray, frequency: np.ndarray, normal
     log_nu = _ring_mean(np.log2(np.where(has, nu, 1.0)), has.astype(np.float64), f, steps)
     fo = f[has[f].all(1)]
     grad, area = _face_gradients(log_nu, v, fo)
-    acc = np.zeros_like(v)
-    wsum = np.zeros(len(v))
-    np.add.at(acc, fo.reshape(-1), np.repeat(grad * area[:, None], 3, axis=0))
-    np.add.at(wsum, fo.reshape(-1), np.repeat(area, 3))
+    corner = fo.reshape(-1)     # each face's area-weighted gradient to its three corners (bincount: np.add.at is 10x slower)
+    acc = np.stack([np.bincount(corner, weights=np.repeat(grad[:, d] * area, 3), minlength=len(v)) for d in range(3)], 1)
+    wsum = np.bincount(corner, weights=np.repeat(area, 3), minlength=len(v))
     got = wsum > 0
     out[got] = acc[got] / wsum[got, None]
     n = np.asarray(normals, np.float64)
