@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from nstr.geometry.mesh import corner_sums
+
 SCALAR_ATTRIBUTES = ("local_frequency", "bandwidth")  # every model (from the detail maps)
 NSTR_SCALARS = ("spectral_frequency", "transport_residual")  # NSTR only (internal readout)
 # not for the artist's default list: NSTR's internal readout (research), listed in meta["research"]
@@ -37,8 +39,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (outward for outward-wound faces)."""
     tri = vertices[faces]
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    f = np.asarray(faces, np.int64).reshape(-1)
-    n = np.stack([np.bincount(f, weights=np.repeat(cross[:, d], 3), minlength=len(vertices)) for d in range(3)], 1)
+    n = corner_sums(faces, cross, len(vertices))
     length = np.linalg.norm(n, axis=1, keepdims=True)
     return np.where(length > 0, n / np.maximum(length, 1e-300), np.array([0.0, 0.0, 1.0]))
 

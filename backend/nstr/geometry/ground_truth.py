@@ -82,12 +82,12 @@ class MeshSDF:
         t = np.zeros(len(p))
         dist, face, cp = np.zeros(len(p)), np.zeros(len(p), np.int64), p.copy()
         active = np.arange(len(p))       # lines still moving: a line that has stopped is not asked again
-        for _ in range(iterations + 1):
+        for step_no in range(iterations + 1):
             if not len(active):
                 break
             q = p[active] + t[active, None] * n[active]
             dist[active], face[active], cp[active] = self.closest(q)
-            if _ == iterations:          # the last answer, at the final t
+            if step_no == iterations:    # the last answer, at the final t
                 break
             fn = self.face_normals()[face[active]]
             along = np.einsum("nd,nd->n", n[active], fn)

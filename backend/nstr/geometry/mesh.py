@@ -261,6 +261,17 @@ def _masked_chunks(v: np.ndarray, mask: np.ndarray) -> Iterator[tuple[int, np.nd
         yield s, part if every else part[mask[s:s + len(part)]]
 
 
+def corner_sums(faces: np.ndarray, face_values: np.ndarray, n_vertices: int) -> np.ndarray:
+    """Per vertex, the sum of ``face_values`` ((F,) or (F, C)) over the faces that use it: each face's
+    value goes to its three corners (by ``bincount``: ``np.add.at`` is 10x slower)."""
+    corner = np.asarray(faces, np.int64).reshape(-1)
+    values = np.asarray(face_values, np.float64)
+    if values.ndim == 1:
+        return np.bincount(corner, weights=np.repeat(values, 3), minlength=n_vertices)
+    return np.stack([np.bincount(corner, weights=np.repeat(values[:, c], 3), minlength=n_vertices)
+                     for c in range(values.shape[1])], 1)
+
+
 def face_area2(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Twice each face's area (float64): one chunk of faces at a time."""
     idx = f.astype(np.intp, copy=False)

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from nstr.geometry.mesh import corner_sums
+
 SIGMA_PER_WAVELENGTH = 1.0 / 2.5   # quadric-fit scale per octave edge (half-power wavelength = 2.5 sigma)
 FIT_RADIUS = 2.5                   # fit discs reach this many sigma
 STAT_RADIUS = 0.6                  # local statistics: Gaussian radius in wavelengths of the band
@@ -140,9 +142,8 @@ class SurfacePoints:
         v = np.asarray(vertices, np.float64)
         f = np.asarray(faces, np.int64)
         cross = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-        corner = f.reshape(-1)   # each face's sums go to its three corners (np.bincount: np.add.at is 10x slower)
-        n = np.stack([np.bincount(corner, weights=np.repeat(cross[:, d], 3), minlength=len(v)) for d in range(3)], 1)
-        a = np.bincount(corner, weights=np.repeat(0.5 * np.linalg.norm(cross, axis=1) / 3.0, 3), minlength=len(v))
+        n = corner_sums(f, cross, len(v))
+        a = corner_sums(f, 0.5 * np.linalg.norm(cross, axis=1) / 3.0, len(v))
         length = np.linalg.norm(n, axis=1, keepdims=True)
         n = np.where(length > 0, n / np.maximum(length, 1e-300), np.array([0.0, 0.0, 1.0]))
         return SurfacePoints(v, n, a)

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from nstr.geometry.mesh import corner_sums
+
 MAX_SMOOTHING_ROUNDS = 400  # the drift's smoothing: at most as wide as this many rounds of one-ring averaging
 
 
@@ -114,9 +116,8 @@ def drift(vertices: np.ndarray, faces: np.ndarray, frequency: np.ndarray, normal
     log_nu = _ring_mean(np.log2(np.where(has, nu, 1.0)), has.astype(np.float64), f, steps)
     fo = f[has[f].all(1)]
     grad, area = _face_gradients(log_nu, v, fo)
-    corner = fo.reshape(-1)     # each face's area-weighted gradient to its three corners (bincount: np.add.at is 10x slower)
-    acc = np.stack([np.bincount(corner, weights=np.repeat(grad[:, d] * area, 3), minlength=len(v)) for d in range(3)], 1)
-    wsum = np.bincount(corner, weights=np.repeat(area, 3), minlength=len(v))
+    acc = corner_sums(fo, grad * area[:, None], len(v))     # each face's area-weighted gradient to its corners
+    wsum = corner_sums(fo, area, len(v))
     got = wsum > 0
     out[got] = acc[got] / wsum[got, None]
     n = np.asarray(normals, np.float64)
