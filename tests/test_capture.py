@@ -254,19 +254,20 @@ def test_undistort_recovers_the_pinhole_grid(kind):
     cam = CAMERAS[kind]
     photo = distorted_grid(cam)
     rgba = np.concatenate([np.repeat(photo[..., None], 3, -1), np.ones(photo.shape + (1,))], -1)
-    out = undistort(rgba.astype(np.float32), cam, cam.pinhole)
+    out, covered = undistort(rgba.astype(np.float32), cam, cam.pinhole)
     truth, valid = pinhole_grid(), out[..., 3] > 0.999
     assert valid.mean() > 0.6
     # barrel distortion (and this fisheye) photograph more than the pinhole sees: an opaque photo stays opaque
-    assert out[..., 3].min() == 1.0
+    assert out[..., 3].min() == 1.0 and covered.all()
     assert np.abs(out[..., 0] - truth)[valid].mean() < 0.02
     assert np.abs(photo - truth)[valid].mean() > 0.05  # the distortion was real
     row = 6.0 + GRID * 5  # a line far from the centre, where distortion bends it most
     assert line_bend(out[..., 0], row, valid) < 0.1
     assert line_bend(photo, row - 1, np.ones_like(valid)) > 1.0
     # a wider pinhole than the photo covers: the pixels outside it are transparent, the centre is not
-    wide = undistort(rgba.astype(np.float32), cam, Intrinsics(BIG.fx / 2, BIG.fy / 2, BIG.cx, BIG.cy, 96, 72))
+    wide, covered = undistort(rgba.astype(np.float32), cam, Intrinsics(BIG.fx / 2, BIG.fy / 2, BIG.cx, BIG.cy, 96, 72))
     assert wide[0, 0, 3] == 0.0 and wide[-1, -1, 3] == 0.0 and wide[36, 48, 3] == 1.0
+    assert not covered[0, 0] and not covered[-1, -1] and covered[36, 48]  # no data there, not transparency
 
 
 def test_distorted_capture_loads_undistorted(tmp_path):
@@ -286,6 +287,62 @@ def test_distorted_capture_loads_undistorted(tmp_path):
         assert np.abs(out[..., 0] - truth)[valid].mean() < 0.02, name
         assert ds.train.images[..., 3].min() == 1.0  # opaque photos stay "no alpha" (masks.py: border colour)
         assert (ds.train.intrinsics.fx, ds.train.intrinsics.cx) == (BIG.fx, BIG.cx)
+
+
+def test_pincushion_margins_hold_no_data_and_are_never_trained_on(tmp_path):
+    """A pincushion lens (k1 > 0) photographs less than its pinhole sees: undistorted, the photo leaves margins
+    with no data. Known answers: the margin is exactly the pinhole pixels the forward model sends outside the
+    photo; opaque photos stay "no alpha" with the photo's own background (not the margins' emptiness); no
+    training ray is drawn from a margin."""
+    import torch
+
+    from nstr.nerf.masks import inspect_masks
+    from nstr.nerf.rays import SceneBox
+    from nstr.tasks.nerf import NerfObjective, Renderer, build_radiance_field, nerf_config
+
+    cam = Camera(BIG, "opencv", (0.25, 0.0, 0.0, 0.0, 0.0))
+    background = np.array([76, 128, 178], np.uint8)
+    rows, cols = np.mgrid[0:BIG.height, 0:BIG.width] + 0.5
+    photo = np.where(((cols - 48) ** 2 + (rows - 36) ** 2 < 15 ** 2)[..., None], np.array([230, 200, 40], np.uint8),
+                     background).astype(np.uint8)
+    ds = load_dataset(write_colmap(tmp_path, "OPENCV", intr=BIG, coeffs=cam.coeffs[:4], images=[photo] * N_VIEWS))
+    xd, yd = cam.distort((cols - BIG.cx) / BIG.fx, (rows - BIG.cy) / BIG.fy)
+    u, v = BIG.fx * xd + BIG.cx, BIG.fy * yd + BIG.cy
+    truth = (u >= 0) & (u <= BIG.width) & (v >= 0) & (v <= BIG.height)
+    assert 0.05 < 1 - truth.mean() < 0.5  # the lens really leaves margins
+    assert ds.train.valid is not None and ds.test.valid is not None
+    assert (ds.train.valid == truth).all() and (ds.test.valid == truth).all()
+    assert ds.train.images[..., 3][ds.train.valid].min() == 1.0  # where there is data, the photo is opaque
+    info = inspect_masks(ds)
+    assert not info.has_alpha  # the margins are not read as transparency
+    np.testing.assert_allclose(info.background, background / 255, atol=1e-6)
+    # resized for training, a pixel holds data only if all of its area did
+    small = load_dataset(tmp_path, image_size=24)
+    assert (small.train.valid == truth.reshape(24, 3, 24, 4).all((1, 3))).all()  # 3 x 4 photo pixels each
+    cfg = nerf_config("quick", {"model": "hashgrid", "params": 5000, "train.batch_size": 4096})
+    renderer = Renderer(build_radiance_field(cfg), SceneBox.from_aabb(ds.aabb), cfg.task)
+    obj = NerfObjective(renderer, ds, torch.device("cpu"), info, 4096, 10)
+    gen = torch.Generator().manual_seed(0)
+    for step in range(3):
+        target = obj.sample(step, gen)["target"].numpy()
+        # a margin pixel is black (no data); the photo has none: (1 - 0.25) ** 4096 says margins would be hit
+        assert (target.max(1) > 0.1).all()
+
+
+def test_pixels_with_data_travel_in_the_array_form(tmp_path):
+    """A capture sent to the server as arrays keeps its margins; a mask of the wrong shape gets one line."""
+    from nstr.nerf.dataset import dataset_from_arrays, dataset_to_arrays
+
+    photo = np.full((BIG.height, BIG.width, 3), 128, np.uint8)
+    ds = load_dataset(write_colmap(tmp_path, "OPENCV", intr=BIG, coeffs=(0.25, 0.0, 0.0, 0.0), images=[photo] * N_VIEWS))
+    arrays = dataset_to_arrays(ds)
+    back = dataset_from_arrays(arrays)
+    assert (back.train.valid == ds.train.valid).all() and (back.test.valid == ds.test.valid).all()
+    assert not back.train.valid.all()
+    arrays["train_valid"] = arrays["train_valid"][:, :-1]
+    with pytest.raises(InputError) as err:
+        dataset_from_arrays(arrays)
+    assert "'train_valid' has shape" in str(err.value) and "\n" not in str(err.value)
 
 
 # ----------------------------------------------------------------------------------------- bad input
@@ -372,9 +429,9 @@ def test_sample_maps_are_shared_per_camera_and_bounded():
     cam = CAMERAS["opencv"]
     photo = np.random.default_rng(0).random((BIG.height, BIG.width, 4)).astype(np.float32)
     maps: dict = {}
-    once = undistort(photo, cam, BIG)
-    assert np.array_equal(undistort(photo, cam, BIG, maps), once)
-    assert np.array_equal(undistort(photo, Camera(BIG, "opencv", cam.coeffs), BIG, maps), once)
+    once = undistort(photo, cam, BIG)[0]
+    assert np.array_equal(undistort(photo, cam, BIG, maps)[0], once)
+    assert np.array_equal(undistort(photo, Camera(BIG, "opencv", cam.coeffs), BIG, maps)[0], once)
     assert len(maps) == 1  # an equal camera reuses the map
     for k in range(6):
         undistort(photo, Camera(BIG, "opencv", (0.01 * k, 0, 0, 0, 0)), BIG, maps)

@@ -23,7 +23,7 @@ import numpy as np
 from nstr.errors import InputError
 from nstr.nerf.dataset import (HOLDOUT_EVERY, LOAD_CHUNK, ImageFinder, Intrinsics, LoadBudget, NerfDataset, Views,
                                aabb_from_cameras, check_camera_spread, check_poses, dataset_file, read_image,
-                               resize_rgba)
+                               resize_rgba, resize_valid, valid_or_none)
 from nstr.nerf.lens import Camera, needs_remap, undistort
 
 COLMAP_MODEL_DIRS = ("sparse/0", "sparse", "colmap/sparse/0")  # where a capture's model is looked for, in order
@@ -298,8 +298,9 @@ def check_capture(root: Path, budget: LoadBudget) -> CaptureFrames:
 
 
 def load_photo(file: str, camera: Camera, target: Intrinsics, where: str, image_size: int,
-               maps: dict[str, Any] | None = None) -> np.ndarray:
-    """One photo as a pinhole RGBA view: read, undistorted (or remapped to ``target``), resized."""
+               maps: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One photo as a pinhole RGBA view: read, undistorted (or remapped to ``target``), resized; and its
+    pixels that hold data (None: all of them; :func:`nstr.nerf.lens.undistort`)."""
     img = read_image(Path(file), where, 0)
     h, w = img.shape[:2]
     seen = camera.pinhole
@@ -310,9 +311,11 @@ def load_photo(file: str, camera: Camera, target: Intrinsics, where: str, image_
         s = w / seen.width  # photos saved smaller than COLMAP saw them (an images_2 folder)
         target = target.scaled(round(target.width * s), round(target.height * s))
         camera = camera.scaled(w, h)
+    covered = None
     if needs_remap(camera, target):
-        img = undistort(img, camera, target, maps)
-    return resize_rgba(img, image_size) if image_size else img
+        img, covered = undistort(img, camera, target, maps)
+        covered = resize_valid(covered, image_size) if image_size else covered
+    return (resize_rgba(img, image_size) if image_size else img), covered
 
 
 def load_capture(root: Path, image_size: int, budget: LoadBudget) -> NerfDataset:
@@ -321,12 +324,14 @@ def load_capture(root: Path, image_size: int, budget: LoadBudget) -> NerfDataset
     n = len(frames.names)
     size = (image_size, image_size) if image_size else (frames.target.height, frames.target.width)
     budget.take_pixels(n, *size, frames.model)
-    views, maps = [], {}
+    views, valid, maps = [], [], {}
     for k in range(n):
         if budget.progress is not None and k % LOAD_CHUNK == 0:
             budget.progress(budget.frames - n + k, budget.frames)  # may raise: a cancelled load stops here
-        views.append(load_photo(frames.files[k], frames.cameras[k], frames.target, frames.wheres[k], image_size,
-                                maps))
+        view, covered = load_photo(frames.files[k], frames.cameras[k], frames.target, frames.wheres[k], image_size,
+                                   maps)
+        views.append(view)
+        valid.append(covered if covered is not None else np.ones(view.shape[:2], bool))
     shapes = {v.shape for v in views}
     if len(shapes) > 1:
         raise InputError(f"{frames.model}: the photos load at {len(shapes)} different sizes",
@@ -335,7 +340,7 @@ def load_capture(root: Path, image_size: int, budget: LoadBudget) -> NerfDataset
 
     def split(name: str, idx: list[int]) -> Views:
         return Views(name, np.stack([views[i] for i in idx]).astype(np.float32), frames.poses[idx], intr,
-                     [frames.files[i] for i in idx])
+                     [frames.files[i] for i in idx], valid_or_none([valid[i] for i in idx]))
 
     train_idx, test_idx = _holdout(n)
     train = split("train", train_idx)

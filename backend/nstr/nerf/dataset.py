@@ -17,7 +17,8 @@ the task's ``task.max_frames`` / ``task.max_pixels``) and reports each chunk of 
 
 The compact array form (the server's ``nerf`` job, no shared filesystem):
 ``train_images`` uint8 (N, H, W, 3|4), ``train_poses`` float (N, 4, 4) or (N, 3, 4),
-``intrinsics`` float (4,) = fx, fy, cx, cy in pixels, optional ``test_images`` / ``test_poses``
+``intrinsics`` float (4,) = fx, fy, cx, cy in pixels, optional ``test_images`` / ``test_poses``,
+``train_valid`` / ``test_valid`` bool or uint8 (N, H, W) (the pixels that hold data: ``Views.valid``)
 and ``aabb`` float (2, 3) (world box of the object).
 """
 
@@ -72,9 +73,17 @@ class Views:
     poses: np.ndarray  # (N, 4, 4) float32
     intrinsics: Intrinsics
     files: list[str]
+    # (N, H, W) bool: the pixels that hold data. A photo undistorted into its pinhole has none in margins
+    # its lens did not cover (pincushion distortion); those are never trained on, scored or read as
+    # background. None: every pixel.
+    valid: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def pixels_with_data(self) -> np.ndarray:
+        """(N, H, W) bool: ``valid``, or every pixel."""
+        return self.valid if self.valid is not None else np.ones(self.images.shape[:3], bool)
 
 
 @dataclass
@@ -281,6 +290,17 @@ def read_image(path: Path, where: str, size: int) -> np.ndarray:
     return resize_rgba(arr, size) if size and rgba.size != (size, size) else arr
 
 
+def resize_valid(valid: np.ndarray, size: int) -> np.ndarray:
+    """A (H, W) "holds data" mask at ``size`` squared: a pixel holds data when all of its area did (a pixel half
+    in a margin is neither the photo's colour nor its alpha)."""
+    from PIL import Image
+
+    if valid.shape[:2] == (size, size):
+        return valid
+    area = np.asarray(Image.fromarray(valid.astype(np.float32)).resize((size, size), Image.BOX), np.float32)
+    return area >= 0.999
+
+
 def resize_rgba(image: np.ndarray, size: int) -> np.ndarray:
     """An RGBA float image area-resized to ``size`` squared, premultiplied while averaging so transparent
     pixels don't bleed their colour."""
@@ -381,6 +401,7 @@ def _load_split_file(path: Path, image_size: int, name: str, budget: LoadBudget,
     split = _checked_frames(path, name, keep, budget)
     n = len(split.images)
     images: list[np.ndarray] = []
+    valid: list[np.ndarray] = []  # per view, with remapping: the pixels that hold data
     first: tuple[str, tuple[int, int]] | None = None
     cameras = None  # per-frame cameras when the file has distortion or per-frame intrinsics
     maps: dict[str, Any] = {}  # their sample maps, one per distinct camera
@@ -401,14 +422,24 @@ def _load_split_file(path: Path, image_size: int, name: str, budget: LoadBudget,
             raise InputError(f"{where}: image {img_path.name} is {shape[1]}x{shape[0]} but {first[0]} is "
                              f"{first[1][1]}x{first[1][0]}", "Give every view the same size")
         if cameras is not None:
-            img = undistort(img, cameras[k], intr, maps)
+            img, covered = undistort(img, cameras[k], intr, maps)
+            valid.append(resize_valid(covered, image_size) if image_size else covered)
         if image_size and shape != (image_size, image_size):
             img = resize_rgba(img, image_size)
         images.append(img)
     assert first is not None
     if image_size:
         intr = intr.scaled(image_size, image_size)
-    return Views(name, np.stack(images).astype(np.float32), split.poses, intr, list(split.images))
+    return Views(name, np.stack(images).astype(np.float32), split.poses, intr, list(split.images),
+                 valid_or_none(valid))
+
+
+def valid_or_none(masks: list[np.ndarray]) -> np.ndarray | None:
+    """The views' "holds data" masks stacked, or None when there are none or every pixel holds data."""
+    if not masks:
+        return None
+    stacked = np.stack(masks)
+    return None if stacked.all() else stacked
 
 
 def _aabb_from_file(path: Path) -> np.ndarray | None:
@@ -512,7 +543,7 @@ def transforms_cameras(doc: Mapping[str, Any], frames: list[Mapping[str, Any]], 
 
 
 def _views_from_arrays(name: str, images: np.ndarray, poses: np.ndarray, intr: np.ndarray,
-                       budget: LoadBudget) -> Views:
+                       budget: LoadBudget, valid: np.ndarray | None = None) -> Views:
     key = f"{name}_images"
     if images.ndim != 4 or images.shape[-1] not in (3, 4) or images.shape[0] == 0:
         raise InputError(f"'{key}' has shape {images.shape}, not (N, H, W, 3 or 4) with N >= 1",
@@ -532,8 +563,14 @@ def _views_from_arrays(name: str, images: np.ndarray, poses: np.ndarray, intr: n
                          "Send one 4x4 camera-to-world matrix per image")
     checked = check_poses(poses, lambda i: f"{name}_poses[{i}]")
     h, w = imgs.shape[1:3]
+    if valid is not None:
+        valid = np.asarray(valid)
+        if valid.shape != imgs.shape[:3] or valid.dtype.kind not in "bui":
+            raise InputError(f"'{name}_valid' has shape {valid.shape} and dtype {valid.dtype}, not "
+                             f"{imgs.shape[:3]} bool", "Send one bool (or 0/1 uint8) mask per image, or leave it out")
+        valid = valid_or_none(list(valid != 0))
     fx, fy, cx, cy = (float(v) for v in intr)
-    return Views(name, imgs, checked, Intrinsics(fx, fy, cx, cy, w, h), [])
+    return Views(name, imgs, checked, Intrinsics(fx, fy, cx, cy, w, h), [], valid)
 
 
 def dataset_from_arrays(arrays: Mapping[str, np.ndarray], image_size: int = 0, *, max_frames: int = MAX_FRAMES,
@@ -549,14 +586,14 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray], image_size: int = 0, *
         raise InputError(f"'intrinsics' must be 4 numbers fx, fy, cx, cy with positive focal lengths, "
                          f"not {intr.tolist()[:8]}", "Send fx, fy, cx, cy in pixels")
     train = _views_from_arrays("train", np.asarray(arrays["train_images"]), np.asarray(arrays["train_poses"]), intr,
-                               budget)
+                               budget, arrays.get("train_valid"))
     check_camera_spread(train.poses, "training cameras in 'train_poses'")
     test = None
     if "test_images" in arrays or "test_poses" in arrays:
         if "test_images" not in arrays or "test_poses" not in arrays:
             raise InputError("the NeRF job has only one of 'test_images' and 'test_poses'", "Send both or neither")
         test = _views_from_arrays("test", np.asarray(arrays["test_images"]), np.asarray(arrays["test_poses"]), intr,
-                                  budget)
+                                  budget, arrays.get("test_valid"))
         if test.images.shape[1:3] != train.images.shape[1:3]:
             raise InputError(f"'test_images' are {test.images.shape[2]}x{test.images.shape[1]} but 'train_images' "
                              f"are {train.images.shape[2]}x{train.images.shape[1]}", "Give every view the same size")
@@ -583,14 +620,23 @@ def _resize_views(views: Views, size: int) -> Views:
     small = F.interpolate(premul, size=(size, size), mode="area")
     rgb = small[:, :3] / small[:, 3:].clamp_min(1e-6) * (small[:, 3:] > 0)
     out = torch.cat([rgb.clamp(0, 1), small[:, 3:]], 1).permute(0, 2, 3, 1).numpy()
-    return Views(views.name, np.ascontiguousarray(out), views.poses, views.intrinsics.scaled(size, size), views.files)
+    valid = None
+    if views.valid is not None:
+        area = F.interpolate(torch.from_numpy(views.valid[:, None].astype(np.float32)), size=(size, size), mode="area")
+        valid = valid_or_none(list((area[:, 0] >= 0.999).numpy()))
+    return Views(views.name, np.ascontiguousarray(out), views.poses, views.intrinsics.scaled(size, size), views.files,
+                 valid)
 
 
 def dataset_to_arrays(ds: NerfDataset) -> dict[str, np.ndarray]:
     """The inverse of :func:`dataset_from_arrays` (uint8 images), for submitting a folder as a job."""
     out = {"train_images": np.round(ds.train.images * 255).astype(np.uint8), "train_poses": ds.train.poses,
            "intrinsics": ds.train.intrinsics.as_array(), "aabb": ds.aabb.astype(np.float32)}
+    if ds.train.valid is not None:
+        out["train_valid"] = ds.train.valid
     if ds.test is not None:
         out["test_images"] = np.round(ds.test.images * 255).astype(np.uint8)
         out["test_poses"] = ds.test.poses
+        if ds.test.valid is not None:
+            out["test_valid"] = ds.test.valid
     return out

@@ -3,7 +3,9 @@
 Lens distortion (COLMAP's SIMPLE_RADIAL, RADIAL, OPENCV, OPENCV_FISHEYE; nerfstudio's ``k1 k2 k3 p1 p2``
 or ``camera_model: OPENCV_FISHEYE`` with ``k1..k4``) is removed at load: every pixel of the pinhole
 camera with the same fx, fy, cx, cy samples the photo where the forward (closed-form) distortion model
-sends it, bilinearly; pixels that fall outside the photo get alpha 0. Everything downstream stays pinhole.
+sends it, bilinearly; pixels that fall outside the photo get alpha 0 and are marked as having no data
+(:func:`undistort`'s second result, ``Views.valid``): a photo without alpha stays "no alpha", and those
+margins are neither background nor trained on. Everything downstream stays pinhole.
 
 No other NeRF module is imported here (the pinhole part is duck-typed: fx, fy, cx, cy, width, height and
 ``scaled``), so both readers, the transforms files (:mod:`nstr.nerf.dataset`) and COLMAP captures
@@ -110,10 +112,13 @@ def sample_map(camera: Camera, target: Any) -> tuple[np.ndarray, np.ndarray]:
     return v0 * (w + 2) + u0, weights
 
 
-def undistort(image: np.ndarray, camera: Camera, target: Any, maps: dict[str, Any] | None = None) -> np.ndarray:
+def undistort(image: np.ndarray, camera: Camera, target: Any, maps: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """The (H, W, 4) RGBA photo taken through ``camera`` as seen by the pinhole ``target``: each target pixel
     centre is sent through the forward model and sampled bilinearly (premultiplied, so transparent pixels
-    don't bleed); samples outside the photo (beyond its outer pixel edges) have alpha 0. ``maps`` caches
+    don't bleed); samples outside the photo (beyond its outer pixel edges) have alpha 0. Second: (H, W) bool,
+    the pixels whose sample lies in the photo; the others have no data (pincushion distortion, or a pinhole
+    wider than the photo, leaves such margins), which is not the same as transparent. ``maps`` caches
     :func:`sample_map` per camera."""
     key = repr((camera, target))
     if maps is None or key not in maps:
@@ -133,4 +138,5 @@ def undistort(image: np.ndarray, camera: Camera, target: Any, maps: dict[str, An
     out = out.reshape(target.height, target.width, 4)
     alpha = np.where(out[..., 3:] > 1.0 - 1e-5, 1.0, out[..., 3:])  # the weights sum to 1 up to rounding
     rgb = np.where(alpha > 1e-6, out[..., :3] / np.maximum(alpha, 1e-6), 0.0)
-    return np.clip(np.concatenate([rgb, alpha], -1), 0.0, 1.0).astype(np.float32)
+    covered = (weights.sum(1) > 0.5).reshape(target.height, target.width)  # a pixel's weights: all 0 or sum 1
+    return np.clip(np.concatenate([rgb, alpha], -1), 0.0, 1.0).astype(np.float32), covered

@@ -8,6 +8,10 @@ Without alpha (every pixel opaque: a JPEG, or a render without a transparent fil
 in the pictures. The fit then still works: the background is taken as the median colour of the views'
 borders, composited behind the field, and there is no mask loss; the report says so.
 
+Pixels without data (``Views.valid``: the margins a pincushion lens leaves when a photo is undistorted)
+are not read here: they are neither transparent nor opaque, and a photo's border is its outermost pixels
+that hold data.
+
 Views that cannot give a surface are refused, each with one line: every view all background, or a
 view that is opaque from corner to corner while the others are not, taken by a camera inside the
 object's box (a camera inside the object sees its inside faces everywhere).
@@ -33,25 +37,28 @@ class MaskInfo:
     notes: list[str]
 
 
-def border_color(images: np.ndarray) -> tuple[float, float, float]:
-    """Median RGB of the outermost pixel ring of every view: the background of an object shot."""
-    ring = np.concatenate([images[:, 0, :, :3].reshape(-1, 3), images[:, -1, :, :3].reshape(-1, 3),
-                           images[:, :, 0, :3].reshape(-1, 3), images[:, :, -1, :3].reshape(-1, 3)])
-    r, g, b = np.median(ring, 0).tolist()
+def border_color(images: np.ndarray, valid: np.ndarray | None = None) -> tuple[float, float, float]:
+    """Median RGB of the outermost ring of pixels that hold data (``valid``; None: all) in every view: the
+    background of an object shot."""
+    has = np.ones(images.shape[:3], bool) if valid is None else valid
+    inner = np.pad(has, ((0, 0), (1, 1), (1, 1)))   # outside the picture: no data
+    surrounded = inner[:, :-2, 1:-1] & inner[:, 2:, 1:-1] & inner[:, 1:-1, :-2] & inner[:, 1:-1, 2:]
+    r, g, b = np.median(images[has & ~surrounded][:, :3], 0).tolist()
     return float(r), float(g), float(b)
 
 
 def inspect_masks(dataset: NerfDataset) -> MaskInfo:
     """Read the training views' alpha; raise InputError for views that cannot give a surface."""
     alpha = dataset.train.images[..., 3]
-    per_view_max = alpha.reshape(len(alpha), -1).max(1)
-    per_view_min = alpha.reshape(len(alpha), -1).min(1)
+    has = dataset.train.pixels_with_data()
+    per_view_max = np.where(has, alpha, 0.0).reshape(len(alpha), -1).max(1)
+    per_view_min = np.where(has, alpha, 1.0).reshape(len(alpha), -1).min(1)
     if np.all(per_view_max <= EMPTY):
         raise InputError(f"all {len(alpha)} training views are empty background (alpha 0 everywhere)",
                          "Aim the cameras at the object (or select it before rendering the views)")
     opaque_views = per_view_min >= OPAQUE
     if np.all(opaque_views):
-        bg = border_color(dataset.train.images)
+        bg = border_color(dataset.train.images, dataset.train.valid)
         return MaskInfo(False, bg, [
             "the views have no alpha (every pixel opaque): no mask loss; the background is taken as the "
             f"views' border colour ({bg[0]:.2f}, {bg[1]:.2f}, {bg[2]:.2f}). Render with a transparent film "

@@ -21,7 +21,8 @@ from nstr.remote.wire import Array
 # The arrays each job task takes; anything else in an upload is refused, not stored.
 JOB_ARRAYS: dict[str, frozenset[str]] = {
     "sdf": frozenset({"vertices", "faces"}),
-    "nerf": frozenset({"train_images", "train_poses", "intrinsics", "test_images", "test_poses", "aabb"}),
+    "nerf": frozenset({"train_images", "train_poses", "intrinsics", "test_images", "test_poses", "aabb", "train_valid",
+                       "test_valid"}),
 }
 GIB = 2**30
 

@@ -305,7 +305,7 @@ def _smooth_copy(level: SurfacePoints, sigma: float, device: Any, with_turning: 
 
 
 def _residual(copy: SmoothCopy, pts: Any, nrm: Any, member: Any, spacing: float,
-              chunk: int = 32768) -> tuple[Any, Any, Any]:
+              chunk: int = 8192) -> tuple[Any, Any, Any]:
     """Height of each point above the smooth copy, and the copy's normal there: the probes' quadrics
     blended with Gaussian weights (0.6 of the probes' ``spacing``) that fade out well inside the
     neighbourhood, so the height has no seams where the set of nearest probes changes. A point looks
@@ -313,27 +313,30 @@ def _residual(copy: SmoothCopy, pts: Any, nrm: Any, member: Any, spacing: float,
     ``copy.moved``, the smooth copy of the offsets at each point, blended the same way (else None).
     The positions' differences are taken in float64, then rounded: float32 positions made the readout
     of a mesh and of its 10x copy differ by 1.3e-3 (their median wavelength; 4e-4 in float64). The
-    results are float64."""
+    results are float64. Chunks of 8192 points keep each chunk's gathers in cache (32768: 1.4x slower)."""
     import torch
 
     dt, out_dt = copy.coef.dtype, torch.float64
     out = torch.empty(len(pts), dtype=out_dt, device=pts.device)
     normal = torch.empty((len(pts), 3), dtype=out_dt, device=pts.device)
     moved = torch.empty_like(out) if copy.moved is not None else None
-    # one gather per chunk of what a probe holds: its frame and quadric (and the offsets' quadric); the centres
-    # apart, in float64
+    # one gather per chunk of what a probe holds: its frame's rows (t1, t2, n) and quadric (and the offsets'
+    # quadric); the centres apart, in float64
     table = torch.cat([copy.t1, copy.t2, copy.normal, copy.coef]
                       + ([copy.moved] if copy.moved is not None else []), 1)
+    inv = -0.5 / (0.6 * spacing) ** 2
+    nrm = nrm.to(dt)
     for s in range(0, len(pts), chunk):
         I = copy.near[member[s:s + chunk]]
+        C, k = I.shape
         G = table[I]                                                        # (C, k, 15 or 21)
         coef, n = G[..., 9:15], G[..., 6:9]
         d = (pts[s:s + chunk, None, :] - copy.centre[I]).to(dt)          # exact differences, then rounded
-        uvz = (d[..., None, :] * G[..., 0:9].unflatten(-1, (3, 3))).sum(-1)   # in each probe's frame (t1, t2, n)
+        uvz = torch.bmm(G[..., 0:9].reshape(C * k, 3, 3), d.reshape(C * k, 3, 1)).reshape(C, k, 3)  # (u, v, z)
         u, v, z = uvz.unbind(-1)
         q = coef[..., 0] + u * (coef[..., 1] + coef[..., 3] * u + coef[..., 4] * v) + v * (coef[..., 2] + coef[..., 5] * v)
-        facing = (n * nrm[s:s + chunk, None, :].to(dt)).sum(-1) > ORIENTATION_GATE
-        w = torch.exp((uvz * uvz).sum(-1) * (-0.5 / (0.6 * spacing) ** 2)) * facing   # the frame is orthonormal
+        facing = torch.bmm(n, nrm[s:s + chunk, :, None])[..., 0] > ORIENTATION_GATE
+        w = torch.exp(uvz.square().sum(-1) * inv) * facing                 # the frame is orthonormal
         w[:, 0] += 1e-30                                   # no probe faces the same way: its own cell's
         total = w.sum(1)
         out[s:s + chunk] = ((w * (z - q)).sum(1) / total).to(out_dt)
@@ -341,7 +344,7 @@ def _residual(copy: SmoothCopy, pts: Any, nrm: Any, member: Any, spacing: float,
             c = G[..., 15:21]
             qm = c[..., 0] + u * (c[..., 1] + c[..., 3] * u + c[..., 4] * v) + v * (c[..., 2] + c[..., 5] * v)
             moved[s:s + chunk] = ((w * qm).sum(1) / total).to(out_dt)
-        blend = (w[..., None] * n).sum(1)
+        blend = (w[..., None] * n).sum(1)                                   # (a bmm rounds differently)
         normal[s:s + chunk] = (blend / blend.norm(dim=-1, keepdim=True).clamp_min(1e-30)).to(out_dt)
     return out, normal, moved
 

@@ -220,7 +220,9 @@ def over_background(rgba: np.ndarray, background: tuple[float, float, float] = (
 
 def score_views(renderer: Renderer, views: Views, indices: list[int] | None = None,
                 keep: bool = False) -> tuple[dict[str, float], list[np.ndarray]]:
-    """Mean PSNR / SSIM of renders against the views, both over a white background (NeRF synthetic's rule)."""
+    """Mean PSNR / SSIM of renders against the views, both over a white background (NeRF synthetic's rule).
+    Pixels without data (``Views.valid``) do not count: PSNR is taken over the others, and for SSIM the
+    render takes the view's own values there."""
     dev = renderer.box.center.device
     idx = list(range(len(views))) if indices is None else indices
     background = renderer.background or (1.0, 1.0, 1.0)  # views without alpha: their own background
@@ -229,8 +231,9 @@ def score_views(renderer: Renderer, views: Views, indices: list[int] | None = No
         pose = torch.as_tensor(views.poses[i], device=dev)
         pred = renderer.render_view(pose, views, background)
         gt = over_background(views.images[i], background)
-        p.append(psnr(gt, pred[..., :3]))
-        s.append(ssim(gt, pred[..., :3]))
+        has = views.valid[i] if views.valid is not None else None
+        p.append(psnr(gt, pred[..., :3]) if has is None else psnr(gt[has], pred[..., :3][has]))
+        s.append(ssim(gt, pred[..., :3] if has is None else np.where(has[..., None], pred[..., :3], gt)))
         if keep:
             renders.append(pred)
     return {"psnr": float(np.mean(p)), "ssim": float(np.mean(s))}, renders
@@ -240,7 +243,7 @@ def score_views(renderer: Renderer, views: Views, indices: list[int] | None = No
 
 
 class NerfObjective(Objective):
-    """Random rays from all training pixels; the grid (occupancy or cached SDF) is refreshed as batches
+    """Random rays from all training pixels (that hold data); the grid (occupancy or cached SDF) is refreshed as batches
     are drawn. No host sync per step: every logged term stays a tensor until the trainer's log step."""
 
     def __init__(self, renderer: Renderer, dataset: NerfDataset, device: torch.device, masks: MaskInfo,
@@ -249,6 +252,8 @@ class NerfObjective(Objective):
         tr = dataset.train
         self.n, self.h, self.w = tr.images.shape[:3]
         self.pixels = torch.as_tensor(tr.images.reshape(-1, 4), device=device)
+        # the flat indices of the pixels that hold data (None: all); rays are drawn from these only
+        self.with_data = None if tr.valid is None else torch.as_tensor(np.flatnonzero(tr.valid), device=device)
         self.poses = torch.as_tensor(tr.poses, device=device)
         self.opts: NerfOptions = renderer.opts
         self.batch_size = batch_size
@@ -276,7 +281,11 @@ class NerfObjective(Objective):
     def sample(self, step: int, gen: torch.Generator) -> dict[str, Any]:
         self._grid_gen = gen
         self._schedule(step)
-        idx = torch.randint(0, self.pixels.shape[0], (self.batch_size,), generator=gen, device=self.device)
+        if self.with_data is None:
+            idx = torch.randint(0, self.pixels.shape[0], (self.batch_size,), generator=gen, device=self.device)
+        else:
+            idx = self.with_data[torch.randint(0, len(self.with_data), (self.batch_size,), generator=gen,
+                                               device=self.device)]
         cams = idx // (self.h * self.w)
         rows = (idx // self.w) % self.h
         cols = idx % self.w
