@@ -14,8 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DATA = SHARED / "data"
 
-# Two cores: keep torch from oversubscribing when tests run next to a server process.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Two cores: keep torch from oversubscribing when tests run next to a server process; under pytest-xdist
+# (the README's command runs two workers) each worker has one core, so one thread.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+os.environ.setdefault("OMP_NUM_THREADS", "1" if _WORKER else "2")
 
 # Every server the suite starts, directly or through Blender and fit.py, keeps its jobs under the suite's own
 # data folder, never the user's ~/.local/share/nstr: a server the user (or a README demo) is running there
@@ -23,6 +25,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 _DATA_HOME = tempfile.mkdtemp(prefix="nstr-tests-data-")
 os.environ["XDG_DATA_HOME"] = _DATA_HOME
 atexit.register(shutil.rmtree, _DATA_HOME, ignore_errors=True)
+# Blender's user folders the same way (the add-on's user folder and its shared-server record among them): a
+# Blender a test starts never reads the user's, and two workers' Blenders never meet in one record. Tests
+# that install the add-on set their own.
+_BLENDER_HOME = tempfile.mkdtemp(prefix="nstr-tests-blender-")
+os.environ["BLENDER_USER_RESOURCES"] = _BLENDER_HOME
+atexit.register(shutil.rmtree, _BLENDER_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
