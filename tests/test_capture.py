@@ -345,6 +345,35 @@ def test_pixels_with_data_travel_in_the_array_form(tmp_path):
     assert "'train_valid' has shape" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_region_of_interest_box_becomes_the_scene_box_and_one_no_camera_sees_is_refused(tmp_path):
+    """``task.box``: the user's box replaces the cameras' one; a box behind every camera's picture gets one line
+    naming the option, from the fit itself, before any training."""
+    from nstr.errors import ConfigError
+    from nstr.nerf.region import cameras_seeing, with_region
+    from nstr.tasks.nerf import fit_nerf, nerf_config
+
+    ds = load_dataset(write_colmap(tmp_path))
+    assert ds.aabb_from == "cameras"
+    near = with_region(ds, (-0.5, -0.4, -0.3, 0.5, 0.4, 0.3))
+    np.testing.assert_allclose(near.aabb, [[-0.5, -0.4, -0.3], [0.5, 0.4, 0.3]], rtol=1e-7)
+    assert near.aabb_from == "task.box"
+    assert cameras_seeing(near.aabb, ds.train).all()       # every camera looks at the origin
+    # a box around one camera's eye is seen by that camera (it is inside it)
+    eye = ds.train.poses[0, :3, 3]
+    assert cameras_seeing(np.stack([eye - 0.1, eye + 0.1]), ds.train)[0]
+    far = (50.0, 50.0, 50.0, 51.0, 51.0, 51.0)
+    assert not cameras_seeing(np.reshape(far, (2, 3)), ds.train).any()
+    cfg = nerf_config("quick", {"task.box": ",".join(map(str, far)), "train.steps": 1})
+    with pytest.raises(InputError) as err:
+        fit_nerf(ds, cfg)
+    message = str(err.value)
+    assert "task.box" in message and "none of the 8 training cameras" in message and "\n" not in message
+    with pytest.raises(ConfigError, match="task.box must be 6 numbers"):
+        nerf_config("quick", {"task.box": "1,2,3"})
+    with pytest.raises(ConfigError, match="not below max"):
+        nerf_config("quick", {"task.box": "0,0,0,1,1,-1"})
+
+
 # ----------------------------------------------------------------------------------------- bad input
 
 

@@ -30,6 +30,7 @@ from nstr.errors import ConfigError, InputError
 from nstr.nerf.dataset import MAX_FRAMES, MAX_PIXELS, NerfDataset, Progress, Views, dataset_from_arrays
 from nstr.nerf.source import check_dataset_folder, load_dataset
 from nstr.nerf.masks import MaskInfo, inspect_masks
+from nstr.nerf.region import region_box, with_region
 from nstr.nerf.radiance import RadianceField
 from nstr.nerf.sdf_field import COLOR_FIELDS, SHADINGS, SDFRadianceField
 from nstr.nerf.sdf_render import SdfSampling, render_sdf
@@ -62,6 +63,7 @@ class NerfOptions:
     random_background: bool = True
     eval_views: int = option(4, bounds=(1, 1_000))  # test views rendered at each evaluation during training (all at the end)
     render_chunk: int = option(8192, bounds=(1, 2**22))  # rays per forward pass when rendering a view
+    box: tuple[float, ...] = option((), bounds=(-1e12, 1e12))  # region of interest x0,y0,z0,x1,y1,z1 (world units): the field's box; (): from the dataset or the cameras
     mesh_resolution: int = option(128, bounds=(8, 2_048))  # marching-cubes cells per side of the object's box
     mesh_threshold: float = option(0.0, bounds=(0, 1_000_000))  # density only: surface density; 0: read off the training views (nstr.nerf.mesh)
     bake_colors: bool = True
@@ -140,6 +142,8 @@ def nerf_config(preset: str = "default", overrides: Mapping[str, Any] | None = N
     if o.sharpness_init > o.sharpness_max:
         raise ConfigError(f"task.sharpness_init ({o.sharpness_init:g}) must be at most task.sharpness_max "
                           f"({o.sharpness_max:g})", "Lower task.sharpness_init or raise task.sharpness_max")
+    if o.box:
+        region_box(o.box)  # its shape and order now; whether a camera sees it once the views are loaded
     return cfg
 
 
@@ -377,6 +381,8 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
     from nstr.device import resolve_device, seed_everything
 
     opts: NerfOptions = cfg.task
+    if opts.box:
+        dataset = with_region(dataset, opts.box)
     cfg = with_band_limit(cfg, dataset.train.images.shape[2])
     masks = inspect_masks(dataset)
     dev = resolve_device(cfg.train.device)
