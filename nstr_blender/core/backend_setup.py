@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import AddonError
 from .settings import PACKAGE_DIR, READY_MARKER, managed_venv, repo_root, venv_python
 
 TORCH_VERSION = "2.13.0"         # the one torch the backend is tested with (pyproject.toml pins it)
@@ -92,11 +93,8 @@ class SetupState:
         return self.step > 0 and not self.done and not self.error
 
 
-class SetupError(Exception):
+class SetupError(AddonError):
     """A step failed; str() is 'problem. fix'."""
-
-    def __init__(self, problem: str, fix: str) -> None:
-        super().__init__(f"{problem.rstrip('.')}. {fix}")
 
 
 def ready_build(venv: Path) -> str:

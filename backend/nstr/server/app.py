@@ -284,7 +284,7 @@ async def _on_error(request: Request, exc: Exception) -> Response:
         return error_response(404, "job_not_found", f"there is no job {exc.args[0]!r} on this server",
                               f"List the jobs with GET /{API}/jobs (or 'nstr jobs')")
     if isinstance(exc, JobConflict):
-        return error_response(409, "conflict", str(exc), exc.fix)
+        return error_response(409, "conflict", exc.problem, exc.fix)
     if isinstance(exc, StorageError):
         return error_response(507, "insufficient_storage", exc.problem, exc.fix)
     if isinstance(exc, wire.WireError):

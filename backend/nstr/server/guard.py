@@ -24,6 +24,8 @@ import ipaddress
 import json
 from typing import Any, Awaitable, Callable
 
+from nstr.errors import NSTRError
+
 CLIENT_HEADER = "x-nstr-client"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SAFE_CONTENT_TYPES = frozenset({"application/x-nstr-wire", "application/json"})
@@ -50,13 +52,14 @@ def host_of(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-class HTTPError(Exception):
+class HTTPError(NSTRError):
     """A refusal with its answer: raised by a route or by a middleware (inside ``receive``), answered
-    by the app's one error handler as ``{"error": {"status", "code", "message", "fix"}}``."""
+    by the app's one error handler as ``{"error": {"status", "code", "message", "fix"}}``. An
+    :class:`NSTRError` (a problem and its fix) that also carries its HTTP status and code."""
 
     def __init__(self, status: int, code: str, message: str, fix: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.fix = status, code, message, fix
+        super().__init__(message, fix)
+        self.status, self.code, self.message = status, code, message
 
 
 def error_body(status: int, code: str, message: str, fix: str | None) -> bytes:

@@ -27,7 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from nstr.errors import ConfigError
+from nstr.errors import ConfigError, NSTRError
 from nstr.remote import wire
 from nstr.server import device_info
 from nstr.server.admission import Admission
@@ -46,12 +46,8 @@ class JobNotFound(KeyError):
     pass
 
 
-class JobConflict(Exception):
-    """The job is in a state that does not allow the action (e.g. the result of a running job)."""
-
-    def __init__(self, problem: str, fix: str) -> None:
-        super().__init__(problem)
-        self.fix = fix
+class JobConflict(NSTRError):
+    """The job is in a state that does not allow the action (e.g. the result of a running job). HTTP 409."""
 
 
 class JobQueue:
