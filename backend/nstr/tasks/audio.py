@@ -121,7 +121,8 @@ def audio_flow(result: AudioResult) -> dict[str, np.ndarray]:
 
     Every model: ``time_s``, ``local_frequency`` and ``bandwidth`` in Hz and ``drift`` (d nu / dt)
     in Hz per second, measured on the reconstruction with 32 ms short-time windows
-    (nstr.spectral.measured). NSTR also: its internal readout ``spectral_frequency`` (Hz),
+    (nstr.spectral.measured). NSTR also: its internal readout ``spectral_frequency`` (Hz; banded NSTR:
+    its carriers' analytic frequency, nstr.spectral.analytic),
     ``transport_drift``, ``drift_exact`` (Hz per second) and ``transport_residual``.
     """
     from nstr.signals.fitting import grid_coordinates
@@ -133,8 +134,14 @@ def audio_flow(result: AudioResult) -> dict[str, np.ndarray]:
         from nstr.spectral import spectral_flow
 
         hz = result.hz_per_cycle_per_unit
-        fl = spectral_flow(result.field, grid_coordinates((n,)))
-        out.update(spectral_frequency=fl["local_frequency"] * hz, transport_drift=fl["drift"][:, 0] * hz * hz,
+        x = grid_coordinates((n,))
+        fl = spectral_flow(result.field, x)
+        own = fl["local_frequency"]
+        if hasattr(result.field, "analytic_moments"):   # banded: its carriers' analytic signal (nstr.spectral.analytic)
+            from nstr.spectral.analytic import WINDOW_SECONDS, analytic_frequency
+
+            own = analytic_frequency(result.field, x, (n,), WINDOW_SECONDS * rate)
+        out.update(spectral_frequency=own * hz, transport_drift=fl["drift"][:, 0] * hz * hz,
                    drift_exact=fl["drift_exact"][:, 0] * hz * hz,
                    transport_residual=fl["transport_residual"])
     return {k: np.asarray(v, np.float32) for k, v in out.items()}

@@ -126,7 +126,7 @@ def image_flow(result: ImageResult) -> dict[str, np.ndarray]:
     Every model: ``local_frequency`` and ``bandwidth`` (H, W) in cycles per pixel and ``drift``
     (H, W, 2) = their gradient (d/dx, d/dy) in cycles per pixel per pixel, measured on the
     reconstruction (nstr.spectral.measured, 24-pixel windows). NSTR also: its internal readout
-    ``spectral_frequency``, ``transport_drift``, ``drift_exact`` (same units) and ``transport_residual``.
+    ``spectral_frequency`` (banded NSTR: its carriers' analytic frequency, nstr.spectral.analytic), ``transport_drift``, ``drift_exact`` (same units) and ``transport_residual``.
     """
     from nstr.signals.fitting import grid_coordinates
     from nstr.spectral.measured import image_local_frequency
@@ -139,8 +139,14 @@ def image_flow(result: ImageResult) -> dict[str, np.ndarray]:
         from nstr.spectral import spectral_flow
 
         ppu = max(h, w) / 2.0
-        fl = spectral_flow(result.field, grid_coordinates((h, w)))
-        out.update(spectral_frequency=fl["local_frequency"].reshape(h, w) / ppu,
+        x = grid_coordinates((h, w))
+        fl = spectral_flow(result.field, x)
+        own = fl["local_frequency"].reshape(h, w)
+        if hasattr(result.field, "analytic_moments"):   # banded: its carriers' analytic signal (nstr.spectral.analytic)
+            from nstr.spectral.analytic import WINDOW_PIXELS, analytic_frequency
+
+            own = analytic_frequency(result.field, x, (h, w), WINDOW_PIXELS)
+        out.update(spectral_frequency=own / ppu,
                    transport_drift=fl["drift"].reshape(h, w, 2) / ppu**2,
                    drift_exact=fl["drift_exact"].reshape(h, w, 2) / ppu**2,
                    transport_residual=fl["transport_residual"].reshape(h, w))
