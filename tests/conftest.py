@@ -14,10 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DATA = SHARED / "data"
 
-# Two cores: keep torch from oversubscribing when tests run next to a server process; under pytest-xdist
-# (the README's command runs two workers) each worker has one core, so one thread.
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-os.environ.setdefault("OMP_NUM_THREADS", "1" if _WORKER else "2")
+# Two cores: keep torch from oversubscribing when tests run next to a server process. The README's two
+# pytest-xdist workers inherit this from the controller (which imports this file first): two threads each.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 # Every server the suite starts, directly or through Blender and fit.py, keeps its jobs under the suite's own
 # data folder, never the user's ~/.local/share/nstr: a server the user (or a README demo) is running there

@@ -325,7 +325,8 @@ def test_pincushion_margins_hold_no_data_and_are_never_trained_on(tmp_path):
     gen = torch.Generator().manual_seed(0)
     for step in range(3):
         target = obj.sample(step, gen)["target"].numpy()
-        # a margin pixel is black (no data); the photo has none: (1 - 0.25) ** 4096 says margins would be hit
+        # a margin pixel is black (no data) and the photo has none; drawn from all pixels, 4,096 rays would miss
+        # every margin (14.7 % of the pixels) with a chance of (1 - 0.147) ** 4096
         assert (target.max(1) > 0.1).all()
 
 
