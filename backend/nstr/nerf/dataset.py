@@ -620,10 +620,7 @@ def _resize_views(views: Views, size: int) -> Views:
     small = F.interpolate(premul, size=(size, size), mode="area")
     rgb = small[:, :3] / small[:, 3:].clamp_min(1e-6) * (small[:, 3:] > 0)
     out = torch.cat([rgb.clamp(0, 1), small[:, 3:]], 1).permute(0, 2, 3, 1).numpy()
-    valid = None
-    if views.valid is not None:
-        area = F.interpolate(torch.from_numpy(views.valid[:, None].astype(np.float32)), size=(size, size), mode="area")
-        valid = valid_or_none(list((area[:, 0] >= 0.999).numpy()))
+    valid = None if views.valid is None else valid_or_none([resize_valid(v, size) for v in views.valid])
     return Views(views.name, np.ascontiguousarray(out), views.poses, views.intrinsics.scaled(size, size), views.files,
                  valid)
 

@@ -23,6 +23,15 @@ WINDOW_PIXELS = 2.0       # images: the Gaussian window's sigma, in pixels
 WINDOW_SECONDS = 0.0015   # audio: in seconds (24 samples at 16 kHz; a chord's beat needs the average)
 
 
+def own_frequency(field: Any, x: np.ndarray, shape: tuple[int, ...], sigma: float, centroid: np.ndarray) -> np.ndarray:
+    """An NSTR field's own frequency readout on the grid ``x`` (cycles per unit, ``shape``): banded NSTR's
+    windowed analytic frequency (:func:`analytic_frequency`), or for classic NSTR ``centroid``, the
+    S-weighted centroid :func:`nstr.spectral.spectral_flow` already gave."""
+    if hasattr(field, "analytic_moments"):
+        return analytic_frequency(field, x, shape, sigma)
+    return np.asarray(centroid).reshape(shape)
+
+
 def analytic_frequency(field: Any, x: np.ndarray | torch.Tensor, shape: tuple[int, ...], sigma: float,
                        chunk: int = 32768) -> np.ndarray:
     """Cycles per unit of the field's input at every grid point ``x`` (N, d) (row-major over ``shape``),

@@ -132,15 +132,12 @@ def audio_flow(result: AudioResult) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = per_sample(signal_local_frequency(result.reconstruction, rate), n, rate)
     if result.field.is_spectral:
         from nstr.spectral import spectral_flow
+        from nstr.spectral.analytic import WINDOW_SECONDS, own_frequency
 
         hz = result.hz_per_cycle_per_unit
         x = grid_coordinates((n,))
         fl = spectral_flow(result.field, x)
-        own = fl["local_frequency"]
-        if hasattr(result.field, "analytic_moments"):   # banded: its carriers' analytic signal (nstr.spectral.analytic)
-            from nstr.spectral.analytic import WINDOW_SECONDS, analytic_frequency
-
-            own = analytic_frequency(result.field, x, (n,), WINDOW_SECONDS * rate)
+        own = own_frequency(result.field, x, (n,), WINDOW_SECONDS * rate, fl["local_frequency"])
         out.update(spectral_frequency=own * hz, transport_drift=fl["drift"][:, 0] * hz * hz,
                    drift_exact=fl["drift_exact"][:, 0] * hz * hz,
                    transport_residual=fl["transport_residual"])

@@ -137,15 +137,12 @@ def image_flow(result: ImageResult) -> dict[str, np.ndarray]:
     out = {"local_frequency": m["local_frequency"], "bandwidth": m["bandwidth"], "drift": m["drift"]}
     if result.field.is_spectral:
         from nstr.spectral import spectral_flow
+        from nstr.spectral.analytic import WINDOW_PIXELS, own_frequency
 
         ppu = max(h, w) / 2.0
         x = grid_coordinates((h, w))
         fl = spectral_flow(result.field, x)
-        own = fl["local_frequency"].reshape(h, w)
-        if hasattr(result.field, "analytic_moments"):   # banded: its carriers' analytic signal (nstr.spectral.analytic)
-            from nstr.spectral.analytic import WINDOW_PIXELS, analytic_frequency
-
-            own = analytic_frequency(result.field, x, (h, w), WINDOW_PIXELS)
+        own = own_frequency(result.field, x, (h, w), WINDOW_PIXELS, fl["local_frequency"])
         out.update(spectral_frequency=own / ppu,
                    transport_drift=fl["drift"].reshape(h, w, 2) / ppu**2,
                    drift_exact=fl["drift_exact"].reshape(h, w, 2) / ppu**2,
