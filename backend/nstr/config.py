@@ -63,7 +63,7 @@ class FieldConfig:
 
     model: str = option("nstr", choices=("nstr", "siren", "ffn", "hashgrid"), reads=ANY)
     variant: str = option("classic", choices=("classic", "banded"), reads=NSTR)  # NSTR's form: classic (grid S +
-    #                                                   decoder) | banded (issue 28; audio, images)
+    #                                                   decoder) | banded (issue 28; audio, images, SDFs)
     params: int | None = option(None, bounds=(100, 100_000_000), reads=ANY)  # parameter budget; resizes the model
     #                                                   to it (within 5%)
     # --- NSTR: K global frequencies w_i and phases b_i
@@ -94,7 +94,8 @@ class FieldConfig:
     transport_depth: int = option(1, bounds=(0, 32), reads=TRANSPORT)
     # --- NSTR, variant=banded (nstr.fields.nstr_banded): a constant-Q frame of quadrature carriers
     band_per_octave: int = option(1, bounds=(1, 16), reads=BANDED)  # carrier radii per octave
-    band_directions: int = option(6, bounds=(1, 64), reads=BANDED)  # 2-D: carrier directions over a half turn
+    band_directions: int = option(6, bounds=(1, 64), reads=BANDED)  # carrier directions per radius: over a half
+    #                                                   turn (2-D) or spread over a hemisphere (3-D)
     band_overlap: float = option(1.1, bounds=(0.5, 3), reads=BANDED)  # envelope bandwidth over the one that just
     #                                                   tiles neighbouring radii
     band_resolution: int = option(4096, bounds=(1, 1 << 20), reads=BANDED)  # envelope terms per axis of the

@@ -2,9 +2,11 @@
 
 Carrier radii (cycles per unit) fall by ``rho = 2^(1/per_octave)`` from the top, whose band ends at the
 band limit; in 2-D each radius carries ``directions`` carriers at angles spread evenly over a half turn
-(a complex envelope covers the opposite half). Each carrier owns a CELL of the frequency plane
-(``r / sqrt(rho) .. r sqrt(rho)`` in radius, ``+- pi / (2 directions)`` in angle): it may move inside it
-(learnable) or start at the signal's strongest FFT peak inside it (:func:`peak_offsets`).
+(a complex envelope covers the opposite half), in 3-D as many directions spread evenly over a
+hemisphere (:func:`hemisphere_directions`). Each carrier owns a CELL of the frequency space
+(``r / sqrt(rho) .. r sqrt(rho)`` in radius, ``+- pi / (2 directions)`` in angle; in 3-D a cone of the
+hemisphere's ``1 / directions`` share of solid angle): it may move inside it (learnable) or, in 1-D and
+2-D, start at the signal's strongest FFT peak inside it (:func:`peak_offsets`).
 
 Its envelope's bandwidth is ``q r`` with ``q = overlap (rho - 1) / (rho + 1)``: at ``overlap = 1`` the
 bands ``[r (1 - q), r (1 + q)]`` of neighbouring radii just touch, so together they tile the spectrum
@@ -33,16 +35,50 @@ class CarrierFrame:
     rho: float  # radius ratio of neighbouring cells
     base_terms: int  # the coarse base field's terms per axis
     dim: int
+    directions: tuple[tuple[float, ...], ...] = ()  # per carrier, the cell's centre direction (unit, dim entries)
 
     @property
     def count(self) -> int:
         return len(self.radii)
 
     @property
+    def direction_count(self) -> int:
+        return len(set(self.directions)) if self.directions else len(set(self.angles))
+
+    @property
     def half_angle(self) -> float:
-        """Half the angular width of a cell (2-D)."""
-        n_dirs = len(set(self.angles))
-        return math.pi / (2 * n_dirs) if self.dim > 1 else 0.0
+        """Half the angular width of a cell: 2-D, half its share of a half turn; 3-D, 1.2 times the
+        half-angle of the cone that holds its share of the hemisphere's solid angle (``2 pi (1 - cos a) =
+        2 pi / D``): evenly spread cells are roughly hexagons, whose corners lie 1.1 times farther out
+        than that cone's edge, so the cells overlap a little and no direction is out of reach."""
+        n_dirs = self.direction_count
+        if self.dim == 2:
+            return math.pi / (2 * n_dirs)
+        return 1.2 * math.acos(1.0 - 1.0 / n_dirs) if self.dim == 3 else 0.0
+
+
+def hemisphere_directions(count: int, iterations: int = 200) -> np.ndarray:
+    """``count`` unit 3-vectors spread evenly over directions up to sign (a complex envelope covers the
+    opposite one): a Fibonacci start on the upper hemisphere, relaxed by mutual repulsion of each point
+    and its antipode. Deterministic. (count, 3), each with z >= 0."""
+    if count == 1:
+        return np.array([[0.0, 0.0, 1.0]])
+    i = np.arange(count) + 0.5
+    z = 1.0 - i / count                              # equal-area heights on the upper hemisphere
+    phi = math.pi * (3.0 - math.sqrt(5.0)) * i
+    r = np.sqrt(1.0 - z**2)
+    p = np.stack([r * np.cos(phi), r * np.sin(phi), z], 1)
+    for _ in range(iterations):
+        both = np.concatenate([p, -p])
+        diff = p[:, None, :] - both[None, :, :]
+        dist2 = (diff**2).sum(-1)
+        dist2[np.arange(count), np.arange(count)] = np.inf
+        force = (diff / dist2[..., None] ** 1.5).sum(1)
+        force -= (force * p).sum(1, keepdims=True) * p   # along the sphere
+        p = p + 0.05 / count * force
+        p /= np.linalg.norm(p, axis=1, keepdims=True)
+    p = np.where(p[:, 2:3] < 0, -p, p)
+    return p
 
 
 def build_frame(dim: int, max_freq: float, min_freq: float, per_octave: int, directions: int, overlap: float,
@@ -64,18 +100,26 @@ def build_frame(dim: int, max_freq: float, min_freq: float, per_octave: int, dir
         if len(radii_1d) > 64:
             break
     n_dirs = 1 if dim == 1 else directions
-    angles_1d = [0.0] if dim == 1 else [math.pi * j / n_dirs for j in range(n_dirs)]
+    angles_1d = [0.0] if dim != 2 else [math.pi * j / n_dirs for j in range(n_dirs)]
+    if dim == 1:
+        dirs_1d: list[tuple[float, ...]] = [(1.0,)]
+    elif dim == 2:
+        dirs_1d = [(math.cos(a), math.sin(a)) for a in angles_1d]
+    else:
+        dirs_1d = [tuple(float(c) for c in v) for v in hemisphere_directions(n_dirs)]
+        angles_1d = [0.0] * n_dirs
     caps_1d = [terms_for_bandwidth(q * rr) for rr in radii_1d]
     scaled = [max(1, min(cap, int(round(resolution * rr / top)))) for rr, cap in zip(radii_1d, caps_1d)]
-    radii, angles, terms, caps = [], [], [], []
+    radii, angles, terms, caps, dirs = [], [], [], [], []
     for rr, cap, n in zip(radii_1d, caps_1d, scaled):
-        for a in angles_1d:
+        for a, v in zip(angles_1d, dirs_1d):
             radii.append(rr)
             angles.append(a)
+            dirs.append(v)
             terms.append(n)
             caps.append(cap)
     base = terms_for_bandwidth(radii_1d[-1] * (1.0 - q))
-    return CarrierFrame(tuple(radii), tuple(angles), tuple(terms), tuple(caps), q, rho, max(base, 1), dim)
+    return CarrierFrame(tuple(radii), tuple(angles), tuple(terms), tuple(caps), q, rho, max(base, 1), dim, tuple(dirs))
 
 
 def grid_spectrum(values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:

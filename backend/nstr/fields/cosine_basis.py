@@ -38,10 +38,15 @@ def axis_terms(x: Tensor, n_terms: int, with_derivative: bool) -> tuple[Tensor, 
     return values, -(0.5 * math.pi) * k * torch.sin(arg)
 
 
+_CHUNK_3D = 1024  # points per 3-D contraction: the (N, G, n, n) intermediate stays in cache (16 carriers of
+#                  18 terms per axis: 21 MB). One step of 10k points, 84k parameters: 0.26-0.28 s against 0.55 s
+#                  unchunked, 0.31-0.52 s at 2048 (one run, 2 threads)
+
+
 def expand(coeffs: Tensor, values: Tensor, derivs: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """Evaluate ``sum_k coeffs[..., k] prod_a phi_{k_a}(x_a)`` for a group of functions at N points.
 
-    ``coeffs`` is ``(G, n)`` (1-D) or ``(G, n, n)`` (2-D); ``values``/``derivs`` come from
+    ``coeffs`` is ``(G, n)`` (1-D), ``(G, n, n)`` (2-D) or ``(G, n, n, n)`` (3-D), indexed x first; ``values``/``derivs`` come from
     :func:`axis_terms` sliced to ``n``. Returns ``(N, G)`` and, with ``derivs``, the gradient ``(N, G, d)``.
     """
     d = values.shape[1]
@@ -57,7 +62,24 @@ def expand(coeffs: Tensor, values: Tensor, derivs: Tensor | None) -> tuple[Tenso
         gx = (torch.einsum("nk,gkl->ngl", derivs[:, 0], coeffs) * values[:, 1].unsqueeze(1)).sum(-1)
         gy = (along_x * derivs[:, 1].unsqueeze(1)).sum(-1)
         return out, torch.stack([gx, gy], -1)
-    raise ValueError("the cosine basis is implemented for 1-D and 2-D inputs")
+    if d == 3 and values.shape[0] > _CHUNK_3D:  # the (N, G, n, n) intermediate, a few MB at a time (_CHUNK_3D)
+        parts = [expand(coeffs, values[s:s + _CHUNK_3D], None if derivs is None else derivs[s:s + _CHUNK_3D])
+                 for s in range(0, values.shape[0], _CHUNK_3D)]
+        return (torch.cat([p[0] for p in parts]),
+                None if derivs is None else torch.cat([p[1] for p in parts]))  # type: ignore[misc]
+    if d == 3:  # contracted one axis at a time: (N, G, n, n), then (N, G, n), then (N, G)
+        vx, vy, vz = values[:, 0], values[:, 1], values[:, 2]
+        along_x = torch.einsum("nk,gklm->nglm", vx, coeffs)
+        along_xy = torch.einsum("nglm,nl->ngm", along_x, vy)
+        out = torch.einsum("ngm,nm->ng", along_xy, vz)
+        if derivs is None:
+            return out, None
+        dx, dy, dz = derivs[:, 0], derivs[:, 1], derivs[:, 2]
+        gx = torch.einsum("ngm,nm->ng", torch.einsum("nglm,nl->ngm", torch.einsum("nk,gklm->nglm", dx, coeffs), vy), vz)
+        gy = torch.einsum("ngm,nm->ng", torch.einsum("nglm,nl->ngm", along_x, dy), vz)
+        gz = torch.einsum("ngm,nm->ng", along_xy, dz)
+        return out, torch.stack([gx, gy, gz], -1)
+    raise ValueError("the cosine basis is implemented for 1-D, 2-D and 3-D inputs")
 
 
 class SampleGrid:

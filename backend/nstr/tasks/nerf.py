@@ -144,6 +144,10 @@ def nerf_config(preset: str = "default", overrides: Mapping[str, Any] | None = N
                           f"({o.sharpness_max:g})", "Lower task.sharpness_init or raise task.sharpness_max")
     if o.box:
         region_box(o.box)  # its shape and order now; whether a camera sees it once the views are loaded
+    if cfg.field.model == "nstr" and cfg.field.variant == "banded":
+        raise ConfigError("field.variant=banded fits audio, images and SDF jobs; it is not built or measured for "
+                          "NeRF (its envelopes start as a distance, and a density is not one)",
+                          "Use field.variant=classic (or another model) for NeRF jobs")
     return cfg
 
 
