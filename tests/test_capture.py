@@ -478,3 +478,49 @@ def test_files_that_leave_the_folder_are_refused(tmp_path):
     (root / "images/view_05.png").unlink()
     (root / "images/view_05.png").symlink_to(outside / "images/view_05.png")
     refused(root, "images.txt line", "view_05.png", "outside the dataset folder")
+
+
+@pytest.mark.parametrize("geometry", ["sdf", "density"])
+def test_the_mesh_is_cut_to_the_region_box_and_closed_there(geometry: str) -> None:
+    """A known answer: the NeuS field starts as a sphere (radius init_radius in the field's cube). A region box
+    whose floor passes through the sphere's centre leaves the upper half-ball: every vertex inside the box,
+    the mesh closed (no boundary edges, one piece, genus 0) and its volume half of the uncut ball's (within
+    3 %). The density field (no sphere start) is cut too: nothing of it outside the box, and closed."""
+    import torch
+
+    from nstr.geometry.topology import topology
+    from nstr.nerf.mesh import extract_mesh, extract_sdf_mesh, field_region
+    from nstr.nerf.rays import SceneBox
+    from nstr.tasks.nerf import build_radiance_field, nerf_config
+
+    torch.manual_seed(0)
+    centre, half = np.array([1.0, 2.0, 3.0]), 2.0
+    scene = SceneBox(torch.tensor(centre, dtype=torch.float32), half)
+    world_box = np.array([centre - 1.8, centre + 1.8])
+    world_box[0, 2] = centre[2]                       # the floor through the centre
+    region = field_region(scene, world_box)
+    cfg = nerf_config("quick", {"task.geometry": geometry, "params": 20000})
+    model = build_radiance_field(cfg)
+    res = 64
+    if geometry == "sdf":
+        arrays, meta = extract_sdf_mesh(model, scene, res, bake=False, region=region)
+        whole, _ = extract_sdf_mesh(model, scene, res, bake=False)
+    else:
+        level = float(torch.quantile(model.density(torch.rand(4000, 3) * 2 - 1).detach(), 0.5))
+        arrays, meta = extract_mesh(model, scene, res, level, bake=False, region=region, keep_all_components=True)
+        whole, _ = extract_mesh(model, scene, res, level, bake=False, keep_all_components=True)
+    v, f = arrays["vertices"].astype(np.float64), arrays["faces"].astype(np.int64)
+    voxel = 2.0 * half / (res - 1)
+    assert v[:, 2].min() >= centre[2] - voxel and np.all(v >= world_box[0] - voxel) and np.all(v <= world_box[1] + voxel)
+    assert whole["vertices"][:, 2].min() < centre[2] - 0.5 * half * cfg.task.init_radius  # uncut: both halves
+    top = topology(f, v)
+    assert top["boundary_edges"] == 0, top
+    if geometry == "sdf":
+        assert top["components"] == 1 and top["genus"] == 0, top
+        def volume(mesh_v: np.ndarray, mesh_f: np.ndarray) -> float:
+            tri = mesh_v[mesh_f]
+            return abs(float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum())) / 6.0
+
+        ratio = volume(v, f) / volume(whole["vertices"].astype(np.float64), whole["faces"].astype(np.int64))
+        print(f"cut volume / whole {ratio:.4f}, topology {top}")
+        assert abs(ratio - 0.5) < 0.015, ratio

@@ -109,10 +109,12 @@ def bake_colors(model: RadianceField, vertices: np.ndarray, normals: np.ndarray,
 
 def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, threshold: float,
                  bake: bool = True, min_component_share: float = 0.01, keep_all_components: bool = False,
-                 stage: StageFn | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                 stage: StageFn | None = None, region: np.ndarray | None = None
+                 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays per architecture.md (world coordinates) and meta (ranges, colormaps, units, threshold,
     topology); components under ``min_component_share`` of the largest one's area are dropped unless
-    ``keep_all_components`` (a NeRF has no input mesh to claim them: nstr.geometry.floaters)."""
+    ``keep_all_components`` (a NeRF has no input mesh to claim them: nstr.geometry.floaters). ``region``
+    (field coordinates): only what lies inside this box, closed at its faces (as :func:`extract_sdf_mesh`)."""
     from nstr.geometry.floaters import drop_floaters
     from nstr.geometry.topology import topology
 
@@ -126,6 +128,8 @@ def extract_mesh(model: RadianceField, box: SceneBox, resolution: int, threshold
             sigma = model.density(xt).float().cpu().numpy()
         value = threshold - sigma  # negative inside, as extract_surface expects
         value[np.abs(x).max(1) > 0.995] = threshold  # close the surface at the box's walls
+        if region is not None:   # outside the user's box: empty, so the surface closes at its faces
+            value[region_distance(x.astype(np.float64), region) > 0] = threshold
         return value
 
     stage = stage or _untimed
@@ -178,13 +182,31 @@ def bake_sdf_colors(model: Any, vertices: np.ndarray, chunk: int = 16384) -> np.
     return out
 
 
+def region_distance(x: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Signed distance from points ``x`` (N, 3) to the box ``region`` (2, 3) (min, max corners), negative inside."""
+    centre, half = (region[0] + region[1]) / 2, (region[1] - region[0]) / 2
+    q = np.abs(x - centre) - half
+    return np.linalg.norm(np.maximum(q, 0.0), axis=1) + np.minimum(q.max(1), 0.0)
+
+
+def field_region(box: SceneBox, world: np.ndarray | None) -> np.ndarray | None:
+    """The user's region of interest (``task.box``, world (2, 3)) in the field's cube, or None."""
+    if world is None:
+        return None
+    centre = box.center.detach().cpu().numpy().astype(np.float64)
+    return (np.asarray(world, np.float64) - centre) / box.half
+
+
 def extract_sdf_mesh(model: Any, box: SceneBox, resolution: int, bake: bool = True, min_component_share: float = 0.01,
-                     keep_all_components: bool = False, stage: StageFn | None = None
-                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                     keep_all_components: bool = False, stage: StageFn | None = None,
+                     region: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The SDF's zero level set as arrays per architecture.md (world coordinates) and meta.
 
     The SDF is forced positive on the cube's walls, so every surface marching cubes finds is closed;
     components under ``min_component_share`` of the largest one's area are dropped unless ``keep_all_components``.
+    ``region`` (2, 3), field coordinates: the mesh is the object INSIDE this box, cut by its faces and
+    closed there (the SDF is taken as ``max(sdf, distance to the box)``, the solids' intersection): what a
+    capture shows around the object (the ground, the room) stays out of the result.
     """
     from nstr.geometry.floaters import drop_floaters
     from nstr.geometry.topology import topology
@@ -200,6 +222,8 @@ def extract_sdf_mesh(model: Any, box: SceneBox, resolution: int, bake: bool = Tr
             value = model.sdf(xt).float().cpu().numpy()
         walls = np.abs(x).max(1) > 0.995
         value[walls] = np.maximum(value[walls], wall)  # close the surface at the box's walls
+        if region is not None:
+            value = np.maximum(value, region_distance(x.astype(np.float64), region).astype(value.dtype))
         return value
 
     stage = stage or _untimed

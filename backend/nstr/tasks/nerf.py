@@ -63,7 +63,7 @@ class NerfOptions:
     random_background: bool = True
     eval_views: int = option(4, bounds=(1, 1_000))  # test views rendered at each evaluation during training (all at the end)
     render_chunk: int = option(8192, bounds=(1, 2**22))  # rays per forward pass when rendering a view
-    box: tuple[float, ...] = option((), bounds=(-1e12, 1e12))  # region of interest x0,y0,z0,x1,y1,z1 (world units): the field's box; (): from the dataset or the cameras
+    box: tuple[float, ...] = option((), bounds=(-1e12, 1e12))  # region of interest x0,y0,z0,x1,y1,z1 (world units): the field's box, and the mesh is cut to it (closed at its faces); (): from the dataset or the cameras
     mesh_resolution: int = option(128, bounds=(8, 2_048))  # marching-cubes cells per side of the object's box
     mesh_threshold: float = option(0.0, bounds=(0, 1_000_000))  # density only: surface density; 0: read off the training views (nstr.nerf.mesh)
     bake_colors: bool = True
@@ -431,11 +431,14 @@ def mesh_arrays(result: NerfResult) -> dict[str, np.ndarray]:
     """The mesh result (architecture.md's table) with ``meta_json``: the SDF's zero level set (or a
     density level), baked albedo, and the spectral-flow attributes of the field (NSTR only)."""
     from nstr.geometry.export import encode_meta
-    from nstr.nerf.mesh import extract_mesh, extract_sdf_mesh, threshold_from_views
+    from nstr.nerf.mesh import extract_mesh, extract_sdf_mesh, field_region, threshold_from_views
 
     opts: NerfOptions = result.renderer.opts
     result.model.eval()
-    components = {"min_component_share": opts.min_component_share, "keep_all_components": opts.keep_all_components}
+    # with task.box the mesh is what lies inside it, closed at its faces (the field's cube is larger)
+    world_box = region_box(opts.box) if opts.box else None
+    components = {"min_component_share": opts.min_component_share, "keep_all_components": opts.keep_all_components,
+                  "region": field_region(result.renderer.box, world_box)}
     stage = result.run.stage      # extracting, then attributes: timed and reported as the task's stages
     if result.renderer.is_sdf:
         arrays, meta = extract_sdf_mesh(result.model, result.renderer.box, opts.mesh_resolution,
@@ -447,6 +450,8 @@ def mesh_arrays(result: NerfResult) -> dict[str, np.ndarray]:
         meta["surface"]["threshold_from"] = "fixed (task.mesh_threshold)" if opts.mesh_threshold else \
             "median density where training rays through opaque pixels become half opaque"
         meta["surface"]["geometry"] = "density"
+    if world_box is not None:
+        meta["surface"]["cut_to_box"] = world_box.ravel().tolist()
     if "color_albedo" in arrays:
         meta.setdefault("colormaps", {})["albedo"] = "baked radiance (sRGB)"
     result.report["mesh"] = {"vertices": int(len(arrays["vertices"])), "faces": int(len(arrays["faces"])),
