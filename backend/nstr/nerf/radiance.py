@@ -15,6 +15,7 @@ from torch import Tensor
 
 from nstr.config import FieldConfig
 from nstr.fields import build_field
+from nstr.nerf.appearance import appearance_groups
 from nstr.fields.base import Field
 from nstr.fields.mlp import MLP
 from nstr.nerf.occupancy import OccupancyGrid
@@ -97,7 +98,8 @@ class RadianceField(Field):
         return sigma, self._color(out[:, 1:].float(), dirs), terms
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        return self.field.param_groups(lr) + [{"params": list(self.color_head.parameters()), "lr": lr}]
+        return (self.field.param_groups(lr) + [{"params": list(self.color_head.parameters()), "lr": lr}]
+                + appearance_groups(self, lr))
 
     @property
     def field_params(self) -> int:

@@ -30,6 +30,7 @@ from nstr.errors import ConfigError, InputError
 from nstr.nerf.dataset import MAX_FRAMES, MAX_PIXELS, NerfDataset, Progress, Views, dataset_from_arrays
 from nstr.nerf.source import check_dataset_folder, load_dataset
 from nstr.nerf.masks import MaskInfo, inspect_masks
+from nstr.nerf.appearance import PhotoExposure
 from nstr.nerf.region import region_box, with_region
 from nstr.nerf.radiance import RadianceField
 from nstr.nerf.sdf_field import COLOR_FIELDS, SHADINGS, SDFRadianceField
@@ -61,6 +62,7 @@ class NerfOptions:
     grid_update_every: int = option(16, bounds=(1, 1_000_000))
     grid_warmup: int = option(256, bounds=(0, 1_000_000))  # steps during which every cell is refreshed (later a quarter per update)
     random_background: bool = True
+    appearance: str = option("off", choices=("off", "exposure"))  # per training photo a learnt colour gain per channel (exposure, white balance; nstr.nerf.appearance); held-out views and the mesh use the average photo
     eval_views: int = option(4, bounds=(1, 1_000))  # test views rendered at each evaluation during training (all at the end)
     render_chunk: int = option(8192, bounds=(1, 2**22))  # rays per forward pass when rendering a view
     box: tuple[float, ...] = option((), bounds=(-1e12, 1e12))  # region of interest x0,y0,z0,x1,y1,z1 (world units): the field's box, and the mesh is cut to it (closed at its faces); (): from the dataset or the cameras
@@ -310,7 +312,8 @@ class NerfObjective(Objective):
             target = rgba[:, :3] * rgba[:, 3:] + bg * (1 - rgba[:, 3:])
         ray_gen = torch.Generator(device=self.device)
         ray_gen.manual_seed(gen.initial_seed() ^ 0x5DEECE66D)  # the host knows the seed: no device read
-        batch = {"origins": origins, "dirs": dirs, "bg": bg, "target": target, "alpha": rgba[:, 3], "gen": ray_gen}
+        batch = {"origins": origins, "dirs": dirs, "bg": bg, "target": target, "alpha": rgba[:, 3], "gen": ray_gen,
+                 "photo": cams}
         if self.renderer.is_sdf and self.opts.lambda_eikonal > 0 and self.opts.eikonal_points > 0:
             batch["eikonal_points"] = torch.rand(self.opts.eikonal_points, 3, generator=gen, device=self.device) * 2 - 1
             if self.opts.lambda_smooth > 0:
@@ -321,6 +324,9 @@ class NerfObjective(Objective):
     def loss(self, field: Any, batch: dict[str, Any], pde_fraction: float) -> tuple[Tensor, dict[str, Tensor]]:
         color, acc, _, terms, n_samples = self.renderer.render(batch["origins"], batch["dirs"], batch["bg"],
                                                                batch["gen"], pde_fraction)
+        appearance = getattr(self.renderer.model, "appearance", None)
+        if appearance is not None:   # as each photo's exposure shows it; with masks the background stays
+            color = appearance(color, batch["photo"], *((acc, batch["bg"]) if self.masks.has_alpha else ()))
         mse = (color - batch["target"]).pow(2).mean()
         loss = mse
         logs = {k: v for k, v in terms.items() if k != "eikonal"}
@@ -392,6 +398,8 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
     dev = resolve_device(cfg.train.device)
     seed_everything(cfg.train.seed)
     model = build_radiance_field(cfg)
+    if opts.appearance == "exposure":
+        model.appearance = PhotoExposure(len(dataset.train))   # a submodule: trained, checkpointed, reported
     box = SceneBox.from_aabb(dataset.aabb, dev)
     renderer = Renderer(model, box, opts)
     renderer.background = masks.background
@@ -413,6 +421,8 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
     })
     if renderer.is_sdf:
         report["sharpness"] = round(float(model.sharpness.detach()), 2)
+    if getattr(model, "appearance", None) is not None:
+        report["appearance"] = model.appearance.describe()
     return NerfResult(model, renderer, dataset, metrics, renders, final.history, report, run)
 
 
