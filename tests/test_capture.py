@@ -501,7 +501,7 @@ def test_the_mesh_is_cut_to_the_region_box_and_closed_there(geometry: str) -> No
     region = field_region(scene, world_box)
     cfg = nerf_config("quick", {"task.geometry": geometry, "params": 20000})
     model = build_radiance_field(cfg)
-    res = 64
+    res = 64 if geometry == "sdf" else 32   # a random density is a dense foam: its detail maps dominate the cost
     if geometry == "sdf":
         arrays, meta = extract_sdf_mesh(model, scene, res, bake=False, region=region)
         whole, _ = extract_sdf_mesh(model, scene, res, bake=False)
