@@ -19,7 +19,8 @@ pyramid reads a picture:
 3. **Local statistics.** Per band, the local (Gaussian, radius ``0.6 lambda_b``) VARIANCE of
    ``h_b`` is the band's energy (a slowly varying offset, e.g. a curvature bias, drops out), the
    variance of its gradient gives the wavelength by Rice's formula ``lambda = 2 pi sqrt(<h^2> /
-   <|grad h|^2>)`` (exact for a ripple of any height: amplitude cannot leak into it), and the
+   <|grad h|^2>)`` (exact for a ripple of any height: amplitude cannot leak into it, once every
+   mean is per unit of the smooth copy's area, each point's area projected onto it), and the
    gradient's covariance (structure tensor) gives the direction and the anisotropy.
 
 Everything runs on a point set with area weights (mesh vertices, or area-uniform samples of a
@@ -573,7 +574,10 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
             tm = moved_heights[min(b + 2, B + 1)]
             columns.append(torch.stack([hm, hm * hm, tm, tm * tm, h * hm, offset, offset * offset], 1))
         cells, member, neighbours = members[b]
-        window = _Window(pts.points, N, A_stats, member, cells, neighbours)
+        # each point stands for its area PROJECTED onto the smooth copy: a height field's statistics are per
+        # unit of its base (dA cos = dx dy); by its own area a steep ripple's slopes weigh more than its crests
+        projected = A_stats * (N * n).sum(-1).clamp_min(0)
+        window = _Window(pts.points, N, projected, member, cells, neighbours)
         mean = window.means(torch.cat(columns, 1), STAT_RADIUS * edges[b])
         var_h = (mean[:, 1] - mean[:, 0] ** 2).clamp_min(0)
         rms.append(var_h.sqrt())
