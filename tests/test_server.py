@@ -127,7 +127,7 @@ def test_health_and_published_schema_describe_the_server(server: ServerProcess, 
 
     described = {(m, p) for p, ops in spec["paths"].items() for m in ops}
     served = {(m.lower(), r.path) for r in ROUTES for m in r.methods - {"HEAD"}}
-    assert described == served and len(served) == 12
+    assert described == served and len(served) == 13
 
 
 @pytest.mark.slow

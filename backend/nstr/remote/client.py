@@ -142,6 +142,12 @@ class BackendClient:
         limits = {k: v for k, v in (("max_age_days", max_age_days), ("max_total_gb", max_total_gb)) if v is not None}
         return self._json("POST", "/prune", body=json.dumps(limits).encode(), content_type="application/json")
 
+    def capture(self, dataset_dir: str) -> dict[str, Any]:
+        """A capture folder's cameras and suggested box, read by the server (``POST /capture``): the folder
+        is the server's path and must lie inside one of its data roots."""
+        return self._json("POST", "/capture", body=json.dumps({"dataset_dir": dataset_dir}).encode(),
+                          content_type="application/json")
+
     def wait(self, job_id: str, *, poll: float = 0.5, timeout: float | None = None,
              on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Poll until the job is done, failed or cancelled; returns its last status."""

@@ -260,6 +260,35 @@ async def prune(request: Request) -> Response:
     return _json(out)
 
 
+@describe("a capture's cameras, read by the server (no photo decoded): for dataset_dir (inside a data root), "
+          "each view's camera-to-world matrix in the capture's frame (NeRF/Blender axes), pinhole intrinsics, photo "
+          "and test flag, and the box a fit without task.box uses (nstr.nerf.capture_cameras); a bad capture gets "
+          "the readers' one-line 400",
+          {"200": {"description": "{dataset_dir, kind, model, cameras: [{name, file, matrix, fx, fy, cx, cy, width, "
+                                  "height, test}], box: [[x0, y0, z0], [x1, y1, z1]], box_from}"}},
+          errors=(400, 408, 413),
+          body={"required": True, "content": {"application/json": {"schema": {
+              "type": "object", "required": ["dataset_dir"], "additionalProperties": False,
+              "properties": {"dataset_dir": {"type": "string"}}}}}})
+async def capture(request: Request) -> Response:
+    body = b"".join([chunk async for chunk in body_chunks(request, MAX_JSON_BODY)])
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise HTTPError(400, "bad_body", "the body is not a JSON object", 'Send {"dataset_dir": "FOLDER"}') from None
+    if not isinstance(doc, dict) or set(doc) != {"dataset_dir"}:
+        raise HTTPError(400, "bad_body", "the body must hold 'dataset_dir' and nothing else",
+                        'Send {"dataset_dir": "FOLDER"}')
+    jobs: JobQueue = request.app.state.jobs
+    return _json(await run_in_threadpool(_capture_cameras, jobs, doc["dataset_dir"]))
+
+
+def _capture_cameras(jobs: JobQueue, dataset_dir: Any) -> dict[str, Any]:
+    from nstr.nerf.capture_cameras import capture_cameras
+
+    return capture_cameras(jobs.admission.data_roots.confine(dataset_dir))
+
+
 ROUTES = [
     Route(f"/{API}/health", health, methods=["GET"]),
     Route(f"/{API}/openapi.json", openapi_doc, methods=["GET"]),
@@ -273,6 +302,7 @@ ROUTES = [
     Route(f"/{API}/jobs/{{job_id}}/resubmit", resubmit_job, methods=["POST"]),
     Route(f"/{API}/release-gpu", release_gpu, methods=["POST"]),
     Route(f"/{API}/prune", prune, methods=["POST"]),
+    Route(f"/{API}/capture", capture, methods=["POST"]),
 ]
 
 
