@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 import bpy
-from bpy.props import IntProperty
+from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from ..core.errors import AddonError, SelectionError
-from ..core.session import describe
+from ..core.session import CALL_TIMEOUT_S, describe
 from ..core.settings import user_dir
 from . import mesh_io, results
 from .preferences import backend_settings
@@ -93,6 +93,8 @@ class NSTR_OT_fit(bpy.types.Operator):
         except AddonError as err:
             return _fail(self, err)
         if settings.task == "nerf":
+            if context.scene.nstr.nerf_source == "CAPTURE":
+                return bpy.ops.nstr.fit_capture()
             return bpy.ops.nstr.render_nerf_views()
         try:
             meshes, others = split_selection(context.selected_objects)
@@ -140,6 +142,73 @@ class NSTR_OT_render_nerf_views(bpy.types.Operator):
         RUNTIME.views_dir = str(out_dir)
         ensure_timer()
         self.report({"INFO"}, f"Rendering {RUNTIME.views.total} views to {out_dir}")
+        return {"FINISHED"}
+
+
+class NSTR_OT_import_capture(bpy.types.Operator):
+    """Import a photo capture (a COLMAP model with images/, or a nerfstudio/instant-ngp transforms.json): one
+    camera per photo, posed as the capture poses it, and a region box to move and scale before fitting. The
+    backend reads the folder, so it must lie inside its data root (the add-on preferences' Captures folder)"""
+    bl_idname = "nstr.import_capture"
+    bl_label = "Import Capture"
+    bl_options = {"REGISTER", "UNDO"}
+    directory: StringProperty(name="Capture folder", subtype="DIR_PATH")
+    filter_folder: BoolProperty(default=True, options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        folder = bpy.path.abspath(self.directory).rstrip("/\\") if self.directory.strip() else ""
+        try:
+            if not folder:
+                raise AddonError("no capture folder was chosen",
+                                 "Choose the folder that holds images/ and sparse/0/, or transforms.json")
+            ensure_backend(context)
+        except AddonError as err:
+            return _fail(self, err)
+        RUNTIME.import_capture(folder)
+        ensure_timer()
+        if RUNTIME.session is None or RUNTIME.session.client is None:   # the timer imports it once it answers
+            self.report({"INFO"}, f"Starting the backend; {folder} is imported when it answers")
+            return {"FINISHED"}
+        outcome = RUNTIME.wait_capture(CALL_TIMEOUT_S)   # the server reads poses, not photos: quick
+        if outcome is None:
+            self.report({"INFO"}, f"Still reading {folder}; it is imported when the backend answers")
+            return {"FINISHED"}
+        ok, text = outcome
+        if not ok:
+            return _fail(self, AddonError(text))
+        self.report({"INFO"}, text)
+        return {"FINISHED"}
+
+
+class NSTR_OT_fit_capture(bpy.types.Operator):
+    """Fit a NeRF to the imported capture's photos (read by the backend from the capture folder), inside its
+    region box as it now stands; the mesh appears in the capture's frame"""
+    bl_idname = "nstr.fit_capture"
+    bl_label = "Fit NeRF to Capture"
+
+    def execute(self, context):
+        from .capture import DIR_PROP, region_values
+
+        props = context.scene.nstr
+        root = props.nerf_capture
+        try:
+            settings = props.task_settings()
+            if root is None or DIR_PROP not in root:
+                raise AddonError("no capture is chosen to fit", "Import one with Import Capture, or pick it under Capture")
+            config = settings.job_config()
+            config["dataset_dir"] = str(root[DIR_PROP])          # the server's path: it reads the photos
+            config["task.box"] = region_values(root)
+            ensure_backend(context)
+        except AddonError as err:
+            return _fail(self, err)
+        record = RUNTIME.tracker.add(root.name, "nerf", config, {})   # the timer sends it; no arrays: the folder
+        record.in_source_frame = True                           # the mesh comes back in the capture's frame
+        ensure_timer()
+        self.report({"INFO"}, f"Fitting {root.name} inside its box {config['task.box']}")
         return {"FINISHED"}
 
 
@@ -253,6 +322,7 @@ class NSTR_OT_recolor_detail(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (NSTR_OT_backend_start, NSTR_OT_backend_stop, NSTR_OT_fit, NSTR_OT_render_nerf_views, NSTR_OT_cancel,
+CLASSES = (NSTR_OT_backend_start, NSTR_OT_backend_stop, NSTR_OT_fit, NSTR_OT_render_nerf_views, NSTR_OT_import_capture,
+           NSTR_OT_fit_capture, NSTR_OT_cancel,
            NSTR_OT_release_gpu, NSTR_OT_clear_finished, NSTR_OT_toggle_source, NSTR_OT_show_attribute_colors,
            NSTR_OT_recolor_detail)

@@ -57,8 +57,14 @@ class NSTR_PT_fit(bpy.types.Panel):
             adv.label(text="Overrides (KEY=VALUE ...)")
             adv.prop(props, "overrides", text="")
             adv.prop(props, "keep_versions")
+        capture = props.task == "nerf" and props.nerf_source == "CAPTURE"
         if props.task == "nerf":
             nerf = layout.box().column(align=True)
+            nerf.row(align=True).prop(props, "nerf_source", expand=True)
+            nerf.operator("nstr.import_capture", text="Import Capture...", icon="FILE_FOLDER")
+        if capture:
+            self.draw_capture(props, nerf, chars)
+        elif props.task == "nerf":
             for line in wrap("Views rendered from the selection, into the views folder:", chars):
                 nerf.label(text=line)
             nerf.prop(props, "nerf_dir", text="")          # the path gets the whole line
@@ -78,9 +84,29 @@ class NSTR_PT_fit(bpy.types.Panel):
         big.scale_y = 1.6
         big.enabled = RUNTIME.views is None
         big.operator("nstr.fit", text=f"Fit NSTR ({n_mesh} mesh{'es' if n_mesh != 1 else ''})"
-                     if props.task == "sdf" else "Render Views & Fit NeRF", icon="MOD_REMESH")
+                     if props.task == "sdf" else "Fit NeRF to Capture" if capture else "Render Views & Fit NeRF",
+                     icon="MOD_REMESH")
         self.draw_result(context, layout, chars)           # before the history: reachable without scrolling
         self.draw_finished(layout, props, chars)
+
+    def draw_capture(self, props, col, chars):
+        """The imported capture to fit: which one, its photos, and the box the fit will use."""
+        from .capture import capture_box
+
+        col.prop(props, "nerf_capture", text="")
+        root = props.nerf_capture
+        if root is None:
+            for line in wrap("Import a capture (COLMAP images/ + sparse/0/, or transforms.json) to fit its photos",
+                             chars):
+                col.label(text=line)
+            return
+        cams = [o for o in root.children if o.type == "CAMERA"]
+        tests = sum(1 for o in cams if o.get("nstr_test_view"))
+        col.label(text=f"{len(cams)} photos ({tests} held out for testing)", icon="OUTLINER_OB_CAMERA")
+        box = capture_box(root)
+        text = f"Region: {box.name} (move and scale it)" if box is not None else "No region box: import it again"
+        for line in wrap(text, chars):
+            col.label(text=line)
 
     def draw_live(self, layout, chars):
         """Views being rendered and running/queued jobs, each with its progress and Cancel."""

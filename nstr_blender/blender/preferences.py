@@ -98,6 +98,9 @@ class NSTR_AddonPreferences(bpy.types.AddonPreferences):
         items=[("offered", "Offered", "CUDA when nvidia-smi lists an NVIDIA GPU, else CPU"),
                ("cpu", "CPU", TORCH_BUILDS["cpu"].size_text()),
                ("cuda", "CUDA", TORCH_BUILDS["cuda"].size_text())])
+    data_root: StringProperty(name="Captures folder", subtype="DIR_PATH",
+                              description="The folder under which the local backend may read photo captures "
+                                          "(Import capture). Empty: your home folder")
     log_dir: StringProperty(name="Log folder", subtype="DIR_PATH",
                             description="Where the launched backend writes server.log. Empty: the add-on's "
                                         "user folder")
@@ -137,6 +140,7 @@ class NSTR_AddonPreferences(bpy.types.AddonPreferences):
                 for j, part in enumerate(wrap(line, chars)):
                     layout.label(text=part, icon=("INFO" if choice.python else "ERROR") if i == j == 0 else "BLANK1")
             layout.prop(self, "device")
+            layout.prop(self, "data_root")
         else:
             layout.prop(self, "url")
             layout.prop(self, "token")
@@ -155,7 +159,7 @@ def backend_settings(context: bpy.types.Context) -> BackendSettings:
     if prefs is None:
         return BackendSettings()
     return BackendSettings(mode=prefs.backend_mode, python=prefs.python, url=prefs.url, token=prefs.token,
-                           log_dir=prefs.log_dir, device=prefs.device)
+                           log_dir=prefs.log_dir, device=prefs.device, data_root=prefs.data_root)
 
 
 CLASSES = (NSTR_OT_setup_backend, NSTR_AddonPreferences)

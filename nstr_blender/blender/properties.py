@@ -70,6 +70,12 @@ def _scale_changed(props, context) -> None:
     recolor_scene(context.scene, context.active_object if props.detail_stretch else None)
 
 
+def _is_capture(_props, obj) -> bool:
+    from .capture import DIR_PROP
+
+    return DIR_PROP in obj
+
+
 def fill_preset_values(props, _context=None) -> None:
     """Show the chosen preset's own values in the Advanced fields (sending them changes nothing:
     TaskSettings drops values equal to the preset's)."""
@@ -128,6 +134,13 @@ class NSTR_SceneSettings(bpy.types.PropertyGroup):
                               items=[("CYCLES", "Cycles", ""), ("BLENDER_EEVEE", "EEVEE", ""),
                                      ("BLENDER_WORKBENCH", "Workbench", "")])
     nerf_hemisphere: BoolProperty(name="Upper hemisphere", default=True)
+    # NeRF: or the photos of an imported capture (Import capture...)
+    nerf_source: EnumProperty(name="Source", default="OBJECTS",
+                              items=[("OBJECTS", "Scene objects", "Render views of the selected objects and fit them"),
+                                     ("CAPTURE", "Capture", "Fit the photos of a capture brought in with "
+                                                            "Import capture, inside its region box")])
+    nerf_capture: PointerProperty(name="Capture", type=bpy.types.Object, poll=_is_capture,
+                                  description="The imported capture to fit (its empty, 'NSTR capture: <folder>')")
 
     def task_settings(self) -> TaskSettings:
         return TaskSettings(task=self.task, preset=self.preset, n_freqs=self.n_freqs, steps=self.steps,

@@ -77,20 +77,23 @@ def show_attribute(obj: bpy.types.Object, name: str) -> bool:
 
 
 def create_result_object(scene: bpy.types.Scene, source: str, result: MeshResult, job_id: str = "",
-                         display: str = "", replace: bool = True) -> bpy.types.Object:
+                         display: str = "", replace: bool = True, in_source_frame: bool = False) -> bpy.types.Object:
     """Make the result object; returns it. ``display`` picks the shown attribute (else the first).
+    ``in_source_frame``: the mesh is already in the source's coordinates (a capture's frame: the capture's
+    empty), so it only takes the source's transform; otherwise it is in world space, as sent.
     With a simplified mesh (the job set task.simplify_faces or task.simplify_error) it becomes
     "<name>_NSTR_simplified", shown, and the dense result stays beside it, hidden (never lost).
     ``replace``: a source's earlier result objects take the new meshes (see the module docstring)."""
     old_dense, old_simple = previous_results(source) if replace else (None, None)
-    dense = _create_one(scene, source, f"{source}_NSTR", result, job_id, display, old_dense)
+    dense = _create_one(scene, source, f"{source}_NSTR", result, job_id, display, old_dense, in_source_frame)
     if result.lod is None:
         if old_simple is not None:            # no simplified mesh this time: the dense one takes its place
             shown = not old_simple.hide_get()
             remove_result(old_simple)
             set_source_hidden(dense, not shown)
         return dense
-    simple = _create_one(scene, source, f"{source}_NSTR_simplified", result.lod, job_id, display, old_simple)
+    simple = _create_one(scene, source, f"{source}_NSTR_simplified", result.lod, job_id, display, old_simple,
+                         in_source_frame)
     simple["nstr_dense"] = dense.name
     if old_simple is None:
         set_source_hidden(dense, True)
@@ -120,11 +123,12 @@ def remove_result(obj: bpy.types.Object) -> None:
 
 
 def _create_one(scene: bpy.types.Scene, source: str, name: str, result: MeshResult, job_id: str,
-                display: str, reuse: bpy.types.Object | None = None) -> bpy.types.Object:
+                display: str, reuse: bpy.types.Object | None = None,
+                in_source_frame: bool = False) -> bpy.types.Object:
     src = bpy.data.objects.get(source)
     frame = src if src is not None else reuse
     matrix = frame.matrix_world.copy() if frame is not None else None
-    if matrix is not None:                         # world -> the source's local coordinates
+    if matrix is not None and not in_source_frame:  # world -> the source's local coordinates
         inverse = np.array([list(row) for row in matrix.inverted_safe()], dtype=np.float64)
         result.vertices = result.vertices @ inverse[:3, :3].T + inverse[:3, 3]  # float64; build_mesh casts
     mesh = build_mesh(name, result)

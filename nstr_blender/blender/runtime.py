@@ -18,7 +18,7 @@ import bpy
 from ..core.errors import AddonError
 from ..core.jobs import POLL_RETRY_S, JobTracker
 from ..core.meshdata import simplification_note
-from ..core.session import HEALTH_EVERY_S, BackendSession, describe
+from ..core.session import HEALTH_EVERY_S, BackendSession, describe, describe_remote
 from ..core.settings import BackendSettings
 from ..core.wording import PANEL, Wording
 from . import results
@@ -47,6 +47,9 @@ class Runtime:
         self.tick_seconds: list[float] = []  # how long each timer call took (tests assert on the maximum)
         self.wording: Wording = PANEL        # fixes name the panel's buttons; scripts/fit.py sets its flags
         self.pending_undo: list[str] = []    # results built but not yet one undo step (waiting for quiet())
+        self.capture_folder = ""             # a capture to import once the backend answers (Import capture)
+        self.capture_sent = False
+        self.capture_outcome: tuple[bool, str] | None = None   # (imported, the one line to report)
 
     # ------------------------------------------------------------------ backend
     def log(self, text: str) -> None:
@@ -102,7 +105,58 @@ class Runtime:
     @property
     def busy(self) -> bool:
         """Something is still to happen: views to render, a backend starting, jobs to wait for."""
-        return self.views is not None or self.is_starting or self.tracker.needs_polling() or bool(self.pending_undo)
+        return (self.views is not None or self.is_starting or self.tracker.needs_polling() or bool(self.pending_undo)
+                or bool(self.capture_folder))
+
+    # ------------------------------------------------------------------ a capture being imported
+    def import_capture(self, folder: str) -> None:
+        """Ask the backend for ``folder``'s cameras once it answers; the timer (or :meth:`wait_capture`) builds them."""
+        self.capture_folder, self.capture_sent, self.capture_outcome = folder, False, None
+
+    def wait_capture(self, timeout: float) -> tuple[bool, str] | None:
+        """Drive the capture import until it ends (an operator with a connected backend); None after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.capture_folder and time.monotonic() < deadline:
+            self._capture_step()
+            if self.capture_folder:
+                time.sleep(0.02)
+        return None if self.capture_folder else self.capture_outcome
+
+    def _capture_done(self, ok: bool, text: str) -> None:
+        self.capture_folder, self.capture_sent, self.capture_outcome = "", False, (ok, text)
+        self.message = "" if ok else text
+        self.log(text)
+
+    def _capture_step(self) -> None:
+        """Send the pending capture request once connected; build its answer into Blender data (main thread)."""
+        session, folder = self.session, self.capture_folder
+        if not folder or session is None:
+            return
+        if not self.capture_sent:
+            if session.client is None:
+                if not session.starting:
+                    self._capture_done(False, f"capture {folder} not imported: "
+                                              f"{session.last_error or 'the backend is not started'}")
+                return
+            session.capture_async(folder)
+            self.capture_sent = True
+            return
+        out = session.bg.take("capture")
+        if out is None:
+            return
+        if out.error is not None:
+            self._capture_done(False, f"cannot import capture {folder}: {describe_remote(out.error)}")
+            return
+        from .capture import build_capture
+
+        try:
+            root, added, updated = build_capture(bpy.context.scene, out.value)
+        except Exception as err:  # noqa: BLE001 - one line, the scene as it was
+            self._capture_done(False, f"cannot build capture {folder}: {describe(err)}")
+            return
+        coll = root.users_collection[0].name if root.users_collection else root.name
+        self._capture_done(True, f"Imported {len(out.value.cameras)} cameras into '{coll}' ({added} new, "
+                                 f"{updated} updated); move and scale its region box, then Fit")
 
     # ------------------------------------------------------------------ the timer's work
     def step(self) -> float | None:
@@ -112,7 +166,11 @@ class Runtime:
             if self.views is not None:
                 self._tick_session()        # the server's answers (start, health, jobs) between views too
             return interval
-        return self._tick_session()
+        interval = self._tick_session()
+        if self.capture_folder:
+            self._capture_step()
+            return min(interval or BUSY_TICK_S, BUSY_TICK_S)
+        return interval
 
     def _tick_session(self) -> float | None:
         """Apply what the server answered and start the next calls; build finished results."""
@@ -133,7 +191,8 @@ class Runtime:
             try:
                 scene = bpy.context.scene
                 obj = results.create_result_object(scene, record.source, result, record.job_id or "",
-                                                   display=self.display, replace=not scene.nstr.keep_versions)
+                                                   display=self.display, replace=not scene.nstr.keep_versions,
+                                                   in_source_frame=record.in_source_frame)
             except Exception as err:  # noqa: BLE001 - becomes the job's message
                 record.mark_error(f"could not build the result mesh: {describe(err)}")
                 continue

@@ -45,6 +45,7 @@ class JobRecord:
     queue_position: int | None = None
     message: str = ""                 # the last one-line message for the panel (errors included)
     result_name: str = ""             # the object made from the result
+    in_source_frame: bool = False     # the result mesh is in the source's own frame (a capture's), not world space
     resubmits: int = 0
     submitted_at: float = field(default_factory=time.time)
     finished_at: float | None = None

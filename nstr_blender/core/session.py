@@ -84,7 +84,8 @@ class BackendSession:
             log_dir = self.settings.resolved_log_dir()
             log_dir.mkdir(parents=True, exist_ok=True)
             self.local = remote.LocalBackend(python=self.settings.resolved_python(), log_dir=log_dir,
-                                             device=self.settings.device)
+                                             device=self.settings.device,
+                                             extra_args=["--data-root", str(self.settings.resolved_data_root())])
             try:
                 url = self.local.start(timeout=timeout)
             except remote.LaunchError as err:
@@ -308,6 +309,16 @@ class BackendSession:
             return
         job_id, client = record.job_id, self.client
         self.bg.start(f"cancel:{job_id}", lambda: client.cancel(job_id))
+
+    def capture_async(self, folder: str) -> None:
+        """Ask the server for a capture folder's cameras (:func:`~.capture.parse_capture`); the outcome is
+        taken with ``bg.take("capture")``. The folder is the server's path, inside its data root."""
+        from .capture import parse_capture
+
+        if self.client is None:
+            raise self._problem("the backend is not started", self.wording.start)
+        client = self.client
+        self.bg.start("capture", lambda: parse_capture(client.capture(folder)))
 
     def release_gpu_async(self) -> None:
         if self.client is None:

@@ -69,10 +69,17 @@ class BackendSettings:
     token: str = ""
     log_dir: str = ""
     device: str = "auto"             # auto | cpu | cuda (local only)
+    data_root: str = ""              # local: the folder whose captures the backend may read (--data-root)
 
     def resolved_python(self) -> str:
         """The Python to launch: the preference, else this project's own environment."""
         return self.python.strip() or default_python() or ""
+
+    def resolved_data_root(self) -> Path:
+        """The local backend's data root: the preference, else $NSTR_DATA_ROOT, else the user's home folder
+        (the local server answers only this user's token on loopback, and lists cameras, never photos)."""
+        text = self.data_root.strip() or os.environ.get("NSTR_DATA_ROOT", "").strip()
+        return Path(text).expanduser() if text else Path.home()
 
     def resolved_log_dir(self) -> Path:
         return Path(self.log_dir).expanduser() if self.log_dir.strip() else default_log_dir()
