@@ -85,6 +85,22 @@ def test_a_malformed_answer_is_one_line():
     assert ok.name == "scan 1" and ok.cameras[0].matrix[3] == (0.0, 0.0, 0.0, 1.0)
 
 
+def test_the_local_backend_reads_captures_under_the_captures_folder(tmp_path, monkeypatch):
+    """Its --data-root: the preference, else $NSTR_DATA_ROOT, else home; a missing preference folder is one line
+    before anything is launched, a missing default leaves the flag out (the server then refuses captures alone)."""
+    import sys
+
+    from nstr_blender.core.settings import BackendSettings
+
+    monkeypatch.delenv("NSTR_DATA_ROOT", raising=False)
+    assert BackendSettings(data_root=str(tmp_path)).data_root_args() == ["--data-root", str(tmp_path)]
+    assert BackendSettings().resolved_data_root() == Path.home()
+    monkeypatch.setenv("NSTR_DATA_ROOT", str(tmp_path / "none"))
+    assert BackendSettings().data_root_args() == []
+    with pytest.raises(AddonError, match="Captures folder '/no/such/folder' does not exist"):
+        BackendSettings(python=sys.executable, data_root="/no/such/folder").check()
+
+
 # ----------------------------------------------------------------------------------------- the add-on, real server
 
 IMPORT = r'''

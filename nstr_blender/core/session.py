@@ -85,7 +85,7 @@ class BackendSession:
             log_dir.mkdir(parents=True, exist_ok=True)
             self.local = remote.LocalBackend(python=self.settings.resolved_python(), log_dir=log_dir,
                                              device=self.settings.device,
-                                             extra_args=["--data-root", str(self.settings.resolved_data_root())])
+                                             extra_args=self.settings.data_root_args())
             try:
                 url = self.local.start(timeout=timeout)
             except remote.LaunchError as err:

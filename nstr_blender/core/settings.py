@@ -109,6 +109,15 @@ class BackendSettings:
         if not (path.is_file() or shutil.which(python)):
             raise AddonError(f"backend Python '{python}' does not exist",
                              f"{wording.python} with an existing Python (run scripts/setup.sh to make .venv)")
+        if self.data_root.strip() and not self.resolved_data_root().is_dir():
+            raise AddonError(f"the Captures folder '{self.data_root}' does not exist",
+                             "Choose an existing folder in the add-on preferences, or leave it empty (your home)")
+
+    def data_root_args(self) -> list[str]:
+        """The local server's ``--data-root`` flag (none when the folder is missing: captures are then refused
+        by the server in one line, and meshes and rendered views still fit)."""
+        root = self.resolved_data_root()
+        return ["--data-root", str(root)] if root.is_dir() else []
 
 
 def is_loopback(host: str) -> bool:
