@@ -150,6 +150,7 @@ def test_the_endpoint_refuses_hostile_input_with_one_line(server: ServerProcess,
     assert len(c.capture(str(roots["root"] / "good"))["cameras"]) == N_VIEWS   # and it still serves
 
 
+@pytest.mark.slow
 def test_a_server_without_data_roots_says_how_to_give_one(tmp_path: Path) -> None:
     root = write_colmap(tmp_path / "cap")
     with ServerProcess(tmp_path / "jobs") as srv:
