@@ -135,6 +135,34 @@ def describe(root):
             "aspect": [scene.render.pixel_aspect_x, scene.render.pixel_aspect_y],
             "source": scene.nstr.nerf_source, "chosen": scene.nstr.nerf_capture.name}
 
+def panel_lines():
+    """What the panel draws (its real draw code, into a layout that records; no window in module mode)."""
+    import types
+    log = []
+
+    class Layout:
+        def column(self, **_k):
+            return Layout()
+        row = box = column
+        def label(self, text="", **_k):
+            log.append(text)
+        def prop(self, _owner, name, **_k):
+            log.append("prop:" + name)
+        def operator(self, idname, text="", **_k):
+            log.append(f"op:{idname}:{text}")
+            return types.SimpleNamespace()
+        def progress(self, **_k):
+            pass
+
+    cls = bpy.types.NSTR_PT_fit
+    fake = types.SimpleNamespace(layout=Layout())
+    for name in ("draw_live", "draw_backend", "draw_capture", "draw_result", "draw_finished"):
+        setattr(fake, name, types.MethodType(getattr(cls, name), fake))
+    context = types.SimpleNamespace(region=None, preferences=None, scene=bpy.context.scene, selected_objects=[],
+                                    active_object=None)        # module mode has no region and a UI scale of 0
+    cls.draw(fake, context)
+    return log
+
 bpy.ops.nstr.backend_start()
 drive(lambda: RUNTIME.session.connected, timeout=180)
 '''
@@ -204,6 +232,11 @@ def test_import_capture_places_the_true_cameras_and_a_box_and_bad_folders_get_on
                         "renamed": cam.name, "cameras": len([o for o in scan.children if o.type == "CAMERA"]),
                         "collections": sorted(c.name for c in bpy.data.collections)}
         OUT["again_described"] = describe(scan)
+        bpy.context.scene.nstr.task = "nerf"
+        bpy.context.scene.nstr.nerf_capture = scan
+        OUT["panel_capture"] = panel_lines()
+        bpy.context.scene.nstr.nerf_source = "OBJECTS"
+        OUT["panel_objects"] = panel_lines()
     '''), tmp_path, env_extra={"CAPTURES": str(captures), "OUTSIDE": str(outside)})
     assert out["scan_op"] == ["FINISHED"] and out["scan_outcome"][0], out["scan_outcome"]
     assert_imported(out["scan"], "scan")
@@ -220,6 +253,11 @@ def test_import_capture_places_the_true_cameras_and_a_box_and_bad_folders_get_on
     assert again["objects"] == 0 and again["box_kept"] and again["mine"] and again["cameras"] == N_VIEWS
     assert again["renamed"] == "my favourite view"
     assert again["collections"] == ["NSTR capture: scan", "NSTR capture: studio"]
+    panel = out["panel_capture"]
+    assert "prop:nerf_source" in panel and "op:nstr.import_capture:Import Capture..." in panel
+    assert "10 photos (2 held out for testing)" in panel and "op:nstr.fit:Fit NeRF to Capture" in panel
+    assert any(line.startswith("Region: NSTR region: scan") for line in panel) and "prop:nerf_train" not in panel
+    assert "op:nstr.fit:Render Views & Fit NeRF" in out["panel_objects"] and "prop:nerf_train" in out["panel_objects"]
     cams = out["again_described"]["cameras"]
     np.testing.assert_allclose(cams["view_01.png"]["matrix"], truth_poses()[1], atol=1e-5)
 
