@@ -5,6 +5,7 @@ at, and hostile input: paths outside the data roots, forged headers, crafted fil
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,26 @@ def test_per_frame_intrinsics_and_a_file_box(tmp_path: Path) -> None:
     assert (third["fx"], third["fy"], third["cx"], third["cy"]) == (40.0, 38.0, 15.0, 12.5)
     np.testing.assert_allclose(listing["box"], [[-0.5, -0.4, -0.3], [0.5, 0.4, 0.3]], rtol=1e-7)
     assert listing["box_from"] == "file"
+
+
+def test_intrinsics_from_the_field_of_view_or_a_larger_size_are_the_photos(tmp_path: Path) -> None:
+    """``camera_angle_x`` needs the photo's size (read from its header); ``fl_x``.. given for photos twice as large
+    as those saved are scaled to them, as the fit scales them."""
+    root = write_nerfstudio(tmp_path / "angle")
+    doc = json.loads((root / "transforms.json").read_text())
+    for key in ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_model"):
+        doc.pop(key)
+    doc["camera_angle_x"] = 0.9
+    (root / "transforms.json").write_text(json.dumps(doc))
+    cam = capture_cameras(root)["cameras"][0]
+    fx = 0.5 * TRUTH.width / math.tan(0.45)
+    assert (cam["fx"], cam["fy"], cam["cx"], cam["cy"], cam["width"], cam["height"]) == pytest.approx(
+        (fx, fx, TRUTH.width / 2, TRUTH.height / 2, TRUTH.width, TRUTH.height))
+    root = write_nerfstudio(tmp_path / "double", {"fl_x": 2 * TRUTH.fx, "fl_y": 2 * TRUTH.fy, "cx": 2 * TRUTH.cx,
+                                                  "cy": 2 * TRUTH.cy, "w": 2 * TRUTH.width, "h": 2 * TRUTH.height})
+    cam = capture_cameras(root)["cameras"][0]
+    assert (cam["fx"], cam["fy"], cam["cx"], cam["cy"], cam["width"], cam["height"]) == pytest.approx(
+        (TRUTH.fx, TRUTH.fy, TRUTH.cx, TRUTH.cy, TRUTH.width, TRUTH.height))
 
 
 def one_line(root: Path, *words: str) -> str:
