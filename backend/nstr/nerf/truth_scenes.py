@@ -9,6 +9,12 @@ tests score extracted meshes against that file.
 Objects: ``suzanne`` and ``cube`` (the add-on's checker-textured demo objects), ``bunny`` (the shared
 Stanford bunny, ``../shared/data/meshes/bunny00.off``, with the checker) and ``textured`` (Suzanne
 with an image texture, skimage's astronaut, through its UVs).
+
+``world="sky"`` renders the same object WITHOUT alpha (an opaque film) in front of a world whose colour
+varies strongly with direction (an equirectangular environment texture: a sky gradient whose hue turns
+twice around the horizon, over a darker ground), as a photo has a background that no single colour fits.
+The same views are rendered again with a transparent film into ``<out>/alpha``, so tests know which
+pixels are background (true alpha 0).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import textwrap
 from pathlib import Path
 
 KINDS = ("cube", "suzanne", "bunny", "textured")
+WORLDS = (None, "sky")  # None: transparent film; "sky": no alpha, a direction-dependent world (module doc)
 REPO = Path(__file__).resolve().parents[3]
 SHARED_MESH = REPO.parent / "shared" / "data" / "meshes" / "bunny00.off"
 
@@ -70,6 +77,26 @@ _SCRIPT = textwrap.dedent("""
         nodes.remove(checker)
     else:
         raise SystemExit("unknown kind " + kind)
+    if {world!r} == "sky":
+        from PIL import Image
+        h, w = 64, 128
+        lat = (0.5 - (np.arange(h) + 0.5) / h)[:, None] * np.pi       # +pi/2 at the top row
+        lon = ((np.arange(w) + 0.5) / w)[None, :] * 2 * np.pi
+        up = np.clip(np.sin(lat), 0, 1)
+        sky = np.stack([0.55 + 0.35 * np.cos(2 * lon) * (1 - up), 0.45 + 0.3 * np.sin(lon + 1.0) * (1 - up) + 0.2 * up,
+                        0.35 + 0.55 * up + 0.1 * np.cos(lon)], -1)
+        ground = np.stack([0.25 + 0.1 * np.cos(lon), 0.3 + 0.05 * np.sin(2 * lon), 0.12 + 0 * lon], -1)
+        tex = np.where((lat > 0)[..., None], sky, np.broadcast_to(ground, sky.shape))
+        png = out + "_world.png"
+        Image.fromarray((np.clip(tex, 0, 1) * 255).round().astype(np.uint8)).save(png)
+        world = bpy.data.worlds.new("NSTR sky")
+        world.use_nodes = True
+        nodes = world.node_tree.nodes
+        env = nodes.new("ShaderNodeTexEnvironment")
+        env.image = bpy.data.images.load(png)
+        bg = next(n for n in nodes if n.type == "BACKGROUND")
+        world.node_tree.links.new(env.outputs["Color"], bg.inputs["Color"])
+        ctx.scene.world = world
     dg = ctx.evaluated_depsgraph_get()
     ev = obj.evaluated_get(dg)
     me = ev.to_mesh()
@@ -79,18 +106,32 @@ _SCRIPT = textwrap.dedent("""
     verts = verts @ mw[:3, :3].T + mw[:3, 3]
     faces = np.array([tuple(t.vertices) for t in me.loop_triangles], np.int64)
     ev.to_mesh_clear()
-    render_nerf_dataset(ctx, [obj], out, {n_train}, {n_test}, {res}, engine="CYCLES", hemisphere={hemisphere},
-                        samples={samples})
+    if {world!r} == "sky":   # opaque film (the world is in the pictures), then a transparent copy for the alpha
+        from nstr_blender.blender.nerf_render import ViewRenderer
+        for folder, transparent in ((out, False), (out + "/alpha", True)):
+            views = ViewRenderer(ctx, [obj], folder, {n_train}, {n_test}, {res}, "CYCLES", {hemisphere}, {samples})
+            try:
+                ctx.scene.render.film_transparent = transparent
+                while not views.render_next():
+                    pass
+            finally:
+                views.close()
+    else:
+        render_nerf_dataset(ctx, [obj], out, {n_train}, {n_test}, {res}, engine="CYCLES", hemisphere={hemisphere},
+                            samples={samples})
     np.savez(out + "/true_mesh.npz", vertices=verts, faces=faces)
 """)
 
 
 def render_truth_scene(out: Path, kind: str, n_train: int, n_test: int, res: int, samples: int = 16,
-                       hemisphere: bool = False, timeout: float = 900) -> Path:
+                       hemisphere: bool = False, timeout: float = 900, world: str | None = None) -> Path:
     """Render ``kind`` into ``out`` (unless it is already there); returns ``out``, which then holds
-    ``transforms_train.json``, ``transforms_test.json`` and ``true_mesh.npz`` (world coordinates)."""
+    ``transforms_train.json``, ``transforms_test.json`` and ``true_mesh.npz`` (world coordinates); with
+    ``world="sky"`` the views have no alpha and ``out/alpha`` holds the same views with it."""
     if kind not in KINDS:
         raise ValueError(f"unknown scene '{kind}': choose one of {', '.join(KINDS)}")
+    if world not in WORLDS:
+        raise ValueError(f"unknown world '{world}': choose None (transparent film) or 'sky'")
     out = Path(out)
     if (out / "true_mesh.npz").is_file() and (out / "transforms_train.json").is_file():
         return out
@@ -98,7 +139,7 @@ def render_truth_scene(out: Path, kind: str, n_train: int, n_test: int, res: int
     script = out.parent / f"_render_{out.name}.py"
     script.write_text(_SCRIPT.format(repo=str(REPO), kind=kind, out=str(out), mesh=str(SHARED_MESH),
                                      n_train=n_train, n_test=n_test, res=res, samples=samples,
-                                     hemisphere=hemisphere))
+                                     hemisphere=hemisphere, world=world))
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(out.parent / "_blender_user")}
     try:
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,

@@ -31,6 +31,7 @@ from nstr.nerf.dataset import MAX_FRAMES, MAX_PIXELS, NerfDataset, Progress, Vie
 from nstr.nerf.source import check_dataset_folder, load_dataset
 from nstr.nerf.masks import MaskInfo, inspect_masks
 from nstr.nerf.appearance import PhotoExposure
+from nstr.nerf.background import BACKGROUNDS, EnvironmentMap
 from nstr.nerf.region import region_box, with_region
 from nstr.nerf.radiance import RadianceField
 from nstr.nerf.sdf_field import COLOR_FIELDS, SHADINGS, SDFRadianceField
@@ -63,6 +64,11 @@ class NerfOptions:
     grid_warmup: int = option(256, bounds=(0, 1_000_000))  # steps during which every cell is refreshed (later a quarter per update)
     random_background: bool = True
     appearance: str = option("off", choices=("off", "exposure"))  # per training photo a learnt colour gain per channel (exposure, white balance; nstr.nerf.appearance); held-out views and the mesh use the average photo
+    # views without alpha: "color" = one colour behind the object, the views' border median (nstr.nerf.masks);
+    # "learned" = an environment map, a colour per ray direction learnt with the fit (nstr.nerf.background).
+    # Views with alpha ignore it (random backgrounds and the mask loss)
+    background: str = option("color", choices=BACKGROUNDS)
+    background_rows: int = option(16, bounds=(2, 512))  # task.background=learned: the map's latitude rows (2x as many longitude columns)
     eval_views: int = option(4, bounds=(1, 1_000))  # test views rendered at each evaluation during training (all at the end)
     render_chunk: int = option(8192, bounds=(1, 2**22))  # rays per forward pass when rendering a view
     box: tuple[float, ...] = option((), bounds=(-1e12, 1e12))  # region of interest x0,y0,z0,x1,y1,z1 (world units): the field's box, and the mesh is cut to it (closed at its faces); (): from the dataset or the cameras
@@ -179,7 +185,14 @@ class Renderer:
         self.is_sdf = isinstance(model, SDFRadianceField)
         self.sdf_sampling = SdfSampling(opts.sdf_coarse, opts.sdf_fine, opts.sdf_uniform)
         self.cos_anneal = 1.0  # NeuS's annealing, set per step by the objective; 1 when rendering
-        self.background: tuple[float, float, float] | None = None  # the views' own when they have no alpha
+        # views without alpha: their border colour, or the learnt environment map (nstr.nerf.background)
+        self.background: tuple[float, float, float] | EnvironmentMap | None = None
+
+    def background_colors(self, dirs: Tensor, background: tuple[float, float, float] | EnvironmentMap) -> Tensor:
+        """(R, 3) behind rays of world directions ``dirs``: the map's colour per direction, or one colour."""
+        if isinstance(background, EnvironmentMap):
+            return background(dirs)
+        return torch.tensor(background, device=dirs.device, dtype=torch.float32).expand(dirs.shape[0], 3)
 
     def render(self, origins: Tensor, dirs: Tensor, background: Tensor, gen: torch.Generator | None,
                pde_fraction: float | None = None) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor], int | Tensor]:
@@ -210,15 +223,15 @@ class Renderer:
         return self.model.grid.occupied.float().mean()
 
     @torch.no_grad()
-    def render_view(self, pose: Tensor, views: Views, background: tuple[float, float, float] = (1.0, 1.0, 1.0)
-                    ) -> np.ndarray:
-        """One view (H, W, 4): colour composited over ``background`` and opacity."""
+    def render_view(self, pose: Tensor, views: Views,
+                    background: tuple[float, float, float] | EnvironmentMap = (1.0, 1.0, 1.0)) -> np.ndarray:
+        """One view (H, W, 4): colour composited over ``background`` (a colour or a learnt map) and opacity."""
         intr = views.intrinsics
         origins, dirs = image_rays(pose, intr)
         chunk = max(256, self.opts.render_chunk // 4) if self.is_sdf else self.opts.render_chunk  # + gradients
         out = []
         for o, d in zip(origins.split(chunk), dirs.split(chunk)):
-            bg = torch.tensor(background, device=o.device).expand(o.shape[0], 3)
+            bg = self.background_colors(d, background)
             color, acc, _, _, _ = self.render(o, d, bg, None)
             out.append(torch.cat([color, acc[:, None]], -1))
         return torch.cat(out).reshape(intr.height, intr.width, 4).clamp(0, 1).cpu().numpy()
@@ -236,11 +249,13 @@ def score_views(renderer: Renderer, views: Views, indices: list[int] | None = No
     dev = renderer.box.center.device
     idx = list(range(len(views))) if indices is None else indices
     background = renderer.background or (1.0, 1.0, 1.0)  # views without alpha: their own background
+    # a learnt map stands behind views without alpha, whose truth is the picture as it is (alpha 1)
+    flat = (1.0, 1.0, 1.0) if isinstance(background, EnvironmentMap) else background
     p, s, renders = [], [], []
     for i in idx:
         pose = torch.as_tensor(views.poses[i], device=dev)
         pred = renderer.render_view(pose, views, background)
-        gt = over_background(views.images[i], background)
+        gt = over_background(views.images[i], flat)
         has = views.valid[i] if views.valid is not None else None
         p.append(psnr(gt, pred[..., :3]) if has is None else psnr(gt[has], pred[..., :3][has]))
         s.append(ssim(gt, pred[..., :3] if has is None else np.where(has[..., None], pred[..., :3], gt)))
@@ -266,6 +281,7 @@ class NerfObjective(Objective):
         self.with_data = None if tr.valid is None else torch.as_tensor(np.flatnonzero(tr.valid), device=device)
         self.poses = torch.as_tensor(tr.poses, device=device)
         self.opts: NerfOptions = renderer.opts
+        self.environment: EnvironmentMap | None = getattr(renderer.model, "environment", None)
         self.batch_size = batch_size
         self.total_steps = total_steps
         eval_views = dataset.test if dataset.test is not None else tr
@@ -301,8 +317,8 @@ class NerfObjective(Objective):
         cols = idx % self.w
         origins, dirs = rays_for_pixels(self.poses, self.dataset.train.intrinsics, cams, cols, rows)
         rgba = self.pixels[idx]
-        if not self.masks.has_alpha:
-            bg = torch.tensor(self.masks.background, device=self.device).expand(self.batch_size, 3)
+        if not self.masks.has_alpha:   # a learnt map's colours are read in the loss (they need the gradient)
+            bg = None if self.environment is not None else self.renderer.background_colors(dirs, self.masks.background)
             target = rgba[:, :3]
         else:
             if self.opts.random_background:
@@ -322,10 +338,13 @@ class NerfObjective(Objective):
         return batch
 
     def loss(self, field: Any, batch: dict[str, Any], pde_fraction: float) -> tuple[Tensor, dict[str, Tensor]]:
-        color, acc, _, terms, n_samples = self.renderer.render(batch["origins"], batch["dirs"], batch["bg"],
+        bg = batch["bg"] if batch["bg"] is not None else self.environment(batch["dirs"])
+        color, acc, _, terms, n_samples = self.renderer.render(batch["origins"], batch["dirs"], bg,
                                                                batch["gen"], pde_fraction)
         appearance = getattr(self.renderer.model, "appearance", None)
-        if appearance is not None:   # as each photo's exposure shows it; with masks the background stays
+        # as each photo's exposure shows it; with masks the (synthetic) background stays, without them the
+        # gain is the photo's and scales its background too (the learnt map included)
+        if appearance is not None:
             color = appearance(color, batch["photo"], *((acc, batch["bg"]) if self.masks.has_alpha else ()))
         mse = (color - batch["target"]).pow(2).mean()
         loss = mse
@@ -400,9 +419,12 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
     model = build_radiance_field(cfg)
     if opts.appearance == "exposure":
         model.appearance = PhotoExposure(len(dataset.train))   # a submodule: trained, checkpointed, reported
+    if opts.background == "learned" and not masks.has_alpha:   # a submodule: trained, checkpointed, reported
+        model.environment = EnvironmentMap(opts.background_rows, masks.background or (0.5, 0.5, 0.5))
     box = SceneBox.from_aabb(dataset.aabb, dev)
     renderer = Renderer(model, box, opts)
-    renderer.background = masks.background
+    env = getattr(model, "environment", None)
+    renderer.background = env if env is not None else masks.background
     objective = NerfObjective(renderer, dataset, dev, masks, cfg.train.batch_size, cfg.train.steps)
     run = run if run is not None else TaskRun(None, should_stop, on_progress)
     final = run.fit(model, objective, cfg.train, device=dev, checkpoint=checkpoint, metrics=_fit_metrics)
@@ -415,7 +437,9 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
     report.update({
         "field_params": model.field.n_params,
         "metrics_on": "test" if dataset.test is not None else "train (no test split)",
-        "geometry": opts.geometry, "masks": "alpha" if masks.has_alpha else "none (border colour as background)",
+        "geometry": opts.geometry, "masks": "alpha" if masks.has_alpha else (
+            "none (learnt environment map as background)" if getattr(model, "environment", None) is not None
+            else "none (border colour as background)"),
         "notes": masks.notes,
         "dataset": dataset.describe(), "occupied_fraction": round(float(renderer.occupied_fraction()), 4),
     })
@@ -423,7 +447,20 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
         report["sharpness"] = round(float(model.sharpness.detach()), 2)
     if getattr(model, "appearance", None) is not None:
         report["appearance"] = model.appearance.describe()
+    report["background"] = _describe_background(model, masks, opts)
     return NerfResult(model, renderer, dataset, metrics, renders, final.history, report, run)
+
+
+def _describe_background(model: Any, masks: MaskInfo, opts: NerfOptions) -> dict[str, Any]:
+    """What stood behind the object in the training views: the report's ``background``."""
+    if masks.has_alpha:
+        return {"kind": "random (views with alpha: masked training)",
+                **({"note": "task.background=learned is not used: the views have alpha"}
+                   if opts.background == "learned" else {})}
+    env = getattr(model, "environment", None)
+    if env is not None:
+        return env.describe()
+    return {"kind": "color", "color": [round(c, 4) for c in masks.background or ()]}
 
 
 def build_radiance_field(cfg: RunConfig) -> RadianceField | SDFRadianceField:
