@@ -17,7 +17,8 @@ or a density field: --geometry density; view-dependent colour from a small head)
 or one rendered by the Blender add-on), score it on the held-out test views (PSNR on [0, 1] and SSIM,
 over a white background) and extract a mesh (the SDF's zero level set, closed; or a density level)
 with baked vertex colours and the detail maps (any model; backend/docs/spectral-flow.md). Views with alpha (a transparent
-film) train with a mask loss; views without alpha still work (the border colour is the background).
+film) train with a mask loss; views without alpha still work: a colour per ray direction (an environment
+map) is learnt behind the object (--set task.background=color: the views' border colour instead).
 
 DATASET_DIR holds transforms_train.json (+ transforms_test.json / _val.json) or one transforms.json
 (every 8th frame is then a test view), with camera_angle_x or fl_x/fl_y/cx/cy/w/h (nerfstudio's lens

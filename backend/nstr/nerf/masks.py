@@ -5,8 +5,10 @@ composites its renders over a random background (the colour of empty space is th
 the field has to leave it empty) and adds a mask loss on the rendered opacity.
 
 Without alpha (every pixel opaque: a JPEG, or a render without a transparent film) the background is
-in the pictures. The fit then still works: the background is taken as the median colour of the views'
-borders, composited behind the field, and there is no mask loss; the report says so.
+in the pictures. The fit then still works: the background is the median colour of the views' borders
+(``task.background=color``) or a map learnt per ray direction that starts as that colour
+(``learned``, ``nstr.nerf.background``), composited behind the field, and there is no mask loss; the
+report says so.
 
 Pixels without data (``Views.valid``: the margins a pincushion lens leaves when a photo is undistorted)
 are not read here: they are neither transparent nor opaque, and a photo's border is its outermost pixels
@@ -60,9 +62,9 @@ def inspect_masks(dataset: NerfDataset) -> MaskInfo:
     if np.all(opaque_views):
         bg = border_color(dataset.train.images, dataset.train.valid)
         return MaskInfo(False, bg, [
-            "the views have no alpha (every pixel opaque): no mask loss; the background is taken as the "
-            f"views' border colour ({bg[0]:.2f}, {bg[1]:.2f}, {bg[2]:.2f}). Render with a transparent film "
-            "for a cleaner surface"])
+            "the views have no alpha (every pixel opaque): no mask loss; the background is the views' border "
+            f"colour ({bg[0]:.2f}, {bg[1]:.2f}, {bg[2]:.2f}), or with task.background=learned a colour per "
+            "direction learnt from it. Render with a transparent film for a cleaner surface"])
     notes = []
     lo, hi = dataset.aabb[0], dataset.aabb[1]
     for i in np.nonzero(opaque_views)[0]:
