@@ -18,7 +18,8 @@ or one rendered by the Blender add-on), score it on the held-out test views (PSN
 over a white background) and extract a mesh (the SDF's zero level set, closed; or a density level)
 with baked vertex colours and the detail maps (any model; backend/docs/spectral-flow.md). Views with alpha (a transparent
 film) train with a mask loss; views without alpha still work: a colour per ray direction (an environment
-map) is learnt behind the object (--set task.background=color: the views' border colour instead).
+map) is learnt behind the object when their border is not one colour, else the border colour is the
+background (--set task.background=learned or =color: always one or the other).
 
 DATASET_DIR holds transforms_train.json (+ transforms_test.json / _val.json) or one transforms.json
 (every 8th frame is then a test view), with camera_angle_x or fl_x/fl_y/cx/cy/w/h (nerfstudio's lens

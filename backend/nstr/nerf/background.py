@@ -1,4 +1,4 @@
-"""A learnt background (``task.background=learned``): the colour of everything outside the box, per direction.
+"""A learnt background (``task.background=learned``, or ``auto`` where it fits): the colour of everything outside the box, per direction.
 
 Views without alpha (photos) show the world behind the object, and a real world is not one colour. With a
 single background colour (the views' border median, ``nstr.nerf.masks``) the foreground field has to paint
@@ -11,11 +11,16 @@ outer field without its parallax):
 The map is a pyramid of latitude-longitude grids (``rows`` x ``2 rows`` and coarser, the sphere's poles on
 world +z / -z, Blender's up axis) of colour logits, sampled bilinearly (wrapping around in longitude),
 summed and passed through a sigmoid: a few thousand numbers and a few ``grid_sample`` calls per batch of
-rays, cheap enough to run for every ray. It starts as the border colour everywhere, so it begins where the constant background is.
+rays, cheap enough to run for every ray. It starts as the border colour everywhere, so it begins where the
+constant background is.
 
 It is a submodule of the radiance model (``model.environment``): trained with it (``environment_groups``),
 saved and restored with its checkpoint, used by held-out views and renders. Views with alpha do not use it:
-they keep the masked training (random backgrounds and the mask loss).
+they keep the masked training (random backgrounds and the mask loss). With ``task.appearance=exposure`` a
+photo's gain scales its whole picture, the map's part included (a photo's exposure affects all its pixels).
+The mesh's baked colours read the field alone (``nstr.nerf.mesh``: along each vertex's inward normal,
+normalised by opacity), so no background enters them; what they gain is a field that no longer paints the
+world in front of the object.
 """
 
 from __future__ import annotations
@@ -26,8 +31,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-BACKGROUNDS = ("color", "learned")  # task.background
-LR_SCALE = 1.0  # the map's learning rate over the field's
+BACKGROUNDS = ("auto", "color", "learned")  # task.background
+# task.background=auto learns the map when the views' border strays further than this from its median colour
+# (nstr.nerf.masks.border_spread, a median absolute deviation): one colour is the right background before a
+# backdrop, and a map there cost 1.9 dB on held-out views (tests/test_nerf_background.py); the sky scores 0.12
+UNIFORM_BORDER = 0.03
+# the map's learning rate over the field's: 5 was tried (one 16-row grid, the sky cube, 300 steps): held-out
+# PSNR 18.7 -> 17.5 dB, the object's opacity 0.96 -> 0.88 (the map ate into the object's edges)
+LR_SCALE = 1.0
 
 
 class EnvironmentMap(nn.Module):
@@ -37,8 +48,9 @@ class EnvironmentMap(nn.Module):
     coarse level gathers the gradient of many rays, so it learns fast and fills directions the training
     cameras barely saw; the finer levels add the detail. Measured on the sky cube (tests/test_nerf_background.py,
     density field, 300 steps), the map alone against the held-out views' world pixels: one grid of 16 rows
-    17.4 dB, of 8 rows 21.6 dB; the pyramid from 16 rows 27.9 dB, from 8 rows 30.7 dB (that world is smooth;
-    a photo's is not, so the default keeps 16 rows).
+    17.4 dB, of 8 rows 21.6 dB; the pyramid from 16 rows 27.9 dB, from 8 rows 30.7 dB. A finer map is not
+    better: an inward-facing capture never sees the world in the directions towards the object, so a fine
+    map can take the object's colours there (``task.background_rows``, tasks/nerf.py).
     """
 
     def __init__(self, rows: int, init_color: tuple[float, float, float] = (0.5, 0.5, 0.5)) -> None:
@@ -86,6 +98,14 @@ class EnvironmentMap(nn.Module):
         return {"kind": "environment map", "rows": self.rows, "cols": 2 * self.rows, "levels": len(self.levels),
                 "mean_color": [round(float(v), 4) for v in rgb.mean((0, 1))],
                 "spread": round(float(rgb.std((0, 1)).mean()), 4)}  # 0: one colour everywhere
+
+
+def wants_map(option: str, has_alpha: bool, spread: float | None) -> bool:
+    """Whether ``task.background`` (``option``) puts a learnt map behind views: never with alpha; with
+    ``auto`` when the border is not one colour (``UNIFORM_BORDER``)."""
+    if has_alpha:
+        return False
+    return option == "learned" or (option == "auto" and spread is not None and spread > UNIFORM_BORDER)
 
 
 def environment_groups(model: nn.Module, lr: float) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ the field has to leave it empty) and adds a mask loss on the rendered opacity.
 Without alpha (every pixel opaque: a JPEG, or a render without a transparent film) the background is
 in the pictures. The fit then still works: the background is the median colour of the views' borders
 (``task.background=color``) or a map learnt per ray direction that starts as that colour
-(``learned``, ``nstr.nerf.background``), composited behind the field, and there is no mask loss; the
+(``learned``, ``nstr.nerf.background``; ``auto`` picks by ``border_spread``), composited behind the field, and there is no mask loss; the
 report says so.
 
 Pixels without data (``Views.valid``: the margins a pincushion lens leaves when a photo is undistorted)
@@ -37,16 +37,29 @@ class MaskInfo:
     has_alpha: bool
     background: tuple[float, float, float] | None  # the pictures' background when there is no alpha
     notes: list[str]
+    border_spread: float | None = None  # no alpha: how far the border strays from that colour (border_spread)
+
+
+def _border(images: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """(N, 3) RGB of the outermost ring of pixels that hold data (``valid``; None: all) in every view."""
+    has = np.ones(images.shape[:3], bool) if valid is None else valid
+    inner = np.pad(has, ((0, 0), (1, 1), (1, 1)))   # outside the picture: no data
+    surrounded = inner[:, :-2, 1:-1] & inner[:, 2:, 1:-1] & inner[:, 1:-1, :-2] & inner[:, 1:-1, 2:]
+    return images[has & ~surrounded][:, :3]
 
 
 def border_color(images: np.ndarray, valid: np.ndarray | None = None) -> tuple[float, float, float]:
     """Median RGB of the outermost ring of pixels that hold data (``valid``; None: all) in every view: the
     background of an object shot."""
-    has = np.ones(images.shape[:3], bool) if valid is None else valid
-    inner = np.pad(has, ((0, 0), (1, 1), (1, 1)))   # outside the picture: no data
-    surrounded = inner[:, :-2, 1:-1] & inner[:, 2:, 1:-1] & inner[:, 1:-1, :-2] & inner[:, 1:-1, 2:]
-    r, g, b = np.median(images[has & ~surrounded][:, :3], 0).tolist()
+    r, g, b = np.median(_border(images, valid), 0).tolist()
     return float(r), float(g), float(b)
+
+
+def border_spread(images: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """The border's median absolute deviation from its median colour (mean over channels): 0 before one
+    colour (a backdrop), about 0.12 before a sky that changes with direction (nstr.nerf.truth_scenes)."""
+    ring = _border(images, valid)
+    return float(np.median(np.abs(ring - np.median(ring, 0)), 0).mean())
 
 
 def inspect_masks(dataset: NerfDataset) -> MaskInfo:
@@ -61,10 +74,11 @@ def inspect_masks(dataset: NerfDataset) -> MaskInfo:
     opaque_views = per_view_min >= OPAQUE
     if np.all(opaque_views):
         bg = border_color(dataset.train.images, dataset.train.valid)
+        spread = border_spread(dataset.train.images, dataset.train.valid)
         return MaskInfo(False, bg, [
             "the views have no alpha (every pixel opaque): no mask loss; the background is the views' border "
-            f"colour ({bg[0]:.2f}, {bg[1]:.2f}, {bg[2]:.2f}), or with task.background=learned a colour per "
-            "direction learnt from it. Render with a transparent film for a cleaner surface"])
+            f"colour ({bg[0]:.2f}, {bg[1]:.2f}, {bg[2]:.2f}), or where the border is not one colour a colour per "
+            "direction learnt from it (task.background). Render with a transparent film for a cleaner surface"], spread)
     notes = []
     lo, hi = dataset.aabb[0], dataset.aabb[1]
     for i in np.nonzero(opaque_views)[0]:

@@ -10,7 +10,8 @@ Two geometries behind ``task.geometry``:
 
 Both: views with alpha are composited over random backgrounds with a mask loss on the rendered
 opacity; views without alpha are composited over a learnt environment map (``task.background=learned``,
-``nstr.nerf.background``) or their border colour (``color``, ``nstr.nerf.masks``).
+``nstr.nerf.background``) or their border colour (``color``, ``nstr.nerf.masks``); ``auto`` (the default)
+learns the map when the border is not one colour.
 Then test-view PSNR / SSIM and renders -> mesh with albedo baked to vertices and, for NSTR, the
 spectral-flow attributes.
 """
@@ -32,7 +33,7 @@ from nstr.nerf.dataset import MAX_FRAMES, MAX_PIXELS, NerfDataset, Progress, Vie
 from nstr.nerf.source import check_dataset_folder, load_dataset
 from nstr.nerf.masks import MaskInfo, inspect_masks
 from nstr.nerf.appearance import PhotoExposure
-from nstr.nerf.background import BACKGROUNDS, EnvironmentMap
+from nstr.nerf.background import BACKGROUNDS, UNIFORM_BORDER, EnvironmentMap, wants_map
 from nstr.nerf.region import region_box, with_region
 from nstr.nerf.radiance import RadianceField
 from nstr.nerf.sdf_field import COLOR_FIELDS, SHADINGS, SDFRadianceField
@@ -69,13 +70,20 @@ class NerfOptions:
     # (nstr.nerf.background); "color" = one colour behind the object, the views' border median (nstr.nerf.masks).
     # Views with alpha ignore it (random backgrounds and the mask loss). Measured on the cube in front of a
     # direction-dependent world, no alpha (tests/test_nerf_background.py: 20 views at 40 px, hashgrid 20k, 300
-    # steps), color -> learned: density: held-out PSNR 16.0 -> 22.2 dB, on the world's pixels 11.9 -> 26.6 dB,
-    # the field's opacity there 0.073 -> 0.028; sdf (24 views): 15.1 -> 18.8 dB, opacity 0.154 -> 0.013.
-    # scripts/bench_nerf.py --world sky (24 views at 40 px, 400 steps, hashgrid 20k), color -> learned: density
-    # PSNR 16.1 -> 23.0 dB, F@1% 0.170 -> 0.190, Chamfer-L1 0.0545 -> 0.0521, genus 2834 -> 357 (floater foam);
-    # sdf PSNR 15.2 -> 21.8 dB, F@1% 0.000 -> 0.088, Chamfer-L1 0.0493 -> 0.0374. So learned is the default
-    background: str = option("learned", choices=BACKGROUNDS)
-    background_rows: int = option(16, bounds=(2, 512))  # task.background=learned: the map's latitude rows (2x as many longitude columns)
+    # steps, 8 rows), color -> learned: density: held-out PSNR 16.0 -> 22.2 dB, on the world's pixels 11.9 -> 26.0
+    # dB, the field's opacity there 0.073 -> 0.031. scripts/bench_nerf.py --world sky (24 views at 40 px, 400
+    # steps, hashgrid 20k), color -> learned: cube density PSNR 16.1 -> 23.6 dB, F@1% 0.170 -> 0.188, Chamfer-L1
+    # 0.0545 -> 0.0534, genus 2834 -> 506 (floater foam); cube sdf PSNR 15.2 -> 22.1 dB, F@1% 0.000 -> 0.080,
+    # Chamfer-L1 0.0493 -> 0.0381
+    # Before one colour (the cube composited over grey) the map cost 1.9 dB (22.6 -> 20.7): "auto" (the default)
+    # learns it when the views' border is not one colour (nstr.nerf.background.UNIFORM_BORDER)
+    background: str = option("auto", choices=BACKGROUNDS)
+    # task.background=learned: the map's finest latitude rows (2x as many longitude columns; coarser levels down
+    # to 2 rows). 16 painted the object into the map where the world is one colour (the cube before a uniform
+    # grey, density, 300 steps: held-out PSNR 22.5 dB with the colour, 19.7 at 16 rows, 22.2 at 8; the object's
+    # opacity 0.96, 0.77, 0.96): the directions towards the object are never seen as world by an inward-facing
+    # capture, so a fine map may take the object; 8 also scored best before the sky (22.0 dB against 21.5 at 16)
+    background_rows: int = option(8, bounds=(2, 512))
     eval_views: int = option(4, bounds=(1, 1_000))  # test views rendered at each evaluation during training (all at the end)
     render_chunk: int = option(8192, bounds=(1, 2**22))  # rays per forward pass when rendering a view
     box: tuple[float, ...] = option((), bounds=(-1e12, 1e12))  # region of interest x0,y0,z0,x1,y1,z1 (world units): the field's box, and the mesh is cut to it (closed at its faces); (): from the dataset or the cameras
@@ -426,7 +434,7 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
     model = build_radiance_field(cfg)
     if opts.appearance == "exposure":
         model.appearance = PhotoExposure(len(dataset.train))   # a submodule: trained, checkpointed, reported
-    if opts.background == "learned" and not masks.has_alpha:   # a submodule: trained, checkpointed, reported
+    if wants_map(opts.background, masks.has_alpha, masks.border_spread):   # a submodule: trained, checkpointed
         model.environment = EnvironmentMap(opts.background_rows, masks.background or (0.5, 0.5, 0.5))
     box = SceneBox.from_aabb(dataset.aabb, dev)
     renderer = Renderer(model, box, opts)
@@ -454,18 +462,19 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
         report["sharpness"] = round(float(model.sharpness.detach()), 2)
     if getattr(model, "appearance", None) is not None:
         report["appearance"] = model.appearance.describe()
-    report["background"] = _describe_background(model, masks)
+    report["background"] = _describe_background(model, masks, opts.background)
     return NerfResult(model, renderer, dataset, metrics, renders, final.history, report, run)
 
 
-def _describe_background(model: Any, masks: MaskInfo) -> dict[str, Any]:
+def _describe_background(model: Any, masks: MaskInfo, option: str) -> dict[str, Any]:
     """What stood behind the object in the training views: the report's ``background``."""
     if masks.has_alpha:
         return {"kind": "random (views with alpha: masked training; task.background is not used)"}
     env = getattr(model, "environment", None)
+    why = {"option": option, "border_spread": round(masks.border_spread or 0.0, 4), "uniform_below": UNIFORM_BORDER}
     if env is not None:
-        return env.describe()
-    return {"kind": "color", "color": [round(c, 4) for c in masks.background or ()]}
+        return {**env.describe(), **why}
+    return {"kind": "color", "color": [round(c, 4) for c in masks.background or ()], **why}
 
 
 def build_radiance_field(cfg: RunConfig) -> RadianceField | SDFRadianceField:
