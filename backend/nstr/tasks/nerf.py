@@ -34,6 +34,7 @@ from nstr.nerf.source import check_dataset_folder, load_dataset
 from nstr.nerf.masks import MaskInfo, inspect_masks
 from nstr.nerf.appearance import PhotoExposure
 from nstr.nerf.background import BACKGROUNDS, UNIFORM_BORDER, EnvironmentMap, wants_map
+from nstr.nerf.pose_refine import PoseRefinement
 from nstr.nerf.region import region_box, with_region
 from nstr.nerf.radiance import RadianceField
 from nstr.nerf.sdf_field import COLOR_FIELDS, SHADINGS, SDFRadianceField
@@ -85,6 +86,8 @@ class NerfOptions:
     # opacity 0.96, 0.77, 0.96): the directions towards the object are never seen as world by an inward-facing
     # capture, so a fine map may take the object; 8 also scored best before the sky (22.0 dB against 21.5 at 16)
     background_rows: int = option(8, bounds=(2, 512))
+    pose_refine: bool = False  # learn a small rotation and shift of each training photo's camera (nstr.nerf.pose_refine); held-out views keep their poses
+    pose_lr: float = option(1e-3, bounds=(0, 1))  # pose refinement's learning rate (radians per step for the rotations)
     eval_views: int = option(4, bounds=(1, 1_000))  # test views rendered at each evaluation during training (all at the end)
     render_chunk: int = option(8192, bounds=(1, 2**22))  # rays per forward pass when rendering a view
     box: tuple[float, ...] = option((), bounds=(-1e12, 1e12))  # region of interest x0,y0,z0,x1,y1,z1 (world units): the field's box, and the mesh is cut to it (closed at its faces); (): from the dataset or the cameras
@@ -354,9 +357,12 @@ class NerfObjective(Objective):
         return batch
 
     def loss(self, field: Any, batch: dict[str, Any], pde_fraction: float) -> tuple[Tensor, dict[str, Tensor]]:
-        bg = batch["bg"] if batch["bg"] is not None else self.environment(batch["dirs"])
-        color, acc, _, terms, n_samples = self.renderer.render(batch["origins"], batch["dirs"], bg,
-                                                               batch["gen"], pde_fraction)
+        origins, dirs = batch["origins"], batch["dirs"]
+        refine = getattr(self.renderer.model, "pose_refinement", None)
+        if refine is not None:   # the rays of each photo's corrected camera (its world seen that way too)
+            origins, dirs = refine(origins, dirs, batch["photo"])
+        bg = batch["bg"] if batch["bg"] is not None else self.environment(dirs)
+        color, acc, _, terms, n_samples = self.renderer.render(origins, dirs, bg, batch["gen"], pde_fraction)
         appearance = getattr(self.renderer.model, "appearance", None)
         # as each photo's exposure shows it; with masks the (synthetic) background stays, without them the
         # gain is the photo's and scales its background too (the learnt map included)
@@ -438,6 +444,8 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
     if wants_map(opts.background, masks.has_alpha, masks.border_spread):   # a submodule: trained, checkpointed
         model.environment = EnvironmentMap(opts.background_rows, masks.background or (0.5, 0.5, 0.5))
     box = SceneBox.from_aabb(dataset.aabb, dev)
+    if opts.pose_refine:   # a submodule too; its shifts in units of half the scene box
+        model.pose_refinement = PoseRefinement(len(dataset.train), box.half, opts.pose_lr)
     renderer = Renderer(model, box, opts)
     env = getattr(model, "environment", None)
     renderer.background = env if env is not None else masks.background
@@ -464,6 +472,8 @@ def fit_nerf(dataset: NerfDataset, cfg: RunConfig, *, checkpoint: Path | None = 
     if getattr(model, "appearance", None) is not None:
         report["appearance"] = model.appearance.describe()
     report["background"] = _describe_background(model, masks, opts.background)
+    if getattr(model, "pose_refinement", None) is not None:
+        report["pose_refinement"] = model.pose_refinement.describe()
     return NerfResult(model, renderer, dataset, metrics, renders, final.history, report, run)
 
 
