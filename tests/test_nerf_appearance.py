@@ -1,4 +1,4 @@
-"""Per-photo appearance (``task.appearance=affine``, issue 31) against a known answer: a Blender-rendered cube
+"""Per-photo appearance (``task.appearance=exposure``, issue 31) against a known answer: a Blender-rendered cube
 whose training photos were each taken at a known exposure."""
 
 from __future__ import annotations

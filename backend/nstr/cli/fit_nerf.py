@@ -29,7 +29,8 @@ Pixels a lens leaves without data when undistorted (pincushion margins) are neve
 --set task.box=x0,y0,z0,x1,y1,z1 puts the scene's box around the object (world units) instead of the
 box the cameras frame, and cuts the mesh to it (closed at the box's faces); a box that no training
 camera sees is refused. --set task.appearance=exposure learns a colour gain per photo (exposure and
-white balance that change between photos).
+white balance that change between photos). --set task.pose_refine=on learns a small rotation and shift of
+each training camera (poses a fraction of a degree off); held-out views keep theirs.
 
 Files written, for -o OUT.ply|.glb|.npz (default: DATASET_MODEL.ply in the current folder):
   OUT.ply / .glb / .npz   the mesh, in the dataset's world coordinates; PLY/GLB vertex colours are the
