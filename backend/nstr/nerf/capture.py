@@ -284,7 +284,7 @@ def read_colmap_frames(root: Path, budget: LoadBudget) -> CaptureFrames:
                          wheres, target, rel_model)
 
 
-def _holdout(n: int) -> tuple[list[int], list[int]]:
+def holdout_split(n: int) -> tuple[list[int], list[int]]:
     """(train, test) indices: every 8th view, in name order, is a test view, as for one transforms.json."""
     return ([i for i in range(n) if i % HOLDOUT_EVERY != 0], [i for i in range(n) if i % HOLDOUT_EVERY == 0])
 
@@ -292,7 +292,7 @@ def _holdout(n: int) -> tuple[list[int], list[int]]:
 def check_capture(root: Path, budget: LoadBudget) -> CaptureFrames:
     """Everything :func:`load_capture` checks before it decodes a photo (the model, the files, the spread)."""
     frames = read_colmap_frames(root, budget)
-    train, _ = _holdout(len(frames.names))
+    train, _ = holdout_split(len(frames.names))
     check_camera_spread(frames.poses[train], f"training cameras in {root}")
     return frames
 
@@ -342,6 +342,6 @@ def load_capture(root: Path, image_size: int, budget: LoadBudget) -> NerfDataset
         return Views(name, np.stack([views[i] for i in idx]).astype(np.float32), frames.poses[idx], intr,
                      [frames.files[i] for i in idx], valid_or_none([valid[i] for i in idx]))
 
-    train_idx, test_idx = _holdout(n)
+    train_idx, test_idx = holdout_split(n)
     train = split("train", train_idx)
     return NerfDataset(train, split("test", test_idx), aabb_from_cameras(train), str(root), "cameras")

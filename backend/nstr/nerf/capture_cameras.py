@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from nstr.errors import InputError
-from nstr.nerf.capture import _holdout, check_capture
-from nstr.nerf.dataset import (MAX_FRAMES, Intrinsics, LoadBudget, Views, _aabb_from_file, _checked_frames, _splits,
+from nstr.nerf.capture import check_capture, holdout_split
+from nstr.nerf.dataset import (MAX_FRAMES, Intrinsics, LoadBudget, Views, aabb_from_file, checked_frames, split_plan,
                                aabb_from_cameras, intrinsics_from, split_files)
 from nstr.nerf.source import is_capture
 
@@ -54,7 +54,7 @@ def _image_size(path: str, where: str) -> tuple[int, int]:
 
 def _colmap(root: Path, max_frames: int) -> dict[str, Any]:
     frames = check_capture(root, LoadBudget(max_frames))
-    train, test = _holdout(len(frames.names))
+    train, test = holdout_split(len(frames.names))
     cameras = [_camera(frames.names[k], frames.files[k], root, frames.poses[k], frames.cameras[k].pinhole, k in test)
                for k in range(len(frames.names))]
     box = _box_from(frames.poses[train], frames.target)
@@ -66,8 +66,8 @@ def _transforms(root: Path, max_frames: int) -> dict[str, Any]:
     _root, found, single = split_files(root)
     cameras: list[dict[str, Any]] = []
     train_poses, train_intr = None, None
-    for path, name, keep in _splits(found, single):
-        split = _checked_frames(path, name, keep, budget)
+    for path, name, keep in split_plan(found, single):
+        split = checked_frames(path, name, keep, budget)
         width, height = _image_size(split.images[0], split.wheres[0])
         doc = split.doc if "fl_x" in split.doc or "fl_x" not in split.frames[0] else split.frames[0]
         base = intrinsics_from(doc, width, height, path.name if doc is split.doc else split.wheres[0])
@@ -77,7 +77,7 @@ def _transforms(root: Path, max_frames: int) -> dict[str, Any]:
         if name == "train":
             train_poses, train_intr = split.poses, base
     assert train_poses is not None and train_intr is not None
-    box = _aabb_from_file(found.get("train") or single)
+    box = aabb_from_file(found.get("train") or single)
     box_from = "file" if box is not None else "cameras"
     if box is None:
         box = _box_from(train_poses, train_intr)

@@ -388,7 +388,7 @@ def read_split_frames(path: Path, name: str, keep: Any = None, budget: LoadBudge
     return SplitFrames(doc, poses, images, wheres, [f for _, f in indexed])
 
 
-def _checked_frames(path: Path, name: str, keep: Any, budget: LoadBudget) -> SplitFrames:
+def checked_frames(path: Path, name: str, keep: Any, budget: LoadBudget) -> SplitFrames:
     """A split's frames with every check that needs no image: the JSON, frame count, poses, paths, spread."""
     split = read_split_frames(path, name, keep, budget)
     check_transforms_lenses(split.doc, split.frames, split.wheres)
@@ -398,7 +398,7 @@ def _checked_frames(path: Path, name: str, keep: Any, budget: LoadBudget) -> Spl
 
 
 def _load_split_file(path: Path, image_size: int, name: str, budget: LoadBudget, keep: Any = None) -> Views:
-    split = _checked_frames(path, name, keep, budget)
+    split = checked_frames(path, name, keep, budget)
     n = len(split.images)
     images: list[np.ndarray] = []
     valid: list[np.ndarray] = []  # per view, with remapping: the pixels that hold data
@@ -442,7 +442,7 @@ def valid_or_none(masks: list[np.ndarray]) -> np.ndarray | None:
     return None if stacked.all() else stacked
 
 
-def _aabb_from_file(path: Path) -> np.ndarray | None:
+def aabb_from_file(path: Path) -> np.ndarray | None:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -479,7 +479,7 @@ def aabb_from_cameras(views: Views) -> np.ndarray:
     return np.stack([center - half, center + half]).astype(np.float32)
 
 
-def _splits(found: dict[str, Path], single: Path | None) -> list[tuple[Path, str, Any]]:
+def split_plan(found: dict[str, Path], single: Path | None) -> list[tuple[Path, str, Any]]:
     """(file, split name, frame filter) for the train split and the test split, if any."""
     if "train" in found:
         test_file = found.get("test") or found.get("val")
@@ -495,12 +495,12 @@ def load_transforms_dataset(folder: str | Path, image_size: int = 0, *, max_fram
     total)`` is called every :data:`LOAD_CHUNK` frames and may raise to stop the load."""
     budget = LoadBudget(max_frames, max_pixels, progress)
     root, found, single = split_files(folder)
-    splits = [_load_split_file(path, image_size, name, budget, keep) for path, name, keep in _splits(found, single)]
+    splits = [_load_split_file(path, image_size, name, budget, keep) for path, name, keep in split_plan(found, single)]
     train, test = splits[0], (splits[1] if len(splits) > 1 else None)
     if test is not None and test.images.shape[1:3] != train.images.shape[1:3]:
         raise InputError(f"test views are {test.images.shape[2]}x{test.images.shape[1]} but training views are "
                          f"{train.images.shape[2]}x{train.images.shape[1]}", "Give every view the same size")
-    box = _aabb_from_file(found.get("train") or single)
+    box = aabb_from_file(found.get("train") or single)
     aabb_from = "file" if box is not None else "cameras"
     return NerfDataset(train, test, box if box is not None else aabb_from_cameras(train), str(root), aabb_from)
 
@@ -511,8 +511,8 @@ def check_transforms_folder(folder: str | Path, max_frames: int = MAX_FRAMES) ->
     same words."""
     budget = LoadBudget(max_frames)
     _root, found, single = split_files(folder)
-    for path, name, keep in _splits(found, single):
-        _checked_frames(path, name, keep, budget)
+    for path, name, keep in split_plan(found, single):
+        checked_frames(path, name, keep, budget)
 
 
 # ----------------------------------------------------------------------------------------- lenses (nerfstudio)
