@@ -46,14 +46,12 @@ class PhotoExposure(nn.Module):
         behind = (1.0 - opacity)[:, None] * background
         return (color - behind) * gain + behind
 
+    def group_lr(self, lr: float) -> float:
+        """Its learning rate: the model's (``nstr.nerf.capture_modules``)."""
+        return lr
+
     def describe(self) -> dict[str, Any]:
         gain = self.gains().detach()
         return {"photos": int(gain.shape[0]),
                 "exposure": [round(float(g), 4) for g in gain.mean(1)],  # per photo, the channels' mean gain
                 "gain_range": [round(float(gain.min()), 4), round(float(gain.max()), 4)]}
-
-
-def appearance_groups(model: nn.Module, lr: float) -> list[dict[str, Any]]:
-    """The optimiser's group for a radiance model's per-photo appearance, if it has one."""
-    appearance = getattr(model, "appearance", None)
-    return [] if appearance is None else [{"params": list(appearance.parameters()), "lr": lr}]

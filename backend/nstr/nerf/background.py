@@ -14,7 +14,7 @@ summed and passed through a sigmoid: a few thousand numbers and a few ``grid_sam
 rays, cheap enough to run for every ray. It starts as the border colour everywhere, so it begins where the
 constant background is.
 
-It is a submodule of the radiance model (``model.environment``): trained with it (``environment_groups``),
+It is a submodule of the radiance model (``model.environment``): trained with it (``nstr.nerf.capture_modules``),
 saved and restored with its checkpoint, used by held-out views and renders. Views with alpha do not use it:
 they keep the masked training (random backgrounds and the mask loss). With ``task.appearance=exposure`` a
 photo's gain scales its whole picture, the map's part included (a photo's exposure affects all its pixels).
@@ -92,6 +92,10 @@ class EnvironmentMap(nn.Module):
         d = torch.stack([la.cos() * lo.cos(), la.cos() * lo.sin(), la.sin()], -1).reshape(-1, 3)
         return self(d.to(self.levels[0].device)).reshape(rows, 2 * rows, 3)
 
+    def group_lr(self, lr: float) -> float:
+        """Its learning rate: the model's times ``LR_SCALE`` (``nstr.nerf.capture_modules``)."""
+        return lr * LR_SCALE
+
     def describe(self) -> dict[str, Any]:
         with torch.no_grad():
             rgb = self.image()
@@ -106,9 +110,3 @@ def wants_map(option: str, has_alpha: bool, spread: float | None) -> bool:
     if has_alpha:
         return False
     return option == "learned" or (option == "auto" and spread is not None and spread > UNIFORM_BORDER)
-
-
-def environment_groups(model: nn.Module, lr: float) -> list[dict[str, Any]]:
-    """The optimiser's group for a radiance model's learnt background, if it has one."""
-    env = getattr(model, "environment", None)
-    return [] if env is None else [{"params": list(env.parameters()), "lr": lr * LR_SCALE}]

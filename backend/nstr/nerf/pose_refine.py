@@ -69,6 +69,10 @@ class PoseRefinement(nn.Module):
         out[:, :3, 3] = out[:, :3, 3] + shift
         return out
 
+    def group_lr(self, lr: float) -> float:
+        """Its own rate, not the model's (``nstr.nerf.capture_modules``)."""
+        return self.lr
+
     def describe(self) -> dict[str, Any]:
         rotation, shift = (t.detach() for t in self.corrections())
         degrees = rotation.norm(dim=-1) * (180.0 / math.pi)
@@ -78,9 +82,3 @@ class PoseRefinement(nn.Module):
                 "shift": [round(float(m), 6) for m in moved],
                 "rotation_deg_median": round(float(degrees.median()), 4),
                 "shift_median": round(float(moved.median()), 6)}
-
-
-def pose_groups(model: nn.Module, lr: float) -> list[dict[str, Any]]:
-    """The optimiser's group for a radiance model's pose refinement, if it has one, at its own rate."""
-    refine = getattr(model, "pose_refinement", None)
-    return [] if refine is None else [{"params": list(refine.parameters()), "lr": refine.lr}]

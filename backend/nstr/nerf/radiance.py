@@ -15,9 +15,7 @@ from torch import Tensor
 
 from nstr.config import FieldConfig
 from nstr.fields import build_field
-from nstr.nerf.appearance import appearance_groups
-from nstr.nerf.background import environment_groups
-from nstr.nerf.pose_refine import pose_groups
+from nstr.nerf.capture_modules import capture_groups
 from nstr.fields.base import Field
 from nstr.fields.mlp import MLP
 from nstr.nerf.occupancy import OccupancyGrid
@@ -101,7 +99,7 @@ class RadianceField(Field):
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         return (self.field.param_groups(lr) + [{"params": list(self.color_head.parameters()), "lr": lr}]
-                + appearance_groups(self, lr) + environment_groups(self, lr) + pose_groups(self, lr))
+                + capture_groups(self, lr))
 
     @property
     def field_params(self) -> int:

@@ -30,9 +30,7 @@ from torch import Tensor, nn
 
 from nstr.config import FieldConfig
 from nstr.fields import build_field
-from nstr.nerf.appearance import appearance_groups
-from nstr.nerf.background import environment_groups
-from nstr.nerf.pose_refine import pose_groups
+from nstr.nerf.capture_modules import capture_groups
 from nstr.fields.base import Field
 from nstr.fields.mlp import MLP
 from nstr.nerf.radiance import SH_DIM, sh_encode
@@ -171,7 +169,7 @@ class SDFRadianceField(Field):
         groups = self.field.param_groups(lr) + [{"params": head, "lr": lr}, {"params": [self.variance], "lr": lr}]
         if self.color_net is not None:  # at its own learning rate, scaled as the field's is
             groups += self.color_net.param_groups(lr * self.color_net.default_lr / self.field.default_lr)
-        return groups + appearance_groups(self, lr) + environment_groups(self, lr) + pose_groups(self, lr)
+        return groups + capture_groups(self, lr)
 
     @property
     def field_params(self) -> int:

@@ -300,7 +300,10 @@ class NerfObjective(Objective):
         self.with_data = None if tr.valid is None else torch.as_tensor(np.flatnonzero(tr.valid), device=device)
         self.poses = torch.as_tensor(tr.poses, device=device)
         self.opts: NerfOptions = renderer.opts
+        # the capture's optional parts (nstr.nerf.capture_modules), attached before the objective is made
         self.environment: EnvironmentMap | None = getattr(renderer.model, "environment", None)
+        self.appearance: PhotoExposure | None = getattr(renderer.model, "appearance", None)
+        self.pose_refinement: PoseRefinement | None = getattr(renderer.model, "pose_refinement", None)
         self.batch_size = batch_size
         self.total_steps = total_steps
         eval_views = dataset.test if dataset.test is not None else tr
@@ -358,16 +361,14 @@ class NerfObjective(Objective):
 
     def loss(self, field: Any, batch: dict[str, Any], pde_fraction: float) -> tuple[Tensor, dict[str, Tensor]]:
         origins, dirs = batch["origins"], batch["dirs"]
-        refine = getattr(self.renderer.model, "pose_refinement", None)
-        if refine is not None:   # the rays of each photo's corrected camera (its world seen that way too)
-            origins, dirs = refine(origins, dirs, batch["photo"])
+        if self.pose_refinement is not None:   # the rays of each photo's corrected camera (its world seen that way too)
+            origins, dirs = self.pose_refinement(origins, dirs, batch["photo"])
         bg = batch["bg"] if batch["bg"] is not None else self.environment(dirs)
         color, acc, _, terms, n_samples = self.renderer.render(origins, dirs, bg, batch["gen"], pde_fraction)
-        appearance = getattr(self.renderer.model, "appearance", None)
         # as each photo's exposure shows it; with masks the (synthetic) background stays, without them the
         # gain is the photo's and scales its background too (the learnt map included)
-        if appearance is not None:
-            color = appearance(color, batch["photo"], *((acc, batch["bg"]) if self.masks.has_alpha else ()))
+        if self.appearance is not None:
+            color = self.appearance(color, batch["photo"], *((acc, batch["bg"]) if self.masks.has_alpha else ()))
         mse = (color - batch["target"]).pow(2).mean()
         loss = mse
         logs = {k: v for k, v in terms.items() if k != "eikonal"}
