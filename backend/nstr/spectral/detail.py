@@ -253,11 +253,13 @@ def _robust_quadric(X: Any, z: Any, w: Any, D: Any, sigma: float, extra: Any = N
 
 
 def _smooth_copy(level: SurfacePoints, sigma: float, device: Any, with_turning: bool = False,
-                 moved: Any = None) -> SmoothCopy:
+                 moved: Any = None, chunk: int = 4096) -> SmoothCopy:
     """Quadric fits at every point of ``level`` (the probes) over its neighbours within FIT_RADIUS sigma.
 
     ``moved`` (P,) torch: per probe, how far a second surface lies along its normal; these offsets are
-    fitted with the final weights of the surface's own fits (``SmoothCopy.moved``)."""
+    fitted with the final weights of the surface's own fits (``SmoothCopy.moved``). The fits run over
+    chunks of ``chunk`` probes, so that each chunk's (chunk, 48, 6) designs stay in cache: on the quick
+    Suzanne's finest level (75k probes) the whole arrays at once took 1.4x the time."""
     import torch
     from scipy.spatial import cKDTree
 
@@ -269,39 +271,52 @@ def _smooth_copy(level: SurfacePoints, sigma: float, device: Any, with_turning: 
     A = torch.as_tensor(level.areas, dtype=dt, device=device)
     I = torch.as_tensor(idx, device=device)
     D = torch.as_tensor(dist, dtype=dt, device=device)
-    NI = N[I]
-    w = torch.exp(-0.5 * (D / sigma) ** 2) * A[I]                       # inf distance -> 0
-    w = w * (torch.bmm(NI, N[:, :, None])[..., 0] > ORIENTATION_GATE)
-    normal = torch.bmm(w[:, None, :], NI)[:, 0]
-    normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-30)
-    normal = torch.where(normal.norm(dim=-1, keepdim=True) > 0.5, normal, N)
-    t1, t2 = _frames(normal)
-    d = (P[I] - P[:, None, :]).to(dt)
+    count = len(P)
+    normal, t1, t2, fitted = (torch.empty((count, 3), dtype=dt, device=device) for _ in range(4))
+    coef = torch.empty((count, 6), dtype=dt, device=device)
+    moved_coef = torch.empty((count, 6), dtype=dt, device=device) if moved is not None else None
     s = sigma  # scale u, v for conditioning
-    uvz = torch.bmm(d, torch.stack([t1 / s, t2 / s, normal], -1))        # (P, k, 3): u / s, v / s, z
-    u, v, z = uvz[..., 0], uvz[..., 1], uvz[..., 2]
-    X = torch.stack([torch.ones_like(u), u, v, u * u, u * v, v * v], -1)
     unscale = torch.tensor([1.0, 1 / s, 1 / s, 1 / s**2, 1 / s**2, 1 / s**2], dtype=dt, device=device)
-    coef, moved_coef = _robust_quadric(X, z, w, D, sigma, moved[I] if moved is not None else None)
-    coef = coef * unscale
-    moved_coef = moved_coef * unscale if moved is not None else None
-    # the fitted surface's own normal at the probe (the frame's normal is only a weighted mean)
-    fitted = normal - coef[:, 1:2] * t1 - coef[:, 2:3] * t2
-    fitted = fitted / fitted.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    for at in range(0, count, chunk):
+        rows = slice(at, at + chunk)
+        Ic, Dc = I[rows], D[rows]
+        NI = N[Ic]
+        w = torch.exp(-0.5 * (Dc / sigma) ** 2) * A[Ic]                       # inf distance -> 0
+        w = w * (torch.bmm(NI, N[rows, :, None])[..., 0] > ORIENTATION_GATE)
+        n = torch.bmm(w[:, None, :], NI)[:, 0]
+        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+        n = torch.where(n.norm(dim=-1, keepdim=True) > 0.5, n, N[rows])
+        a1, a2 = _frames(n)
+        d = (P[Ic] - P[rows, None, :]).to(dt)
+        uvz = torch.bmm(d, torch.stack([a1 / s, a2 / s, n], -1))        # (C, k, 3): u / s, v / s, z
+        u, v, z = uvz[..., 0], uvz[..., 1], uvz[..., 2]
+        X = torch.stack([torch.ones_like(u), u, v, u * u, u * v, v * v], -1)
+        c, mc = _robust_quadric(X, z, w, Dc, sigma, moved[Ic] if moved is not None else None)
+        c = c * unscale
+        coef[rows], normal[rows], t1[rows], t2[rows] = c, n, a1, a2
+        if moved is not None:
+            moved_coef[rows] = mc * unscale
+        # the fitted surface's own normal at the probe (the frame's normal is only a weighted mean)
+        f = n - c[:, 1:2] * a1 - c[:, 2:3] * a2
+        fitted[rows] = f / f.norm(dim=-1, keepdim=True).clamp_min(1e-30)
     turning = None
     if with_turning:
         # the largest angle between a neighbour's fitted normal and the normal this probe's own quadric
         # predicts there: bending that a smooth surface explains (a sphere, a cylinder) does not count
-        J = I[:, :CREASE_NEIGHBOURS]
-        dn = (P[J] - P[:, None, :]).to(dt)
-        uu, vv = (dn * t1[:, None]).sum(-1), (dn * t2[:, None]).sum(-1)
-        qu = coef[:, None, 1] + 2 * coef[:, None, 3] * uu + coef[:, None, 4] * vv
-        qv = coef[:, None, 2] + coef[:, None, 4] * uu + 2 * coef[:, None, 5] * vv
-        pred = normal[:, None, :] - qu[..., None] * t1[:, None, :] - qv[..., None] * t2[:, None, :]
-        pred = pred / pred.norm(dim=-1, keepdim=True).clamp_min(1e-30)
-        cos = (fitted[J] * pred).sum(-1)
-        cos = torch.where(D[:, :CREASE_NEIGHBOURS].isfinite(), cos, torch.ones_like(cos))
-        turning = torch.arccos(cos.amin(1).clamp(-1, 1))
+        turning = torch.empty(count, dtype=dt, device=device)
+        for at in range(0, count, chunk):
+            rows = slice(at, at + chunk)
+            J = I[rows, :CREASE_NEIGHBOURS]
+            c, n, a1, a2 = coef[rows], normal[rows], t1[rows], t2[rows]
+            dn = (P[J] - P[rows, None, :]).to(dt)
+            uu, vv = (dn * a1[:, None]).sum(-1), (dn * a2[:, None]).sum(-1)
+            qu = c[:, None, 1] + 2 * c[:, None, 3] * uu + c[:, None, 4] * vv
+            qv = c[:, None, 2] + c[:, None, 4] * uu + 2 * c[:, None, 5] * vv
+            pred = n[:, None, :] - qu[..., None] * a1[:, None, :] - qv[..., None] * a2[:, None, :]
+            pred = pred / pred.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+            cos = (fitted[J] * pred).sum(-1)
+            cos = torch.where(D[rows, :CREASE_NEIGHBOURS].isfinite(), cos, torch.ones_like(cos))
+            turning[rows] = torch.arccos(cos.amin(1).clamp(-1, 1))
     return SmoothCopy(P, normal, t1, t2, coef, I[:, :RESIDUAL_NEIGHBOURS], turning, fitted, (I, D), moved_coef)
 
 
