@@ -59,11 +59,12 @@ def contract_from_backend() -> dict:
             cfg = nstr_config.build_config(options_cls, module.PRESETS, preset)
             presets[preset] = {s: _value(cfg, k) for s, k in keys.items() if k is not None}
         tasks[task] = {"override_keys": keys, "presets": presets}
+    from nstr.nerf.dataset import MIN_VIEWS
     from nstr.server.store import STATES as JOB_STATES
     from nstr.spectral.detail import STATE_GREYS, STATE_WORDS, STATES
 
     return {"preset_names": list(nstr_config.PRESET_NAMES), "mc_backends": list(MC_BACKENDS), "tasks": tasks,
-            "job_states": list(JOB_STATES),
+            "job_states": list(JOB_STATES), "nerf_min_views": MIN_VIEWS,
             "detail_states": {"codes": dict(STATES), "greys": dict(STATE_GREYS), "words": dict(STATE_WORDS)}}
 
 

@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:
 
 import bpy  # noqa: E402  (Blender's own, or the bpy module)
 
-from nstr_blender.core.contract import PRESETS  # noqa: E402
+from nstr_blender.core.contract import NERF_MIN_VIEWS, PRESETS  # noqa: E402
 from nstr_blender.core.errors import AddonError  # noqa: E402
 from nstr_blender.core.jobs import job_phases  # noqa: E402
 from nstr_blender.core.meshdata import DISPLAY_BY_NAME, MeshResult  # noqa: E402
@@ -297,6 +297,9 @@ def main() -> int:
                 setattr(props, name, getattr(args, name))
         props.overrides = " ".join(args.overrides)
         if args.task == "nerf":
+            if args.nerf_views < NERF_MIN_VIEWS:   # the panel's field clamps; a script says so instead
+                raise AddonError(f"--nerf-views {args.nerf_views} is below the {NERF_MIN_VIEWS} training views a NeRF "
+                                 "needs", f"Pass --nerf-views {NERF_MIN_VIEWS} or more")
             props.nerf_dir = str((output.parent / f"{output.stem}_views").resolve())
             props.nerf_train, props.nerf_test = args.nerf_views, max(1, args.nerf_views // 6)
             props.nerf_resolution, props.nerf_engine = args.nerf_size, "CYCLES"

@@ -94,13 +94,13 @@ def test_fit_py_fits_a_mesh_file_saves_renders_and_reloads(tmp_path, data_dir):
 def test_fit_py_nerf_task_renders_views_fits_and_bakes_albedo(tmp_path, data_dir):
     out_blend = tmp_path / "suzanne_nerf.blend"
     proc = blender("-P", "scripts/fit.py", "--", "--task", "nerf", "--input", str(data_dir / "meshes" / "rotor.off"),
-                   "--nerf-views", "4", "--nerf-size", "32",
+                   "--nerf-views", "8", "--nerf-size", "32",
                    "--steps", "10", "--resolution", "32", "--device", "cpu", "--size", "96", "--output", str(out_blend),
                    *[a for kv in ("train.batch_size=256", "task.render_steps=32", "task.n_importance=0",
                                   "task.grid_resolution=16", "task.eval_views=1") for a in ("--set", kv)])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     views = tmp_path / "suzanne_nerf_views"
-    assert len(list((views / "train").glob("*.png"))) == 4 and (views / "transforms_train.json").is_file()
+    assert len(list((views / "train").glob("*.png"))) == 8 and (views / "transforms_train.json").is_file()
     assert (tmp_path / "suzanne_nerf_albedo.png").is_file()
     check = tmp_path / "check.py"
     check.write_text(CHECK)
@@ -118,3 +118,14 @@ def test_fit_py_fails_with_one_line_and_a_nonzero_exit(tmp_path):
     assert errors == [f"fit.py: error: mesh file '{tmp_path / 'missing.off'}' does not exist. "
                       "Check the path given to --input"]
     assert "Traceback" not in proc.stderr
+
+
+def test_fit_py_refuses_too_few_nerf_views_before_rendering(tmp_path, data_dir):
+    """The panel's field clamps to the fewest views a NeRF takes; a script asking for fewer hears it."""
+    proc = blender("-P", "scripts/fit.py", "--", "--task", "nerf", "--input", str(data_dir / "meshes" / "rotor.off"),
+                   "--nerf-views", "4", "--output", str(tmp_path / "few.blend"), timeout=120)
+    assert proc.returncode == 1
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("fit.py: error:")]
+    assert errors == ["fit.py: error: --nerf-views 4 is below the 8 training views a NeRF needs. "
+                      "Pass --nerf-views 8 or more"]
+    assert not (tmp_path / "few_views").exists() and not (tmp_path / "few.blend").exists()

@@ -33,6 +33,8 @@ def test_contract_agrees_with_the_backend_modules_directly():
 
     assert contract.PRESETS == config.PRESET_NAMES == tuple(sdf.PRESETS) == tuple(nerf.PRESETS)
     assert contract.MC_BACKENDS == MC_BACKENDS
+    from nstr.nerf.dataset import MIN_VIEWS
+    assert contract.NERF_MIN_VIEWS == MIN_VIEWS
     for task, module, options in (("sdf", sdf, sdf.SDFOptions), ("nerf", nerf, nerf.NerfOptions)):
         for preset in contract.PRESETS:
             cfg = config.build_config(options, module.PRESETS, preset)

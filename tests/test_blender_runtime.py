@@ -114,7 +114,7 @@ def test_nerf_views_of_an_unsaved_file_render_one_per_tick_into_the_user_folder(
         src = suzanne(subsurf=False)
         props = bpy.context.scene.nstr
         props.task = "nerf"
-        props.nerf_train, props.nerf_test, props.nerf_resolution = 3, 1, 16
+        props.nerf_train, props.nerf_test, props.nerf_resolution = 8, 1, 16
         prefs.python = "/usr/bin/python3"                     # no backend needed: the fit is cancelled below
         OUT["op"] = list(bpy.ops.nstr.fit())
         job = RUNTIME.views
@@ -142,17 +142,17 @@ def test_nerf_views_of_an_unsaved_file_render_one_per_tick_into_the_user_folder(
         OUT["after_cancel"] = [RUNTIME.views is None, len(RUNTIME.tracker.records) - n_before,
                                [o.name for o in bpy.data.objects if o.type == "CAMERA"]]
     ''', tmp_path)
-    assert out["filepath"] == "" and out["op"] == ["FINISHED"] and out["total"] == 4
-    assert out["done_per_tick"] == [1, 2, 3, 4]                 # one view per timer call
+    assert out["filepath"] == "" and out["op"] == ["FINISHED"] and out["total"] == 9
+    assert out["done_per_tick"] == list(range(1, 10))           # one view per timer call
     assert out["views_dir"].startswith(out["user_dir"] + os.sep + "nerf_views" + os.sep)
-    assert out["files"] == ["test/r_000.png", "train/r_000.png", "train/r_001.png", "train/r_002.png",
+    assert out["files"] == ["test/r_000.png", *(f"train/r_{i:03d}.png" for i in range(8)),
                             "transforms_test.json", "transforms_train.json"]
     # nothing in the working directory but what the test made (its zip, its NSTR_LOG_DIR, user resources)
     assert out["cwd_files"] == ["blender", "dist", "logs", "scenario.py"]
     assert out["cameras_left"] == []
     # the views travel as arrays (no shared folder): uint8 RGBA, camera-to-world poses, intrinsics and
     # the object's world box (the server takes every one of them, see test_nerf_job_takes_the_addon_arrays)
-    assert out["record"] == ["nerf", False, {"train_images": [3, 16, 16, 4], "train_poses": [3, 4, 4],
+    assert out["record"] == ["nerf", False, {"train_images": [8, 16, 16, 4], "train_poses": [8, 4, 4],
                                              "test_images": [1, 16, 16, 4], "test_poses": [1, 4, 4],
                                              "intrinsics": [4], "aabb": [2, 3]}, "uint8"]
     assert out["after_cancel"] == [True, 0, []]

@@ -90,11 +90,11 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     Image.new("RGBA", (8, 8)).save(base / "outside" / "secret.png")
     (root / "escape").symlink_to(base / "outside" / "scene")
-    # a dataset that passes every submit check: views from three places, images inside the folder
+    # a dataset that passes every submit check: views from ten places (eight to train), images inside the folder
     (root / "good").mkdir()
     Image.new("RGBA", (8, 8), (200, 40, 40, 255)).save(root / "good" / "view.png")
     (root / "good" / "transforms.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": [
-        {"file_path": "view", "transform_matrix": _translation(x, 0.0, 3.0)} for x in (-1.0, 0.0, 1.0)]}))
+        {"file_path": "view", "transform_matrix": _translation(x, 0.0, 3.0)} for x in np.linspace(-1, 1, 10)]}))
     # datasets inside the root whose transforms.json links out of it: to a valid dataset's file, to a
     # file that is not JSON, and to nothing
     (base / "outside" / "garbage.json").write_text("{not json")
@@ -277,7 +277,9 @@ def test_numeric_options_are_bounded_at_submit(server: ServerProcess) -> None:
 def test_nerf_job_takes_the_addon_arrays(server: ServerProcess) -> None:
     """The arrays the add-on sends for a NeRF job (views, poses, intrinsics and the object's world box)
     are all taken, and the box that was sent is the one the field is fitted in."""
-    eyes = [(2.5, 0.0, 0.0), (0.0, 2.5, 0.0), (0.0, 0.0, 2.5)]
+    # eight cameras (the fewest a NeRF takes): the three axes and five between them
+    eyes = [(2.5, 0.0, 0.0), (0.0, 2.5, 0.0), (0.0, 0.0, 2.5), (1.5, 1.5, 1.2), (-1.5, 1.5, 1.2), (1.5, -1.5, 1.2),
+            (-2.0, -1.0, 1.0), (1.0, -2.0, -1.0)]
     poses = []
     for eye in eyes:
         e = np.asarray(eye, np.float64)
@@ -288,7 +290,7 @@ def test_nerf_job_takes_the_addon_arrays(server: ServerProcess) -> None:
         pose = np.eye(4)
         pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, np.cross(back, right), back, e
         poses.append(pose)
-    images = np.zeros((3, 8, 8, 4), np.uint8)
+    images = np.zeros((len(eyes), 8, 8, 4), np.uint8)
     images[:, 2:6, 2:6] = (200, 40, 40, 255)
     box = np.array([[0.2, -0.3, -0.1], [0.7, 0.1, 0.3]], np.float32)
     arrays = {"train_images": images, "train_poses": np.stack(poses).astype(np.float32),

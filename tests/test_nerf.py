@@ -80,7 +80,7 @@ def render_with_blender(tmp: Path, kind: str, n_train: int, n_test: int, res: in
 
 @pytest.fixture(scope="module")
 def points_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return render_with_blender(tmp_path_factory.mktemp("nerf_points"), "points", 4, 0, 64)
+    return render_with_blender(tmp_path_factory.mktemp("nerf_points"), "points", 8, 0, 64)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def _pose(eye: tuple[float, float, float]) -> list[list[float]]:
     return look_at(eye, (0.0, 0.0, 0.0))
 
 
-def write_folder(root: Path, style: str = "angle", n: int = 3, size: int = 16, split_files: bool = True) -> Path:
+def write_folder(root: Path, style: str = "angle", n: int = 8, size: int = 16, split_files: bool = True) -> Path:
     """A small dataset written by hand: coloured RGBA squares, cameras on a circle."""
     root.mkdir(parents=True, exist_ok=True)
     angle = 0.6911
@@ -128,18 +128,18 @@ def test_loader_reads_both_intrinsics_styles_and_agrees(tmp_path: Path) -> None:
     assert (ia.width, ia.height) == (16, 16)
     assert ia.fx == pytest.approx(0.5 * 16 / math.tan(0.5 * 0.6911)) == ib.fx
     assert (ia.fy, ia.cx, ia.cy) == pytest.approx((ib.fy, ib.cx, ib.cy))
-    assert a.train.images.shape == (3, 16, 16, 4) and a.train.images.dtype == np.float32
+    assert a.train.images.shape == (8, 16, 16, 4) and a.train.images.dtype == np.float32
     assert a.train.images[:, 0, 0, 3].max() == 0.0 and a.train.images[:, 8, 8, 3].min() == 1.0  # alpha kept
     np.testing.assert_allclose(a.train.poses, b.train.poses)
-    assert a.test is not None and len(a.test) == 3
+    assert a.test is not None and len(a.test) == 8
     # without an 'aabb' key the box is where the cameras look: around the origin here
     assert a.aabb_from == "cameras" and np.allclose(a.aabb.mean(0), 0.0, atol=0.3)
     # resizing scales the intrinsics with the images
     small = load_dataset(tmp_path / "fl", image_size=8)
     assert small.train.images.shape[1:3] == (8, 8) and small.train.intrinsics.fx == pytest.approx(ib.fx / 2)
     # one transforms.json: every 8th frame is held out
-    single = load_dataset(write_folder(tmp_path / "single", n=9, split_files=False))
-    assert (len(single.train), len(single.test)) == (7, 2)
+    single = load_dataset(write_folder(tmp_path / "single", n=10, split_files=False))
+    assert (len(single.train), len(single.test)) == (8, 2)
     # the array form round-trips
     back = dataset_from_arrays(dataset_to_arrays(a))
     np.testing.assert_allclose(back.train.images, a.train.images, atol=1 / 255)
@@ -166,6 +166,8 @@ def _edit(root: Path, fn) -> None:  # noqa: ANN001
     ("empty_split", "split 'train' in transforms_train.json is empty"),
     ("no_intrinsics", "has neither 'camera_angle_x' nor 'fl_x'"),
     ("not_json", "transforms_train.json is not valid JSON"),
+    ("too_few_views", "transforms_train.json: 'frames' holds 7 training views, fewer than the 8 a NeRF needs"),
+    ("too_few_in_one_file", "transforms.json: 'frames' holds 7 training views (every 8th frame is held out"),
 ])
 def test_bad_datasets_get_one_line_errors_naming_file_and_field(tmp_path: Path, case: str, expected: str) -> None:
     root = write_folder(tmp_path / case)
@@ -190,6 +192,10 @@ def test_bad_datasets_get_one_line_errors_naming_file_and_field(tmp_path: Path, 
         _edit(root, lambda d: d.pop("camera_angle_x"))
     elif case == "not_json":
         (root / "transforms_train.json").write_text("{frames: oops")
+    elif case == "too_few_views":
+        _edit(root, lambda d: d.update(frames=d["frames"][:7]))
+    elif case == "too_few_in_one_file":   # 9 frames, of which 2 are held out
+        root = write_folder(tmp_path / "one_file", n=9, split_files=False)
     with pytest.raises(InputError) as err:
         load_dataset(root)
     message = str(err.value)
@@ -239,7 +245,7 @@ def test_cli_reports_bad_dataset_in_one_line(tmp_path: Path) -> None:
 
 
 def test_rays_match_blenders_projection_and_renders(points_scene: Path) -> None:
-    """Three small spheres at known points, rendered by Cycles from 4 cameras placed by the add-on."""
+    """Three small spheres at known points, rendered by Cycles from 8 cameras placed by the add-on."""
     from scipy import ndimage
 
     ds = load_dataset(points_scene)
@@ -247,6 +253,7 @@ def test_rays_match_blenders_projection_and_renders(points_scene: Path) -> None:
     centres = np.array(probe["centres"])
     intr = ds.train.intrinsics
     assert ds.test is None and ds.aabb_from == "file"
+    checked = 0
     for v in range(len(ds.train)):
         pix, depth = project_points(centres, ds.train.poses[v], intr)
         assert np.all(depth > 0)
@@ -259,9 +266,13 @@ def test_rays_match_blenders_projection_and_renders(points_scene: Path) -> None:
         labels, n = ndimage.label(alpha > 0.05)
         blobs = np.array(ndimage.center_of_mass(alpha, labels, range(1, n + 1)))  # (row, col) of pixel indices
         blob_pix = blobs[:, ::-1] + 0.5  # -> continuous (col, row), pixel centres at +0.5
-        for p in pix:
-            if 2 < p[0] < intr.width - 2 and 2 < p[1] < intr.height - 2:
+        # (a sphere whose image touches another's merges into one blob: those are left out)
+        radius_px = intr.fx * 0.06 / depth
+        for i, p in enumerate(pix):
+            apart = all(np.linalg.norm(p - q) > radius_px[i] + radius_px[j] + 2 for j, q in enumerate(pix) if j != i)
+            if apart and 2 < p[0] < intr.width - 2 and 2 < p[1] < intr.height - 2:
                 assert np.min(np.linalg.norm(blob_pix - p, axis=1)) < 0.5, (v, p, blob_pix)
+                checked += 1
         # 3. the ray through each sphere's pixel passes through the sphere's centre
         cols = torch.tensor(pix[:, 0] - 0.5)
         rows = torch.tensor(pix[:, 1] - 0.5)
@@ -269,6 +280,7 @@ def test_rays_match_blenders_projection_and_renders(points_scene: Path) -> None:
         to_c = torch.as_tensor(centres, dtype=torch.float32) - o
         miss = (to_c - (to_c * d).sum(-1, keepdim=True) * d).norm(dim=-1)
         assert float(miss.max()) < 1e-4
+    assert checked >= 2 * len(ds.train)   # most spheres' blobs were compared
 
 
 # ----------------------------------------------------------------------------------------- occupancy

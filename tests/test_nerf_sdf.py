@@ -54,7 +54,8 @@ def square(size: int = 16, alpha: bool = True, fill: float = 0.5, bg: tuple[int,
     return img
 
 
-EYES = [(4.0, 0.0, 1.0), (0.0, 4.0, 1.0), (-4.0, 0.0, 1.0)]
+# eight cameras on a circle: the fewest training views a dataset may have (nstr.nerf.dataset.MIN_VIEWS)
+EYES = [(4.0 * math.cos(a), 4.0 * math.sin(a), 1.0) for a in np.linspace(0.0, 2 * math.pi, 8, endpoint=False)]
 
 
 # ----------------------------------------------------------------------------------------- known answers
@@ -146,15 +147,15 @@ def test_all_background_views_and_a_camera_inside_are_refused(tmp_path: Path) ->
     empty = [np.zeros((16, 16, 4), np.uint8) for _ in EYES]
     with pytest.raises(InputError) as err:
         inspect_masks(load_dataset(write_views(tmp_path / "empty", empty, EYES)))
-    assert "all 3 training views are empty background" in str(err.value) and "\n" not in str(err.value)
+    assert "all 8 training views are empty background" in str(err.value) and "\n" not in str(err.value)
     assert err.value.fix
     full = square(fill=1.0)
-    inside = write_views(tmp_path / "inside", [square(), square(), full], EYES[:2] + [(0.1, 0.0, 0.0)],
+    inside = write_views(tmp_path / "inside", [square()] * 7 + [full], EYES[:7] + [(0.1, 0.0, 0.0)],
                          aabb=[[-1, -1, -1], [1, 1, 1]])
-    with pytest.raises(InputError, match=r"camera of .*r_2.png is inside the object"):
+    with pytest.raises(InputError, match=r"camera of .*r_7.png is inside the object"):
         inspect_masks(load_dataset(inside))
     # the same opaque view from outside the box is an object filling the frame: a note, not an error
-    outside = write_views(tmp_path / "fills", [square(), square(), full], EYES, aabb=[[-1, -1, -1], [1, 1, 1]])
+    outside = write_views(tmp_path / "fills", [square()] * 7 + [full], EYES, aabb=[[-1, -1, -1], [1, 1, 1]])
     info = inspect_masks(load_dataset(outside))
     assert info.has_alpha and any("fills the frame" in n for n in info.notes)
 

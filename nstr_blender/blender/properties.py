@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
-from ..core.contract import PRESETS, SETTINGS, preset_value
+from ..core.contract import NERF_MIN_VIEWS, PRESETS, SETTINGS, preset_value
 from ..core.meshdata import DISPLAY_ATTRIBUTES
 from ..core.settings import MC_CHOICES, TaskSettings, parse_overrides
 from . import results
@@ -127,7 +127,9 @@ class NSTR_SceneSettings(bpy.types.PropertyGroup):
     nerf_dir: StringProperty(name="Views folder", subtype="DIR_PATH", default="//nstr_nerf_views",
                              description="Where the rendered training views go (transforms.json + PNGs). "
                                          "A file that was never saved: the add-on's user folder")
-    nerf_train: IntProperty(name="Train views", min=1, max=1000, default=50)
+    nerf_train: IntProperty(name="Train views", min=NERF_MIN_VIEWS, max=1000, default=50,
+                            description=f"Views to render and train on (at least {NERF_MIN_VIEWS}: fewer give a NeRF "
+                                        "too little parallax)")
     nerf_test: IntProperty(name="Test views", min=0, max=1000, default=10)
     nerf_resolution: IntProperty(name="Image size", min=16, max=4096, default=200)
     nerf_engine: EnumProperty(name="Engine", default="CYCLES",

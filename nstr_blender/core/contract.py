@@ -1,5 +1,5 @@
 """The backend's contract as the add-on sees it: tasks, presets, marching-cubes backends, override keys,
-job states and the detail maps' states.
+job states, the detail maps' states and the fewest views a NeRF takes.
 
 One source: ``contract.json`` next to this file, generated from the backend's config by
 ``scripts/contract.py`` and checked against it by tests/test_blender_contract.py. Nothing else in
@@ -27,6 +27,8 @@ DETAIL_STATE_CODES: dict[str, int] = dict(sorted(_DATA["detail_states"]["codes"]
 DETAIL_STATE_GREYS: dict[str, float] = {k: _DATA["detail_states"]["greys"][k] for k in DETAIL_STATE_CODES
                                         if k in _DATA["detail_states"]["greys"]}
 DETAIL_STATE_WORDS: dict[str, str] = {k: _DATA["detail_states"]["words"][k] for k in DETAIL_STATE_CODES}
+# the fewest training views the backend fits a NeRF from (nstr.nerf.dataset.MIN_VIEWS)
+NERF_MIN_VIEWS: int = int(_DATA["nerf_min_views"])
 
 
 def preset_value(task: str, preset: str, setting: str) -> Any:

@@ -21,14 +21,13 @@ from typing import Any
 import numpy as np
 
 from nstr.errors import InputError
-from nstr.nerf.dataset import (HOLDOUT_EVERY, LOAD_CHUNK, ImageFinder, Intrinsics, LoadBudget, NerfDataset, Views,
-                               aabb_from_cameras, check_camera_spread, check_poses, dataset_file, read_image,
-                               resize_rgba, resize_valid, valid_or_none)
+from nstr.nerf.dataset import (HOLDOUT_EVERY, LOAD_CHUNK, MIN_VIEWS, ImageFinder, Intrinsics, LoadBudget,
+                               NerfDataset, Views, aabb_from_cameras, check_camera_spread, check_poses,
+                               dataset_file, read_image, resize_rgba, resize_valid, valid_or_none)
 from nstr.nerf.lens import Camera, needs_remap, undistort
 
 COLMAP_MODEL_DIRS = ("sparse/0", "sparse", "colmap/sparse/0")  # where a capture's model is looked for, in order
 IMAGES_DIR = "images"
-MIN_VIEWS = 8  # fewer usable views give a NeRF too little parallax to be worth fitting
 
 # COLMAP's camera models: id -> (name, number of parameters), as in its src/colmap/sensor/models.h.
 COLMAP_MODELS = {0: ("SIMPLE_PINHOLE", 3), 1: ("PINHOLE", 4), 2: ("SIMPLE_RADIAL", 4), 3: ("RADIAL", 5),

@@ -40,6 +40,7 @@ from nstr.nerf.lens import Camera, check_transforms_lenses, lens_from_transforms
 SPLITS = ("train", "val", "test")
 HOLDOUT_EVERY = 8  # single transforms.json: every 8th frame is a test view (the LLFF convention)
 MAX_FRAMES = 10_000  # views a dataset may hold (task.max_frames)
+MIN_VIEWS = 8  # fewer usable views give a NeRF too little parallax to be worth fitting (transforms: training views)
 MAX_PIXELS = 1 << 28  # pixels over all loaded views, after resizing: 4 GiB as float32 RGBA (task.max_pixels)
 LOAD_CHUNK = 16  # frames between two progress reports (and stop checks) while loading
 Progress = Callable[[int, int], None]  # (frames loaded, frames in all)
@@ -394,7 +395,16 @@ def checked_frames(path: Path, name: str, keep: Any, budget: LoadBudget) -> Spli
     check_transforms_lenses(split.doc, split.frames, split.wheres)
     if name == "train":
         check_camera_spread(split.poses, f"training cameras in {path.parent}")
+        held = f" (every {HOLDOUT_EVERY}th frame is held out for testing)" if keep is not None else ""
+        check_view_count(len(split.frames), f"{path.name}: 'frames' holds", held)
     return split
+
+
+def check_view_count(count: int, where: str, note: str = "") -> None:
+    """Refuse fewer than MIN_VIEWS training views, in one line: ``where`` names the file and field."""
+    if count < MIN_VIEWS:
+        raise InputError(f"{where} {count} training views{note}, fewer than the {MIN_VIEWS} a NeRF needs",
+                         f"Add views from more places around the object, at least {MIN_VIEWS} for training")
 
 
 def _load_split_file(path: Path, image_size: int, name: str, budget: LoadBudget, keep: Any = None) -> Views:
@@ -588,6 +598,7 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray], image_size: int = 0, *
     train = _views_from_arrays("train", np.asarray(arrays["train_images"]), np.asarray(arrays["train_poses"]), intr,
                                budget, arrays.get("train_valid"))
     check_camera_spread(train.poses, "training cameras in 'train_poses'")
+    check_view_count(len(train), "'train_images' holds")
     test = None
     if "test_images" in arrays or "test_poses" in arrays:
         if "test_images" not in arrays or "test_poses" not in arrays:
