@@ -55,11 +55,17 @@ assert FIT_RADIUS * SIGMA_PER_WAVELENGTH * 2 >= 2.5 * STAT_RADIUS and STAT_NEIGH
 BLEND_NEIGHBOURS = 6
 RESIDUAL_NEIGHBOURS = 10
 ORIENTATION_GATE = 0.3             # neighbours whose normal turns > 73 degrees away: another side (a box edge, a wall)
+FIT_GATE = 0.5                     # the quadric fits take only neighbours within 60 degrees: marching cubes rounds a
+#                                    box edge over about a voxel, and at 73 degrees the coarse fits bent over that
+#                                    rounding (their robust scale, 1-2 voxels there, keeps it) and left a bump of
+#                                    1.7-5.9 floors on the flat side (the 3x slab's fitted top, flat within 0.01 voxel)
 ROBUST_SCALE = 0.15                # fits down-weight points farther off than this many sigma (creases)
 ROBUST_ITERATIONS = 2
 CREASE_NEIGHBOURS = 16             # a crease turns the normal between a probe's few nearest neighbours ...
 CREASE_LEVELS = (2, 4)             # ... at every smoothing scale of these levels (a ripple finer turns back)
 CREASE_ANGLE = math.radians(15.0)  # a crease turns the surface by at least this much
+CREASE_LINE_ANGLE = CREASE_ANGLE / 2  # ... and a vertex is ON it where its faces turn this far from its own normal:
+#                                       the edge's own rows, not the whole band the crease levels' cells flag
 NEAR_BANDS = 1                     # the wavelength: Rice over the dominant band and this many neighbours each side ...
 NEAR_SHARE = 0.25                 # ... that hold at least this share of its energy (a split ripple, not another one)
 
@@ -282,7 +288,7 @@ def _smooth_copy(level: SurfacePoints, sigma: float, device: Any, with_turning: 
         Ic, Dc = I[rows], D[rows]
         NI = N[Ic]
         w = torch.exp(-0.5 * (Dc / sigma) ** 2) * A[Ic]                       # inf distance -> 0
-        w = w * (torch.bmm(NI, N[rows, :, None])[..., 0] > ORIENTATION_GATE)
+        w = w * (torch.bmm(NI, N[rows, :, None])[..., 0] > FIT_GATE)
         n = torch.bmm(w[:, None, :], NI)[:, 0]
         n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-30)
         n = torch.where(n.norm(dim=-1, keepdim=True) > 0.5, n, N[rows])
@@ -363,6 +369,17 @@ def _residual(copy: SmoothCopy, pts: Any, nrm: Any, member: Any, spacing: float,
         blend = (w[..., None] * n).sum(1)                                   # (a bmm rounds differently)
         normal[s:s + chunk] = (blend / blend.norm(dim=-1, keepdim=True).clamp_min(1e-30)).to(out_dt)
     return out, normal, moved
+
+
+def _face_turn(normals: Any, F: Any, face_normals: Any) -> Any:
+    """Per vertex, the largest angle between its normal and the normals of its faces (radians): the faces
+    turn at a vertex on an edge (a box's edge vertex: 45 degrees), not beside it (0 on the flat faces)."""
+    import torch
+
+    cos = torch.ones(len(normals), dtype=normals.dtype, device=normals.device)
+    for k in range(3):
+        cos.scatter_reduce_(0, F[:, k], (normals[F[:, k]] * face_normals.to(normals.dtype)).sum(-1), "amin")
+    return torch.arccos(cos.clamp(-1, 1))
 
 
 def _face_gradient_moments(values: Any, V: Any, F: Any, base_normal: Any, real2: Any) -> Any:
@@ -489,9 +506,11 @@ class DetailMaps:
     amplitude: np.ndarray      # (N,) RMS height over all bands
     dominant: np.ndarray       # (N,) index of the band with the most detail
     normals: np.ndarray        # (N, 3) the coarsest smooth copy's normals
-    crease: np.ndarray         # (N,) how far the surface turns at a crease here (radians; 0 off creases)
+    crease: np.ndarray         # (N,) how far the surface turns at a crease here (radians; 0 off creases): a band
+    #                            about 4.6 voxels wide at the quick grid, kept out of the statistics
     layout: BandLayout
     # with faces only:
+    crease_line: np.ndarray | None = None       # (N,) bool: the crease's own vertices (its faces turn there)
     local_bands: np.ndarray | None = None       # (N, B) each band's RMS height over LOCAL_RADIUS: where detail ends
     wavelength: np.ndarray | None = None        # (N,) the dominant band's own wavelength
     band_wavelength: np.ndarray | None = None   # (N, B) each band's wavelength
@@ -563,11 +582,17 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         smooth = SurfacePoints((P - r[:, None] * n_l).cpu().numpy(), pts.normals, pts.areas)
     if B + 1 < CREASE_LEVELS[0]:
         crease.zero_()
+    # creases stay out of the bands' statistics: a bevel is not a ripple. The whole band the crease levels
+    # flag stays out; only the vertices on the edge itself are called crease (DetailMaps.crease)
     # creases stay out of the bands' statistics: a bevel is not a ripple
     A_stats = A * (crease < CREASE_ANGLE)
     real2 = None                                 # each face's doubled area (the gradients' weights)
+    line = None                                  # the vertices on the crease itself
     if F is not None:
-        real2 = torch.linalg.cross(P32[F[:, 1]] - P32[F[:, 0]], P32[F[:, 2]] - P32[F[:, 0]], dim=-1).norm(dim=-1)
+        cross = torch.linalg.cross(P32[F[:, 1]] - P32[F[:, 0]], P32[F[:, 2]] - P32[F[:, 0]], dim=-1)
+        real2 = cross.norm(dim=-1)
+        line = (crease >= CREASE_ANGLE) & (_face_turn(N, F, cross / real2[:, None].clamp_min(1e-30))
+                                           >= CREASE_LINE_ANGLE)
     rms, totals, var_hs, var_gs, directions, anisotropies, local_rms = [], [], [], [], [], [], []
     moved_rms, moved_totals, helds, spreads = [], [], [], []
     for b in range(B + 1):
@@ -635,7 +660,8 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
     amplitude = torch.stack(totals[:B], 1)[rows, dominant].sqrt()
     out = DetailMaps(bands=band_rms.cpu().numpy(), beyond=rms[B].cpu().numpy(),
                      amplitude=amplitude.cpu().numpy(), dominant=dominant.cpu().numpy(),
-                     normals=n.cpu().numpy(), crease=crease.cpu().numpy(), layout=layout)
+                     normals=n.cpu().numpy(), crease=crease.cpu().numpy(), layout=layout,
+                     crease_line=line.cpu().numpy() if line is not None else None)
     if offset is not None:
         moved_bands = torch.stack(moved_rms, 1)
         moved_dominant = moved_bands.argmax(1)
@@ -798,7 +824,12 @@ def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floo
     coarse = maps.beyond >= COARSER_FLOORS * floor
     state[weak & coarse] = STATES["coarser"]
     state[weak & ~coarse] = STATES["none"]
-    state[maps.crease >= CREASE_ANGLE] = STATES["crease"]
+    # a crease is its own vertices; beside them, in the band its levels flag, a vertex is called crease
+    # only where it would read detail (the coarse fits' bend over the edge, 1-3 floors), else what it
+    # reads: the 3x slab's fitted top beside its rims read 8.9 % crease, now 0 % (all "no detail")
+    band = maps.crease >= CREASE_ANGLE
+    line = maps.crease_line if maps.crease_line is not None else band
+    state[line | (band & (state == STATES["detail"]))] = STATES["crease"]
     detail = state == STATES["detail"]
     wavelength = np.where(detail, maps.wavelength, np.nan)
     span = (float(layout.edges[0]), float(layout.edges[-1]))
