@@ -15,6 +15,13 @@ varies strongly with direction (an equirectangular environment texture: a sky gr
 twice around the horizon, over a darker ground), as a photo has a background that no single colour fits.
 The same views are rendered again with a transparent film into ``<out>/alpha``, so tests know which
 pixels are background (true alpha 0).
+
+``world="photo"`` is a photo as a phone would take it outdoors: the object stands on a large textured
+ground plane (a procedural checker broken up by noise, in grass and soil tones) under the same sky,
+cameras on the upper hemisphere, opaque film and no alpha copy. The ground is not part of
+``true_mesh.npz`` (the truth is the object alone); its height is stored there as ``ground_z`` so a
+region box can keep its floor above it. :mod:`nstr.nerf.photo_capture` turns such a scene into a capture
+with known exposure, pose noise and lens distortion.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import textwrap
 from pathlib import Path
 
 KINDS = ("cube", "suzanne", "bunny", "textured")
-WORLDS = (None, "sky")  # None: transparent film; "sky": no alpha, a direction-dependent world (module doc)
+WORLDS = (None, "sky", "photo")  # None: transparent film; "sky", "photo": no alpha (module doc)
 REPO = Path(__file__).resolve().parents[3]
 SHARED_MESH = REPO.parent / "shared" / "data" / "meshes" / "bunny00.off"
 
@@ -77,7 +84,7 @@ _SCRIPT = textwrap.dedent("""
         nodes.remove(checker)
     else:
         raise SystemExit("unknown kind " + kind)
-    if {world!r} == "sky":
+    if {world!r} in ("sky", "photo"):
         from PIL import Image
         h, w = 64, 128
         lat = (0.5 - (np.arange(h) + 0.5) / h)[:, None] * np.pi       # +pi/2 at the top row
@@ -97,6 +104,29 @@ _SCRIPT = textwrap.dedent("""
         bg = next(n for n in nodes if n.type == "BACKGROUND")
         world.node_tree.links.new(env.outputs["Color"], bg.inputs["Color"])
         ctx.scene.world = world
+    ground_z = float("nan")
+    if {world!r} == "photo":   # the object stands on a textured ground plane, not part of the truth
+        from mathutils import Vector
+        ground_z = float(min((obj.matrix_world @ Vector(c)).z for c in obj.bound_box))
+        bpy.ops.mesh.primitive_plane_add(size=60.0, location=(0.0, 0.0, ground_z))
+        ground = ctx.active_object
+        ground.name = "NSTR ground"
+        mat = bpy.data.materials.new("NSTR ground")
+        mat.use_nodes = True
+        nodes, links = mat.node_tree.nodes, mat.node_tree.links
+        bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+        coords = nodes.new("ShaderNodeTexCoord")
+        checker = nodes.new("ShaderNodeTexChecker")   # squares of 60 / 250 = 0.24 units, one in two noisy
+        checker.inputs["Scale"].default_value = 250.0
+        checker.inputs["Color2"].default_value = (0.42, 0.30, 0.16, 1.0)
+        noise = nodes.new("ShaderNodeTexNoise")
+        noise.inputs["Scale"].default_value = 400.0
+        links.new(coords.outputs["Generated"], checker.inputs["Vector"])
+        links.new(coords.outputs["Generated"], noise.inputs["Vector"])
+        links.new(noise.outputs["Color"], checker.inputs["Color1"])
+        links.new(checker.outputs["Color"], bsdf.inputs["Base Color"])
+        ground.data.materials.append(mat)
+        ctx.view_layer.objects.active = obj
     dg = ctx.evaluated_depsgraph_get()
     ev = obj.evaluated_get(dg)
     me = ev.to_mesh()
@@ -106,12 +136,15 @@ _SCRIPT = textwrap.dedent("""
     verts = verts @ mw[:3, :3].T + mw[:3, 3]
     faces = np.array([tuple(t.vertices) for t in me.loop_triangles], np.int64)
     ev.to_mesh_clear()
-    if {world!r} == "sky":   # opaque film (the world is in the pictures), then a transparent copy for the alpha
+    if {world!r} in ("sky", "photo"):   # opaque film (the world is in the pictures); sky: a transparent copy too
         from nstr_blender.blender.nerf_render import ViewRenderer
-        for folder, transparent in ((out, False), (out + "/alpha", True)):
+        runs = ((out, False), (out + "/alpha", True)) if {world!r} == "sky" else ((out, False),)
+        for folder, transparent in runs:
             views = ViewRenderer(ctx, [obj], folder, {n_train}, {n_test}, {res}, "CYCLES", {hemisphere}, {samples})
             try:
                 ctx.scene.render.film_transparent = transparent
+                if {world!r} == "photo":   # the renderer hides every other object: the cameras frame the object
+                    ground.hide_render = False
                 while not views.render_next():
                     pass
             finally:
@@ -119,7 +152,7 @@ _SCRIPT = textwrap.dedent("""
     else:
         render_nerf_dataset(ctx, [obj], out, {n_train}, {n_test}, {res}, engine="CYCLES", hemisphere={hemisphere},
                             samples={samples})
-    np.savez(out + "/true_mesh.npz", vertices=verts, faces=faces)
+    np.savez(out + "/true_mesh.npz", vertices=verts, faces=faces, ground_z=ground_z)
 """)
 
 
@@ -127,11 +160,14 @@ def render_truth_scene(out: Path, kind: str, n_train: int, n_test: int, res: int
                        hemisphere: bool = False, timeout: float = 900, world: str | None = None) -> Path:
     """Render ``kind`` into ``out`` (unless it is already there); returns ``out``, which then holds
     ``transforms_train.json``, ``transforms_test.json`` and ``true_mesh.npz`` (world coordinates); with
-    ``world="sky"`` the views have no alpha and ``out/alpha`` holds the same views with it."""
+    ``world="sky"`` the views have no alpha and ``out/alpha`` holds the same views with it; ``world="photo"``:
+    no alpha, the object on a textured ground (module doc). Photo scenes put their cameras on the upper
+    hemisphere whatever ``hemisphere`` says (the ground hides the lower one)."""
     if kind not in KINDS:
         raise ValueError(f"unknown scene '{kind}': choose one of {', '.join(KINDS)}")
     if world not in WORLDS:
-        raise ValueError(f"unknown world '{world}': choose None (transparent film) or 'sky'")
+        raise ValueError(f"unknown world '{world}': choose None (transparent film), 'sky' or 'photo'")
+    hemisphere = hemisphere or world == "photo"
     out = Path(out)
     if (out / "true_mesh.npz").is_file() and (out / "transforms_train.json").is_file():
         return out
