@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy.spatial.transform import Rotation
 
 from nstr.nerf.capture import COLMAP_MODELS
 from nstr.nerf.dataset import Intrinsics
+from nstr.nerf.photo_capture import colmap_world_to_camera as colmap_pose
+from nstr.nerf.photo_capture import write_colmap_text
 
 W, H = 32, 24
 TRUTH = Intrinsics(30.0, 28.0, 16.3, 11.8, W, H)
 N_VIEWS = 10
-FLIP = np.diag([1.0, -1.0, -1.0, 1.0])
 MODEL_IDS = {name: i for i, (name, _) in COLMAP_MODELS.items()}
 
 
@@ -43,13 +43,6 @@ def view_image(k: int) -> np.ndarray:
     """A predictable RGB pattern: red rises along columns, green along rows, blue names the view."""
     rows, cols = np.mgrid[0:H, 0:W]
     return np.stack([cols * 8, rows * 10, np.full_like(cols, 20 * k)], -1).astype(np.uint8)
-
-
-def colmap_pose(c2w: np.ndarray) -> tuple[list[float], list[float]]:
-    """(qvec w, x, y, z; tvec): COLMAP's world-to-camera in OpenCV axes."""
-    w2c = np.linalg.inv(c2w @ FLIP)
-    x, y, z, w = Rotation.from_matrix(w2c[:3, :3]).as_quat()
-    return [w, x, y, z], list(w2c[:3, 3])
 
 
 def pinhole_params(model: str, intr: Intrinsics, coeffs: tuple[float, ...] = ()) -> list[float]:
@@ -82,14 +75,9 @@ def write_colmap(root: Path, model: str = "PINHOLE", binary: bool = False, where
             imgs += struct.pack("<Q", 2) + struct.pack("<ddqddq", 1.0, 2.0, 7, 3.0, 4.0, -1)
         (folder / "images.bin").write_bytes(imgs)
     else:
-        (folder / "cameras.txt").write_text(
-            "# Camera list with one line of data per camera:\n"
-            f"1 {model} {intr.width} {intr.height} {' '.join(repr(p) for p in params)}\n")
-        lines = ["# Image list with two lines of data per image:", "  # an indented comment"]
-        for image_id, q, t, name in entries:
-            lines += [f"{image_id} {' '.join(repr(v) for v in q + t)} 1 {name}",
-                      "1.5 2.5 7 3.5 4.5 -1" if image_id % 2 else ""]
-        (folder / "images.txt").write_text("\n".join(lines) + "\n")
+        write_colmap_text(folder, {1: (model, intr.width, intr.height, params)},
+                          [(k + 1, poses[k], 1, f"view_{k:02d}.png", "" if k % 2 else "1.5 2.5 7 3.5 4.5 -1")
+                           for k in range(n)], comment="  # an indented comment")
     return root
 
 
