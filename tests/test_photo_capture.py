@@ -15,7 +15,7 @@ from PIL import Image
 from nstr.nerf.capture import read_cameras_text, read_images_text
 from nstr.nerf.dataset import Intrinsics
 from nstr.nerf.lens import Camera, lens_from_transforms, undistort
-from nstr.nerf.photo_capture import PhotoFaults, region_box, write_photo_capture
+from nstr.nerf.photo_capture import PhotoFaults, object_region, write_photo_capture
 from nstr.nerf.source import load_dataset
 
 RES = 48
@@ -123,10 +123,10 @@ def test_exposures_read_back_as_the_written_gains(capture: Path) -> None:
         assert np.median(rgba[..., :3][usable] / ref[usable]) == pytest.approx(gains[k], abs=0.01)
 
 
-def test_region_box_pads_the_object_and_keeps_its_floor_above_the_ground(capture: Path) -> None:
+def test_object_region_pads_the_object_and_keeps_its_floor_above_the_ground(capture: Path) -> None:
     truth = _truth(capture)
     lo, hi = np.array(truth["object_box"])
-    box = region_box(truth)
+    box = object_region(truth)
     assert truth["ground_z"] == pytest.approx(lo[2], abs=1e-6)  # the cube stands on the ground
     size = truth["object_size"]
     np.testing.assert_allclose(box[:2], lo[:2] - 0.1 * size)

@@ -176,7 +176,7 @@ def write_photo_capture(scene: Path, out: Path, faults: PhotoFaults = PhotoFault
     return out
 
 
-def region_box(truth: dict, pad: float = 0.1, floor: float = 0.005) -> list[float]:
+def object_region(truth: dict, pad: float = 0.1, floor: float = 0.005) -> tuple[float, ...]:
     """The region of interest for a capture's fit (``task.box``: x0, y0, z0, x1, y1, z1): the object's box
     padded by ``pad`` of its size on every side, but its floor ``floor`` of the size above the ground, so the
     ground stays out of the mesh."""
@@ -185,4 +185,4 @@ def region_box(truth: dict, pad: float = 0.1, floor: float = 0.005) -> list[floa
     lo, hi = lo - pad * size, hi + pad * size
     if math.isfinite(truth["ground_z"]):
         lo[2] = truth["ground_z"] + floor * size
-    return [float(v) for v in (*lo, *hi)]
+    return tuple(float(v) for v in (*lo, *hi))
