@@ -156,6 +156,7 @@ def main() -> int:
         folder = render_truth_scene(args.out / f"scene_{scene}{world}_{args.views}x{args.res}", scene, args.views,
                                     args.test_views, args.res, samples=args.samples, world=args.world)
         photo: dict = {}
+        true_v, true_f = load_true_mesh(folder)
         if args.world == "photo":   # fit from the capture with known faults, the object's box as the region
             capture = folder.parent / f"{folder.name}_capture"
             if not (capture / "truth.json").is_file():
@@ -164,7 +165,6 @@ def main() -> int:
             folder = capture / "colmap" if args.capture_format == "colmap" else capture
             photo = {"task.box": object_region(truth), "task.appearance": "exposure", "task.pose_refine": True}
         render_s = time.perf_counter() - t0
-        true_v, true_f = load_true_mesh(folder if not photo else Path(truth["scene"]))
         true_topo = topology(true_f)
         dataset = load_dataset(folder, args.res)
         pictures = [("true mesh", true_v, true_f)]
