@@ -74,6 +74,10 @@ def test_both_formats_read_back_the_written_noisy_poses_and_lenses(capture: Path
         assert shift == pytest.approx(FAULTS.shift * truth["object_size"], rel=1e-6)
     # the lenses: nerfstudio per frame, COLMAP per camera; the same pinhole and coefficients as the truth
     fx, fy, cx, cy, w, h = truth["intrinsics"]
+    # Blender's camera: a 36 mm sensor behind a 50 mm lens (nstr_blender.core.nerf_views.DEFAULT_CAMERA_ANGLE_X)
+    assert (fx, fy, cx, cy, w, h) == pytest.approx((RES * 50 / 36, RES * 50 / 36, RES / 2, RES / 2, RES, RES))
+    loaded = [load_dataset(folder).train.intrinsics for folder in (capture, capture / "colmap")]
+    assert loaded[0] == loaded[1] == Intrinsics(fx, fy, cx, cy, w, h)
     doc = json.loads((capture / "transforms.json").read_text())
     cams = read_cameras_text(capture / "colmap" / "sparse" / "0" / "cameras.txt")
     images = sorted(read_images_text(capture / "colmap" / "sparse" / "0" / "images.txt"), key=lambda im: im.name)
