@@ -59,6 +59,7 @@ def _views(capture: Path) -> dict[str, list]:
     return out
 
 
+@pytest.mark.slow   # the fixture renders ten photos in Blender (about 30 s)
 def test_both_formats_read_back_the_written_noisy_poses_and_lenses(capture: Path) -> None:
     truth = _truth(capture)
     views = _views(capture)
@@ -92,6 +93,7 @@ def test_both_formats_read_back_the_written_noisy_poses_and_lenses(capture: Path
     assert sum(k1 != 0.0 for k1, _ in truth["k1k2"]) == 3   # photos 2, 5 and 8
 
 
+@pytest.mark.slow
 def test_distorted_photos_read_back_as_the_pinhole_render(capture: Path) -> None:
     """The reader's undistortion gives back Blender's pinhole render (times the photo's gain) where the photo
     holds data; undistorting with the opposite sign does not."""
@@ -114,6 +116,7 @@ def test_distorted_photos_read_back_as_the_pinhole_render(capture: Path) -> None
     assert all(b > 2.0 * a for a, b in zip(errors, wrong)), (errors, wrong)
 
 
+@pytest.mark.slow
 def test_exposures_read_back_as_the_written_gains(capture: Path) -> None:
     """Each undistorted photo over its clean render, on pixels neither dark nor clipped, is its known gain."""
     truth = _truth(capture)
@@ -128,6 +131,7 @@ def test_exposures_read_back_as_the_written_gains(capture: Path) -> None:
         assert np.median(rgba[..., :3][usable] / ref[usable]) == pytest.approx(gains[k], abs=0.01)
 
 
+@pytest.mark.slow
 def test_object_region_pads_the_object_and_keeps_its_floor_above_the_ground(capture: Path) -> None:
     truth = _truth(capture)
     lo, hi = np.array(truth["object_box"])
