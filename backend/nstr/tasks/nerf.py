@@ -143,12 +143,14 @@ class NerfOptions:
 NERF_MIN_FREQ = 0.05
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # CPU-friendly: 16 views at 64x64 train to a recognisable result in a few minutes on two cores.
+    # CPU-friendly, tuned on the panel's own quick NeRF of Suzanne (its defaults: 50 + 10 views rendered at
+    # 200 px, upper hemisphere; 2-core CPU, quiet): 600 steps at 64 px gave F@1% 0.809, 1200 at 64 px 0.848,
+    # 1200 at 96 px 0.893 (PSNR 29.8 dB) in 3.8 minutes with the views' rendering (the issue's goal: 0.85 in 5)
     "quick": {"field": {"n_freqs": 32, "min_freq": NERF_MIN_FREQ, "grid_levels": 6, "grid_table_size": 2**12,
                         "grid_max_res": 64, "width": 32, "depth": 1, "transport_width": 16},
-              "train": {"steps": 600, "batch_size": 512, "log_every": 20, "eval_every": 200, "lambda_pde": 0.001,
+              "train": {"steps": 1200, "batch_size": 512, "log_every": 20, "eval_every": 200, "lambda_pde": 0.001,
                         "pde_fraction": 0.1},
-              "task": {"image_size": 64, "render_steps": 96, "n_importance": 8, "grid_resolution": 32,
+              "task": {"image_size": 96, "render_steps": 96, "n_importance": 8, "grid_resolution": 32,
                        "eval_views": 2, "mesh_resolution": 64, "head_width": 32}},
     "default": {"field": {"n_freqs": 64, "min_freq": NERF_MIN_FREQ, "grid_levels": 12, "grid_table_size": 2**16,
                           "width": 64, "depth": 1},
