@@ -55,10 +55,6 @@ assert FIT_RADIUS * SIGMA_PER_WAVELENGTH * 2 >= 2.5 * STAT_RADIUS and STAT_NEIGH
 BLEND_NEIGHBOURS = 6
 RESIDUAL_NEIGHBOURS = 10
 ORIENTATION_GATE = 0.3             # neighbours whose normal turns > 73 degrees away: another side (a box edge, a wall)
-FIT_GATE = 0.5                     # the quadric fits take only neighbours within 60 degrees: marching cubes rounds a
-#                                    box edge over about a voxel, and at 73 degrees the coarse fits bent over that
-#                                    rounding (their robust scale, 1-2 voxels there, keeps it) and left a bump of
-#                                    1.7-5.9 floors on the flat side (the 3x slab's fitted top, flat within 0.01 voxel)
 ROBUST_SCALE = 0.15                # fits down-weight points farther off than this many sigma (creases)
 ROBUST_ITERATIONS = 2
 CREASE_NEIGHBOURS = 16             # a crease turns the normal between a probe's few nearest neighbours ...
@@ -288,7 +284,7 @@ def _smooth_copy(level: SurfacePoints, sigma: float, device: Any, with_turning: 
         Ic, Dc = I[rows], D[rows]
         NI = N[Ic]
         w = torch.exp(-0.5 * (Dc / sigma) ** 2) * A[Ic]                       # inf distance -> 0
-        w = w * (torch.bmm(NI, N[rows, :, None])[..., 0] > FIT_GATE)
+        w = w * (torch.bmm(NI, N[rows, :, None])[..., 0] > ORIENTATION_GATE)
         n = torch.bmm(w[:, None, :], NI)[:, 0]
         n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-30)
         n = torch.where(n.norm(dim=-1, keepdim=True) > 0.5, n, N[rows])
@@ -826,7 +822,7 @@ def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floo
     state[weak & ~coarse] = STATES["none"]
     # a crease is its own vertices; beside them, in the band its levels flag, a vertex is called crease
     # only where it would read detail (the coarse fits' bend over the edge, 1-3 floors), else what it
-    # reads: the 3x slab's fitted top beside its rims read 8.9 % crease, now 0 % (all "no detail")
+    # reads: a marching-cubes box's flat top 1.5-6 voxels from its edge read crease on 81 %, now none
     band = maps.crease >= CREASE_ANGLE
     line = maps.crease_line if maps.crease_line is not None else band
     state[line | (band & (state == STATES["detail"]))] = STATES["crease"]
