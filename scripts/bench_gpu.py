@@ -135,7 +135,7 @@ def bench_nerf(dev: torch.device, tiny: bool, work: Path) -> dict[str, Any]:
     from nstr.nerf.source import load_dataset
     from nstr.tasks.nerf import fit_nerf, nerf_config
 
-    n_train, n_test, res, samples = (6, 2, 32, 4) if tiny else (100, 8, 400, 64)
+    n_train, n_test, res, samples = (8, 2, 32, 4) if tiny else (100, 8, 400, 64)   # 8: the fewest a NeRF takes
     scene = work / "nerf_scene"
     t0 = time.perf_counter()
     if not (scene / "transforms_train.json").is_file():
