@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nstr.nerf.capture import CV_TO_NERF
 from nstr.nerf.dataset import Intrinsics
 from nstr.nerf.lens import Camera
-
-CV_FLIP = np.diag([1.0, -1.0, -1.0, 1.0])  # camera axes NeRF <-> OpenCV (its own inverse)
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def colmap_world_to_camera(c2w: np.ndarray) -> tuple[list[float], list[float]]:
     """(qvec w, x, y, z; tvec) of a NeRF-convention camera-to-world: COLMAP's world-to-camera, OpenCV axes."""
     from scipy.spatial.transform import Rotation
 
-    w2c = np.linalg.inv(np.asarray(c2w, np.float64) @ CV_FLIP)
+    w2c = np.linalg.inv(np.asarray(c2w, np.float64) @ CV_TO_NERF)   # the reader's flip is its own inverse
     x, y, z, w = Rotation.from_matrix(w2c[:3, :3]).as_quat()
     return [float(w), float(x), float(y), float(z)], [float(v) for v in w2c[:3, 3]]
 

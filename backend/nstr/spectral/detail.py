@@ -579,8 +579,7 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
     if B + 1 < CREASE_LEVELS[0]:
         crease.zero_()
     # creases stay out of the bands' statistics: a bevel is not a ripple. The whole band the crease levels
-    # flag stays out; only the vertices on the edge itself are called crease (DetailMaps.crease)
-    # creases stay out of the bands' statistics: a bevel is not a ripple
+    # flag stays out; the vertices on the edge itself are DetailMaps.crease_line
     A_stats = A * (crease < CREASE_ANGLE)
     real2 = None                                 # each face's doubled area (the gradients' weights)
     line = None                                  # the vertices on the crease itself
