@@ -136,8 +136,8 @@ def test_a_box_has_creases_at_its_edges_only() -> None:
 
 def test_a_marching_cubes_box_reads_crease_on_its_edge_and_no_detail_up_to_it() -> None:
     """What a fit gives: marching cubes rounds a box's edges over about a voxel. The edge's own row holds
-    the crease, and the flat top reads no detail right up to it (the whole band the crease levels flag,
-    4.6 voxels wide, read crease: 81 % of the rows 1.5-6 voxels in)."""
+    the crease, and the flat top reads no detail right up to it (before the crease line, the whole band the
+    crease levels flag, 4.6 voxels wide, read crease: 81 % of the rows 1.5-6 voxels in)."""
     from skimage.measure import marching_cubes
 
     h = 0.03
