@@ -800,10 +800,15 @@ def _held_beside_crease(vertices: np.ndarray, maps: DetailMaps, line: np.ndarray
     distance = cKDTree(vertices[line]).query(vertices[beside], workers=-1,
                                              distance_upper_bound=float(NEAR_CREASE_REACH * longest[-1]))[0]
     trusted = NEAR_CREASE_REACH * longest[None, :] <= distance[:, None]
-    local = np.where(trusted, maps.local_bands[beside], 0.0)
-    padded = np.pad(local, ((0, 0), (NEAR_BANDS, NEAR_BANDS)))
-    near = sum(padded[:, k:k + layout.count] for k in range(2 * NEAR_BANDS + 1))
-    return near.max(1)
+    return _neighbour_sums(np.where(trusted, maps.local_bands[beside], 0.0)).max(1)
+
+
+def _neighbour_sums(local_bands: np.ndarray) -> np.ndarray:
+    """(N, B): for each band, its height plus its NEAR_BANDS neighbours' each side (bands beyond the
+    layout add nothing): the sum the "no detail" state compares with the floor (``detail_arrays``)."""
+    count = local_bands.shape[1]
+    padded = np.pad(local_bands, ((0, 0), (NEAR_BANDS, NEAR_BANDS)))
+    return sum(padded[:, k:k + count] for k in range(2 * NEAR_BANDS + 1))
 
 
 def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floor: float | None = None,
@@ -830,12 +835,7 @@ def detail_arrays(vertices: np.ndarray, faces: np.ndarray, voxel: float, *, floo
     # of their own in neighbouring bands read up to 1.4x taller: that errs toward "detail". Not the
     # strongest band's alone, nor ``amplitude``: it reaches an octave beyond the last band, where a
     # smooth base's coarsest fits leave their bias (the exact flat patch read 26 % detail)
-    rows = np.arange(len(v))
-    near = np.zeros(len(v))
-    for offset in range(-NEAR_BANDS, NEAR_BANDS + 1):
-        band = maps.dominant + offset
-        inside = (band >= 0) & (band < layout.count)
-        near += np.where(inside, maps.local_bands[rows, np.clip(band, 0, layout.count - 1)], 0.0)
+    near = _neighbour_sums(maps.local_bands)[np.arange(len(v)), maps.dominant]
     state = np.full(len(v), STATES["detail"], np.uint8)
     weak = near < floor * _floor_multiple_near_creases(v, maps)
     coarse = maps.beyond >= COARSER_FLOORS * floor
