@@ -9,7 +9,7 @@ import trimesh
 
 from nstr.geometry.floaters import drop_floaters
 from nstr.geometry.mesh import mesh_from_arrays
-from nstr.geometry.topology import boundary_loops, face_components, genus, is_watertight, topology
+from nstr.geometry.topology import boundary_loops, face_components, genus, is_watertight, topology, two_face_edges
 
 
 def _weld(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +65,21 @@ def test_a_flipped_face_or_a_fin_is_not_watertight_and_has_no_genus() -> None:
     fin = np.r_[np.asarray(_cube().faces), [[0, 1, 8]]]
     t = topology(fin)
     assert not t["watertight"] and t["nonmanifold_edges"] == 1 and t["genus"] is None
+
+
+def test_two_face_edges_are_the_edges_two_faces_share_and_no_others() -> None:
+    """A closed tetrahedron: all six edges, each with its two faces' slots. A fin (a third face on an edge)
+    takes that edge out, and a boundary edge (one face) is never one."""
+    tet = np.array([[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2]])
+    pairs = two_face_edges(tet)
+    assert len(pairs) == 6
+    corner = lambda slot: (tet[slot % 4, slot // 4], tet[slot % 4, (slot // 4 + 1) % 3])  # noqa: E731
+    for s, t in pairs:
+        assert s % 4 != t % 4 and set(corner(s)) == set(corner(t))
+    fin = np.vstack([tet, [[0, 1, 4]]])                          # edge 0-1 now has three faces
+    edges = {frozenset((fin[s % 5, s // 5], fin[s % 5, (s // 5 + 1) % 3])) for s, _ in two_face_edges(fin)}
+    assert len(edges) == 5 and frozenset((0, 1)) not in edges
+    assert len(two_face_edges(np.array([[0, 1, 2]]))) == 0
 
 
 def test_the_input_report_counts_the_same_way() -> None:

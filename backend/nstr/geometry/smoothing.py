@@ -10,6 +10,13 @@ low frequencies. Measured on the quick preset (scripts/bench_sdf.py fidelity, NS
 0.967 -> 0.971, the 133-hole plate 0.960 -> 0.964, rotor 0.988 -> 0.990, elephant 0.988 -> 0.989, bunny
 0.996 -> 0.997) with IoU within 0.001 (plate and rotor up); odd step counts end on a shrinking step and cost
 IoU (the bunny 0.990 -> 0.984 after one). Topology never changes: only vertices move.
+
+The neighbours are taken over both splits of each square-like pair of faces (``quad_splits``): marching
+cubes' neighbours are the four axis ones and one diagonal pair, and six steps left an egg crate's two
+diagonal waves (4.2 voxels long) at 0.59 and 0.94 of their height, so a quick fit read one direction on
+it; now both keep 0.79. The quick preset's scores moved by at most 0.001 IoU and 0.0003 normal
+consistency on Suzanne, the bunny, the rotor, the elephant and the plate (stop 50, with the detail
+share's new curvature, ``sampling.face_curvature``).
 """
 
 from __future__ import annotations
@@ -26,9 +33,12 @@ def taubin_smooth(vertices: np.ndarray, faces: np.ndarray, steps: int,
     (0 steps: ``vertices`` itself, the mesh as extracted)."""
     if steps <= 0 or len(faces) == 0:
         return vertices
+    from nstr.geometry.quad_splits import both_splits
     from nstr.spectral.measured import mesh_adjacency
 
-    mean = mesh_adjacency(len(vertices), faces, self_loops=False)
+    # over both splits of each square-like quad: marching cubes' one diagonal would be damped more
+    split_faces, weight = both_splits(np.asarray(vertices, np.float64), np.asarray(faces, np.int64))
+    mean = mesh_adjacency(len(vertices), split_faces, self_loops=False, face_weight=weight)
     v = np.asarray(vertices, np.float64).copy()
     for k in range(steps):
         v += (lam if k % 2 == 0 else -mu) * (mean @ v - v)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from nstr.geometry.mesh import corner_sums
+from nstr.geometry.quad_splits import both_splits
 
 SIGMA_PER_WAVELENGTH = 1.0 / 2.5   # quadric-fit scale per octave edge (half-power wavelength = 2.5 sigma)
 FIT_RADIUS = 2.5                   # fit discs reach this many sigma
@@ -378,14 +379,15 @@ def _face_turn(normals: Any, F: Any, face_normals: Any) -> Any:
     return torch.arccos(cos.clamp(-1, 1))
 
 
-def _face_gradient_moments(values: Any, V: Any, F: Any, base_normal: Any, real2: Any) -> Any:
+def _face_gradient_moments(values: Any, V: Any, F: Any, base_normal: Any, real2: Any,
+                           face_weight: Any) -> Any:
     """Per vertex, the area-weighted mean over its faces of the gradient g of the piecewise-linear
     ``values`` (N,) and of g g^T: (N, 9) = g (3) and the 6 entries xx yy zz xy xz yz. Each face is
     projected on the plane of its smooth ``base_normal`` first, so g is the derivative along the
     smooth surface (the heights are measured across it), not along the detail's own slopes; and
     the moments are taken per face, before any averaging, so no gradient is smoothed away. ``V``: the
-    vertices in float32 (relative to a point near them); ``real2``: each face's doubled area. In
-    float32, returned as float64."""
+    vertices in float32 (relative to a point near them); ``real2``: each face's doubled area;
+    ``face_weight``: each face's share (:func:`nstr.geometry.quad_splits.both_splits`). In float32, returned as float64."""
     import torch
 
     values, base_normal = values.float(), base_normal.float()
@@ -404,7 +406,7 @@ def _face_gradient_moments(values: Any, V: Any, F: Any, base_normal: Any, real2:
          + s[:, 2:3] * torch.linalg.cross(nu, p1 - p0, dim=-1)) / area2[:, None]
     gg = torch.stack([g[:, 0] * g[:, 0], g[:, 1] * g[:, 1], g[:, 2] * g[:, 2],
                       g[:, 0] * g[:, 1], g[:, 0] * g[:, 2], g[:, 1] * g[:, 2]], 1)
-    weight = real2 / 6.0 * usable                                         # a third of the face's area each
+    weight = real2 / 6.0 * usable * face_weight                           # a third of the face's area each
     face_values = torch.cat([g, gg, torch.ones_like(g[:, :1])], 1) * weight[:, None]
     out = torch.zeros((len(V), 10), dtype=V.dtype, device=V.device)
     for k in range(3):
@@ -588,6 +590,11 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         real2 = cross.norm(dim=-1)
         line = (crease >= CREASE_ANGLE) & (_face_turn(N, F, cross / real2[:, None].clamp_min(1e-30))
                                            >= CREASE_LINE_ANGLE)
+        slope_faces, slope_weight = both_splits(pts.points, np.asarray(faces, np.int64))
+        slope_faces = torch.as_tensor(slope_faces, device=dev)
+        slope_weight = torch.as_tensor(slope_weight, dtype=torch.float32, device=dev)
+        slope_real2 = torch.linalg.cross(P32[slope_faces[:, 1]] - P32[slope_faces[:, 0]],
+                                         P32[slope_faces[:, 2]] - P32[slope_faces[:, 0]], dim=-1).norm(dim=-1)
     rms, totals, var_hs, var_gs, directions, anisotropies, local_rms = [], [], [], [], [], [], []
     moved_rms, moved_totals, helds, spreads = [], [], [], []
     for b in range(B + 1):
@@ -600,7 +607,7 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         n = normals[min(b + 2, B + 1)]      # a smooth copy that does not follow this band
         slopes = F is not None and b < B      # the band beyond the last gets a height only
         if slopes:
-            gradients = _face_gradient_moments(h, P32, F, n, real2)   # g (3), then g g^T's xx yy zz ...
+            gradients = _face_gradient_moments(h, P32, slope_faces, n, slope_real2, slope_weight)   # g, g g^T
             columns.append(gradients)
         at = sum(c.shape[1] for c in columns)
         with_moved = offset is not None and b < B

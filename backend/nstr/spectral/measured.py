@@ -183,19 +183,24 @@ def image_local_frequency(image: np.ndarray, window: int = 24, stride: int = 2,
 
 
 # --- surfaces ----------------------------------------------------------------------------------
-def mesh_adjacency(n_vertices: int, faces: np.ndarray, self_loops: bool = True):  # noqa: ANN201 - scipy CSR
+def mesh_adjacency(n_vertices: int, faces: np.ndarray, self_loops: bool = True,
+                   face_weight: np.ndarray | None = None):  # noqa: ANN201 - scipy CSR
     """Row-normalised vertex adjacency as a scipy CSR matrix: with self loops a diffusion step that never
-    overshoots; without, the neighbour mean of the uniform Laplacian (nstr.geometry.smoothing)."""
+    overshoots; without, the neighbour mean of the uniform Laplacian (nstr.geometry.smoothing). With
+    ``face_weight`` (F,) each edge weighs the sum of its faces' weights (``quad_splits.both_splits``);
+    without, every neighbour weighs one."""
     import scipy.sparse as sp
 
     f = np.asarray(faces, np.int64)
     own = np.arange(n_vertices) if self_loops else np.zeros(0, np.int64)
     i = np.concatenate([f[:, 0], f[:, 1], f[:, 2], f[:, 1], f[:, 2], f[:, 0], own])
     j = np.concatenate([f[:, 1], f[:, 2], f[:, 0], f[:, 0], f[:, 1], f[:, 2], own])
-    a = sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(n_vertices, n_vertices))
-    a.data[:] = 1.0
+    w = np.ones(len(i)) if face_weight is None else np.concatenate([np.tile(face_weight, 6), np.ones(len(own))])
+    a = sp.csr_matrix((w, (i, j)), shape=(n_vertices, n_vertices))
+    if face_weight is None:
+        a.data[:] = 1.0
     deg = np.asarray(a.sum(1)).ravel()
-    return sp.diags(1.0 / np.maximum(deg, 1)) @ a
+    return sp.diags(1.0 / np.maximum(deg, 1e-300)) @ a
 
 
 def smooth_on_mesh(values: np.ndarray, vertices: np.ndarray, faces: np.ndarray, radius: float) -> np.ndarray:

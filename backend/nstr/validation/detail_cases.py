@@ -285,3 +285,22 @@ CASES: dict[str, CompositeCase] = {
     "big": CompositeCase("big", BIG_PATCHES, scale=BIG),
     "contrast": CompositeCase("contrast", CONTRAST_PATCHES),
 }
+
+
+def marching_cubes_egg_crate(voxel: float = 0.0175, wavelength: float = 0.1044,
+                             amplitude: float = 0.008) -> tuple[np.ndarray, np.ndarray, float]:
+    """A 1 x 1 x 0.2 slab whose top (z > 0.05, |x|, |y| < 0.45) is an egg crate ``amplitude sin kx sin ky``,
+    as marching cubes gives it: every square of its grid split along the same diagonal. Its two waves run
+    along the diagonals, ``wavelength / sqrt 2`` long (4.2 voxels by default), and have no preferred
+    direction. Returns vertices, outward faces and k."""
+    from skimage.measure import marching_cubes
+
+    h = voxel
+    g = np.arange(-0.6 + 0.37 * h, 0.6 + h / 2, h)      # no vertex exactly on a grid node
+    gz = np.arange(-0.2 + 0.61 * h, 0.2 + h / 2, h)
+    X, Y, Z = np.meshgrid(g, g, gz, indexing="ij")
+    k = 2 * math.pi / wavelength
+    egg = amplitude * np.sin(k * X) * np.sin(k * Y) * np.clip((0.45 - np.maximum(abs(X), abs(Y))) / 0.1, 0, 1)
+    field = np.maximum(np.maximum(abs(X) - 0.5, abs(Y) - 0.5), np.where(Z > 0, Z - 0.1 - egg, -Z - 0.1))
+    v, f, _, _ = marching_cubes(field, 0.0, spacing=(h, h, h))
+    return v + np.array([g[0], g[0], gz[0]]), f[:, ::-1].copy(), k
