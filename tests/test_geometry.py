@@ -258,9 +258,9 @@ def test_samples_have_outward_normals_two_noise_scales_and_are_cached(sphere: tr
 
 def test_the_detail_share_does_not_prefer_one_diagonal_wave_of_an_egg_crate() -> None:
     """The detail share draws samples by curvature. On a grid whose squares are all split along one
-    diagonal, dihedral angles fold only across the edges it has: the egg crate's wave along that
-    diagonal got 3.8x the weight of the other (24 against 6.3 per unit of cos^2), and a quick fit held it
-    1.4x as tall. From vertex normals, the two waves weigh alike."""
+    diagonal, dihedral angles fold only across the edges it has: one of the egg crate's two diagonal
+    waves got 3.8x the weight of the other (24 against 6.3 per unit of cos^2). From vertex normals, the
+    two waves weigh alike (15 and 16.5)."""
     from nstr.geometry.mesh import Mesh
     from nstr.geometry.sampling import face_curvature
 

@@ -152,9 +152,9 @@ def face_curvature(mesh: Mesh) -> np.ndarray:
 
     From vertex normals, not from the dihedral angles between neighbouring faces: those fold only
     across the edges the triangulation happens to have, so on a grid whose squares are all split
-    along one diagonal an egg crate's two diagonal waves got 24 and 6 units of weight, and the fit,
-    sampled 4x as densely on one wave's crests, held it 1.4x as tall as the other (``sin x sin y``
-    read as one direction, anisotropy 0.54)."""
+    along one diagonal an egg crate's two diagonal waves got 24 and 6.3 units of weight (now 15 and
+    16.5). On the quick fit of the detail composite this alone did not change how tall the fit held
+    the two waves (that came from the smoothing: ``quad_splits``); the scores were neutral."""
     v, f = mesh.vertices, mesh.faces
     tri = v[f]
     n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])   # doubled area x unit normal
