@@ -256,31 +256,6 @@ def test_samples_have_outward_normals_two_noise_scales_and_are_cached(sphere: tr
     assert len(list((tmp_path / "sdf_samples").glob("*.npz"))) == 1
 
 
-def test_the_detail_share_does_not_prefer_one_diagonal_wave_of_an_egg_crate() -> None:
-    """The detail share draws samples by curvature. On a grid whose squares are all split along one
-    diagonal, dihedral angles fold only across the edges it has: one of the egg crate's two diagonal
-    waves got 3.8x the weight of the other (24 against 6.3 per unit of cos^2). From vertex normals, the
-    two waves weigh alike (15 and 16.5)."""
-    from nstr.geometry.mesh import Mesh
-    from nstr.geometry.sampling import face_curvature
-
-    n, lam = 161, 0.2
-    s = np.linspace(-1.0, 1.0, n)
-    x, y = np.meshgrid(s, s, indexing="ij")
-    k = 2 * np.pi / lam
-    v = np.stack([x, y, 0.006 * np.sin(k * x) * np.sin(k * y)], -1).reshape(-1, 3)
-    idx = np.arange(n * n).reshape(n, n)
-    a, b, c, d = idx[:-1, :-1].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel(), idx[:-1, 1:].ravel()
-    f = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])       # every square split a -> c
-    w = face_curvature(Mesh(v, f))
-    centre = v[f].mean(1)
-    inner = np.abs(centre[:, :2]).max(1) < 0.8
-    u, t = centre[inner, 0], centre[inner, 1]
-    design = np.stack([np.ones_like(u), np.cos(k * (u + t)) ** 2, np.cos(k * (u - t)) ** 2], 1)
-    _, along, across = np.linalg.lstsq(design, w[inner], rcond=None)[0]
-    assert 0.8 <= along / across <= 1.25
-
-
 # --- extraction, export, metrics ------------------------------------------------------------
 @pytest.mark.parametrize("mc", ["skimage", "mcubes", "torch", "auto"])
 @pytest.mark.parametrize("sparse_from", [10_000, 8], ids=["dense", "coarse-to-fine"])

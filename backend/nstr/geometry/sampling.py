@@ -8,8 +8,8 @@ per mesh content + sampling settings, so re-fitting the same mesh skips ground t
 
 Where the detail is: a share ``detail_fraction`` of the surface and near-surface points is drawn
 with density area x (curvature + 1 / local feature width) instead of area alone, so creases,
-hole rims and thin walls get more samples than flat faces (curvature from how fast the vertex
-normals turn across each face, width from :mod:`nstr.geometry.feature_size`). Near a thin feature
+hole rims and thin walls get more samples than flat faces (curvature from the dihedral angles
+between neighbouring faces, width from :mod:`nstr.geometry.feature_size`). Near a thin feature
 the near-surface noise std is capped at ``feature_noise`` x the local width: noise wider than a
 wall lands on its far side and teaches the fit nothing about this side.
 """
@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from nstr.geometry.ground_truth import MeshSDF
-from nstr.geometry.mesh import Mesh, corner_sums
+from nstr.geometry.mesh import Mesh
 
-CACHE_VERSION = 5  # 4: a watertight mesh's pseudonormal sign is checked (ground_truth.SIGN_PROBES);
-#                   5: the detail share's curvature from vertex normals (face_curvature)
+CACHE_VERSION = 4  # 4: a watertight mesh's pseudonormal sign is checked (ground_truth.SIGN_PROBES)
 
 
 @dataclass(frozen=True)
@@ -146,27 +145,24 @@ def surface_samples(mesh: Mesh, n: int, rng: np.random.Generator,
 
 
 def face_curvature(mesh: Mesh) -> np.ndarray:
-    """Per face, how fast the surface turns across it: the Frobenius norm of the gradient of the
-    vertex normals interpolated over the face (sqrt(k1^2 + k2^2) on a smooth surface; a crease's
-    faces are large).
-
-    From vertex normals, not from the dihedral angles between neighbouring faces: those fold only
-    across the edges the triangulation happens to have, so on a grid whose squares are all split
-    along one diagonal an egg crate's two diagonal waves got 24 and 6.3 units of weight (now 15 and
-    16.5). On the quick fit of the detail composite this alone did not change how tall the fit held
-    the two waves (that came from the smoothing: ``quad_splits``); the scores were neutral."""
-    v, f = mesh.vertices, mesh.faces
-    tri = v[f]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])   # doubled area x unit normal
-    vn = corner_sums(f, n, len(v))                                 # area-weighted vertex normals
-    vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-30)
-    area2 = np.maximum(np.linalg.norm(n, axis=1), 1e-30)
-    nu = n / area2[:, None]
-    grad = np.zeros((len(f), 3, 3))                                # d(normal_i) / d(x_j) over the face
-    for k in range(3):
-        opposite = tri[:, (k + 2) % 3] - tri[:, (k + 1) % 3]
-        grad += vn[f[:, k]][:, :, None] * (np.cross(nu, opposite) / area2[:, None])[:, None, :]
-    return np.sqrt((grad ** 2).sum((1, 2)))
+    """Per face, the mean over its edge neighbours of the angle between their normals divided by the
+    distance between their centroids (1 / length: a discrete curvature; creases are large)."""
+    f = mesh.faces
+    tri = mesh.vertices[f]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-30)
+    c = tri.mean(1)
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    owner = np.tile(np.arange(len(f)), 3)
+    order = np.lexsort((e[:, 1], e[:, 0]))
+    e, owner = e[order], owner[order]
+    same = np.all(e[1:] == e[:-1], axis=1)  # consecutive equal edges: a pair of neighbouring faces
+    a, b = owner[:-1][same], owner[1:][same]
+    angle = np.arccos(np.clip(np.abs(np.einsum("nd,nd->n", n[a], n[b])), 0.0, 1.0))  # unoriented
+    k = angle / np.maximum(np.linalg.norm(c[a] - c[b], axis=1), 1e-12)
+    total = np.bincount(a, k, len(f)) + np.bincount(b, k, len(f))
+    count = np.bincount(a, minlength=len(f)) + np.bincount(b, minlength=len(f))
+    return total / np.maximum(count, 1)
 
 
 def detail_weight(mesh: Mesh, face_width: np.ndarray | None) -> np.ndarray:
