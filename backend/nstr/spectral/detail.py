@@ -387,7 +387,8 @@ def _face_gradient_moments(values: Any, V: Any, F: Any, base_normal: Any, real2:
     smooth surface (the heights are measured across it), not along the detail's own slopes; and
     the moments are taken per face, before any averaging, so no gradient is smoothed away. ``V``: the
     vertices in float32 (relative to a point near them); ``real2``: each face's doubled area;
-    ``face_weight``: each face's share (:func:`nstr.geometry.quad_splits.both_splits`). In float32, returned as float64."""
+    ``face_weight``: each face's share (:func:`nstr.geometry.quad_splits.both_splits`). In float32,
+    returned as float64."""
     import torch
 
     values, base_normal = values.float(), base_normal.float()
@@ -583,18 +584,19 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
     # creases stay out of the bands' statistics: a bevel is not a ripple. The whole band the crease levels
     # flag stays out; the vertices on the edge itself are DetailMaps.crease_line
     A_stats = A * (crease < CREASE_ANGLE)
-    real2 = None                                 # each face's doubled area (the gradients' weights)
+    real2 = None                                 # each slope face's doubled area (the gradients' weights)
     line = None                                  # the vertices on the crease itself
     if F is not None:
-        cross = torch.linalg.cross(P32[F[:, 1]] - P32[F[:, 0]], P32[F[:, 2]] - P32[F[:, 0]], dim=-1)
-        real2 = cross.norm(dim=-1)
-        line = (crease >= CREASE_ANGLE) & (_face_turn(N, F, cross / real2[:, None].clamp_min(1e-30))
-                                           >= CREASE_LINE_ANGLE)
+        # the slopes' faces: the mesh's own first, then the other split of each square-like pair
         slope_faces, slope_weight = both_splits(pts.points, np.asarray(faces, np.int64))
         slope_faces = torch.as_tensor(slope_faces, device=dev)
         slope_weight = torch.as_tensor(slope_weight, dtype=torch.float32, device=dev)
-        slope_real2 = torch.linalg.cross(P32[slope_faces[:, 1]] - P32[slope_faces[:, 0]],
-                                         P32[slope_faces[:, 2]] - P32[slope_faces[:, 0]], dim=-1).norm(dim=-1)
+        S = slope_faces
+        cross = torch.linalg.cross(P32[S[:, 1]] - P32[S[:, 0]], P32[S[:, 2]] - P32[S[:, 0]], dim=-1)
+        real2 = cross.norm(dim=-1)
+        own = slice(0, len(F))
+        line = (crease >= CREASE_ANGLE) & (_face_turn(N, F, cross[own] / real2[own, None].clamp_min(1e-30))
+                                           >= CREASE_LINE_ANGLE)
     rms, totals, var_hs, var_gs, directions, anisotropies, local_rms = [], [], [], [], [], [], []
     moved_rms, moved_totals, helds, spreads = [], [], [], []
     for b in range(B + 1):
@@ -607,7 +609,7 @@ def surface_detail(pts: SurfacePoints, layout: BandLayout, faces: np.ndarray | N
         n = normals[min(b + 2, B + 1)]      # a smooth copy that does not follow this band
         slopes = F is not None and b < B      # the band beyond the last gets a height only
         if slopes:
-            gradients = _face_gradient_moments(h, P32, slope_faces, n, slope_real2, slope_weight)   # g, g g^T
+            gradients = _face_gradient_moments(h, P32, slope_faces, n, real2, slope_weight)   # g, g g^T
             columns.append(gradients)
         at = sum(c.shape[1] for c in columns)
         with_moved = offset is not None and b < B
