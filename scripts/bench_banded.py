@@ -24,6 +24,14 @@ rank correlation cannot reach 0.9 (a perfect readout of a jump half-way scores s
 (1.0 = both plateaus read right; the detail maps' contrast goal is within 15 %).
 
     flock /tmp/nstr-bench.lock env OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_banded.py --out bench/banded
+
+``--sdf-speed`` instead times the SDF task's training step (its real objective: values plus the
+finite-difference gradient; Adam) in 3-D at banded NSTR's complete frame (16 directions, band limit 12
+cycles per unit: 83,803 parameters): banded NSTR reading its envelopes from the lattice (the default),
+banded with the exact series (``band_lattice=0``), classic NSTR and the hash grid at the same parameters,
+round-robin so that load hits all alike; medians of ``--repeats`` rounds.
+
+    flock /tmp/nstr-bench.lock .venv/bin/python scripts/bench_banded.py --sdf-speed --out bench/banded
 """
 
 from __future__ import annotations
@@ -177,6 +185,47 @@ def run(kind: str, sig, truth, model: str, budget: int, args: argparse.Namespace
     return row
 
 
+SDF_FRAME = {"variant": "banded", "field.band_directions": 16, "field.max_freq": 12.0}
+SDF_ROWS = (("banded NSTR (lattice)", "nstr", SDF_FRAME), ("banded NSTR (exact series)", "nstr",
+            {**SDF_FRAME, "field.band_lattice": 0}), ("classic NSTR", "nstr", None), ("hash grid", "hashgrid", None))
+
+
+def sdf_speed(args: argparse.Namespace) -> str:
+    """Steps/s of the SDF training step at the banded frame's complete size, every model side by side."""
+    import statistics
+
+    import torch
+
+    from bench_speed import _sdf_step
+
+    torch.set_num_threads(args.threads)
+    steps = {}
+    params = None
+    for name, model, extra in SDF_ROWS:
+        field, step, _ = _sdf_step(model, None if extra else params, False, batch=args.sdf_batch, extra=extra)
+        params = params or int(field.n_params)
+        step()  # warm-up
+        steps[name] = (int(field.n_params), step)
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.repeats):
+        for name, (_, step) in steps.items():
+            k = 2 if "exact" in name else 8
+            t0 = time.perf_counter()
+            for _ in range(k):
+                step()
+            rates[name].append(k / (time.perf_counter() - t0))
+    classic = statistics.median(rates["classic NSTR"])
+    lines = [f"SDF training step (default preset, batch {args.sdf_batch}), {args.repeats} round-robin rounds, "
+             f"torch threads {args.threads}, CPU ({os.cpu_count()} cores, {platform.machine()})", "",
+             "| model | params | steps/s (median) | per round | classic NSTR's time per step, x |",
+             "|---|---|---|---|---|"]
+    for name, (n, _) in steps.items():
+        med = statistics.median(rates[name])
+        lines.append(f"| {name} | {n:,} | {med:.1f} | {' / '.join(f'{r:.1f}' for r in rates[name])} | "
+                     f"{classic / med:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     import torch
 
@@ -191,10 +240,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cases", nargs="*")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--image-crop", type=int, default=128)
+    p.add_argument("--sdf-speed", action="store_true", help="time the 3-D SDF step instead (see above)")
+    p.add_argument("--sdf-batch", type=int, default=8192)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.sdf_speed:
+        md = sdf_speed(args)
+        (out / "sdf_speed.md").write_text(md)
+        print(md)
+        return
+    torch.set_num_threads(1)
     rows: list[dict] = []
     t_start = time.perf_counter()
     for name, (kind, sig, truth) in cases(args.image_size, args.image_crop).items():

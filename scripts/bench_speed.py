@@ -107,8 +107,10 @@ class _Samples:
         self.n_surface = n_s
 
 
-def _sdf_step(model: str, params: int | None, tiny: bool, reference: bool = False, batch: int | None = None):
-    """(field, one-step closure) for the default SDF preset's objective and optimiser."""
+def _sdf_step(model: str, params: int | None, tiny: bool, reference: bool = False, batch: int | None = None,
+              extra: dict[str, Any] | None = None):
+    """(field, one-step closure) for the default SDF preset's objective and optimiser (``extra``: more
+    config overrides, e.g. banded NSTR's frame)."""
     from nstr.fields import build_field
     from nstr.fields.encoding_reference import MultiresGridReference
     from nstr.tasks.sdf import _objective, sdf_config
@@ -121,6 +123,7 @@ def _sdf_step(model: str, params: int | None, tiny: bool, reference: bool = Fals
         overrides.update({"batch_size": 2048, "field.grid_table_size": 2**12, "task.samples": 20_000})
     if batch:
         overrides["batch_size"] = batch
+    overrides.update(extra or {})
     cfg = sdf_config("default", overrides)
     torch.manual_seed(0)
     field = build_field(cfg.field, in_dim=3, out_dim=1)

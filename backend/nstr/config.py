@@ -108,6 +108,9 @@ class FieldConfig:
     band_transport: str = option("off", choices=("off", "joint", "detached"), reads=BANDED)  # F_theta(x, S) ~
     #                      dS/dx by the PDE term (train.lambda_pde): off (F = 0) | joint (the term also shapes S) |
     #                      detached (it trains F alone)
+    band_lattice: int = option(2, bounds=(0, 16), reads=BANDED)  # 3-D: the envelopes are summed on one lattice at
+    #                      this many times the finest one's Nyquist rate and read trilinearly (cosine_basis.
+    #                      build_lattice); 0: the exact series at every point (14-16x slower at 84k parameters)
     band_residual_width: int = option(0, bounds=(0, 4096), reads=BANDED)  # hidden width of the bounded nonlinear
     #                                                   residual; 0: a purely linear synthesis
     band_residual_bound: float = option(0.1, bounds=(0, 100), reads=("residual",))  # the residual's bound |r| <= this

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, ContextManager
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +37,11 @@ class Field(nn.Module):
     def training_terms(self, x: Tensor, pde_fraction: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         """The output plus extra loss terms (unweighted). Baselines have none."""
         return self(x), {}
+
+    def one_evaluation(self) -> ContextManager[None]:
+        """A scope for the forward passes of one loss, inside which the parameters do not change: a model
+        may share work between them there (banded NSTR's 3-D lattices). Most models have none to share."""
+        return nullcontext()
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]

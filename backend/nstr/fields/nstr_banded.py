@@ -4,10 +4,12 @@
 
 * ``w_i``: a constant-Q frame of carriers, octaves x directions (:mod:`nstr.fields.carrier_frame`),
   each learnable inside its own cell, or (1-D, 2-D) started at the signal's strongest FFT peak in its cell.
-* 3-D (SDF jobs): directions spread over a hemisphere, envelopes of ``n^3`` terms; the base starts as the
-  distance to a sphere (:func:`sphere_start`) and each envelope learns at lr / sqrt(n^3)
-  (:meth:`BandedNSTRField.param_groups`). ``docs/nstr-banded.md`` has what its readout does and does not
-  show there.
+* 3-D (SDF jobs): directions spread over a hemisphere, envelopes of ``n^3`` terms, whose values are read
+  from one lattice (``band_lattice``; the readout sums the exact series); the base starts as the distance
+  to a sphere (:func:`sphere_start`), each block learns at lr / sqrt(n^3) and the envelopes at
+  ``ENVELOPE_LR_3D`` of that (:meth:`BandedNSTRField.param_groups`); SDF jobs fit the whole distance
+  (``nstr.tasks.sdf.WHOLE_DISTANCE_BAND``). ``docs/nstr-banded.md`` has what its readout does and does
+  not show there.
 * ``c_i(x) = a_i(x) + i b_i(x)``: the complex envelope (a cos and a sin weight: the phase is free, so
   the carrier can also shift its frequency, ``w_i + grad arg c_i``). It lives on the band-limited
   cosine basis (:mod:`nstr.fields.cosine_basis`) with at most ``q |w_i|`` cycles per unit: it can
@@ -35,8 +37,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -46,11 +49,18 @@ from nstr.config import FieldConfig
 from nstr.errors import ConfigError
 from nstr.fields.base import Field
 from nstr.fields.carrier_frame import CarrierFrame, allocate_terms, build_frame, peak_offsets
-from nstr.fields.cosine_basis import SampleGrid, axis_terms, cutoff, dct_expand, expand
+from nstr.fields.cosine_basis import SampleGrid, axis_terms, build_lattice, cutoff, dct_expand, expand, read_lattice
 from nstr.fields.mlp import MLP
 from nstr.fields.nstr import SpectralState
 
 _EPS = 1e-12
+# 3-D: the envelopes learn at this share of the rate the base and the carriers' shifts learn at (each over
+# the square root of its terms, see BandedNSTRField.param_groups). WHY (stop 52; 84k parameters, 300 steps,
+# the whole distance): at 1 the bunny read IoU 0.970, at 0.25 0.983, at 0.125 0.985 (classic NSTR 0.982);
+# but at 0.0625 the rippled sphere broke (IoU 0.88, F@1% 0.62), so 0.25 keeps a 4x margin. Lowering the
+# rate of everything instead (train.lr 1.25e-3) left the base unable to move from its start sphere in 300
+# steps: the rippled sphere read IoU 0.50.
+ENVELOPE_LR_3D = 0.25
 
 
 @dataclass
@@ -105,6 +115,8 @@ class BandedNSTRField(Field):
         self.residual = (MLP(self.K, out_dim, cfg.band_residual_width, 1, activation="silu")
                          if cfg.band_residual_width > 0 else None)
         self.residual_bound = cfg.band_residual_bound
+        self.lattice = cfg.band_lattice if in_dim == 3 else 0
+        self._scoped, self._memo = False, None  # the lattice kept: see one_evaluation
         self.grid: SampleGrid | None = None  # set by init_from_signal
         # design 6: F_theta(x, S) predicting dS/dx, trained by the PDE term (train.lambda_pde); off: F = 0
         self.transport = (MLP(in_dim + self.K, self.K * in_dim, cfg.transport_width, cfg.transport_depth,
@@ -164,59 +176,95 @@ class BandedNSTRField(Field):
                 self.angle_shift.copy_(torch.atanh(ratio))
 
     # --- envelopes
-    def _expansions(self, x: Tensor, sizes: list[int], with_gradient: bool) -> Callable[[Tensor], tuple[Tensor, Tensor | None]]:
-        """A function evaluating one coefficient block (``n`` terms per axis, ``n`` in ``sizes``) at ``x``:
-        on the sample grid, 1-D by a DCT and 2-D from the grid's tables; elsewhere one cosine per term."""
+    def _expansions(self, x: Tensor, blocks: list[Tensor], with_gradient: bool) -> tuple[Tensor, Tensor | None]:
+        """Coefficient blocks (``(G_j, n_j, ...)``) evaluated at ``x``, their columns side by side:
+        ``(N, sum G_j)`` and, with ``with_gradient``, ``(N, sum G_j, d)``. On the sample grid 1-D takes
+        one DCT for all blocks and 2-D two matrix products per block on the whole grid; elsewhere one
+        cosine per term (3-D values with ``band_lattice`` come from one lattice instead: :meth:`_values`)."""
         j = self.grid.indices(x) if self.grid is not None else None
-        if j is not None and self.in_dim == 1:
-            size = self.grid.sizes[0]
-            return lambda coeffs: dct_expand(coeffs, j[:, 0], size, with_gradient)
-        n_max = max(sizes)
+        if j is not None and self.in_dim == 1:  # the rows zero-padded to one length, one transform
+            n = max(b.shape[-1] for b in blocks)
+            rows = torch.cat([nn.functional.pad(b, (0, n - b.shape[-1])) for b in blocks])
+            return dct_expand(rows, j[:, 0], self.grid.sizes[0], with_gradient)
+        if j is not None and self.in_dim == 2:
+            return self.grid.expand_2d(blocks, j, with_gradient, x.dtype)
+        n_max = max(b.shape[-1] for b in blocks)
         values, derivs = (self.grid.axis_terms(j, n_max, with_gradient, x.dtype) if j is not None
                           else axis_terms(x, n_max, with_gradient))
+        parts = [expand(c, values[..., :c.shape[-1]], None if derivs is None else derivs[..., :c.shape[-1]])
+                 for c in blocks]
+        return (torch.cat([p[0] for p in parts], 1),
+                torch.cat([p[1] for p in parts], 1) if with_gradient else None)  # type: ignore[misc]
 
-        def evaluate(coeffs: Tensor) -> tuple[Tensor, Tensor | None]:
-            n = coeffs.shape[-1]
-            return expand(coeffs, values[..., :n], None if derivs is None else derivs[..., :n])
-        return evaluate
+    def _blocks(self) -> list[Tensor]:
+        """The coefficient blocks in the order :meth:`_values` returns their columns: every group's real
+        parts, then every group's imaginary parts, then the base."""
+        sizes = [len(idx) for _, idx in self.groups]
+        return ([e[:g] for e, g in zip(self.envelopes, sizes)] + [e[g:] for e, g in zip(self.envelopes, sizes)]
+                + [self.base])
+
+    def _values(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The envelopes' real and imaginary parts (N, K) in group order (carrier ``self.order[j]`` in
+        column j: the synthesis sums them, so no column shuffle) and the base (N, m), from one evaluation.
+        3-D with ``band_lattice``: one read of one lattice (see :meth:`one_evaluation`)."""
+        if not self.lattice:
+            columns, _ = self._expansions(x, self._blocks(), False)
+        else:
+            key = (torch.is_grad_enabled(), *((p.data_ptr(), p.dtype, p._version) for p in (*self.envelopes, self.base)))
+            if self._memo is not None and self._memo[0] == key:
+                lattice = self._memo[1]
+            else:
+                lattice = build_lattice(self._blocks(), self.lattice)
+                if self._scoped or not key[0]:  # see one_evaluation; without a graph, until the parameters change
+                    self._memo = (key, lattice)
+            columns = read_lattice(lattice, x)
+        return columns[:, :self.K], columns[:, self.K:2 * self.K], columns[:, 2 * self.K:]
 
     def carrier_state(self, x: Tensor, with_gradient: bool) -> CarrierState:
-        evaluate = self._expansions(x, [n for n, _ in self.groups], with_gradient)
-        res, ims, gres, gims = [], [], [], []
-        for (n, idx), coeffs in zip(self.groups, self.envelopes):
-            out, grad = evaluate(coeffs)
-            g = len(idx)
-            res.append(out[:, :g])
-            ims.append(out[:, g:])
-            if grad is not None:
-                gres.append(grad[:, :g])
-                gims.append(grad[:, g:])
+        """Every carrier's envelope (and its gradient), in carrier order."""
         inverse = torch.argsort(self.order.to(x.device))
-        re = torch.cat(res, 1)[:, inverse]
-        im = torch.cat(ims, 1)[:, inverse]
         if not with_gradient:
-            return CarrierState(re, im, None, None)
-        return CarrierState(re, im, torch.cat(gres, 1)[:, inverse], torch.cat(gims, 1)[:, inverse])
+            re, im, _ = self._values(x)
+            return CarrierState(re[:, inverse], im[:, inverse], None, None)
+        blocks = self._blocks()[:-1]
+        out, grad = self._expansions(x, blocks, True)
+        assert grad is not None
+        K = self.K
+        return CarrierState(out[:, :K][:, inverse], out[:, K:][:, inverse], grad[:, :K][:, inverse],
+                            grad[:, K:][:, inverse])
+
+    @contextmanager  # type: ignore[override]
+    def one_evaluation(self) -> Iterator[None]:
+        """Share the lattice between the forward passes of one loss (the SDF task's values and its
+        finite-difference gradient), inside which the parameters cannot change. Outside it a lattice is
+        kept only where no gradient is recorded (marching cubes reads the field in many chunks)."""
+        self._scoped, self._memo = True, None
+        try:
+            yield
+        finally:
+            self._scoped, self._memo = False, None
 
     def _colour_norm2(self) -> Tensor:
         return torch.ones(self.K) if self.colour is None else self.colour.pow(2).sum(1)
 
-    def _synthesis(self, x: Tensor, cs: CarrierState) -> tuple[Tensor, Tensor | None]:
+    def _synthesis(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         """The output and (with a residual) the residual's part of it."""
-        theta = x @ self.omega.t()
-        carriers = cs.re * torch.cos(theta) - cs.im * torch.sin(theta)  # Re(c e^{i theta}), (N, K)
-        base, _ = self._expansions(x, [self.frame.base_terms], False)(self.base)
-        linear = base + (carriers.sum(-1, keepdim=True) if self.colour is None else carriers @ self.colour)
+        re, im, base = self._values(x)  # the carriers in group order: their sum does not care
+        order = self.order.to(x.device)
+        omega, colour = self.omega[order], None if self.colour is None else self.colour[order]
+        theta = x @ omega.t()
+        carriers = re * torch.cos(theta) - im * torch.sin(theta)  # Re(c e^{i theta}), (N, K)
+        linear = base + (carriers.sum(-1, keepdim=True) if colour is None else carriers @ colour)
         if self.residual is None:
             return linear, None
-        r = self.residual_bound * torch.tanh(self.residual(carriers))
+        r = self.residual_bound * torch.tanh(self.residual(carriers[:, torch.argsort(order)]))
         return linear + r, r
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._synthesis(x, self.carrier_state(x, with_gradient=False))[0]
+        return self._synthesis(x)[0]
 
     def training_terms(self, x: Tensor, pde_fraction: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-        y, r = self._synthesis(x, self.carrier_state(x, with_gradient=False))
+        y, r = self._synthesis(x)
         terms: dict[str, Tensor] = {}
         if r is not None:
             terms["residual_share"] = r.detach().pow(2).sum() / (y.detach().pow(2).sum() + _EPS)
@@ -296,13 +344,14 @@ class BandedNSTRField(Field):
         square root of its terms: the training points are scattered, and Adam moves every one of an
         envelope's ``n^3`` coefficients by about lr at once, so the envelope's value moved by up to lr x
         n^3 per step. At lr 1e-2 (and at 1e-4) the 3-D fits diverged (L1 on a sphere's distance: 0.47 ->
-        1.8 in 20 steps); scaled, the same fit fell to 0.05 in 300 steps (lr / n^3: 0.23)."""
+        1.8 in 20 steps); scaled, the same fit fell to 0.05 in 300 steps (lr / n^3: 0.23). The envelopes
+        then learn at ``ENVELOPE_LR_3D`` of that, the base at all of it (the figures are beside the constant)."""
         shifts = [p for p in (self.radius_shift, self.angle_shift) if p.requires_grad]
         ids = {id(p) for p in shifts}
         groups: list[dict[str, Any]] = []
         if self.in_dim == 3:
             for (n, _), p in zip(self.groups, self.envelopes):
-                groups.append({"params": [p], "lr": lr / math.sqrt(n**3)})
+                groups.append({"params": [p], "lr": ENVELOPE_LR_3D * lr / math.sqrt(n**3)})
             groups.append({"params": [self.base], "lr": lr / math.sqrt(self.frame.base_terms**3)})
             ids |= {id(g["params"][0]) for g in groups}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
