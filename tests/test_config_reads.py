@@ -92,7 +92,24 @@ def _fingerprint(cfg: FieldConfig) -> dict:
             "learns": [p.requires_grad for p in field.parameters()],
             "lrs": [g["lr"] for g in field.param_groups(1.0)],
             "init": init, "y0": y0.numpy().round(6).tobytes(), "y": y.numpy().round(6).tobytes(),
-            "pde": pde, "pde_grads": grads}
+            "pde": pde, "pde_grads": grads, "3d": _fingerprint_3d(cfg)}
+
+
+def _fingerprint_3d(cfg: FieldConfig) -> bytes | None:
+    """Banded NSTR in 3-D (SDF jobs), where ``band_lattice`` acts (2-D fields sum their envelopes exactly):
+    the output with the same deterministic parameter values. None for other models and for the settings
+    3-D refuses (``band_carriers=peaks``, ``band_allocation=spectrum``)."""
+    if not (cfg.model == "nstr" and cfg.variant == "banded") or cfg.band_carriers != "centre" \
+            or cfg.band_allocation != "uniform":
+        return None
+    torch.manual_seed(0)
+    field = build_field(dataclasses.replace(cfg, max_freq=3.0, params=None), 3, 1)
+    x = torch.rand(64, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        for p in field.parameters():
+            gen = torch.Generator().manual_seed(p.numel())
+            p.copy_(torch.rand(p.shape, generator=gen) * 0.5 - 0.25)
+        return field(x).numpy().round(6).tobytes()
 
 
 @pytest.mark.slow

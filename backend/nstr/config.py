@@ -110,7 +110,8 @@ class FieldConfig:
     #                      detached (it trains F alone)
     band_lattice: int = option(2, bounds=(0, 16), reads=BANDED)  # 3-D: the envelopes are summed on one lattice at
     #                      this many times the finest one's Nyquist rate and read trilinearly (cosine_basis.
-    #                      build_lattice); 0: the exact series at every point (14-16x slower at 84k parameters)
+    #                      build_lattice); 0: the exact series at every point (14-16x slower at 84k parameters).
+    #                      1-D and 2-D fields sum their envelopes exactly and do not read it
     band_residual_width: int = option(0, bounds=(0, 4096), reads=BANDED)  # hidden width of the bounded nonlinear
     #                                                   residual; 0: a purely linear synthesis
     band_residual_bound: float = option(0.1, bounds=(0, 100), reads=("residual",))  # the residual's bound |r| <= this
