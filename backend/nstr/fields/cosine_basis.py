@@ -108,8 +108,7 @@ def build_lattice(blocks: list[Tensor], oversample: int) -> Tensor:
     columns = []
     for coeffs in blocks:
         g, n = coeffs.shape[0], coeffs.shape[-1]
-        table = torch.cos((0.5 * math.pi) * (t[:, None] + 1.0)
-                          * torch.arange(n, dtype=torch.float64, device=t.device)).to(coeffs.dtype)   # (L, n)
+        table = axis_terms(t[:, None], n, False)[0][:, 0].to(coeffs.dtype)                # (L, n)
         # z, then y, then x, each one matrix product whose output is already in the next one's layout
         along_z = torch.matmul(table, coeffs.permute(1, 2, 3, 0).reshape(n * n, n, g))    # (n n, L, G): k l c g
         along_y = torch.matmul(table, along_z.reshape(n, n, size * g))                    # (n, L, L G): k b c g
