@@ -82,6 +82,19 @@ def score_mesh_case(case, arrays: dict, readouts: dict[str, np.ndarray], drifts:
     return row
 
 
+def fine_carrier_readout(field, vertices: np.ndarray, transform: dict) -> np.ndarray:  # noqa: ANN001
+    """Banded NSTR's carrier centroid over its two finest octaves only (cycles per input unit): on an SDF
+    the coarse octaves hold the shape's own residual (stop 53's finding, docs/nstr-banded.md)."""
+    import torch
+
+    from nstr.fields.nstr_banded import carrier_readout
+
+    unit = (vertices - np.asarray(transform["center"])) / transform["scale"]
+    octaves = sorted(set(float(r) for r in field.cell_radius))
+    nu = carrier_readout(field, torch.as_tensor(unit, dtype=torch.float32), min_radius=octaves[-2])["frequency"]
+    return nu.numpy() / transform["scale"]
+
+
 def score_agreement(readouts: dict[str, np.ndarray]) -> dict:
     """A mesh with no analytic truth: how the readout on the FIELD agrees with the same window FFT of
     the output mesh's exact distance (mesh_fft) and with smoothed curvature, over all vertices."""
@@ -143,6 +156,8 @@ def run_meshes(args: argparse.Namespace) -> None:
                     readouts["internal"] = a["spectral_frequency"]
                     drifts["transport"] = a["transport_drift"]
                     drifts["exact_J"] = a["drift_exact"]
+                if res.field.describe().get("variant") == "banded" and case is not None:
+                    readouts["fine_carriers"] = fine_carrier_readout(res.field, v, res.report["transform"])
                 diag = float(np.linalg.norm(v.max(0) - v.min(0)))
                 win = SurfaceWindow.from_scale(diag)
                 readouts["curvature"] = mean_curvature(v, f, win.half_width)
@@ -153,6 +168,9 @@ def run_meshes(args: argparse.Namespace) -> None:
                        "fscore_1pct": res.report["metrics"].get("fscore_1pct"),
                        "chamfer_l1": res.report["metrics"].get("chamfer_l1"), "wall_s": round(wall, 1),
                        "t_attributes": res.report["timings"].get("attributes"),
+                       # banded with a residual: its share of the output's energy on the last batch (design 4)
+                       "residual_share": (None if res.report["final_terms"].get("residual_share") is None
+                                          else float(res.report["final_terms"]["residual_share"])),
                        **(score_mesh_case(case, a, readouts, drifts) if case is not None
                           else score_agreement(readouts))}
                 np.savez_compressed(out / f"{name}_{model}_s{seed}_readouts.npz", vertices=v.astype(np.float32),
@@ -207,14 +225,21 @@ def _f(x, fmt: str = "{:.3f}") -> str:  # noqa: ANN001
 def mesh_table(rows: list[dict], args: argparse.Namespace) -> str:
     head = (f"Preset `{args.preset}`, params {args.params or 'preset'}, CPU ({os.cpu_count()} cores, "
             f"{platform.processor() or platform.machine()}), load: {_load()}\n\n")
-    lines = ["| case | model | seed | IoU | readout | rho | slope | rel.err | seed-pair rho | cross-mesh rho | "
-             "control CV | drift cos |", "|" + "---|" * 12]
+    lines = ["Accuracy (every case; the residual's share of the output's energy where the model has one):", "",
+             "| case | model | seed | params | IoU | Chamfer L1 | F@1% | residual share | s |", "|" + "---|" * 9]
     for r in rows:
-        if r["case"] not in CONTROL_OF:
+        lines.append(f"| {r['case']} | {r['model']} | {r['seed']} | {r['params']:,} | {_f(r.get('iou'), '{:.4f}')} | "
+                     f"{_f(r.get('chamfer_l1'), '{:.2e}')} | {_f(r.get('fscore_1pct'), '{:.4f}')} | "
+                     f"{_f(r.get('residual_share'), '{:.2e}')} | {r['wall_s']} |")
+    lines += ["", "| case | model | seed | IoU | readout | rho | slope | rel.err | seed-pair rho | cross-mesh rho | "
+              "control CV | drift cos |", "|" + "---|" * 12]
+    for r in rows:
+        if r["case"].startswith("shared:") or r["case"] in CONTROL_OF.values():  # every case with a ripple's truth
             continue
-        ctrl = next((q for q in rows if q["case"] == CONTROL_OF[r["case"]] and q["model"] == r["model"]
+        ctrl = next((q for q in rows if q["case"] == CONTROL_OF.get(r["case"]) and q["model"] == r["model"]
                      and q["seed"] == r["seed"]), {})
-        for k, dk in (("measured", "measured"), ("internal", "transport"), ("curvature", None), ("mesh_fft", None)):
+        for k, dk in (("measured", "measured"), ("internal", "transport"), ("fine_carriers", None), ("curvature", None),
+                      ("mesh_fft", None)):
             if f"{k}_rho" not in r:
                 continue
             drift = _f(r.get(f"{dk}_cos")) if dk else ""
@@ -227,7 +252,7 @@ def mesh_table(rows: list[dict], args: argparse.Namespace) -> str:
     lines.append("")
     lines.append("Controls: | case | model | seed | IoU | readout means (CV) |")
     for r in rows:
-        if r["case"] in CONTROL_OF or r["case"].startswith("shared:"):
+        if r["case"] not in CONTROL_OF.values():
             continue
         parts = ", ".join(f"{k} {_f(r.get(f'{k}_mean'), '{:.3g}')} (CV {_f(r.get(f'{k}_cv'))})"
                           for k in ("measured", "internal", "curvature", "mesh_fft") if f"{k}_cv" in r)

@@ -54,6 +54,11 @@ class Field(nn.Module):
         """Start from the signal itself, given on the tasks' regular grid as ``(*shape, C)`` numpy
         (banded NSTR's carriers at the FFT's peaks). Models that start blind ignore it."""
 
+    def init_from_samples(self, points: Any, values: Any) -> None:
+        """Start from scattered samples of the target: ``points`` (N, d) and ``values`` (N, C) tensors (the
+        SDF task's points and their distances; banded NSTR solves its coarse base on them). Models that
+        start blind ignore it."""
+
     @property
     def n_params(self) -> int:
         """Trainable parameters: what a parameter budget counts (fixed random matrices are not counted)."""

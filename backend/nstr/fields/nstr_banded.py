@@ -5,8 +5,9 @@
 * ``w_i``: a constant-Q frame of carriers, octaves x directions (:mod:`nstr.fields.carrier_frame`),
   each learnable inside its own cell, or (1-D, 2-D) started at the signal's strongest FFT peak in its cell.
 * 3-D (SDF jobs): directions spread over a hemisphere, envelopes of ``n^3`` terms, whose values are read
-  from one lattice (``band_lattice``; the readout sums the exact series); the base starts as the distance
-  to a sphere (:func:`sphere_start`), each block learns at lr / sqrt(n^3) and the envelopes at
+  from one lattice (``band_lattice``; the readout sums the exact series); the base starts as the
+  least-squares fit to the SDF task's samples (:meth:`BandedNSTRField.init_from_samples`; built without
+  samples, as the distance to a sphere: :func:`sphere_start`), each block learns at lr / sqrt(n^3) and the envelopes at
   ``ENVELOPE_LR_3D`` of that (:meth:`BandedNSTRField.param_groups`); SDF jobs fit the whole distance
   (``nstr.tasks.sdf.WHOLE_DISTANCE_BAND``). ``docs/nstr-banded.md`` has what its readout does and does
   not show there.
@@ -61,6 +62,7 @@ _EPS = 1e-12
 # rate of everything instead (train.lr 1.25e-3) left the base unable to move from its start sphere in 300
 # steps: the rippled sphere read IoU 0.50.
 ENVELOPE_LR_3D = 0.25
+BASE_FIT_POINTS = 200_000  # samples the 3-D base's least-squares start reads (64 terms: a 200k x 64 system)
 
 
 @dataclass
@@ -165,6 +167,29 @@ class BandedNSTRField(Field):
         n_max = max(max(self.frame.terms), self.frame.base_terms)
         usable = self.use_sample_grid and not (self.in_dim == 1 and n_max > 2 * values.shape[0])  # DCT: n <= 2M
         self.grid = SampleGrid(values.shape[:-1], n_max) if usable else None
+
+    def init_from_samples(self, points: Tensor, values: Tensor, max_points: int = BASE_FIT_POINTS) -> None:
+        """3-D: the base starts as the least-squares fit of its ``n^3`` cosine terms to the samples (the
+        envelopes are zero at the start, so the field starts as the best coarse distance it can hold).
+        WHY: from the sphere start (radius 0.5) the base, which learns at lr / sqrt(n^3), could not reach a
+        sphere of radius 0.8 with 6 directions and 16 cycles per unit in 300 steps (the rippled sphere:
+        IoU 0.738; started by least squares 0.985). Up to ``max_points`` samples, evenly strided (the
+        task's samples come in parts: on the surface, near it, uniform), solved in float64 on the CPU."""
+        if self.in_dim != 3:
+            return
+        pick = torch.linspace(0, len(points) - 1, min(len(points), max_points), device=points.device).long()
+        x = points[pick].detach().to("cpu", torch.float64)
+        y = values[pick].detach().to("cpu", torch.float64).reshape(len(x), -1)
+        n = self.base.shape[-1]
+        v, _ = axis_terms(x, n, False)
+        design = torch.einsum("ni,nj,nk->nijk", v[:, 0], v[:, 1], v[:, 2]).reshape(len(x), n**3)
+        gram = design.t() @ design
+        gram += 1e-9 * gram.diagonal().mean() * torch.eye(n**3, dtype=torch.float64)  # a tie-break, not a prior
+        coef = torch.linalg.solve(gram, design.t() @ y)  # (n^3, C)
+        if coef.shape[1] == 1:
+            coef = coef.expand(-1, self.out_dim)
+        with torch.no_grad():
+            self.base.copy_(coef.t().reshape(self.base.shape).to(self.base))
 
     def _move_carriers(self, d_log: np.ndarray, d_ang: np.ndarray) -> None:
         """Put each carrier at (log-radius, angle) offsets from its cell centre."""
@@ -388,16 +413,20 @@ def sphere_start(terms: int, radius: float = 0.5, samples: int = 32) -> Tensor:
     return torch.as_tensor(spec[:terms, :terms, :terms], dtype=torch.float32)
 
 
-def carrier_readout(field: BandedNSTRField, x: Tensor) -> dict[str, Tensor]:
+def carrier_readout(field: BandedNSTRField, x: Tensor, min_radius: float = 0.0) -> dict[str, Tensor]:
     """The readout in one forward pass: per point, the carriers' powers (N, K), the power-weighted
     instantaneous frequency ``frequency`` (cycles per unit) and its ``wavelength``, and the unit
-    ``direction`` (N, d) of the strongest carrier's instantaneous frequency."""
+    ``direction`` (N, d) of the strongest carrier's instantaneous frequency. ``min_radius`` keeps only the
+    carriers whose cells lie at or above it (cycles per unit): an SDF's coarse octaves hold the shape's
+    own residual, not its detail (docs/nstr-banded.md, stop 53)."""
     with torch.no_grad():
         st = field.spectral_state(x)
+    keep = (field.cell_radius >= min_radius - 1e-6).to(st.S)
     radius = st.freqs.norm(dim=-1) / (2 * math.pi)
-    total = st.S.sum(-1) + _EPS
-    nu = (st.S * radius).sum(-1) / total
-    top = st.S.argmax(-1)
+    power = st.S * keep
+    total = power.sum(-1) + _EPS
+    nu = (power * radius).sum(-1) / total
+    top = power.argmax(-1)
     vec = st.freqs[torch.arange(x.shape[0]), top]
-    return {"power": st.S, "frequency": nu, "wavelength": 1.0 / nu.clamp_min(_EPS),
+    return {"power": power, "frequency": nu, "wavelength": 1.0 / nu.clamp_min(_EPS),
             "direction": vec / vec.norm(dim=-1, keepdim=True).clamp_min(_EPS)}

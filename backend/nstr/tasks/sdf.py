@@ -412,6 +412,8 @@ def fit_sdf(mesh: Mesh, cfg: RunConfig, *, mesh_report: MeshReport | None = None
     run.emit("sampling", 1, 1, metrics={"surface_cells": surface_cells(prep.unit, prep.resolution)})
     field = build_field(cfg.field, in_dim=3, out_dim=1)
     objective = _objective(prep.samples, opts, device, cfg.train.batch_size, prep.holdout)
+    # what the loss asks of the field: the distance, and "at least the band" beyond it
+    field.init_from_samples(objective.points, objective.sdf.clamp(-opts.band, opts.band).unsqueeze(1))
     final = run.fit(field, objective, cfg.train, device=device, checkpoint=checkpoint)
     run.timings["fit"] = run.timings.pop("fitting")
     field.eval()

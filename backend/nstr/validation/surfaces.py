@@ -17,7 +17,7 @@ class SurfaceCase:
     """A validation mesh and how to score a surface near it."""
 
     name: str
-    kind: str  # slab | sphere
+    kind: str  # slab | sphere | thread | knurl
     f0: float  # cycles per unit length at the start of the ramp
     f1: float  # ... and at its end
     amplitude: float
@@ -25,8 +25,13 @@ class SurfaceCase:
     control: bool = False  # flat / smooth: no ripple (amplitude 0), truth is "no detail"
 
     def mesh(self, n: int = 80) -> tuple[np.ndarray, np.ndarray]:
-        v, f = (chirp_slab(self.f0, self.f1, 0.0 if self.control else self.amplitude, n) if self.kind == "slab"
-                else rippled_sphere(self.f0, self.f1, 0.0 if self.control else self.amplitude, n))
+        amplitude = 0.0 if self.control else self.amplitude
+        if self.kind == "slab":
+            v, f = chirp_slab(self.f0, self.f1, amplitude, n)
+        elif self.kind == "sphere":
+            v, f = rippled_sphere(self.f0, self.f1, amplitude, n)
+        else:
+            v, f = threaded_rod(self.f0, self.f1, amplitude, KNURL_TURNS if self.kind == "knurl" else (1,), n)
         return (v * self.scale).astype(np.float64), f
 
     def truth(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -37,6 +42,14 @@ class SurfaceCase:
             grad = np.zeros_like(p)
             grad[:, 0] = (self.f1 - self.f0) / 2.0
             mask = (p[:, 2] > SLAB_TOP - 0.1) & (np.abs(p[:, 0]) < 0.8) & (np.abs(p[:, 1]) < 0.8)
+        elif self.kind in ("thread", "knurl"):
+            # every helix's wave vector on the surface: 2 pi f(z) along z and m / R around the rod
+            along = self.f0 + (self.f1 - self.f0) * (p[:, 2] + ROD_HALF_LENGTH) / (2 * ROD_HALF_LENGTH)
+            around = max(KNURL_TURNS if self.kind == "knurl" else (1,)) / (2 * math.pi * ROD_RADIUS)
+            freq = np.hypot(along, around)
+            grad = np.zeros_like(p)
+            grad[:, 2] = along / freq * (self.f1 - self.f0) / (2 * ROD_HALF_LENGTH)
+            mask = np.abs(p[:, 2]) < ROD_HALF_LENGTH - 0.15
         else:
             r = np.linalg.norm(p, axis=1)
             theta = np.arccos(np.clip(p[:, 2] / np.maximum(r, 1e-12), -1, 1))
@@ -50,6 +63,9 @@ class SurfaceCase:
 
 SLAB_TOP = 0.25
 SPHERE_RADIUS = 0.8
+ROD_RADIUS = 0.45
+ROD_HALF_LENGTH = 0.8
+KNURL_TURNS = (12, -12)  # a diamond knurl: two helices of opposite hand, 12 starts each
 
 
 def chirp_slab(f0: float, f1: float, amplitude: float, n: int = 80) -> tuple[np.ndarray, np.ndarray]:
@@ -88,15 +104,40 @@ def rippled_sphere(f0: float, f1: float, amplitude: float, n: int = 96) -> tuple
     r_pole = SPHERE_RADIUS  # phase 0 at theta = 0; at the far pole the ripple's value there
     r_south = SPHERE_RADIUS + amplitude * math.sin(2 * math.pi * SPHERE_RADIUS * (f0 * math.pi + (f1 - f0) * math.pi / 2))
     v = np.concatenate([ring, [[0, 0, r_pole]], [[0, 0, -r_south]]])
-    idx = np.arange(len(theta) * n_lon).reshape(len(theta), n_lon)
+    return v, _outward(v, _rings_and_caps(len(theta), n_lon))
+
+
+def threaded_rod(f0: float, f1: float, amplitude: float, turns: tuple[int, ...] = (1,),
+                 n: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """A closed rod of radius 0.45 along z in [-0.8, 0.8] whose radius is ``0.45 + A mean_m sin(phase(z) - m
+    angle)``: one helix per entry of ``turns`` (m starts around the rod; (1,) is a single-start thread, two of
+    opposite sign a diamond knurl), the pitch's frequency along z rising linearly ``f0 -> f1`` cycles per unit
+    from z = -0.8 to 0.8. Flat caps, fanned from their centres."""
+    n_z, n_a = int(n * 4 // 3), n
+    z = np.linspace(-ROD_HALF_LENGTH, ROD_HALF_LENGTH, n_z)
+    t = z + ROD_HALF_LENGTH
+    phase = 2 * math.pi * (f0 * t + (f1 - f0) * t * t / (4 * ROD_HALF_LENGTH))
+    ang = np.linspace(0, 2 * math.pi, n_a, endpoint=False)
+    pp, aa = np.meshgrid(phase, ang, indexing="ij")
+    r = ROD_RADIUS + amplitude * np.mean([np.sin(pp - m * aa) for m in turns], axis=0)
+    zz = np.broadcast_to(z[:, None], pp.shape)
+    ring = np.stack([r * np.cos(aa), r * np.sin(aa), zz], -1).reshape(-1, 3)
+    v = np.concatenate([ring, [[0, 0, -ROD_HALF_LENGTH]], [[0, 0, ROD_HALF_LENGTH]]])
+    return v, _outward(v, _rings_and_caps(n_z, n_a))
+
+
+def _rings_and_caps(rows: int, cols: int) -> np.ndarray:
+    """Faces of ``rows`` closed rings of ``cols`` vertices (row-major), joined ring to ring, and a fan from
+    each end's pole (the vertices after the rings: the first ring's pole, then the last's), consistently
+    wound."""
+    idx = np.arange(rows * cols).reshape(rows, cols)
     j1 = np.roll(idx, -1, axis=1)
     a, b, c, d = idx[:-1].ravel(), idx[1:].ravel(), j1[1:].ravel(), j1[:-1].ravel()
     quads = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])
-    north, south = len(ring), len(ring) + 1
-    cap_n = np.stack([np.full(n_lon, north), idx[0], j1[0]], 1)
-    cap_s = np.stack([np.full(n_lon, south), j1[-1], idx[-1]], 1)
-    faces = np.concatenate([quads, cap_n, cap_s])
-    return v, _outward(v, faces)
+    first, last = rows * cols, rows * cols + 1
+    cap_first = np.stack([np.full(cols, first), idx[0], j1[0]], 1)
+    cap_last = np.stack([np.full(cols, last), j1[-1], idx[-1]], 1)
+    return np.concatenate([quads, cap_first, cap_last])
 
 
 def _outward(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -111,4 +152,6 @@ CASES: dict[str, SurfaceCase] = {
     "rippled_sphere": SurfaceCase("rippled_sphere", "sphere", 3.0, 8.0, 0.02),
     "flat_slab": SurfaceCase("flat_slab", "slab", 3.0, 8.0, 0.02, control=True),
     "smooth_sphere": SurfaceCase("smooth_sphere", "sphere", 3.0, 8.0, 0.02, control=True),
+    "threaded_rod": SurfaceCase("threaded_rod", "thread", 3.0, 8.0, 0.02),
+    "knurled_rod": SurfaceCase("knurled_rod", "knurl", 3.0, 8.0, 0.02),
 }
