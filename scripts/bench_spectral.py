@@ -88,8 +88,9 @@ def fine_carrier_readout(field, vertices: np.ndarray, transform: dict) -> np.nda
     import torch
 
     from nstr.fields.nstr_banded import carrier_readout
+    from nstr.geometry.normalize import UnitBoxTransform
 
-    unit = (vertices - np.asarray(transform["center"])) / transform["scale"]
+    unit = UnitBoxTransform(tuple(transform["center"]), transform["scale"]).to_unit(vertices)
     octaves = sorted(set(float(r) for r in field.cell_radius))
     nu = carrier_readout(field, torch.as_tensor(unit, dtype=torch.float32), min_radius=octaves[-2])["frequency"]
     return nu.numpy() / transform["scale"]

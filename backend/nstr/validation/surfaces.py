@@ -24,6 +24,11 @@ class SurfaceCase:
     scale: float = 1.0
     control: bool = False  # flat / smooth: no ripple (amplitude 0), truth is "no detail"
 
+    @property
+    def turns(self) -> tuple[int, ...]:
+        """A rod's helices: starts around the rod, one entry per helix (a thread: one; a knurl: two)."""
+        return KNURL_TURNS if self.kind == "knurl" else (1,)
+
     def mesh(self, n: int = 80) -> tuple[np.ndarray, np.ndarray]:
         amplitude = 0.0 if self.control else self.amplitude
         if self.kind == "slab":
@@ -31,7 +36,7 @@ class SurfaceCase:
         elif self.kind == "sphere":
             v, f = rippled_sphere(self.f0, self.f1, amplitude, n)
         else:
-            v, f = threaded_rod(self.f0, self.f1, amplitude, KNURL_TURNS if self.kind == "knurl" else (1,), n)
+            v, f = threaded_rod(self.f0, self.f1, amplitude, self.turns, n)
         return (v * self.scale).astype(np.float64), f
 
     def truth(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -45,7 +50,7 @@ class SurfaceCase:
         elif self.kind in ("thread", "knurl"):
             # every helix's wave vector on the surface: 2 pi f(z) along z and m / R around the rod
             along = self.f0 + (self.f1 - self.f0) * (p[:, 2] + ROD_HALF_LENGTH) / (2 * ROD_HALF_LENGTH)
-            around = max(KNURL_TURNS if self.kind == "knurl" else (1,)) / (2 * math.pi * ROD_RADIUS)
+            around = max(self.turns) / (2 * math.pi * ROD_RADIUS)
             freq = np.hypot(along, around)
             grad = np.zeros_like(p)
             grad[:, 2] = along / freq * (self.f1 - self.f0) / (2 * ROD_HALF_LENGTH)
