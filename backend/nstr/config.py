@@ -55,6 +55,9 @@ ACTIVATION = ("activation",)  # an MLP with a choice of activation (siren always
 TRANSPORT = ("transport",)  # the transport network F_theta and its PDE term
 
 
+DEFAULT_MIN_FREQ = 0.5  # cycles per unit: NSTR's lowest frequency where neither the user nor the task sets one
+
+
 @dataclass
 class FieldConfig:
     """The neural field. One dataclass for every model so that ``--model``
@@ -68,7 +71,9 @@ class FieldConfig:
     #                                                   to it (within 5%)
     # --- NSTR: K global frequencies w_i and phases b_i
     n_freqs: int = option(32, bounds=(1, 1024), reads=CLASSIC)  # K
-    min_freq: float = option(0.5, bounds=(0, 10_000), reads=NSTR)  # smallest |w_i| / 2pi, cycles per unit of x in [-1, 1]
+    min_freq: float | None = option(None, bounds=(0, 10_000), reads=NSTR)  # smallest |w_i| / 2pi, cycles per unit of
+    #                                                   x in [-1, 1]; None: DEFAULT_MIN_FREQ, or for banded NSTR's SDFs
+    #                                                   the coarsest frequency of the detail range (sdf_config)
     max_freq: float | None = option(None, bounds=(0, 10_000), reads=NSTR)  # band limit; None: the task sets it from
     #                                                   the signal's resolution
     learn_freqs: bool = option(True, reads=NSTR)  # learnable (with freq_lr_scale x lr) or frozen
@@ -120,6 +125,10 @@ class FieldConfig:
     # --- Fourier-feature MLP
     ffn_features: int = option(256, bounds=(1, 65_536), reads=("ffn",))
     ffn_sigma: float = option(10.0, bounds=(0, 10_000), reads=("ffn",))
+
+    def lowest_freq(self) -> float:
+        """``min_freq``, or :data:`DEFAULT_MIN_FREQ` where the task left it unset."""
+        return DEFAULT_MIN_FREQ if self.min_freq is None else self.min_freq
 
 
 MODELS: tuple[str, ...] = dict(FieldConfig.__dataclass_fields__["model"].metadata)["choices"]

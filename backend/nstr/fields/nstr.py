@@ -64,7 +64,7 @@ class NSTRField(Field):
         K, d = cfg.n_freqs, in_dim
         self.K, self.phase_mod, self.literal_scalar = K, cfg.phase_mod, cfg.literal_scalar
         self.freq_lr_scale = cfg.freq_lr_scale
-        self.omega = nn.Parameter(init_frequencies(K, d, cfg.min_freq, max_freq), requires_grad=cfg.learn_freqs)
+        self.omega = nn.Parameter(init_frequencies(K, d, cfg.lowest_freq(), max_freq), requires_grad=cfg.learn_freqs)
         self.phase = nn.Parameter(torch.rand(K) * 2 * math.pi, requires_grad=cfg.learn_freqs)
         channels = 2 * K if cfg.phase_mod else K
         self.spectrum_kind = cfg.spectrum

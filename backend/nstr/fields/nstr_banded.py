@@ -4,7 +4,8 @@
 
 * ``w_i``: a constant-Q frame of carriers, octaves x directions (:mod:`nstr.fields.carrier_frame`),
   each learnable inside its own cell, or (1-D, 2-D) started at the signal's strongest FFT peak in its cell.
-* 3-D (SDF jobs): directions spread over a hemisphere, envelopes of ``n^3`` terms, whose values are read
+* 3-D (SDF jobs): directions spread over a hemisphere, the carriers inside the detail range only (the base
+  holds what is coarser: ``nstr.tasks.sdf.detail_min_freq``), envelopes of ``n^3`` terms, whose values are read
   from one lattice (``band_lattice``; the readout sums the exact series); the base starts as the
   least-squares fit to the SDF task's samples (:meth:`BandedNSTRField.init_from_samples`; built without
   samples, as the distance to a sphere: :func:`sphere_start`), each block learns at lr / sqrt(n^3) and the envelopes at
@@ -62,6 +63,7 @@ _EPS = 1e-12
 # rate of everything instead (train.lr 1.25e-3) left the base unable to move from its start sphere in 300
 # steps: the rippled sphere read IoU 0.50.
 ENVELOPE_LR_3D = 0.25
+_LSQ_CHUNK = 20_000
 BASE_FIT_POINTS = 200_000  # samples the 3-D base's least-squares start reads (64 terms: a 200k x 64 system)
 
 
@@ -90,7 +92,7 @@ class BandedNSTRField(Field):
             raise ConfigError("field.band_carriers=peaks and field.band_allocation=spectrum read a signal's FFT on "
                               "its sample grid; a 3-D field (an SDF) has none",
                               "Leave field.band_carriers=centre and field.band_allocation=uniform for 3-D jobs")
-        frame = build_frame(in_dim, max_freq, cfg.min_freq, cfg.band_per_octave, cfg.band_directions,
+        frame = build_frame(in_dim, max_freq, cfg.lowest_freq(), cfg.band_per_octave, cfg.band_directions,
                             cfg.band_overlap, cfg.band_resolution)
         self.frame, self.K, self.freq_lr_scale = frame, frame.count, cfg.freq_lr_scale
         self.carrier_mode, self.allocation = cfg.band_carriers, cfg.band_allocation
@@ -181,11 +183,15 @@ class BandedNSTRField(Field):
         x = points[pick].detach().to("cpu", torch.float64)
         y = values[pick].detach().to("cpu", torch.float64).reshape(len(x), -1)
         n = self.base.shape[-1]
-        v, _ = axis_terms(x, n, False)
-        design = torch.einsum("ni,nj,nk->nijk", v[:, 0], v[:, 1], v[:, 2]).reshape(len(x), n**3)
-        gram = design.t() @ design
+        gram = torch.zeros(n**3, n**3, dtype=torch.float64)
+        rhs = torch.zeros(n**3, y.shape[1], dtype=torch.float64)
+        for i in range(0, len(x), _LSQ_CHUNK):  # the normal equations a chunk at a time: a 13^3-term base's
+            v, _ = axis_terms(x[i:i + _LSQ_CHUNK], n, False)   # whole design would be 200k x 2197 (3.5 GB)
+            design = torch.einsum("ni,nj,nk->nijk", v[:, 0], v[:, 1], v[:, 2]).reshape(len(v), n**3)
+            gram += design.t() @ design
+            rhs += design.t() @ y[i:i + _LSQ_CHUNK]
         gram += 1e-9 * gram.diagonal().mean() * torch.eye(n**3, dtype=torch.float64)  # a tie-break, not a prior
-        coef = torch.linalg.solve(gram, design.t() @ y)  # (n^3, C)
+        coef = torch.linalg.solve(gram, rhs)  # (n^3, C)
         if coef.shape[1] == 1:
             coef = coef.expand(-1, self.out_dim)
         with torch.no_grad():

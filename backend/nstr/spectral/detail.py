@@ -93,11 +93,14 @@ class BandLayout:
         return [{"band": b, "shortest": float(e[b]), "longest": float(e[b + 1])} for b in range(self.count)]
 
 
+COARSEST_DETAIL = 1.0 / 3.0   # the default detail range's longest wavelength, over the object's largest extent
+
+
 def default_bands(voxel: float, object_size: float) -> BandLayout:
     """From the finest wavelength the result can hold (2 voxels of its extraction grid) to about a
     third of the object (its largest extent)."""
     finest = 2.0 * voxel
-    top = object_size / 3.0
+    top = object_size * COARSEST_DETAIL
     count = max(1, int(round(math.log2(max(top / finest, 2.0)))))
     return BandLayout(finest, count)
 

@@ -45,7 +45,7 @@ from nstr.geometry.extraction import extract_surface, resolve_mc
 from nstr.geometry.mesh import Mesh, MeshReport, check_mesh_arrays, mesh_from_arrays
 from nstr.geometry.metrics import CONVENTION_POINTS
 from nstr.geometry.simplify import check_simplify_options
-from nstr.spectral.detail import check_detail_range
+from nstr.spectral.detail import COARSEST_DETAIL, check_detail_range
 from nstr.tasks.skeleton import ProgressFn, TaskRun, config_from_job
 
 TASK = "sdf"
@@ -128,12 +128,25 @@ TRUNCATED_BAND = 0.1
 WHOLE_DISTANCE_BAND = 1.0  # banded NSTR's own: bunny at 84k parameters, IoU 0.970 against 0.956 at 0.1 (stop 52)
 
 
+def detail_min_freq(padding: float) -> float:
+    """Banded NSTR's lowest carrier frequency on an SDF (cycles per unit of the unit box): the coarsest of
+    the default detail range, a third of the object (whose largest extent spans ``2 (1 - padding)``).
+    Below it the base holds the shape. WHY (issue 28, stop 54; 84k parameters, 16 directions, 300 steps):
+    with carriers down to 0.5 cycles per unit the two coarsest octaves held the shape's residual (as much
+    power on a smooth sphere as on the rippled one) and the carriers' centroid read the ripple at rho
+    0.15-0.53; with the carriers in the detail range only, 0.84-0.92 on the four analytic surfaces, at
+    the same accuracy (IoU within 0.001 on all seven meshes; docs/nstr-banded.md, stop 54)."""
+    return 1.0 / (COARSEST_DETAIL * 2.0 * (1.0 - padding))
+
+
 def sdf_config(preset: str = "default", overrides: Mapping[str, Any] | None = None) -> RunConfig:
     cfg = build_config(SDFOptions, PRESETS, preset, overrides)
     if cfg.task.band is None:  # WHY banded fits the whole distance: its carriers are global, and with the loss
         #                        truncated at 0.1 they spend their freedom off the surface (docs/nstr-banded.md)
         banded = cfg.field.model == "nstr" and cfg.field.variant == "banded"
         cfg.task = dataclasses.replace(cfg.task, band=WHOLE_DISTANCE_BAND if banded else TRUNCATED_BAND)
+    if cfg.field.min_freq is None and cfg.field.model == "nstr" and cfg.field.variant == "banded":
+        cfg.field = dataclasses.replace(cfg.field, min_freq=detail_min_freq(cfg.task.padding))
     check_options(cfg.task)
     return cfg
 
